@@ -1,0 +1,165 @@
+package room
+
+// Signalling protocol, version 1.
+//
+// Peers talk to the server over a WebSocket; every frame is one JSON Message.
+// The server only routes: Data is opaque to it (end-to-end PAKE frames, see
+// package pake), and it forwards a frame only between the two ends of a
+// handshake, never to the whole room.
+//
+//	sender (host)              server                     receiver
+//	  |-- create{v} ------------->|                            |
+//	  |<- created{room,peer} -----|                            |
+//	  |                           |<------------ join{v,room} -|
+//	  |                           |-- joined{room,peer,host} ->|   (lazy: the
+//	  |                           |<-- relay{to:host,data} ----|    receiver
+//	  |<- relay{from:rcv,data} ---|                            |    speaks first)
+//	  |-- relay{to:rcv,data} ---->|                            |
+//	  |                           |-- relay{from:host,data} -->|
+//	  |            ... PAKE, then sealed offer/answer/candidates ...
+//	  |<- left{peer} -------------|<------------------- (close)|
+//	  |-- close ----------------->|-- error{room_closed} ----->|
+//
+// A receiver may relay only to the host. The host may relay only to a
+// receiver that has relayed to it first, so the host never holds state for
+// receivers that never ask. Every frame is at most MaxMessageSize bytes.
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// ProtocolVersion is the signalling protocol version carried in create and
+// join. The server refuses any other with CodeVersion.
+const ProtocolVersion = 1
+
+// MaxMessageSize bounds one signalling frame on the wire, in bytes. A sealed
+// SDP offer with a few dozen candidates fits several times over.
+const MaxMessageSize = 64 << 10
+
+// MaxDataSize bounds Message.Data (before base64).
+const MaxDataSize = 32 << 10
+
+// Type names a signalling message.
+type Type string
+
+// Client-to-server types.
+const (
+	TypeCreate Type = "create" // host opens a room
+	TypeJoin   Type = "join"   // receiver enters a room
+	TypeRelay  Type = "relay"  // forward Data to To (client->server) / from From (server->client)
+	TypeClose  Type = "close"  // host closes its room; Code says why
+	TypeLeave  Type = "leave"  // either side ends one handshake with Peer
+)
+
+// Server-to-client types.
+const (
+	TypeCreated Type = "created" // Room and Peer (the host's own ID)
+	TypeJoined  Type = "joined"  // Room, Peer (own ID) and Host
+	TypeLeft    Type = "left"    // Peer is gone (disconnected or sent leave)
+	TypeError   Type = "error"   // Code and Text; fatal unless Code is per-message
+)
+
+// Message is the one wire struct of the signalling protocol. Unused fields
+// are omitted; which fields a type uses is listed beside the type constants.
+type Message struct {
+	Type    Type   `json:"type"`
+	Version int    `json:"v,omitempty"`
+	Room    string `json:"room,omitempty"`
+	Peer    string `json:"peer,omitempty"` // own ID (created/joined), or the other end (relay, left, leave)
+	Host    string `json:"host,omitempty"` // joined: the host's peer ID
+	Data    []byte `json:"data,omitempty"` // relay: opaque end-to-end payload
+	Code    Code   `json:"code,omitempty"`
+	Text    string `json:"text,omitempty"`
+}
+
+// Encode returns the wire form of m after checking it.
+func Encode(m *Message) ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("encode signalling message: %w", err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode signalling message: %w", err)
+	}
+	if len(b) > MaxMessageSize {
+		return nil, fmt.Errorf("encode signalling message: %w: %d bytes", ErrTooLarge, len(b))
+	}
+	return b, nil
+}
+
+// Decode parses and checks one wire frame. Everything in it came from the
+// network: the result is valid per Validate or an error wrapping
+// ErrBadMessage or ErrTooLarge.
+func Decode(b []byte) (*Message, error) {
+	if len(b) > MaxMessageSize {
+		return nil, fmt.Errorf("decode signalling message: %w: %d bytes", ErrTooLarge, len(b))
+	}
+	var m Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode signalling message: %w: %v", ErrBadMessage, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("decode signalling message: %w", err)
+	}
+	return &m, nil
+}
+
+// Validate checks that m carries what its type needs and nothing malformed.
+func (m *Message) Validate() error {
+	if len(m.Data) > MaxDataSize {
+		return fmt.Errorf("%w: data of %d bytes", ErrTooLarge, len(m.Data))
+	}
+	if len(m.Text) > 512 {
+		return fmt.Errorf("%w: text of %d bytes", ErrBadMessage, len(m.Text))
+	}
+	if m.Room != "" && !ValidRoomID(m.Room) {
+		return fmt.Errorf("%w: malformed room ID", ErrBadMessage)
+	}
+	for _, p := range []string{m.Peer, m.Host} {
+		if p != "" && !ValidPeerID(p) {
+			return fmt.Errorf("%w: malformed peer ID", ErrBadMessage)
+		}
+	}
+	if m.Code != "" && !m.Code.known() {
+		return fmt.Errorf("%w: unknown code %q", ErrBadMessage, string(m.Code))
+	}
+	need := func(ok bool, what string) error {
+		if !ok {
+			return fmt.Errorf("%w: %s without %s", ErrBadMessage, m.Type, what)
+		}
+		return nil
+	}
+	switch m.Type {
+	case TypeCreate:
+		return need(m.Version != 0, "version")
+	case TypeJoin:
+		if err := need(m.Version != 0, "version"); err != nil {
+			return err
+		}
+		return need(m.Room != "", "room")
+	case TypeRelay:
+		if err := need(m.Peer != "", "peer"); err != nil {
+			return err
+		}
+		return need(len(m.Data) > 0, "data")
+	case TypeClose:
+		return nil
+	case TypeLeave, TypeLeft:
+		return need(m.Peer != "", "peer")
+	case TypeCreated:
+		if err := need(m.Room != "", "room"); err != nil {
+			return err
+		}
+		return need(m.Peer != "", "peer")
+	case TypeJoined:
+		if err := need(m.Room != "" && m.Peer != "", "room and peer"); err != nil {
+			return err
+		}
+		return need(m.Host != "", "host")
+	case TypeError:
+		return need(m.Code != "", "code")
+	default:
+		return fmt.Errorf("%w: unknown type %q", ErrBadMessage, string(m.Type))
+	}
+}

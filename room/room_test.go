@@ -1,0 +1,124 @@
+package room
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id, err := NewRoomID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ValidRoomID(id) {
+			t.Fatalf("invalid room ID %q", id)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate room ID %q", id)
+		}
+		seen[id] = true
+	}
+	pw, err := NewPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pw) != 2*PasswordGroup+1 || pw[PasswordGroup] != '-' {
+		t.Fatalf("password %q has the wrong form", pw)
+	}
+	if bits := float64(2*PasswordGroup) * math.Log2(float64(len(Alphabet))); bits < 40 {
+		t.Fatalf("password entropy %.1f bits < 40", bits)
+	}
+	for _, bad := range []string{"", "abcdefg", "abcdefghj", "ABCDEFGH", "abcdefg0", "abcdefgl", "abcdefg\x00"} {
+		if ValidRoomID(bad) {
+			t.Errorf("ValidRoomID(%q) = true", bad)
+		}
+	}
+	if got := NormalizeRoomID("  ABCDefgh \n"); got != "abcdefgh" {
+		t.Errorf("NormalizeRoomID = %q", got)
+	}
+}
+
+func TestAlphabetUniform(t *testing.T) {
+	counts := map[byte]int{}
+	const n = 31 * 2000
+	s, err := randomString(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
+	}
+	if len(counts) != len(Alphabet) {
+		t.Fatalf("saw %d distinct characters, want %d", len(counts), len(Alphabet))
+	}
+	for c, k := range counts {
+		if k < 1500 || k > 2500 { // expected 2000, sd ~44
+			t.Errorf("character %q drawn %d times, expected about 2000", c, k)
+		}
+	}
+}
+
+func TestEncodeDecode(t *testing.T) {
+	msgs := []*Message{
+		{Type: TypeCreate, Version: ProtocolVersion},
+		{Type: TypeJoin, Version: ProtocolVersion, Room: "abcdefgh"},
+		{Type: TypeRelay, Peer: "abcdefghjkmn", Data: []byte{1, 2, 3}},
+		{Type: TypeError, Code: CodeRoomNotFound, Text: "no such room"},
+		{Type: TypeJoined, Room: "abcdefgh", Peer: "abcdefghjkmn", Host: "23456789abcd"},
+	}
+	for _, m := range msgs {
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatalf("Encode(%+v): %v", m, err)
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", b, err)
+		}
+		if got.Type != m.Type || got.Room != m.Room || got.Peer != m.Peer || string(got.Data) != string(m.Data) {
+			t.Fatalf("round trip: got %+v want %+v", got, m)
+		}
+	}
+	bad := []string{
+		``, `{`, `[]`, `{"type":"nope"}`, `{"type":"join","v":1}`, `{"type":"join","room":"abcdefgh"}`,
+		`{"type":"relay","peer":"abcdefghjkmn"}`, `{"type":"relay","peer":"../../etc","data":"AQ=="}`,
+		`{"type":"error","code":"made_up"}`, `{"type":"create","v":1,"room":"x"}`,
+		`{"type":"relay","peer":"abcdefghjkmn","data":"` + strings.Repeat("A", MaxMessageSize) + `"}`,
+	}
+	for _, s := range bad {
+		if _, err := Decode([]byte(s)); err == nil {
+			t.Errorf("Decode(%.60q) accepted", s)
+		} else if !errors.Is(err, ErrBadMessage) && !errors.Is(err, ErrTooLarge) {
+			t.Errorf("Decode(%.60q) = %v, want ErrBadMessage or ErrTooLarge", s, err)
+		}
+	}
+	if _, err := Encode(&Message{Type: TypeRelay, Peer: "abcdefghjkmn", Data: make([]byte, MaxDataSize+1)}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Encode of oversized data = %v, want ErrTooLarge", err)
+	}
+}
+
+func TestCodes(t *testing.T) {
+	for c, e := range codeErrs {
+		if got := CodeOf(e); got != c {
+			t.Errorf("CodeOf(%v) = %q, want %q", e, got, c)
+		}
+		err := ErrorFromCode(c, "because")
+		if !errors.Is(err, e) {
+			t.Errorf("ErrorFromCode(%q) = %v, does not wrap %v", c, err, e)
+		}
+		m := ErrorMessage(err)
+		if m.Code != c || m.Validate() != nil {
+			t.Errorf("ErrorMessage(%v) = %+v", err, m)
+		}
+	}
+	if CodeOf(errors.New("other")) != CodeInternal {
+		t.Error("unknown errors should map to CodeInternal")
+	}
+	if !errors.Is(ErrorFromCode("bogus", ""), ErrInternal) {
+		t.Error("unknown codes should map to ErrInternal")
+	}
+}
