@@ -3,6 +3,8 @@ package room
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel errors of the signalling protocol. Each that can cross the wire
@@ -93,6 +95,9 @@ func ErrorFromCode(c Code, text string) error {
 	if !ok {
 		e = ErrInternal
 	}
+	// ErrorMessage sends err.Error(), which for a wrapped sentinel starts
+	// with the sentinel's own text; drop it so it is not shown twice.
+	text = strings.TrimPrefix(text, e.Error()+": ")
 	if text == "" || text == e.Error() {
 		return e
 	}
@@ -102,9 +107,17 @@ func ErrorFromCode(c Code, text string) error {
 // ErrorMessage builds the wire message for err.
 func ErrorMessage(err error) *Message {
 	c := CodeOf(err)
-	text := err.Error()
+	// Invalid UTF-8 would go on the wire as U+FFFD, three bytes for one,
+	// and a rune cut in half likewise: either can push the decoded text
+	// past the 512 bytes Validate allows, and the receiver would refuse the
+	// whole message. So replace first, then cut at a rune boundary.
+	text := strings.ToValidUTF8(err.Error(), "\uFFFD")
 	if len(text) > 512 {
-		text = text[:512]
+		i := 512
+		for i > 0 && !utf8.RuneStart(text[i]) {
+			i--
+		}
+		text = text[:i]
 	}
 	return &Message{Type: TypeError, Code: c, Text: text}
 }

@@ -2,6 +2,7 @@ package room
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -120,5 +121,23 @@ func TestCodes(t *testing.T) {
 	}
 	if !errors.Is(ErrorFromCode("bogus", ""), ErrInternal) {
 		t.Error("unknown codes should map to ErrInternal")
+	}
+}
+
+func TestErrorMessageRoundTrip(t *testing.T) {
+	// The sentinel's text must not come back twice.
+	err := ErrorFromCode(CodeRoomClosed, ErrorMessage(fmt.Errorf("%w: host left", ErrRoomClosed)).Text)
+	if !errors.Is(err, ErrRoomClosed) || err.Error() != "room closed: host left" {
+		t.Errorf("round trip = %q", err)
+	}
+	// Long non-ASCII or invalid text must still decode on the other side.
+	for _, text := range []string{strings.Repeat("é", 400), strings.Repeat("\xff", 400), "a" + strings.Repeat("€", 300)} {
+		b, err := Encode(ErrorMessage(errors.New(text)))
+		if err != nil {
+			t.Fatalf("Encode: %v", err)
+		}
+		if _, err := Decode(b); err != nil {
+			t.Errorf("Decode of error message with %.10q...: %v", text, err)
+		}
 	}
 }

@@ -1,0 +1,287 @@
+// Command loopback benchmarks p2pxfer on this machine: it builds the
+// binary, runs a signalling server, a sender and a receiver as separate
+// processes over loopback, checks the received file's hash, and reports
+// throughput, CPU time and peak RSS of each side next to raw TCP loopback
+// measured in the same run.
+//
+//	go run ./bench/loopback -size 1024 -runs 3
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"syscall"
+	"time"
+)
+
+func main() {
+	sizeMiB := flag.Int("size", 1024, "file size in MiB")
+	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
+	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.Parse()
+	if err := run(*sizeMiB, *runs, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	secs             float64
+	sendCPU, recvCPU float64 // seconds
+	sendRSS, recvRSS int64   // KiB
+}
+
+func run(sizeMiB, runs int, keep bool) error {
+	work, err := os.MkdirTemp("", "p2pxfer-bench-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	bin := filepath.Join(work, "p2pxfer")
+	fmt.Println("building p2pxfer ...")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = repoRoot()
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	src := filepath.Join(work, "payload.bin")
+	size := int64(sizeMiB) << 20
+	fmt.Printf("writing a %d MiB random file ...\n", sizeMiB)
+	want, err := randomFile(src, size)
+	if err != nil {
+		return err
+	}
+
+	var tcp []float64
+	for i := 0; i < runs; i++ {
+		s, err := tcpCopy(src, filepath.Join(work, "tcp.out"))
+		if err != nil {
+			return fmt.Errorf("tcp baseline: %w", err)
+		}
+		tcp = append(tcp, s)
+	}
+	var res []result
+	for i := 0; i < runs; i++ {
+		r, err := transfer(bin, work, src, want)
+		if err != nil {
+			return fmt.Errorf("p2pxfer run %d: %w", i+1, err)
+		}
+		fmt.Printf("  run %d: %.2fs  %.1f MB/s\n", i+1, r.secs, float64(size)/1e6/r.secs)
+		res = append(res, r)
+	}
+	sort.Float64s(tcp)
+	sort.Slice(res, func(i, j int) bool { return res[i].secs < res[j].secs })
+	mt, mr := tcp[len(tcp)/2], res[len(res)/2]
+	mb := func(s float64) float64 { return float64(size) / 1e6 / s }
+	fmt.Printf("\n%d MiB over loopback, median of %d, %d CPUs\n", sizeMiB, runs, numCPU())
+	fmt.Printf("%-26s %10s %8s\n", "", "MB/s", "ratio")
+	fmt.Printf("%-26s %10.1f %8s\n", "raw TCP io.Copy (baseline)", mb(mt), "1.00")
+	fmt.Printf("%-26s %10.1f %8.3f\n", "p2pxfer send -> recv", mb(mr.secs), mt/mr.secs)
+	fmt.Printf("\n%-10s %12s %14s %16s\n", "side", "peak RSS", "CPU seconds", "MB per CPU-s")
+	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "send", mr.sendRSS>>10, mr.sendCPU, float64(size)/1e6/mr.sendCPU)
+	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "recv", mr.recvRSS>>10, mr.recvCPU, float64(size)/1e6/mr.recvCPU)
+	return nil
+}
+
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
+func numCPU() int {
+	n := 0
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if bytes.HasPrefix(l, []byte("processor")) {
+			n++
+		}
+	}
+	return n
+}
+
+func randomFile(path string, size int64) ([sha256.Size]byte, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, f.Close()
+}
+
+func hashFile(path string) ([sha256.Size]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// tcpCopy is the baseline: the file over a loopback TCP connection into a
+// file, as a plain Go program does it.
+func tcpCopy(src, dst string) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	errc := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer c.Close()
+		f, err := os.Open(src)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		_, err = io.Copy(c, f)
+		errc <- err
+	}()
+	start := time.Now()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(dst)
+	if _, err := io.Copy(out, c); err != nil {
+		return 0, err
+	}
+	if err := out.Close(); err != nil {
+		return 0, err
+	}
+	secs := time.Since(start).Seconds()
+	return secs, <-errc
+}
+
+var (
+	roomRE   = regexp.MustCompile(`Room:\s+(\S+)`)
+	listenRE = regexp.MustCompile(`listening on (ws://\S+)`)
+)
+
+// transfer runs signal, send and recv as processes; the time is recv's,
+// from its start to its exit with a verified file.
+func transfer(bin, work, src string, want [32]byte) (result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	env := append(os.Environ(), "P2PXFER_PASSWORD=bench-password")
+	common := []string{"--stun", "none", "--loopback", "--interface", "lo"}
+
+	sig := exec.CommandContext(ctx, bin, "signal", "--addr", "127.0.0.1", "--port", "0")
+	sigOut, _ := sig.StdoutPipe()
+	if err := sig.Start(); err != nil {
+		return result{}, err
+	}
+	defer func() { _ = sig.Process.Signal(syscall.SIGTERM); _ = sig.Wait() }()
+	url, err := waitFor(sigOut, listenRE)
+	if err != nil {
+		return result{}, fmt.Errorf("signal: %w", err)
+	}
+
+	send := exec.CommandContext(ctx, bin, append(append([]string{"send", "--signal", url, "--max-receivers", "1"}, common...), src)...)
+	send.Env = env
+	sendOut, _ := send.StdoutPipe()
+	send.Stderr = io.Discard
+	if err := send.Start(); err != nil {
+		return result{}, err
+	}
+	roomID, err := waitFor(sendOut, roomRE)
+	if err != nil {
+		_ = send.Process.Kill()
+		_ = send.Wait()
+		return result{}, fmt.Errorf("send: %w", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, sendOut) }()
+
+	out := filepath.Join(work, "out")
+	_ = os.RemoveAll(out)
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return result{}, err
+	}
+	recv := exec.CommandContext(ctx, bin, append(append([]string{"recv", "--signal", url, "--out", out}, common...), roomID)...)
+	recv.Env = env
+	var recvErr bytes.Buffer
+	recv.Stderr = &recvErr
+	start := time.Now()
+	if err := recv.Run(); err != nil {
+		_ = send.Process.Kill()
+		_ = send.Wait()
+		return result{}, fmt.Errorf("recv: %w\n%s", err, tail(recvErr.String()))
+	}
+	secs := time.Since(start).Seconds()
+	if err := send.Wait(); err != nil {
+		return result{}, fmt.Errorf("send: %w", err)
+	}
+	got, err := hashFile(filepath.Join(out, filepath.Base(src)))
+	if err != nil {
+		return result{}, err
+	}
+	if got != want {
+		return result{}, errors.New("received file has the wrong SHA-256")
+	}
+	_ = os.RemoveAll(out)
+	su, ru := send.ProcessState.SysUsage().(*syscall.Rusage), recv.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := func(u *syscall.Rusage) float64 {
+		return time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
+	}
+	return result{secs: secs, sendCPU: cpu(su), recvCPU: cpu(ru), sendRSS: su.Maxrss, recvRSS: ru.Maxrss}, nil
+}
+
+func waitFor(r io.Reader, re *regexp.Regexp) (string, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			return m[1], nil
+		}
+	}
+	return "", fmt.Errorf("output ended before %s", re)
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return s[len(s)-2000:]
+	}
+	return s
+}

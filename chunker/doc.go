@@ -1,0 +1,17 @@
+// Package chunker turns files into a content-addressed manifest of fixed-size
+// chunks on the sending side, and rebuilds them on the receiving side from
+// chunks that may arrive in any order, from any number of peers, across
+// restarts.
+//
+// The sender calls OpenSource, which hashes every file once and keeps it open
+// so ReadChunk can serve chunks while detecting edits made after hashing. The
+// receiver decodes the manifest with DecodeManifest, which treats every name,
+// size and count in it as hostile, and feeds chunks to a Writer. A Writer
+// checks each chunk against the manifest before it touches the disk, confines
+// every file operation to the destination directory through os.Root, keeps
+// resume state next to each partial file, and makes a final file appear only
+// once it is complete and its whole-file SHA-256 matches.
+//
+// Nothing here prints, exits or talks to the network; errors wrap the
+// sentinels in errors.go so callers can map them to messages and exit codes.
+package chunker

@@ -1,0 +1,86 @@
+package chunker
+
+import "errors"
+
+// subError is a sentinel that is also its parent sentinel under errors.Is, so
+// a caller that only cares about "the manifest is bad" need not know every
+// specific reason.
+type subError struct {
+	msg    string
+	parent error
+}
+
+func (e *subError) Error() string { return e.msg }
+func (e *subError) Unwrap() error { return e.parent }
+
+// Sentinel errors. Functions wrap them with the operation and the file or
+// index concerned; test with errors.Is.
+var (
+	// ErrBadManifest: a manifest (from the network or built locally) breaks
+	// a rule of the format or one of its limits. Every manifest validation
+	// error matches it, alongside any more specific sentinel below.
+	ErrBadManifest = errors.New("invalid manifest")
+
+	// ErrManifestVersion: the manifest's format version is not
+	// ManifestVersion; the peer runs an incompatible p2pxfer. Also matches
+	// ErrBadManifest.
+	ErrManifestVersion error = &subError{"unsupported manifest version", ErrBadManifest}
+
+	// ErrManifestTooLarge: the manifest exceeds MaxManifestSize encoded, or
+	// MaxFiles, MaxChunks or MaxFileSize. Also matches ErrBadManifest.
+	ErrManifestTooLarge error = &subError{"manifest too large", ErrBadManifest}
+
+	// ErrInvalidChunkSize: a chunk size is not a power of two between
+	// MinChunkSize and MaxChunkSize.
+	ErrInvalidChunkSize = errors.New("invalid chunk size")
+
+	// ErrBadName: a file name is not a safe relative path (see CheckName) or
+	// is reserved for our own partial and state files.
+	ErrBadName = errors.New("invalid file name")
+
+	// ErrDuplicateName: two files would land on the same name, or one name
+	// is a directory of another ("a" and "a/b").
+	ErrDuplicateName = errors.New("duplicate file name")
+
+	// ErrIsDir: a path given to OpenSource is a directory. Sending
+	// directories is not supported yet; the user should pass the files.
+	ErrIsDir = errors.New("is a directory (pass the files inside it instead)")
+
+	// ErrNotRegular: a path is a device, pipe, socket or other non-regular
+	// file, which cannot be hashed once and re-read by offset.
+	ErrNotRegular = errors.New("not a regular file")
+
+	// ErrSourceChanged: a source file's size or modification time changed
+	// after it was hashed, so its chunks no longer match the manifest.
+	ErrSourceChanged = errors.New("file changed since it was hashed")
+
+	// ErrChunkIndex: a chunk index is outside [0, NumChunks).
+	ErrChunkIndex = errors.New("chunk index out of range")
+
+	// ErrChunkSize: chunk data is not exactly the chunk's size.
+	ErrChunkSize = errors.New("wrong chunk size")
+
+	// ErrChunkHash: chunk data does not match its SHA-256 in the manifest;
+	// nothing was written. The peer that sent it is faulty or hostile.
+	ErrChunkHash = errors.New("chunk hash mismatch")
+
+	// ErrIncomplete: Finish was called before every chunk was verified.
+	ErrIncomplete = errors.New("transfer incomplete")
+
+	// ErrFileHash: every chunk matched but the whole file's SHA-256 does
+	// not, so the manifest contradicts itself. The file is not put in place
+	// and its resume state is deleted.
+	ErrFileHash = errors.New("file hash mismatch")
+
+	// ErrExists: a final file already exists and WriterOptions.Force is not
+	// set (the CLI's --force), or it is a directory, which even Force does
+	// not replace; nothing was overwritten.
+	ErrExists = errors.New("already exists")
+
+	// ErrNoSpace: the destination's file system has less free space than
+	// the transfer still needs.
+	ErrNoSpace = errors.New("not enough free space")
+
+	// ErrClosed: the Source or Writer was closed.
+	ErrClosed = errors.New("closed")
+)

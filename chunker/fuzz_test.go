@@ -1,0 +1,94 @@
+package chunker
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+func FuzzDecodeManifest(f *testing.F) {
+	valid, _ := json.Marshal(validWire())
+	f.Add(valid)
+	f.Add([]byte(`{"v":1,"chunk_size":16384,"files":[{"name":"e","size":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","chunks":""}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeManifest(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadManifest) {
+				t.Fatalf("error does not wrap ErrBadManifest: %v", err)
+			}
+			return
+		}
+		enc, err := EncodeManifest(m)
+		if err != nil {
+			t.Fatalf("decoded manifest does not encode: %v", err)
+		}
+		if sha256.Sum256(enc) != m.Digest() {
+			t.Fatal("Digest is not the hash of the encoding")
+		}
+		m2, err := DecodeManifest(enc)
+		if err != nil {
+			t.Fatalf("canonical encoding refused: %v\n%s", err, enc)
+		}
+		if m2.Digest() != m.Digest() {
+			t.Fatal("digest changed across re-encoding")
+		}
+		if enc2, _ := EncodeManifest(m2); !bytes.Equal(enc, enc2) {
+			t.Fatal("encoding not stable")
+		}
+		for _, fl := range m.Files {
+			if CheckName(fl.Name) != nil || fl.Size < 0 || fl.Size > MaxFileSize {
+				t.Fatalf("unsafe file accepted: %q %d", fl.Name, fl.Size)
+			}
+		}
+		var total int64
+		for i := range m.NumChunks() {
+			ref := m.Chunk(i)
+			fl := m.Files[ref.File]
+			if ref.Size <= 0 || ref.Size > m.ChunkSize || ref.Offset < 0 || ref.Offset+int64(ref.Size) > fl.Size {
+				t.Fatalf("chunk %d out of its file: %+v size %d", i, ref, fl.Size)
+			}
+			total += int64(ref.Size)
+		}
+		if total != m.TotalSize() {
+			t.Fatalf("chunks cover %d bytes, TotalSize %d", total, m.TotalSize())
+		}
+	})
+}
+
+func FuzzCheckName(f *testing.F) {
+	for _, s := range []string{"a", "dir/file.txt", "../x", "/etc/passwd", "a/../../b", `a\b`, "x\x1b[2J", "\u202etxt.exe", "a//b", "日本/語"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := CheckName(name)
+		if err != nil {
+			if !errors.Is(err, ErrBadName) {
+				t.Fatalf("error does not wrap ErrBadName: %v", err)
+			}
+			return
+		}
+		// Independent restatement of the rules.
+		if !utf8.ValidString(name) || len(name) == 0 || len(name) > MaxNameLen || strings.ContainsRune(name, '\\') {
+			t.Fatalf("accepted %q", name)
+		}
+		if !filepath.IsLocal(filepath.FromSlash(name)) {
+			t.Fatalf("accepted non-local %q", name)
+		}
+		for _, c := range strings.Split(name, "/") {
+			if c == "" || c == "." || c == ".." || len(c) > MaxComponentLen {
+				t.Fatalf("accepted %q with component %q", name, c)
+			}
+		}
+		for _, r := range name {
+			if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) && r != '\u200e' && r != '\u200f' && r != '\u061c' || r == '\u2028' || r == '\u2029' {
+				t.Fatalf("accepted %q with %U", name, r)
+			}
+		}
+	})
+}

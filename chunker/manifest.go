@@ -1,0 +1,446 @@
+package chunker
+
+// Manifest wire format, version 1 (ManifestVersion).
+//
+// A manifest is one JSON object, at most MaxManifestSize bytes:
+//
+//	{"v":1,"chunk_size":1048576,"files":[
+//	  {"name":"photo.jpg","size":2500000,"sha256":"<64 lowercase hex digits>",
+//	   "chunks":"<standard base64, padded, of the chunk hashes concatenated>"}]}
+//
+//   - v: ManifestVersion. Any other value is ErrManifestVersion; a format
+//     change bumps it rather than adding fields, so unknown fields are refused.
+//   - chunk_size: a power of two in [MinChunkSize, MaxChunkSize]. Every chunk
+//     is chunk_size bytes except the last of each file; chunks never span
+//     files.
+//   - files: 1..MaxFiles entries, in the order that numbers the chunks
+//     globally (file 0's chunks, then file 1's, ...).
+//   - name: a slash-separated relative path accepted by CheckName, not ending
+//     (in any component, any case) in a suffix reserved for our partial and
+//     state files, not a duplicate, and not a directory of another name.
+//   - size: bytes, 0..MaxFileSize.
+//   - sha256: SHA-256 of the whole file, what sha256sum prints.
+//   - chunks: SHA-256 of each chunk, 32*ceil(size/chunk_size) bytes before
+//     base64 (empty for an empty file); MaxChunks over all files.
+//
+// The canonical encoding is exactly the form above with no whitespace, keys
+// in that order, names escaped as encoding/json does, hex in lower case. It
+// is what EncodeManifest produces and what Digest hashes, so two peers that
+// decode the same manifest agree on its digest however the bytes they
+// received were spelled.
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+)
+
+// ManifestVersion is the manifest format version described above.
+const ManifestVersion = 1
+
+// Chunking parameters and manifest limits. The limits bound what a hostile
+// manifest can make a receiver allocate or create.
+const (
+	// DefaultChunkSize is small enough that a lost chunk is cheap to
+	// re-fetch and large enough that per-chunk overhead is negligible.
+	DefaultChunkSize = 1 << 20
+	// MinChunkSize keeps the hash table at most 1/512 of the data.
+	MinChunkSize = 16 << 10
+	// MaxChunkSize bounds the buffer a peer must hold for one chunk.
+	MaxChunkSize = 64 << 20
+	// MaxManifestSize bounds an encoded manifest, in bytes.
+	MaxManifestSize = 64 << 20
+	// MaxFiles bounds the number of files in one manifest.
+	MaxFiles = 1 << 20
+	// MaxChunks bounds the total number of chunks in one manifest.
+	MaxChunks = 1 << 24
+	// MaxFileSize bounds one file, in bytes (1 PiB).
+	MaxFileSize = 1 << 50
+	// HashSize is the size of a SHA-256 digest.
+	HashSize = sha256.Size
+)
+
+// Limits as variables so tests can exercise them without gigabytes of input.
+var (
+	limitFiles  = MaxFiles
+	limitChunks = int64(MaxChunks)
+)
+
+// Hash is a SHA-256 digest.
+type Hash [HashSize]byte
+
+// String returns the hash in lower-case hex, as sha256sum prints it.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// File describes one file of a manifest. It is the in-memory form; the wire
+// form is private to this file.
+type File struct {
+	// Name is a slash-separated relative path, checked by CheckName.
+	Name string
+	// Size is the file's length in bytes.
+	Size int64
+	// SHA256 is the whole-file SHA-256 (what sha256sum prints).
+	SHA256 Hash
+	// Chunks holds the SHA-256 of each chunk; len == ceil(Size/ChunkSize),
+	// so 0 for an empty file.
+	Chunks []Hash
+}
+
+// Manifest lists the files of a transfer and the hash of every chunk. Build
+// one with NewManifest or DecodeManifest, which validate it and index it;
+// do not modify it afterwards, since the index and Digest are computed once.
+type Manifest struct {
+	// ChunkSize is the size of every chunk except the last of each file.
+	ChunkSize int
+	// Files are in global chunk order.
+	Files []File
+
+	first  []int // first[f] = global index of file f's chunk 0; first[len(Files)] = NumChunks
+	total  int64
+	digest Hash
+	encLen int
+}
+
+// ChunkRef locates one chunk: global index, file index, byte offset in that
+// file, size, and expected SHA-256.
+type ChunkRef struct {
+	Index  int   // global chunk index
+	File   int   // index into Manifest.Files
+	Offset int64 // byte offset within the file
+	Size   int   // ChunkSize, or less for a file's last chunk
+	Hash   Hash  // expected SHA-256 of the chunk's bytes
+}
+
+// NewManifest validates files exactly as DecodeManifest would and builds the
+// chunk index, so a sender cannot produce a manifest its receivers refuse.
+// The Files slice is copied; the Chunks slices are shared and must not be
+// modified afterwards.
+func NewManifest(chunkSize int, files []File) (*Manifest, error) {
+	m, err := build(chunkSize, slices.Clone(files))
+	if err != nil {
+		return nil, fmt.Errorf("chunker new manifest: %w", err)
+	}
+	return m, nil
+}
+
+// NumChunks returns the number of chunks over all files. Global chunk i
+// walks file 0's chunks, then file 1's, and so on.
+func (m *Manifest) NumChunks() int { return m.first[len(m.Files)] }
+
+// Chunk describes global chunk i in O(log files). The caller guarantees
+// 0 <= i < NumChunks (indices from the network must be checked first).
+func (m *Manifest) Chunk(i int) ChunkRef {
+	f := sort.Search(len(m.Files), func(f int) bool { return m.first[f+1] > i })
+	local := i - m.first[f]
+	off := int64(local) * int64(m.ChunkSize)
+	size := m.ChunkSize
+	if rem := m.Files[f].Size - off; rem < int64(size) {
+		size = int(rem)
+	}
+	return ChunkRef{Index: i, File: f, Offset: off, Size: size, Hash: m.Files[f].Chunks[local]}
+}
+
+// FileChunks returns the global index of file f's first chunk and how many
+// chunks it has. The caller guarantees 0 <= f < len(Files).
+func (m *Manifest) FileChunks(f int) (first, n int) {
+	return m.first[f], m.first[f+1] - m.first[f]
+}
+
+// TotalSize returns the sum of all file sizes.
+func (m *Manifest) TotalSize() int64 { return m.total }
+
+// Digest returns the SHA-256 of the canonical encoding. It identifies the
+// manifest: resume state binds to it, and peers can compare it cheaply.
+func (m *Manifest) Digest() Hash { return m.digest }
+
+// EncodeManifest returns the canonical encoding of m.
+func EncodeManifest(m *Manifest) ([]byte, error) {
+	if m == nil || m.first == nil {
+		return nil, fmt.Errorf("chunker encode manifest: %w: not built by NewManifest or DecodeManifest", ErrBadManifest)
+	}
+	var buf bytes.Buffer
+	buf.Grow(m.encLen)
+	if err := writeCanonical(&buf, m); err != nil {
+		return nil, fmt.Errorf("chunker encode manifest: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// wireManifest and wireFile are the JSON shapes; see the comment at the top.
+// Files is decoded one element at a time (see decodeFiles) so a hostile list
+// of a million empty objects is refused at the limit instead of allocated.
+type wireManifest struct {
+	V         int             `json:"v"`
+	ChunkSize int             `json:"chunk_size"`
+	Files     json.RawMessage `json:"files"`
+}
+
+type wireFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Chunks []byte `json:"chunks"` // encoding/json uses padded standard base64
+}
+
+// DecodeManifest parses and validates a manifest received from a peer. Every
+// error wraps ErrBadManifest (and ErrManifestVersion, ErrManifestTooLarge,
+// ErrInvalidChunkSize, ErrBadName or ErrDuplicateName where one applies).
+func DecodeManifest(b []byte) (*Manifest, error) {
+	m, err := decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("chunker decode manifest: %w", err)
+	}
+	return m, nil
+}
+
+func decode(b []byte) (*Manifest, error) {
+	if len(b) > MaxManifestSize {
+		return nil, badf(ErrManifestTooLarge, "%d bytes, limit %d", len(b), MaxManifestSize)
+	}
+	var wm wireManifest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&wm); err != nil {
+		// Another version may have another shape; report the version, which
+		// is what the user can act on, rather than a type error.
+		var peek struct {
+			V *int `json:"v"`
+		}
+		if json.Unmarshal(b, &peek) == nil && peek.V != nil && *peek.V != ManifestVersion {
+			return nil, badf(ErrManifestVersion, "version %d, want %d", *peek.V, ManifestVersion)
+		}
+		return nil, badf(nil, "%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badf(nil, "data after the manifest object")
+	}
+	if wm.V != ManifestVersion {
+		return nil, badf(ErrManifestVersion, "version %d, want %d", wm.V, ManifestVersion)
+	}
+	files, err := decodeFiles(wm.Files)
+	if err != nil {
+		return nil, err
+	}
+	return build(wm.ChunkSize, files)
+}
+
+// decodeFiles decodes the files array element by element, converting each
+// to a File at once and stopping at limitFiles.
+func decodeFiles(raw json.RawMessage) ([]File, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, badf(nil, "files is not an array")
+	}
+	var files []File
+	for i := 0; dec.More(); i++ {
+		if i == limitFiles {
+			return nil, badf(ErrManifestTooLarge, "more than %d files", limitFiles)
+		}
+		var wf wireFile
+		if err := dec.Decode(&wf); err != nil {
+			return nil, badf(nil, "file %d: %v", i, err)
+		}
+		f := File{Name: wf.Name, Size: wf.Size}
+		if len(wf.SHA256) != 2*HashSize {
+			return nil, badf(nil, "file %d: sha256 is not %d hex digits", i, 2*HashSize)
+		}
+		if _, err := hex.Decode(f.SHA256[:], []byte(wf.SHA256)); err != nil {
+			return nil, badf(nil, "file %d: sha256: %v", i, err)
+		}
+		if len(wf.Chunks)%HashSize != 0 {
+			return nil, badf(nil, "file %d: chunk hashes are %d bytes, not a multiple of %d", i, len(wf.Chunks), HashSize)
+		}
+		if len(wf.Chunks) > 0 {
+			f.Chunks = make([]Hash, len(wf.Chunks)/HashSize)
+			for k := range f.Chunks {
+				copy(f.Chunks[k][:], wf.Chunks[k*HashSize:])
+			}
+		}
+		files = append(files, f)
+	}
+	if _, err := dec.Token(); err != nil { // the closing ']'; RawMessage was already well-formed
+		return nil, badf(nil, "files: %v", err)
+	}
+	return files, nil
+}
+
+// badf builds a validation error that matches ErrBadManifest and, if not nil,
+// the more specific sentinel.
+func badf(specific error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	switch {
+	case specific == nil:
+		return fmt.Errorf("%w: %s", ErrBadManifest, msg)
+	case errors.Is(specific, ErrBadManifest):
+		return fmt.Errorf("%w: %s", specific, msg)
+	default:
+		return fmt.Errorf("%w: %w: %s", ErrBadManifest, specific, msg)
+	}
+}
+
+// CheckChunkSize reports whether n is a valid chunk size; the error wraps
+// ErrInvalidChunkSize. Powers of two keep offsets cheap to compute and make
+// every valid size divide the larger ones.
+func CheckChunkSize(n int) error {
+	if n < MinChunkSize || n > MaxChunkSize || n&(n-1) != 0 {
+		return fmt.Errorf("%w: %d is not a power of two in [%d, %d]", ErrInvalidChunkSize, n, MinChunkSize, MaxChunkSize)
+	}
+	return nil
+}
+
+// chunksFor returns ceil(size/chunkSize); size is already known to be in
+// [0, MaxFileSize], so this cannot overflow.
+func chunksFor(size int64, chunkSize int) int64 {
+	return (size + int64(chunkSize) - 1) / int64(chunkSize)
+}
+
+// build validates and indexes; it takes ownership of files.
+func build(chunkSize int, files []File) (*Manifest, error) {
+	if err := CheckChunkSize(chunkSize); err != nil {
+		return nil, badf(ErrInvalidChunkSize, "chunk size %d", chunkSize)
+	}
+	if len(files) == 0 {
+		return nil, badf(nil, "no files")
+	}
+	if len(files) > limitFiles {
+		return nil, badf(ErrManifestTooLarge, "%d files, limit %d", len(files), limitFiles)
+	}
+	first := make([]int, len(files)+1)
+	var nchunks, total int64
+	for i := range files {
+		f := &files[i]
+		if p := nameProblem(f.Name); p != "" {
+			return nil, badf(ErrBadName, "file %d %q: %s", i, f.Name, p)
+		}
+		if p := reservedProblem(f.Name); p != "" {
+			return nil, badf(ErrBadName, "file %d %q: %s", i, f.Name, p)
+		}
+		if f.Size < 0 {
+			return nil, badf(nil, "file %d %q: negative size %d", i, f.Name, f.Size)
+		}
+		if f.Size > MaxFileSize {
+			return nil, badf(ErrManifestTooLarge, "file %d %q: %d bytes, limit %d", i, f.Name, f.Size, int64(MaxFileSize))
+		}
+		n := chunksFor(f.Size, chunkSize)
+		if nchunks+n > limitChunks {
+			return nil, badf(ErrManifestTooLarge, "more than %d chunks", limitChunks)
+		}
+		if int64(len(f.Chunks)) != n {
+			return nil, badf(nil, "file %d %q: %d chunk hashes for %d bytes, want %d", i, f.Name, len(f.Chunks), f.Size, n)
+		}
+		nchunks += n
+		total += f.Size
+		first[i+1] = int(nchunks)
+	}
+	if err := checkNameSet(files); err != nil {
+		return nil, err
+	}
+	m := &Manifest{ChunkSize: chunkSize, Files: files, first: first, total: total}
+	h := sha256.New()
+	cw := &limitWriter{w: h, left: MaxManifestSize}
+	if err := writeCanonical(cw, m); err != nil {
+		return nil, badf(ErrManifestTooLarge, "encodes to more than %d bytes", MaxManifestSize)
+	}
+	h.Sum(m.digest[:0])
+	m.encLen = MaxManifestSize - cw.left
+	return m, nil
+}
+
+// checkNameSet refuses duplicates and names that are a directory of another
+// ("a" and "a/b"), which would make one file's creation fail or, worse,
+// write into another's place. Sorting with '/' ordered before every other
+// byte puts each name directly before the names below it, so comparing
+// neighbours is enough, in O(n log n) whatever the names look like.
+func checkNameSet(files []File) error {
+	idx := make([]int, len(files))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmpPath(files[a].Name, files[b].Name) })
+	for k := 1; k < len(idx); k++ {
+		a, b := files[idx[k-1]].Name, files[idx[k]].Name
+		if a == b {
+			return badf(ErrDuplicateName, "%q appears twice", a)
+		}
+		if len(b) > len(a) && b[len(a)] == '/' && b[:len(a)] == a {
+			return badf(ErrDuplicateName, "%q is both a file and a directory of %q", a, b)
+		}
+	}
+	return nil
+}
+
+// cmpPath orders names component by component: '/' sorts before any other
+// byte (names never contain NUL).
+func cmpPath(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '/' {
+			return -1
+		}
+		if cb == '/' {
+			return 1
+		}
+		return int(ca) - int(cb)
+	}
+	return len(a) - len(b)
+}
+
+// writeCanonical streams the canonical encoding, so Digest never needs the
+// whole encoding in memory.
+func writeCanonical(w io.Writer, m *Manifest) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, `{"v":%d,"chunk_size":%d,"files":[`, ManifestVersion, m.ChunkSize)
+	for i := range m.Files {
+		f := &m.Files[i]
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		name, err := json.Marshal(f.Name)
+		if err != nil {
+			return err
+		}
+		bw.WriteString(`{"name":`)
+		bw.Write(name)
+		fmt.Fprintf(bw, `,"size":%d,"sha256":"%x","chunks":"`, f.Size, f.SHA256[:])
+		enc := base64.NewEncoder(base64.StdEncoding, bw)
+		for k := range f.Chunks {
+			enc.Write(f.Chunks[k][:])
+		}
+		enc.Close()
+		bw.WriteString(`"}`)
+	}
+	bw.WriteString("]}")
+	return bw.Flush() // bufio keeps the first write error; Flush reports it
+}
+
+// limitWriter passes writes to w until left bytes have gone through, then
+// fails, so sizing a hostile-but-valid manifest stays bounded.
+type limitWriter struct {
+	w    io.Writer
+	left int
+}
+
+var errLimit = errors.New("limit exceeded")
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		return 0, errLimit
+	}
+	l.left -= len(p)
+	return l.w.Write(p)
+}

@@ -1,0 +1,318 @@
+package chunker
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// hashBufSize is the read size of the hashing pass. It is independent of the
+// chunk size so memory stays at a few MiB even with 64 MiB chunks.
+const (
+	hashBufSize = 1 << 20
+	hashBufs    = 4
+)
+
+// Source serves the chunks of local files on the sending side. Its methods
+// are safe for concurrent use.
+type Source struct {
+	m     *Manifest
+	files []srcFile
+}
+
+type srcFile struct {
+	f     *os.File
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+// ChooseChunkSize returns DefaultChunkSize, doubled (up to MaxChunkSize)
+// until total bytes fit in about 1<<16 chunks, so a huge transfer keeps a
+// manifest of a few MiB and per-chunk overhead stays small.
+func ChooseChunkSize(total int64) int {
+	cs := DefaultChunkSize
+	for cs < MaxChunkSize && total/int64(cs) > 1<<16 {
+		cs <<= 1
+	}
+	return cs
+}
+
+// OpenSource opens and hashes the regular files at paths, in order, and
+// builds their manifest; each file's name is its base name. chunkSize 0
+// means ChooseChunkSize of the total. Each file is read once, computing its
+// chunk hashes and whole-file SHA-256 side by side; progress, if not nil, is
+// called from the calling goroutine after every MiB or so with bytes hashed
+// and the total. Cancelling ctx stops the pass. The files stay open until
+// Close so ReadChunk reads the very files that were hashed.
+func OpenSource(ctx context.Context, paths []string, chunkSize int, progress func(done, total int64)) (*Source, error) {
+	s := &Source{}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	byName := make(map[string]string, len(paths))
+	var total int64
+	for _, p := range paths {
+		sf, err := openRegular(p)
+		if err != nil {
+			return nil, err
+		}
+		s.files = append(s.files, sf)
+		name := filepath.Base(p)
+		if err := CheckName(name); err != nil {
+			return nil, fmt.Errorf("chunker open %s: %w", p, err)
+		}
+		if prev, dup := byName[name]; dup {
+			return nil, fmt.Errorf("chunker open %s: %w: %q is also the name of %s", p, ErrDuplicateName, name, prev)
+		}
+		byName[name] = p
+		if sf.size > MaxFileSize {
+			return nil, fmt.Errorf("chunker open %s: %w: %d bytes, limit %d", p, ErrManifestTooLarge, sf.size, int64(MaxFileSize))
+		}
+		total += sf.size
+	}
+	if chunkSize == 0 {
+		chunkSize = ChooseChunkSize(total)
+	}
+	if err := CheckChunkSize(chunkSize); err != nil {
+		return nil, fmt.Errorf("chunker open: %w", err)
+	}
+	var nchunks int64
+	for _, sf := range s.files {
+		nchunks += chunksFor(sf.size, chunkSize)
+	}
+	// Refuse before an hours-long hashing pass, not after: the chunk count
+	// and the hashes' base64 alone must fit the limits.
+	if nchunks > limitChunks || (nchunks*HashSize+2)/3*4 > MaxManifestSize {
+		return nil, fmt.Errorf("chunker open: %w: %d chunks of %d bytes; use a larger chunk size", ErrManifestTooLarge, nchunks, chunkSize)
+	}
+
+	files := make([]File, len(s.files))
+	var done int64
+	report := func(n int64) {
+		done += n
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	for i, sf := range s.files {
+		whole, chunks, err := hashFile(ctx, sf, chunkSize, report)
+		if err != nil {
+			return nil, fmt.Errorf("chunker open %s: %w", sf.path, err)
+		}
+		if err := sf.check(); err != nil {
+			return nil, fmt.Errorf("chunker open %s: %w", sf.path, err)
+		}
+		files[i] = File{Name: filepath.Base(sf.path), Size: sf.size, SHA256: whole, Chunks: chunks}
+	}
+	m, err := NewManifest(chunkSize, files)
+	if err != nil {
+		return nil, fmt.Errorf("chunker open: %w", err)
+	}
+	s.m = m
+	ok = true
+	return s, nil
+}
+
+// openRegular opens p for reading if it is a regular file. The Stat before
+// the open keeps us from blocking forever opening a FIFO; the Stat after it
+// makes sure the file we hold is the one we checked.
+func openRegular(p string) (srcFile, error) {
+	before, err := os.Stat(p)
+	if err != nil {
+		return srcFile{}, fmt.Errorf("chunker open %s: %w", p, err)
+	}
+	if before.IsDir() {
+		return srcFile{}, fmt.Errorf("chunker open %s: %w", p, ErrIsDir)
+	}
+	if !before.Mode().IsRegular() {
+		return srcFile{}, fmt.Errorf("chunker open %s: %w (%s)", p, ErrNotRegular, kind(before.Mode()))
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return srcFile{}, fmt.Errorf("chunker open %s: %w", p, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return srcFile{}, fmt.Errorf("chunker open %s: %w", p, err)
+	}
+	if !st.Mode().IsRegular() || !os.SameFile(before, st) {
+		f.Close()
+		return srcFile{}, fmt.Errorf("chunker open %s: %w: replaced while opening", p, ErrNotRegular)
+	}
+	return srcFile{f: f, path: p, size: st.Size(), mtime: st.ModTime()}, nil
+}
+
+// kind names a non-regular file type for error messages.
+func kind(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// check compares the open file with what was hashed. Size and mtime are
+// what an edit changes; the receiver's chunk hashes catch anything subtler,
+// this just gives the sender a clear error instead of a stream of rejected
+// chunks.
+func (sf *srcFile) check() error {
+	st, err := sf.f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != sf.size || !st.ModTime().Equal(sf.mtime) {
+		return fmt.Errorf("%w: size %d -> %d, modified %s -> %s", ErrSourceChanged,
+			sf.size, st.Size(), sf.mtime.Format(time.RFC3339Nano), st.ModTime().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// hashFile reads sf once from the start. The calling goroutine reads and
+// hashes chunks while a second one hashes the whole file from the same
+// buffers, so the two SHA-256 passes run on two cores instead of halving
+// throughput. hashBufs buffers circulate: the whole-file hasher hands each
+// back when done, and the reader is always finished with a buffer before it
+// hands it over.
+func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)) (Hash, []Hash, error) {
+	var whole Hash
+	chunks := make([]Hash, 0, chunksFor(sf.size, chunkSize))
+	free := make(chan []byte, hashBufs)
+	for range hashBufs {
+		free <- make([]byte, hashBufSize)
+	}
+	work := make(chan []byte, hashBufs)
+	wholeDone := make(chan struct{})
+	go func() {
+		defer close(wholeDone)
+		h := sha256.New()
+		for b := range work {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+		h.Sum(whole[:0])
+	}()
+
+	ch := sha256.New()
+	inChunk := 0
+	var read int64
+	var err error
+	for {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		buf := <-free
+		var n int
+		n, err = io.ReadFull(sf.f, buf)
+		if n > 0 {
+			for p := buf[:n]; len(p) > 0; {
+				if inChunk == 0 && len(p) >= chunkSize {
+					chunks = append(chunks, sha256.Sum256(p[:chunkSize]))
+					p = p[chunkSize:]
+					continue
+				}
+				take := min(len(p), chunkSize-inChunk)
+				ch.Write(p[:take])
+				p = p[take:]
+				if inChunk += take; inChunk == chunkSize {
+					chunks = append(chunks, Hash(ch.Sum(nil)))
+					ch.Reset()
+					inChunk = 0
+				}
+			}
+			read += int64(n)
+			work <- buf[:n]
+			report(int64(n))
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = nil
+			break
+		}
+		if err != nil {
+			break
+		}
+		if read > sf.size {
+			break // grew while we read; reported below without reading it all
+		}
+	}
+	close(work)
+	<-wholeDone
+	if err != nil {
+		return Hash{}, nil, err
+	}
+	if inChunk > 0 {
+		chunks = append(chunks, Hash(ch.Sum(nil)))
+	}
+	if read != sf.size {
+		return Hash{}, nil, fmt.Errorf("%w: size %d, read %d bytes", ErrSourceChanged, sf.size, read)
+	}
+	return whole, chunks, nil
+}
+
+// Manifest returns the manifest of the source's files.
+func (s *Source) Manifest() *Manifest { return s.m }
+
+// ReadChunk reads global chunk i into buf[:size] and returns that slice;
+// buf must have capacity for the chunk (ChunkSize always suffices). i may
+// come straight from a peer: out of range is ErrChunkIndex. If the file was
+// truncated, resized or modified since it was hashed the error wraps
+// ErrSourceChanged and names the file.
+func (s *Source) ReadChunk(i int, buf []byte) ([]byte, error) {
+	if i < 0 || i >= s.m.NumChunks() {
+		return nil, fmt.Errorf("chunker read chunk %d: %w (have %d)", i, ErrChunkIndex, s.m.NumChunks())
+	}
+	ref := s.m.Chunk(i)
+	sf := &s.files[ref.File]
+	if cap(buf) < ref.Size {
+		return nil, fmt.Errorf("chunker read chunk %d: %w: capacity %d, need %d", i, io.ErrShortBuffer, cap(buf), ref.Size)
+	}
+	buf = buf[:ref.Size]
+	n, err := sf.f.ReadAt(buf, ref.Offset)
+	if err == io.EOF && n < ref.Size {
+		err = fmt.Errorf("%w: truncated", ErrSourceChanged)
+	} else if err == io.EOF {
+		err = nil
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			err = ErrClosed
+		}
+		return nil, fmt.Errorf("chunker read chunk %d of %s: %w", i, sf.path, err)
+	}
+	// After the read, so an edit that raced with it is seen.
+	if err := sf.check(); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			err = ErrClosed
+		}
+		return nil, fmt.Errorf("chunker read chunk %d of %s: %w", i, sf.path, err)
+	}
+	return buf, nil
+}
+
+// Close closes the files. Further ReadChunk calls fail with ErrClosed.
+func (s *Source) Close() error {
+	var errs []error
+	for _, sf := range s.files {
+		if err := sf.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, fmt.Errorf("chunker close %s: %w", sf.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}

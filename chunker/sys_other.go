@@ -1,0 +1,23 @@
+//go:build !(linux || darwin || freebsd)
+
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// FreeSpace returns the bytes available on the file system holding dir. This
+// platform has no implementation yet: the error wraps errors.ErrUnsupported
+// and CreateWriter skips its free-space check.
+func FreeSpace(dir string) (int64, error) {
+	return 0, fmt.Errorf("chunker free space %s: %w", dir, errors.ErrUnsupported)
+}
+
+// fileID is unavailable here; the alias check is skipped.
+func fileID(os.FileInfo) (id [2]uint64, ok bool) { return id, false }
+
+// syncDir is a no-op where directories cannot be opened for fsync (Windows
+// commits renames through the file system's journal).
+func syncDir(*os.Root, string) error { return nil }

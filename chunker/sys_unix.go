@@ -1,0 +1,47 @@
+//go:build linux || darwin || freebsd
+
+package chunker
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// FreeSpace returns the bytes available to an unprivileged user on the file
+// system holding dir. It uses the standard library's statfs so the package
+// needs no extra module; on platforms without it, it returns an error
+// wrapping errors.ErrUnsupported and CreateWriter skips the check.
+func FreeSpace(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("chunker free space %s: %w", dir, os.NewSyscallError("statfs", err))
+	}
+	// Field types differ between platforms; the conversions keep one source.
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// fileID identifies the inode behind fi, so a Writer can notice two
+// manifest names that the file system maps to the same file (a
+// case-insensitive volume, or a hard link planted in the destination).
+func fileID(fi os.FileInfo) (id [2]uint64, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return id, false
+	}
+	return [2]uint64{uint64(st.Dev), uint64(st.Ino)}, true
+}
+
+// syncDir makes a rename or link in dir durable. POSIX only promises that
+// after an fsync of the directory itself.
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,749 @@
+package chunker
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Writer tuning. A manifest may list up to MaxFiles files, so part files are
+// opened on demand and at most maxOpenParts stay open at once.
+const (
+	maxOpenParts = 64
+	saveInterval = time.Second // resume state is at most this stale...
+	saveBytes    = 64 << 20    // ...or this many bytes behind
+	readBackSize = 1 << 20     // buffer for reading chunks back from disk
+)
+
+// WriterOptions adjust CreateWriter.
+type WriterOptions struct {
+	// Force replaces existing final files (the CLI's --force). Without it
+	// an existing file is never overwritten, even by a race at Finish.
+	Force bool
+	// Progress, if not nil, is called while CreateWriter re-verifies the
+	// chunks a resume state claims, with bytes checked and bytes claimed;
+	// that can take a while for a large half-finished transfer.
+	Progress func(done, total int64)
+}
+
+// Writer rebuilds a manifest's files under a destination directory from
+// chunks arriving in any order. For each file it fills PartName(name),
+// keeps resume state in StateName(name), and at Finish moves the part to
+// name once the whole-file SHA-256 matches. Every file operation goes
+// through an os.Root, so no name and no symlink in the destination can make
+// it write outside the directory.
+//
+// WriteChunk, Missing, Have, Verified and Bitmap are safe for concurrent
+// use; Finish and Close wait for WriteChunk calls in progress.
+type Writer struct {
+	root *os.Root
+	m    *Manifest
+	opts WriterOptions
+
+	// life is held shared by WriteChunk and exclusively by Finish and
+	// Close, so those never run while a chunk is half written.
+	life   sync.RWMutex
+	closed bool // guarded by life
+
+	mu       sync.Mutex // guards the fields below and wfile's part/refs/dirty
+	have     *Bitmap
+	verified int64
+	files    []wfile
+	open     []int // files whose part is open, oldest first
+	dirty    []int // files with chunks verified since their state was saved
+	unsaved  int64
+	lastSave time.Time
+
+	saveMu sync.Mutex // one state save at a time
+	bufs   sync.Pool  // *[]byte of readBackSize
+}
+
+// wfile is the Writer's per-file bookkeeping.
+type wfile struct {
+	part  *os.File // nil when closed to save descriptors
+	refs  int      // users of part; it is only closed at 0
+	dirty bool
+	// placed and failed are only touched under life held exclusively.
+	placed bool // final file in place
+	failed bool // whole-file hash mismatch; state deleted, never re-saved
+
+	// The running whole-file hash, fed strictly in chunk order. hmu is
+	// separate from Writer.mu so reading chunks back does not stall writers.
+	hmu    sync.Mutex
+	h      hash.Hash
+	next   int // file-local index of the next chunk to feed to h
+	summed bool
+	sum    Hash
+}
+
+// CreateWriter prepares to receive m into dir, resuming where a previous
+// Writer for the same files left off. It refuses with ErrExists if a final
+// file exists (unless opts.Force) and with ErrNoSpace if dir's file system
+// cannot hold what is still missing; then it creates directories and part
+// files and re-verifies every chunk the resume state claims.
+func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) {
+	if m == nil || m.first == nil {
+		return nil, fmt.Errorf("chunker create writer %s: %w: not built by NewManifest or DecodeManifest", dir, ErrBadManifest)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("chunker create writer %s: %w", dir, err)
+	}
+	w := &Writer{
+		root:     root,
+		m:        m,
+		opts:     opts,
+		have:     NewBitmap(m.NumChunks()),
+		files:    make([]wfile, len(m.Files)),
+		lastSave: time.Now(),
+	}
+	w.bufs.New = func() any { b := make([]byte, min(readBackSize, m.ChunkSize)); return &b }
+	var created []int
+	if err := w.setup(dir, &created); err != nil {
+		w.abort(created)
+		return nil, fmt.Errorf("chunker create writer %s: %w", dir, err)
+	}
+	return w, nil
+}
+
+// setup does CreateWriter's work. Everything that can refuse without side
+// effects (existing files, free space) comes before anything is created.
+func (w *Writer) setup(dir string, created *[]int) error {
+	claims := make([]*Bitmap, len(w.m.Files))
+	var claimed int64
+	for fi := range w.m.Files {
+		if err := w.checkFinal(fi); err != nil {
+			return err
+		}
+		if claims[fi] = w.readState(fi); claims[fi] != nil {
+			claimed += w.claimedBytes(fi, claims[fi])
+		}
+	}
+	need := w.m.TotalSize() - claimed
+	free, err := FreeSpace(dir)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
+		return err
+	case free < need:
+		return fmt.Errorf("%w: need %d more bytes, %d available", ErrNoSpace, need, free)
+	}
+
+	var buf []byte // one chunk, only if there is something to re-verify
+	if claimed > 0 {
+		buf = make([]byte, w.m.ChunkSize)
+	}
+	ids := make(map[[2]uint64]int)
+	var checked int64
+	for fi := range w.m.Files {
+		name := w.m.Files[fi].Name
+		pf, isNew, err := w.openPart(fi)
+		if err != nil {
+			return err
+		}
+		if isNew {
+			*created = append(*created, fi)
+		}
+		err = w.preparePart(fi, pf, isNew, claims[fi], buf, ids, &checked, claimed)
+		if err != nil {
+			pf.Close()
+			return fmt.Errorf("%q: %w", name, err)
+		}
+		if len(w.open) < maxOpenParts {
+			w.files[fi].part = pf
+			w.open = append(w.open, fi)
+		} else if err := pf.Close(); err != nil {
+			return fmt.Errorf("%q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checkFinal refuses an existing final file unless Force, and a directory
+// in its place always (Rename could not replace it, and the user would only
+// find out after the whole transfer).
+func (w *Writer) checkFinal(fi int) error {
+	name := w.m.Files[fi].Name
+	st, err := w.root.Lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case st.IsDir():
+		return fmt.Errorf("%q: %w as a directory", name, ErrExists)
+	case !w.opts.Force:
+		return fmt.Errorf("%q: %w (use --force to replace it)", name, ErrExists)
+	}
+	return nil
+}
+
+// claimedBytes sums the sizes of the chunks a state claims.
+func (w *Writer) claimedBytes(fi int, claim *Bitmap) int64 {
+	first, n := w.m.FileChunks(fi)
+	var sum int64
+	for k := range n {
+		if claim.Has(k) {
+			sum += int64(w.m.Chunk(first + k).Size)
+		}
+	}
+	return sum
+}
+
+// openPart opens fi's part file, creating it (and its directories) if
+// needed. An existing part must be a regular file, and the one opened must
+// be the one checked, so a symlink or device planted under the part name is
+// refused rather than written through.
+func (w *Writer) openPart(fi int) (pf *os.File, isNew bool, err error) {
+	name := w.m.Files[fi].Name
+	part := PartName(name)
+	if d := path.Dir(name); d != "." {
+		if err := w.root.MkdirAll(d, 0o777); err != nil {
+			return nil, false, err
+		}
+	}
+	lst, err := w.root.Lstat(part)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		pf, err = w.root.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		return pf, err == nil, err
+	case err != nil:
+		return nil, false, err
+	case !lst.Mode().IsRegular():
+		return nil, false, fmt.Errorf("%q: %w (%s)", part, ErrNotRegular, kind(lst.Mode()))
+	}
+	pf, err = w.root.OpenFile(part, os.O_RDWR, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	st, err := pf.Stat()
+	if err == nil && !os.SameFile(lst, st) {
+		err = fmt.Errorf("%q: %w: replaced while opening", part, ErrNotRegular)
+	}
+	if err != nil {
+		pf.Close()
+		return nil, false, err
+	}
+	return pf, false, nil
+}
+
+// preparePart sizes fi's part file and re-verifies what claim says it holds.
+func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf []byte,
+	ids map[[2]uint64]int, checked *int64, claimed int64) error {
+	f := &w.m.Files[fi]
+	st, err := pf.Stat()
+	if err != nil {
+		return err
+	}
+	// Two names, one file: a case-insensitive volume ("A" and "a") or a
+	// planted hard link. Writing both would corrupt both.
+	if id, ok := fileID(st); ok {
+		if other, dup := ids[id]; dup {
+			return fmt.Errorf("%w: the file system maps it and %q to the same file", ErrDuplicateName, w.m.Files[other].Name)
+		}
+		ids[id] = fi
+	}
+	if claim == nil && st.Size() != 0 && !isNew {
+		// Left over from another transfer or a lost state: start over, and
+		// give the blocks back so the free-space check stays honest.
+		if err := pf.Truncate(0); err != nil {
+			return err
+		}
+	}
+	if st.Size() != f.Size || claim == nil {
+		if err := pf.Truncate(f.Size); err != nil {
+			return err
+		}
+	}
+
+	wf := &w.files[fi]
+	first, n := w.m.FileChunks(fi)
+	dropped := false
+	for k := range n {
+		if claim == nil || !claim.Has(k) {
+			continue
+		}
+		ref := w.m.Chunk(first + k)
+		b := buf[:ref.Size]
+		if _, err := pf.ReadAt(b, ref.Offset); err != nil {
+			return err
+		}
+		*checked += int64(ref.Size)
+		if w.opts.Progress != nil {
+			w.opts.Progress(*checked, claimed)
+		}
+		if sha256.Sum256(b) != ref.Hash {
+			dropped = true
+			continue
+		}
+		w.have.Set(first + k)
+		w.verified += int64(ref.Size)
+		if k == wf.next {
+			// In order from the start: feed the whole-file hash now
+			// rather than reading this back again later.
+			if wf.h == nil {
+				wf.h = sha256.New()
+			}
+			wf.h.Write(b)
+			wf.next++
+		}
+	}
+	if wf.next == n {
+		wf.sumNow()
+	}
+	if dropped {
+		w.markDirty(fi) // so the next save stops claiming the bad chunks
+	}
+	return nil
+}
+
+// abort undoes a failed CreateWriter: close what is open and remove the
+// part files this call created (they are empty; older ones hold progress).
+func (w *Writer) abort(created []int) {
+	for _, fi := range w.open {
+		w.files[fi].part.Close()
+	}
+	for _, fi := range created {
+		w.root.Remove(PartName(w.m.Files[fi].Name))
+	}
+	w.root.Close()
+}
+
+// sumNow finishes the running hash; the caller holds hmu (or is setup).
+func (wf *wfile) sumNow() {
+	if wf.h == nil {
+		wf.h = sha256.New()
+	}
+	wf.h.Sum(wf.sum[:0])
+	wf.summed = true
+	wf.h = nil
+}
+
+// markDirty queues fi for the next state save; the caller holds mu (or is
+// setup).
+func (w *Writer) markDirty(fi int) {
+	if wf := &w.files[fi]; !wf.dirty {
+		wf.dirty = true
+		w.dirty = append(w.dirty, fi)
+	}
+}
+
+// Missing returns the global indices of chunks not yet verified, ascending.
+func (w *Writer) Missing() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]int, 0, w.have.Len()-w.have.Count())
+	for i := range w.have.Len() {
+		if !w.have.Has(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Have reports whether chunk i is verified and written; false if out of range.
+func (w *Writer) Have(i int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.have.Has(i)
+}
+
+// Bitmap returns a snapshot of the verified chunks, for have-messages.
+func (w *Writer) Bitmap() *Bitmap {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.have.Clone()
+}
+
+// Verified returns the bytes verified so far, including what a resume found.
+func (w *Writer) Verified() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.verified
+}
+
+// WriteChunk checks data against chunk i of the manifest and writes it to
+// its part file. A wrong index, size or hash (ErrChunkIndex, ErrChunkSize,
+// ErrChunkHash) writes nothing; a valid chunk already verified is a no-op.
+// The hash is computed outside any lock so several peers' chunks are checked in
+// parallel. Resume state is saved from here about every second or 64 MiB; a
+// failure to save is retried then and reported by Close.
+func (w *Writer) WriteChunk(i int, data []byte) error {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.closed {
+		return fmt.Errorf("chunker write chunk %d: %w", i, ErrClosed)
+	}
+	if i < 0 || i >= w.m.NumChunks() {
+		return fmt.Errorf("chunker write chunk %d: %w (have %d)", i, ErrChunkIndex, w.m.NumChunks())
+	}
+	ref := w.m.Chunk(i)
+	name := w.m.Files[ref.File].Name
+	if len(data) != ref.Size {
+		return fmt.Errorf("chunker write chunk %d of %q: %w: %d bytes, want %d", i, name, ErrChunkSize, len(data), ref.Size)
+	}
+	// Hashed even when we already have the chunk, so ErrChunkHash always
+	// exposes a peer that sends bad data.
+	if sha256.Sum256(data) != ref.Hash {
+		return fmt.Errorf("chunker write chunk %d of %q: %w", i, name, ErrChunkHash)
+	}
+	if w.Have(i) {
+		return nil
+	}
+	pf, err := w.acquire(ref.File)
+	if err != nil {
+		return fmt.Errorf("chunker write chunk %d of %q: %w", i, name, err)
+	}
+	_, err = pf.WriteAt(data, ref.Offset)
+	w.release(ref.File)
+	if err != nil {
+		return fmt.Errorf("chunker write chunk %d of %q: %w", i, name, err)
+	}
+
+	w.mu.Lock()
+	if w.have.Has(i) { // a concurrent duplicate got there first
+		w.mu.Unlock()
+		return nil
+	}
+	w.have.Set(i)
+	w.verified += int64(ref.Size)
+	w.unsaved += int64(ref.Size)
+	w.markDirty(ref.File)
+	due := w.unsaved >= saveBytes || time.Since(w.lastSave) >= saveInterval
+	w.mu.Unlock()
+
+	first, _ := w.m.FileChunks(ref.File)
+	w.advanceHash(ref.File, i-first, data)
+	if due {
+		w.save(false) // errors: the files stay dirty; retried, and reported by Close
+	}
+	return nil
+}
+
+// advanceHash feeds chunk k of fi (just written, still in memory) to the
+// running whole-file hash if it is next, then any following chunks already
+// on disk, so Finish rarely has to re-read a file.
+func (w *Writer) advanceHash(fi, k int, data []byte) {
+	wf := &w.files[fi]
+	wf.hmu.Lock()
+	defer wf.hmu.Unlock()
+	if wf.summed || k != wf.next {
+		return
+	}
+	if wf.h == nil {
+		wf.h = sha256.New()
+	}
+	wf.h.Write(data)
+	wf.next++
+	w.hashForward(fi) // an error resets the hash; Finish retries and reports it
+}
+
+// hashForward feeds chunks from disk while they are present and next in
+// order; the caller holds fi's hmu. On a read error it starts the hash over,
+// since a partly fed chunk cannot be taken back.
+func (w *Writer) hashForward(fi int) error {
+	wf := &w.files[fi]
+	first, n := w.m.FileChunks(fi)
+	for wf.next < n && w.Have(first+wf.next) {
+		if wf.h == nil {
+			wf.h = sha256.New()
+		}
+		if err := w.feedFromDisk(fi, first+wf.next, wf.h); err != nil {
+			wf.h, wf.next = nil, 0
+			return err
+		}
+		wf.next++
+	}
+	if wf.next == n {
+		wf.sumNow()
+	}
+	return nil
+}
+
+// feedFromDisk writes chunk i, read back from its part file, to h.
+func (w *Writer) feedFromDisk(fi, i int, h hash.Hash) error {
+	ref := w.m.Chunk(i)
+	pf, err := w.acquire(fi)
+	if err != nil {
+		return err
+	}
+	defer w.release(fi)
+	bp := w.bufs.Get().(*[]byte)
+	defer w.bufs.Put(bp)
+	_, err = io.CopyBuffer(h, io.NewSectionReader(pf, ref.Offset, int64(ref.Size)), *bp)
+	return err
+}
+
+// acquire returns fi's open part file, opening it if needed; release must
+// follow. Opening may close the least recently opened idle part.
+func (w *Writer) acquire(fi int) (*os.File, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wf := &w.files[fi]
+	if wf.part == nil {
+		if len(w.open) >= maxOpenParts {
+			for k, o := range w.open {
+				if w.files[o].refs == 0 {
+					// A close error here would be a write-back error,
+					// which the fsync before every state save and before
+					// Finish's placement reports too.
+					w.files[o].part.Close()
+					w.files[o].part = nil
+					w.open = slices.Delete(w.open, k, k+1)
+					break
+				}
+			}
+		}
+		pf, err := w.root.OpenFile(PartName(w.m.Files[fi].Name), os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		wf.part = pf
+		w.open = append(w.open, fi)
+	}
+	wf.refs++
+	return wf.part, nil
+}
+
+func (w *Writer) release(fi int) {
+	w.mu.Lock()
+	w.files[fi].refs--
+	w.mu.Unlock()
+}
+
+// closePart closes fi's part file if open; the caller holds life
+// exclusively, so nobody else is using it.
+func (w *Writer) closePart(fi int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wf := &w.files[fi]
+	if wf.part == nil {
+		return nil
+	}
+	err := wf.part.Close()
+	wf.part = nil
+	if k := slices.Index(w.open, fi); k >= 0 {
+		w.open = slices.Delete(w.open, k, k+1)
+	}
+	return err
+}
+
+// save persists the state of every dirty file: fsync the part, then
+// atomically replace the state. The bitmap is snapshotted first, and only
+// chunks whose WriteAt has returned are in it, so after the fsync the state
+// never claims data that is not on disk. With wait false it gives way to a
+// save already in progress.
+func (w *Writer) save(wait bool) error {
+	if wait {
+		w.saveMu.Lock()
+	} else if !w.saveMu.TryLock() {
+		return nil
+	}
+	defer w.saveMu.Unlock()
+
+	type snap struct {
+		fi   int
+		have *Bitmap
+	}
+	w.mu.Lock()
+	var snaps []snap
+	for _, fi := range w.dirty {
+		wf := &w.files[fi]
+		wf.dirty = false
+		if wf.placed || wf.failed {
+			continue
+		}
+		first, n := w.m.FileChunks(fi)
+		bm := NewBitmap(n)
+		for k := range n {
+			if w.have.Has(first + k) {
+				bm.Set(k)
+			}
+		}
+		snaps = append(snaps, snap{fi, bm})
+	}
+	w.dirty = w.dirty[:0]
+	w.unsaved = 0
+	w.lastSave = time.Now()
+	w.mu.Unlock()
+
+	var errs []error
+	for _, s := range snaps {
+		err := w.syncPart(s.fi)
+		if err == nil {
+			err = w.writeState(s.fi, s.have)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%q: %w", w.m.Files[s.fi].Name, err))
+			w.mu.Lock()
+			w.markDirty(s.fi)
+			w.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Writer) syncPart(fi int) error {
+	pf, err := w.acquire(fi)
+	if err != nil {
+		return err
+	}
+	defer w.release(fi)
+	return pf.Sync()
+}
+
+// Finish completes the transfer once every chunk is verified (ErrIncomplete
+// otherwise). For each file it completes the whole-file SHA-256, reading
+// back only what was not hashed on the way in, and compares it with the
+// manifest (ErrFileHash: the file is not placed and its state is deleted so
+// a rerun starts afresh). Then it fsyncs the part, puts it in place and
+// removes the state. Without Force the part is hard-linked to the final
+// name, which fails rather than overwrite a file that appeared meanwhile
+// (ErrExists; the part and state stay for a rerun with --force); where hard
+// links are unsupported it falls back to check-then-rename. With Force it
+// renames over the old file. Files are processed independently and all
+// errors are returned joined; calling Finish again retries the failed ones.
+func (w *Writer) Finish() error {
+	w.life.Lock()
+	defer w.life.Unlock()
+	if w.closed {
+		return fmt.Errorf("chunker finish: %w", ErrClosed)
+	}
+	w.mu.Lock()
+	missing := w.have.Len() - w.have.Count()
+	w.mu.Unlock()
+	if missing > 0 {
+		return fmt.Errorf("chunker finish: %w: %d of %d chunks missing", ErrIncomplete, missing, w.have.Len())
+	}
+	var errs []error
+	dirs := make(map[string]bool)
+	for fi := range w.m.Files {
+		if w.files[fi].placed {
+			continue
+		}
+		if err := w.finishFile(fi); err != nil {
+			errs = append(errs, fmt.Errorf("chunker finish %q: %w", w.m.Files[fi].Name, err))
+			continue
+		}
+		dirs[path.Dir(w.m.Files[fi].Name)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(w.root, d); err != nil {
+			errs = append(errs, fmt.Errorf("chunker finish: sync directory %q: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Writer) finishFile(fi int) error {
+	f := &w.m.Files[fi]
+	wf := &w.files[fi]
+	if wf.failed {
+		return fmt.Errorf("%w (reported before)", ErrFileHash)
+	}
+	wf.hmu.Lock()
+	var err error
+	if !wf.summed {
+		err = w.hashForward(fi)
+	}
+	sum, summed := wf.sum, wf.summed
+	wf.hmu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !summed {
+		return fmt.Errorf("whole-file hash incomplete") // unreachable: every chunk is present
+	}
+	if sum != f.SHA256 {
+		wf.failed = true
+		err := fmt.Errorf("%w: got %s, manifest says %s", ErrFileHash, sum, f.SHA256)
+		if rerr := w.removeState(fi); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return err
+	}
+	if err := w.syncPart(fi); err != nil {
+		return err
+	}
+	// Closed before the move: Windows cannot rename an open file.
+	if err := w.closePart(fi); err != nil {
+		return err
+	}
+	placed, err := w.place(f.Name)
+	if placed {
+		wf.placed = true
+	}
+	if err != nil {
+		return err
+	}
+	return w.removeState(fi)
+}
+
+// place moves name's part file to name; see Finish for the rules. placed
+// reports whether the final file is in place, even if err is not nil.
+func (w *Writer) place(name string) (placed bool, err error) {
+	part := PartName(name)
+	if w.opts.Force {
+		err := w.root.Rename(part, name)
+		return err == nil, err
+	}
+	err = w.root.Link(part, name)
+	switch {
+	case err == nil:
+		if err := w.root.Remove(part); err != nil {
+			return true, fmt.Errorf("file in place, but removing the part file: %w", err)
+		}
+		return true, nil
+	case errors.Is(err, fs.ErrExist):
+		return false, fmt.Errorf("%w (use --force to replace it)", ErrExists)
+	}
+	// No hard links on this file system (FAT, some network shares): check
+	// then rename, accepting the small race Link would have closed.
+	if _, serr := w.root.Lstat(name); serr == nil {
+		return false, fmt.Errorf("%w (use --force to replace it)", ErrExists)
+	} else if !errors.Is(serr, fs.ErrNotExist) {
+		return false, serr
+	}
+	err = w.root.Rename(part, name)
+	return err == nil, err
+}
+
+// Close saves the resume state of every file with new chunks and closes all
+// files; part files stay for a later CreateWriter to resume. It is
+// idempotent, and WriteChunk fails with ErrClosed afterwards.
+func (w *Writer) Close() error {
+	w.life.Lock()
+	defer w.life.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	var errs []error
+	if err := w.save(true); err != nil {
+		errs = append(errs, err)
+	}
+	w.mu.Lock()
+	for _, fi := range w.open {
+		if err := w.files[fi].part.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%q: %w", w.m.Files[fi].Name, err))
+		}
+		w.files[fi].part = nil
+	}
+	w.open = nil
+	w.mu.Unlock()
+	if err := w.root.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("chunker close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/p2pxfer/p2pxfer/peer"
+)
+
+// Version is the program version, set at build time with -ldflags.
+var Version = "dev"
+
+// Env is everything the commands take from the outside world, so tests can
+// run them in-process with buffers.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// ReadPassword prompts on the terminal without echo; nil when there is
+	// no terminal.
+	ReadPassword func(prompt string) (string, error)
+	// PeerConfig, if set, adjusts the WebRTC configuration (tests restrict
+	// ICE to loopback).
+	PeerConfig func(*peer.Config)
+	// Logger gets diagnostics; nil logs warnings and errors to Stderr.
+	Logger *slog.Logger
+}
+
+// OSEnv is the Env of the real process.
+func OSEnv() Env {
+	env := Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		env.ReadPassword = func(prompt string) (string, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			b, err := term.ReadPassword(int(os.Stdin.Fd()))
+			fmt.Fprintln(os.Stderr)
+			return string(b), err
+		}
+	}
+	return env
+}
+
+func (env *Env) logger(level slog.Level) *slog.Logger {
+	if env.Logger != nil {
+		return env.Logger
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Run runs the command line args (args[0] is the program name) and returns
+// the exit code. It prints one line for any error.
+func Run(ctx context.Context, env Env, args []string) int {
+	app := NewApp(env)
+	err := app.RunContext(ctx, args)
+	code, hint := exitCode(err)
+	if err != nil && code != ExitInterrupted {
+		fmt.Fprintf(env.Stderr, "p2pxfer: %v\n", err)
+		if hint != "" {
+			fmt.Fprintf(env.Stderr, "  (%s)\n", hint)
+		}
+	}
+	if code == ExitInterrupted {
+		fmt.Fprintln(env.Stderr, "p2pxfer: interrupted")
+	}
+	return code
+}
+
+// NewApp builds the urfave/cli application.
+func NewApp(env Env) *cli.App {
+	app := &cli.App{
+		Name:            "p2pxfer",
+		Usage:           "send files directly between machines over WebRTC, protected by a password",
+		Version:         Version,
+		Writer:          env.Stdout,
+		ErrWriter:       env.Stderr,
+		Reader:          env.Stdin,
+		HideHelpCommand: false,
+		Commands: []*cli.Command{
+			sendCommand(env),
+			recvCommand(env),
+			signalCommand(env),
+		},
+		// Errors are printed by Run, once, with an exit code.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usagef("%v", err)
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+	}
+	return app
+}
+
+// passwordFrom reads the password from P2PXFER_PASSWORD or --password-file;
+// never from the command line, where other users can see it.
+func passwordFrom(env Env, file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usagef("read --password-file: %v", err)
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return "", usagef("--password-file %s is empty", file)
+		}
+		return pw, nil
+	}
+	return env.Getenv("P2PXFER_PASSWORD"), nil
+}
+
+func signalURL(env Env, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return env.Getenv("P2PXFER_SIGNAL")
+}
+
+// stunServers turns --stun flags into URLs; "none" disables STUN.
+func stunServers(flags []string) []string {
+	if len(flags) == 0 {
+		return []string{defaultSTUN}
+	}
+	var out []string
+	for _, s := range flags {
+		if s == "none" {
+			return nil
+		}
+		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "stuns:") {
+			s = "stun:" + s
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+const defaultSTUN = "stun:stun.l.google.com:19302"
+
+var errNoPassword = errors.New("no password")
+
+// commonFlags are shared by send and recv.
+func commonFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "signal", Usage: "signalling server `URL` (ws://host:port/ws); env P2PXFER_SIGNAL"},
+		&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (else env P2PXFER_PASSWORD)"},
+		&cli.StringSliceFlag{Name: "stun", Usage: "STUN server `URL` (repeatable); 'none' for a LAN without STUN (default " + defaultSTUN + ")"},
+		&cli.StringSliceFlag{Name: "interface", Usage: "use only this network `NAME` for the transfer (repeatable)"},
+		&cli.BoolFlag{Name: "loopback", Usage: "also offer loopback addresses (both ends on this machine)"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log diagnostics to stderr"},
+	}
+}
+
+func peerConfig(env Env, c *cli.Context, log *slog.Logger) peer.Config {
+	cfg := peer.Config{
+		STUN:       stunServers(c.StringSlice("stun")),
+		Interfaces: c.StringSlice("interface"),
+		Loopback:   c.Bool("loopback"),
+		Logger:     log,
+	}
+	if env.PeerConfig != nil {
+		env.PeerConfig(&cfg)
+	}
+	return cfg
+}
+
+func logLevel(c *cli.Context) slog.Level {
+	if c.Bool("verbose") {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}

@@ -1,0 +1,317 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/signalclient"
+	"github.com/p2pxfer/p2pxfer/sigserver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a bytes.Buffer the command may write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type run struct {
+	stdout, stderr syncBuffer
+	code           chan int
+}
+
+// start runs the app in-process with loopback-only WebRTC and the given
+// environment variables.
+func start(ctx context.Context, vars map[string]string, args ...string) *run {
+	r := &run{code: make(chan int, 1)}
+	env := Env{
+		Stdin:  strings.NewReader(""),
+		Stdout: &r.stdout, Stderr: &r.stderr,
+		Getenv: func(k string) string { return vars[k] },
+		PeerConfig: func(c *peer.Config) {
+			c.Loopback, c.Interfaces, c.STUN = true, []string{"lo"}, nil
+		},
+	}
+	go func() { r.code <- Run(ctx, env, append([]string{"p2pxfer"}, args...)) }()
+	return r
+}
+
+func (r *run) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case c := <-r.code:
+		return c
+	case <-time.After(60 * time.Second):
+		t.Fatalf("command did not end; stderr:\n%s", r.stderr.String())
+		return -1
+	}
+}
+
+var (
+	roomRE   = regexp.MustCompile(`Room:\s+(\S+)`)
+	passRE   = regexp.MustCompile(`Password:\s+(\S+)`)
+	signalRE = regexp.MustCompile(`--signal (\S+)`)
+)
+
+// offer waits for a running send to print its room, password and URL.
+func (r *run) offer(t *testing.T) (roomID, password, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		out := r.stdout.String()
+		if m := signalRE.FindStringSubmatch(out); m != nil {
+			return roomRE.FindStringSubmatch(out)[1], passRE.FindStringSubmatch(out)[1], m[1]
+		}
+		select {
+		case c := <-r.code:
+			t.Fatalf("send exited with %d:\n%s\n%s", c, out, r.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("send printed no offer:\n%s", r.stderr.String())
+	return
+}
+
+func randomFile(t *testing.T, dir, name string, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSendRecv(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	src := t.TempDir()
+	want := randomFile(t, src, "photo.jpg", 1<<20+77)
+	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "photo.jpg"))
+	roomID, password, url := snd.offer(t)
+	if len(password) < 11 {
+		t.Fatalf("generated password %q too short", password)
+	}
+	out := t.TempDir()
+	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--signal", url, "--out", out, roomID)
+	if c := rcv.wait(t); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
+	}
+	got, err := os.ReadFile(filepath.Join(out, "photo.jpg"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("received file differs (err %v)", err)
+	}
+	if c := snd.wait(t); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
+	}
+	if !strings.Contains(rcv.stdout.String(), "photo.jpg") {
+		t.Errorf("recv did not list the file:\n%s", rcv.stdout.String())
+	}
+}
+
+func TestRecvErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	src := t.TempDir()
+	randomFile(t, src, "a.txt", 5000)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret-pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--password-file", pwFile, filepath.Join(src, "a.txt"))
+	roomID, password, url := snd.offer(t)
+	if password != "(the" {
+		t.Fatalf("a password from a file must not be printed, got %q", password)
+	}
+
+	t.Run("wrong password", func(t *testing.T) {
+		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "nope"}, "recv", "--signal", url, "--out", t.TempDir(), roomID)
+		if c := r.wait(t); c != ExitWrongPassword {
+			t.Fatalf("exit %d, want %d:\n%s", c, ExitWrongPassword, r.stderr.String())
+		}
+		if !strings.Contains(r.stderr.String(), "wrong password") {
+			t.Fatalf("stderr does not say wrong password:\n%s", r.stderr.String())
+		}
+	})
+	t.Run("unknown room", func(t *testing.T) {
+		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "s3cret-pass"}, "recv", "--signal", url, "--out", t.TempDir(), "zzzzzzzz")
+		if c := r.wait(t); c != ExitNoRoom {
+			t.Fatalf("exit %d, want %d:\n%s", c, ExitNoRoom, r.stderr.String())
+		}
+	})
+	t.Run("existing file", func(t *testing.T) {
+		out := t.TempDir()
+		if err := os.WriteFile(filepath.Join(out, "a.txt"), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := start(ctx, nil, "recv", "--signal", url, "--password-file", pwFile, "--out", out, roomID)
+		if c := r.wait(t); c != ExitRefused {
+			t.Fatalf("exit %d, want %d:\n%s", c, ExitRefused, r.stderr.String())
+		}
+		if b, _ := os.ReadFile(filepath.Join(out, "a.txt")); string(b) != "mine" {
+			t.Fatal("existing file was overwritten")
+		}
+		if !strings.Contains(r.stderr.String(), "--force") {
+			t.Fatalf("no hint about --force:\n%s", r.stderr.String())
+		}
+	})
+	t.Run("force", func(t *testing.T) {
+		out := t.TempDir()
+		if err := os.WriteFile(filepath.Join(out, "a.txt"), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := start(ctx, nil, "recv", "--signal", url, "--password-file", pwFile, "--force", "--out", out, roomID)
+		if c := r.wait(t); c != ExitOK {
+			t.Fatalf("exit %d:\n%s", c, r.stderr.String())
+		}
+		if b, _ := os.ReadFile(filepath.Join(out, "a.txt")); len(b) != 5000 {
+			t.Fatal("--force did not replace the file")
+		}
+	})
+	cancel()
+	if c := snd.wait(t); c != ExitOK {
+		t.Fatalf("send after Ctrl-C: exit %d:\n%s", c, snd.stderr.String())
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{"send without files", nil, []string{"send"}, "at least one FILE"},
+		{"send a directory", nil, []string{"send", dir}, "directory"},
+		{"send a missing file", nil, []string{"send", filepath.Join(dir, "nope")}, "no such file"},
+		{"recv without room", nil, []string{"recv", "--signal", "ws://127.0.0.1:1/ws"}, "ROOMID"},
+		{"recv bad room", nil, []string{"recv", "--signal", "ws://127.0.0.1:1/ws", "not/a/room"}, "not a room ID"},
+		{"recv without server", nil, []string{"recv", "abcdefgh"}, "--signal"},
+		{"recv without password", nil, []string{"recv", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "P2PXFER_PASSWORD"},
+		{"unknown flag", nil, []string{"recv", "--password", "x", "abcdefgh"}, "password"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := start(ctx, tc.vars, tc.args...)
+			if c := r.wait(t); c != ExitUsage {
+				t.Fatalf("exit %d, want %d:\n%s", c, ExitUsage, r.stderr.String())
+			}
+			if !strings.Contains(r.stderr.String(), tc.want) {
+				t.Fatalf("stderr does not mention %q:\n%s", tc.want, r.stderr.String())
+			}
+		})
+	}
+}
+
+func TestUnreachableServer(t *testing.T) {
+	r := start(context.Background(), map[string]string{"P2PXFER_PASSWORD": "x"}, "recv", "--signal", "ws://127.0.0.1:1/ws", "--out", t.TempDir(), "abcdefgh")
+	if c := r.wait(t); c != ExitConnect {
+		t.Fatalf("exit %d, want %d:\n%s", c, ExitConnect, r.stderr.String())
+	}
+}
+
+// TestHostileNames: a sender that offers "../x" gets nothing written.
+func TestHostileNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sigsrv := sigserver.New(sigserver.Config{})
+	hs := httptest.NewServer(sigsrv)
+	defer hs.Close()
+	defer sigsrv.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+
+	srcDir := t.TempDir()
+	randomFile(t, srcDir, "x", 100)
+	src, err := chunker.OpenSource(ctx, []string{filepath.Join(srcDir, "x")}, chunker.DefaultChunkSize, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	honest, err := chunker.EncodeManifest(src.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, evil := range []string{`../x`, `/etc/x`, `a/../../x`, "x\u001b[2J"} {
+		t.Run(evil, func(t *testing.T) {
+			quoted, _ := jsonString(evil)
+			forged := bytes.Replace(honest, []byte(`"name":"x"`), []byte(`"name":`+quoted), 1)
+			if bytes.Equal(forged, honest) {
+				t.Fatal("could not forge the manifest")
+			}
+			conn, err := signalclient.Dial(ctx, url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			roomID, self, err := conn.Create(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := peer.Config{Loopback: true, Interfaces: []string{"lo"}}
+			eng, err := peer.NewEngine(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer eng.Close()
+			sctx, scancel := context.WithCancel(ctx)
+			served := make(chan error, 1)
+			go func() {
+				served <- eng.Serve(sctx, conn, src, peer.ServeOptions{Room: roomID, Self: self, Password: "pw", Manifest: forged})
+			}()
+			parent := t.TempDir()
+			out := filepath.Join(parent, "out")
+			if err := os.Mkdir(out, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--signal", url, "--out", out, roomID)
+			c := r.wait(t)
+			scancel()
+			<-served
+			if c != ExitRefused && c != ExitVerify {
+				t.Fatalf("exit %d, want %d or %d:\n%s", c, ExitRefused, ExitVerify, r.stderr.String())
+			}
+			for _, d := range []string{parent, out} {
+				if entries, _ := os.ReadDir(d); len(entries) != map[string]int{parent: 1, out: 0}[d] {
+					t.Fatalf("%s holds %v after a hostile manifest", d, entries)
+				}
+			}
+			if strings.ContainsRune(r.stderr.String()+r.stdout.String(), '\x1b') {
+				t.Fatal("an escape sequence from the network reached the terminal")
+			}
+		})
+	}
+}
+
+func jsonString(s string) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}

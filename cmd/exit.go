@@ -1,0 +1,73 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/pake"
+	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/room"
+)
+
+// Exit codes, documented in README.
+const (
+	ExitOK            = 0
+	ExitError         = 1 // anything not listed below
+	ExitUsage         = 2 // bad flags or arguments
+	ExitWrongPassword = 3
+	ExitNoRoom        = 4 // room not found, closed, or closed after wrong passwords
+	ExitConnect       = 5 // signalling server unreachable, no peer-to-peer path, peer left
+	ExitVerify        = 6 // data, manifest or signalling failed verification
+	ExitRefused       = 7 // output exists, no disk space, unsafe names
+	ExitInterrupted   = 130
+)
+
+// errUnreachable: the signalling server could not be reached.
+var errUnreachable = errors.New("cannot reach the signalling server")
+
+// usageError marks errors in how the command was called.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitCode maps an error to its exit code and a hint for the user.
+func exitCode(err error) (int, string) {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return ExitOK, ""
+	case errors.As(err, &ue):
+		return ExitUsage, "run 'p2pxfer help' for usage"
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted, ""
+	case errors.Is(err, pake.ErrWrongPassword):
+		return ExitWrongPassword, "check the password with the sender and try again"
+	case errors.Is(err, room.ErrTooManyFailures), errors.Is(err, peer.ErrTooManyFailures):
+		return ExitNoRoom, "the room was closed to stop password guessing; the sender must start again"
+	case errors.Is(err, room.ErrRoomNotFound):
+		return ExitNoRoom, "check the room ID; rooms disappear when the sender stops"
+	case errors.Is(err, room.ErrRoomClosed):
+		return ExitNoRoom, "the sender has stopped; ask them to send again"
+	case errors.Is(err, chunker.ErrExists):
+		return ExitRefused, "choose another --out directory, move the file away, or pass --force"
+	case errors.Is(err, chunker.ErrNoSpace):
+		return ExitRefused, "free some disk space or choose another --out directory"
+	case errors.Is(err, chunker.ErrBadName):
+		return ExitRefused, "the sender offered a file name that is not safe to write"
+	case errors.Is(err, peer.ErrTampered), errors.Is(err, peer.ErrCorrupt), errors.Is(err, chunker.ErrChunkHash),
+		errors.Is(err, chunker.ErrFileHash), errors.Is(err, chunker.ErrBadManifest):
+		return ExitVerify, "nothing unverified was kept; try again, and tell the sender if it repeats"
+	case errors.Is(err, errUnreachable):
+		return ExitConnect, "check the --signal address and that the server is running"
+	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),
+		errors.Is(err, peer.ErrBusy), errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):
+		return ExitConnect, "run the same command again to resume; a firewall between the machines can also cause this"
+	case errors.Is(err, pake.ErrVersion), errors.Is(err, room.ErrVersion):
+		return ExitError, "both sides need the same p2pxfer version"
+	}
+	return ExitError, ""
+}

@@ -1,0 +1,286 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/room"
+	"github.com/p2pxfer/p2pxfer/signalclient"
+	"github.com/p2pxfer/p2pxfer/sigserver"
+)
+
+func sendCommand(env Env) *cli.Command {
+	return &cli.Command{
+		Name:      "send",
+		Usage:     "offer files in a password-protected room until Ctrl-C",
+		ArgsUsage: "FILE...",
+		Description: "Hashes the files, opens a room on the signalling server and prints the room ID,\n" +
+			"the password and the command to run on the receiving side. With no --signal and no\n" +
+			"P2PXFER_SIGNAL it runs its own signalling server, so nothing else is needed on a LAN.",
+		Flags: append(commonFlags(),
+			&cli.StringFlag{Name: "listen", Value: ":0", Usage: "`ADDR` for the embedded signalling server (when no --signal)"},
+			&cli.IntFlag{Name: "max-receivers", Usage: "stop after `N` receivers have finished (0: until Ctrl-C)"},
+			&cli.IntFlag{Name: "max-failures", Value: 10, Usage: "close the room after `N` wrong passwords"},
+			&cli.IntFlag{Name: "chunk-size", Usage: "chunk size in `BYTES` (default: chosen from the total size)", Hidden: true},
+		),
+		Action: func(c *cli.Context) error { return runSend(c, env) },
+	}
+}
+
+func runSend(c *cli.Context, env Env) error {
+	ctx := c.Context
+	if c.NArg() == 0 {
+		return usagef("send needs at least one FILE")
+	}
+	if c.Int("max-failures") < 1 || c.Int("max-receivers") < 0 {
+		return usagef("--max-failures must be at least 1 and --max-receivers not negative")
+	}
+	log := env.logger(logLevel(c))
+	password, err := passwordFrom(env, c.String("password-file"))
+	if err != nil {
+		return err
+	}
+	generated := password == ""
+	if generated {
+		if password, err = room.NewPassword(); err != nil {
+			return err
+		}
+	}
+
+	var total int64
+	for _, p := range c.Args().Slice() {
+		st, err := os.Stat(p)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if st.IsDir() {
+			return usagef("%s is a directory; directories are not supported yet, pass the files in it", strconv.Quote(p))
+		}
+		total += st.Size()
+	}
+	chunkSize := c.Int("chunk-size")
+	if chunkSize == 0 {
+		chunkSize = chunker.ChooseChunkSize(total)
+	}
+	hashBar := newBar(env, total, "hashing")
+	src, err := chunker.OpenSource(ctx, c.Args().Slice(), chunkSize, func(done, _ int64) { _ = hashBar.Set64(done) })
+	_ = hashBar.Finish()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	url := signalURL(env, c.String("signal"))
+	publicURL := url
+	if url == "" {
+		srv, local, public, err := startEmbedded(ctx, c.String("listen"), log)
+		if err != nil {
+			return err
+		}
+		defer srv()
+		url, publicURL = local, public
+	}
+	conn, err := dial(ctx, url, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	roomID, self, err := conn.Create(ctx)
+	if err != nil {
+		return fmt.Errorf("create room: %w", err)
+	}
+
+	cfg := peerConfig(env, c, log)
+	eng, err := peer.NewEngine(cfg)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	printOffer(env, src.Manifest(), roomID, password, generated, publicURL, c.String("signal") != "" || env.Getenv("P2PXFER_SIGNAL") != "")
+	bars := newSendBars(env)
+	err = eng.Serve(ctx, conn, src, peer.ServeOptions{
+		Room: roomID, Self: self, Password: password,
+		MaxFailures:  c.Int("max-failures"),
+		MaxReceivers: c.Int("max-receivers"),
+		OnEvent:      bars.event,
+	})
+	bars.close()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintf(env.Stderr, "stopped; %d receiver(s) finished\n", bars.finishedCount())
+		return nil // Ctrl-C is how a sender is meant to stop
+	}
+	if err == nil {
+		fmt.Fprintf(env.Stderr, "done; %d receiver(s) finished\n", bars.finishedCount())
+	}
+	return err
+}
+
+func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string, remote bool) {
+	out := env.Stdout
+	fmt.Fprintf(out, "Sending %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
+	for _, f := range m.Files {
+		fmt.Fprintf(out, "  %s  %s\n", quoteName(f.Name), humanBytes(f.Size))
+	}
+	fmt.Fprintf(out, "\nRoom:     %s\n", roomID)
+	if generated {
+		fmt.Fprintf(out, "Password: %s\n", password)
+	} else {
+		fmt.Fprintf(out, "Password: (the one you set)\n")
+	}
+	fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv")
+	if !remote {
+		fmt.Fprintf(out, " --signal %s", url)
+	}
+	fmt.Fprintf(out, " %s\nand type the password when asked. Ctrl-C stops sending.\n\n", roomID)
+}
+
+// startEmbedded runs a signalling server in this process. It returns a stop
+// function, the URL to reach it locally and the URL to print for others.
+func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (stop func(), local, public string, err error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, "", "", usagef("embedded signalling server: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	host, _, _ := net.SplitHostPort(listen)
+	publicHost := host
+	localHost := host
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		publicHost = lanAddress()
+		localHost = "127.0.0.1"
+	}
+	sig := sigserver.New(sigserver.Config{Logger: log.With("component", "signal")})
+	hs := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = hs.Serve(ln)
+	}()
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = sig.Close()
+		_ = hs.Shutdown(sctx)
+		wg.Wait()
+	}
+	hp := func(h string) string { return "ws://" + net.JoinHostPort(h, strconv.Itoa(port)) + "/ws" }
+	return stop, hp(localHost), hp(publicHost), nil
+}
+
+// lanAddress guesses the address other machines on the LAN reach us at:
+// the first private IPv4 address of an up, non-loopback interface, then any
+// global one. It only looks at interfaces; it sends nothing.
+func lanAddress() string {
+	ifaces, _ := net.Interfaces()
+	var global string
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.To4() == nil {
+				continue
+			}
+			if ipn.IP.IsPrivate() {
+				return ipn.IP.String()
+			}
+			if global == "" && ipn.IP.IsGlobalUnicast() {
+				global = ipn.IP.String()
+			}
+		}
+	}
+	if global != "" {
+		return global
+	}
+	return "127.0.0.1"
+}
+
+func dial(ctx context.Context, url string, log *slog.Logger) (*signalclient.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := signalclient.Dial(dctx, url, &signalclient.Options{Logger: log})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w at %s: %v", errUnreachable, url, err)
+	}
+	return conn, nil
+}
+
+// sendBars keeps one progress bar per receiver.
+type sendBars struct {
+	env      Env
+	mu       sync.Mutex
+	bars     map[string]*progressbar.ProgressBar
+	finished int
+}
+
+func newSendBars(env Env) *sendBars {
+	return &sendBars{env: env, bars: map[string]*progressbar.ProgressBar{}}
+}
+
+func (s *sendBars) event(ev peer.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	who := "receiver " + ev.Peer[:6]
+	switch ev.Kind {
+	case peer.EventJoined:
+	case peer.EventConnected:
+		fmt.Fprintf(s.env.Stderr, "%s connected\n", who)
+		s.bars[ev.Peer] = newBar(s.env, ev.Total, who)
+	case peer.EventProgress:
+		if b := s.bars[ev.Peer]; b != nil {
+			_ = b.Set64(ev.Done)
+		}
+	case peer.EventFinished:
+		s.finished++
+		if b := s.bars[ev.Peer]; b != nil {
+			_ = b.Finish()
+			delete(s.bars, ev.Peer)
+		}
+		fmt.Fprintf(s.env.Stderr, "%s finished and verified everything (%d so far)\n", who, s.finished)
+	case peer.EventFailed:
+		if b := s.bars[ev.Peer]; b != nil {
+			_ = b.Exit()
+			delete(s.bars, ev.Peer)
+		}
+		if errors.Is(ev.Err, pakeWrongPassword) {
+			fmt.Fprintf(s.env.Stderr, "%s: wrong password (%d failed attempt(s))\n", who, ev.Failures)
+		} else {
+			fmt.Fprintf(s.env.Stderr, "%s: %v\n", who, ev.Err)
+		}
+	}
+}
+
+func (s *sendBars) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, b := range s.bars {
+		_ = b.Exit()
+		delete(s.bars, id)
+	}
+}
+
+func (s *sendBars) finishedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.finished
+}

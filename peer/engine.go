@@ -1,0 +1,160 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pxfer/p2pxfer/room"
+)
+
+// Signaller is the signalling connection a peer talks through;
+// signalclient.Conn implements it. Send must be safe for concurrent use.
+type Signaller interface {
+	Send(ctx context.Context, m *room.Message) error
+	Recv(ctx context.Context) (*room.Message, error)
+}
+
+// Config sets up the WebRTC side of a peer.
+type Config struct {
+	// STUN lists stun: URLs used to learn the public address; none on a LAN
+	// or in tests.
+	STUN []string
+	// Interfaces restricts ICE to these network interfaces (all when empty).
+	Interfaces []string
+	// Loopback adds loopback candidates, for two peers on one machine.
+	Loopback bool
+	// UDPBufferSize is the socket buffer asked for on the ICE UDP socket.
+	// The kernel's default (~208 KiB) drops packets at full speed, and
+	// every loss costs SCTP a retransmission timeout.
+	UDPBufferSize int
+	// ConnectTimeout bounds ICE, DTLS and SCTP until the channel opens.
+	ConnectTimeout time.Duration
+	// HandshakeTimeout bounds each PAKE round trip.
+	HandshakeTimeout time.Duration
+	// Logger receives pion's and our diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultUDPBufferSize    = 4 << 20
+	DefaultConnectTimeout   = 30 * time.Second
+	DefaultHandshakeTimeout = 30 * time.Second
+	// sctpReceiveBuffer is pion's SCTP receive window; 1 MiB by default,
+	// which caps throughput at window/RTT on any real path.
+	sctpReceiveBuffer = 8 << 20
+)
+
+// Engine holds what all peer connections of a process share: the pion API
+// and one ICE UDP socket (a mux) whose buffers we sized ourselves.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	api     *webrtc.API
+	mux     *ice.MultiUDPMuxDefault
+	iceURLs []webrtc.ICEServer
+}
+
+// NewEngine opens the UDP socket(s) and prepares pion. Close releases them.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.UDPBufferSize == 0 {
+		cfg.UDPBufferSize = DefaultUDPBufferSize
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	lf := &slogFactory{log: log}
+	keep := func(name string) bool {
+		return len(cfg.Interfaces) == 0 || slices.Contains(cfg.Interfaces, name)
+	}
+	opts := []ice.UDPMuxFromPortOption{
+		ice.UDPMuxFromPortWithInterfaceFilter(keep),
+		ice.UDPMuxFromPortWithReadBufferSize(cfg.UDPBufferSize),
+		ice.UDPMuxFromPortWithWriteBufferSize(cfg.UDPBufferSize),
+		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+		ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux")),
+	}
+	if cfg.Loopback {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	mux, err := ice.NewMultiUDPMuxFromPort(0, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("peer: open UDP socket: %w", err)
+	}
+	if len(mux.GetListenAddresses()) == 0 {
+		_ = mux.Close()
+		return nil, fmt.Errorf("peer: %w: no usable network interface", ErrConnect)
+	}
+
+	var se webrtc.SettingEngine
+	se.LoggerFactory = lf
+	se.DetachDataChannels()
+	se.SetICEUDPMux(mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetInterfaceFilter(keep)
+	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	// Our peers never hand out .local names, so mDNS would only add
+	// multicast traffic.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
+
+	e := &Engine{cfg: cfg, log: log, api: webrtc.NewAPI(webrtc.WithSettingEngine(se)), mux: mux}
+	if len(cfg.STUN) > 0 {
+		e.iceURLs = []webrtc.ICEServer{{URLs: cfg.STUN}}
+	}
+	return e, nil
+}
+
+// Close releases the UDP socket(s). Peer connections must be closed first.
+func (e *Engine) Close() error { return e.mux.Close() }
+
+// LocalAddrs lists the UDP addresses ICE listens on.
+func (e *Engine) LocalAddrs() []net.Addr { return e.mux.GetListenAddresses() }
+
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, error) {
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{ICEServers: e.iceURLs})
+	if err != nil {
+		return nil, fmt.Errorf("peer: new peer connection: %w", err)
+	}
+	return pc, nil
+}
+
+// slogFactory routes pion's logs to slog at debug level (pion is chatty at
+// warning level about things that are normal for us, like closed sockets).
+type slogFactory struct{ log *slog.Logger }
+
+func (f *slogFactory) NewLogger(scope string) logging.LeveledLogger {
+	return &slogLogger{log: f.log.With("pion", scope)}
+}
+
+type slogLogger struct{ log *slog.Logger }
+
+func (l *slogLogger) Trace(string)                 {}
+func (l *slogLogger) Tracef(string, ...any)        {}
+func (l *slogLogger) Debug(msg string)             { l.log.Debug(msg) }
+func (l *slogLogger) Debugf(f string, args ...any) { l.log.Debug(fmt.Sprintf(f, args...)) }
+func (l *slogLogger) Info(msg string)              { l.log.Debug(msg) }
+func (l *slogLogger) Infof(f string, args ...any)  { l.log.Debug(fmt.Sprintf(f, args...)) }
+func (l *slogLogger) Warn(msg string)              { l.log.Debug(msg, "pionlevel", "warn") }
+func (l *slogLogger) Warnf(f string, args ...any) {
+	l.log.Debug(fmt.Sprintf(f, args...), "pionlevel", "warn")
+}
+func (l *slogLogger) Error(msg string) { l.log.Debug(msg, "pionlevel", "error") }
+func (l *slogLogger) Errorf(f string, args ...any) {
+	l.log.Debug(fmt.Sprintf(f, args...), "pionlevel", "error")
+}

@@ -1,0 +1,30 @@
+package peer
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of these, or one
+// of pake's (pake.ErrWrongPassword), room's or chunker's sentinels.
+var (
+	// ErrConnect: no working peer-to-peer path (ICE, DTLS or SCTP did not
+	// come up in time). Usually a firewall or NAT between the peers.
+	ErrConnect = errors.New("could not connect to peer")
+	// ErrTampered: a sealed signalling message failed authentication, so
+	// something between the peers (the signalling server, say) altered it.
+	ErrTampered = errors.New("signalling message was tampered with")
+	// ErrProtocol: the peer broke the data channel or sealed signalling
+	// protocol (a frame out of place, an index out of range, ...).
+	ErrProtocol = errors.New("peer protocol violation")
+	// ErrCorrupt: the peer kept sending chunks that fail verification.
+	ErrCorrupt = errors.New("peer sent corrupt data")
+	// ErrRemote: the peer reported an error and ended the transfer.
+	ErrRemote = errors.New("peer ended the transfer")
+	// ErrTimeout: the peer stopped answering during the handshake.
+	ErrTimeout = errors.New("peer did not answer in time")
+	// ErrBusy: the sender is serving as many receivers as it allows.
+	ErrBusy = errors.New("sender is busy")
+	// ErrTooManyFailures: Serve closed the room after too many handshakes
+	// with a wrong password.
+	ErrTooManyFailures = errors.New("too many wrong passwords")
+	// ErrPeerLeft: the other side went away before the transfer finished.
+	ErrPeerLeft = errors.New("peer left")
+)

@@ -1,0 +1,292 @@
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/pake"
+	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/room"
+	"github.com/p2pxfer/p2pxfer/signalclient"
+	"github.com/p2pxfer/p2pxfer/sigserver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// loopback keeps every packet of these tests on 127.0.0.1: no STUN, no
+// mDNS, loopback candidates only.
+func loopback() peer.Config {
+	return peer.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 20 * time.Second, HandshakeTimeout: 10 * time.Second}
+}
+
+type rig struct {
+	t    *testing.T
+	srv  *sigserver.Server
+	http *httptest.Server
+	url  string
+}
+
+func newRig(t *testing.T) *rig {
+	srv := sigserver.New(sigserver.Config{})
+	hs := httptest.NewServer(srv)
+	r := &rig{t: t, srv: srv, http: hs, url: "ws" + hs.URL[len("http"):] + "/ws"}
+	t.Cleanup(func() {
+		_ = srv.Close()
+		hs.Close()
+	})
+	return r
+}
+
+func (r *rig) dial(ctx context.Context) *signalclient.Conn {
+	c, err := signalclient.Dial(ctx, r.url, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func engine(t *testing.T) *peer.Engine {
+	e, err := peer.NewEngine(loopback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func writeFiles(t *testing.T, sizes map[string]int) (dir string, paths []string) {
+	dir = t.TempDir()
+	for name, n := range sizes {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return dir, paths
+}
+
+type sender struct {
+	room, self string
+	done       chan error
+	mu         sync.Mutex
+	events     []peer.Event
+}
+
+func (s *sender) kinds() map[peer.EventKind]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := map[peer.EventKind]int{}
+	for _, e := range s.events {
+		n[e.Kind]++
+	}
+	return n
+}
+
+// startSender opens a room and serves paths in it; hook, if not nil, puts
+// a man in the middle of the sender's signalling.
+func startSender(ctx context.Context, t *testing.T, r *rig, paths []string, chunkSize int, opts peer.ServeOptions, hook func(*signalclient.Conn) peer.Signaller) *sender {
+	t.Helper()
+	src, err := chunker.OpenSource(ctx, paths, chunkSize, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	conn := r.dial(ctx)
+	roomID, self, err := conn.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig peer.Signaller = conn
+	if hook != nil {
+		sig = hook(conn)
+	}
+	s := &sender{room: roomID, self: self, done: make(chan error, 1)}
+	opts.Room, opts.Self = roomID, self
+	opts.OnEvent = func(e peer.Event) {
+		s.mu.Lock()
+		s.events = append(s.events, e)
+		s.mu.Unlock()
+	}
+	eng := engine(t)
+	go func() { s.done <- eng.Serve(ctx, sig, src, opts) }()
+	return s
+}
+
+func receive(ctx context.Context, t *testing.T, r *rig, s *sender, password, out string) error {
+	conn := r.dial(ctx)
+	self, host, err := conn.Join(ctx, s.room)
+	if err != nil {
+		return err
+	}
+	var w *chunker.Writer
+	defer func() {
+		if w != nil {
+			_ = w.Close()
+		}
+	}()
+	return engine(t).Receive(ctx, conn, peer.ReceiveOptions{
+		Room: s.room, Self: self, Host: host, Password: password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+	})
+}
+
+func sameFiles(t *testing.T, srcDir, dstDir string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		a, err := os.ReadFile(filepath.Join(srcDir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dstDir, n))
+		if err != nil {
+			t.Fatalf("received file: %v", err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%s differs: %d bytes sent, %d received", n, len(a), len(b))
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(dstDir, "*.p2pxfer-*"))
+	if len(left) > 0 {
+		t.Fatalf("leftover files: %v", left)
+	}
+}
+
+// TestTwoReceivers: one sender, two receivers at once, real pion on
+// loopback; files of 0 bytes, 1 byte and a few MiB of odd size.
+func TestTwoReceivers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t)
+	srcDir, paths := writeFiles(t, map[string]int{"empty": 0, "one": 1, "big.bin": 3<<20 + 12345})
+	s := startSender(ctx, t, r, paths, 256<<10, peer.ServeOptions{Password: "correct-horse", MaxReceivers: 2}, nil)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	outs := []string{t.TempDir(), t.TempDir()}
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = receive(ctx, t, r, s, "correct-horse", outs[i])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("receiver %d: %v", i, err)
+		}
+		sameFiles(t, srcDir, outs[i], "empty", "one", "big.bin")
+	}
+	if err := <-s.done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if k := s.kinds(); k[peer.EventFinished] != 2 || k[peer.EventConnected] != 2 {
+		t.Fatalf("sender events: %v", k)
+	}
+}
+
+// TestWrongPassword: both sides learn it quickly, the sender counts it and
+// closes the room after MaxFailures.
+func TestWrongPassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t)
+	_, paths := writeFiles(t, map[string]int{"f": 1000})
+	s := startSender(ctx, t, r, paths, chunker.DefaultChunkSize, peer.ServeOptions{Password: "right", MaxFailures: 2}, nil)
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		err := receive(ctx, t, r, s, "wrong", t.TempDir())
+		if !errors.Is(err, pake.ErrWrongPassword) {
+			t.Fatalf("attempt %d: %v, want ErrWrongPassword", i, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("wrong password took %v to report", d)
+		}
+	}
+	if err := <-s.done; !errors.Is(err, peer.ErrTooManyFailures) {
+		t.Fatalf("Serve = %v, want ErrTooManyFailures", err)
+	}
+	err := receive(ctx, t, r, s, "right", t.TempDir())
+	if !errors.Is(err, room.ErrRoomNotFound) && !errors.Is(err, room.ErrRoomClosed) && !errors.Is(err, room.ErrTooManyFailures) {
+		t.Fatalf("join after close: %v", err)
+	}
+}
+
+// tamperer flips a bit in every sealed frame the sender sends: what a
+// signalling server would have to do to swap the DTLS fingerprint in the
+// answer, since it cannot read it.
+type tamperer struct {
+	conn   *signalclient.Conn
+	mu     sync.Mutex
+	clear  bool // a frame showed SDP in the clear
+	sealed int
+}
+
+func (tp *tamperer) Send(ctx context.Context, m *room.Message) error {
+	if m.Type == room.TypeRelay {
+		if bytes.Contains(m.Data, []byte("fingerprint")) || bytes.Contains(m.Data, []byte("candidate")) {
+			tp.mu.Lock()
+			tp.clear = true
+			tp.mu.Unlock()
+		}
+		if k, err := pake.FrameKind(m.Data); err == nil && k == pake.KindSealed {
+			d := bytes.Clone(m.Data)
+			d[len(d)/2] ^= 0x01
+			m = &room.Message{Type: m.Type, Peer: m.Peer, Data: d}
+			tp.mu.Lock()
+			tp.sealed++
+			tp.mu.Unlock()
+		}
+	}
+	return tp.conn.Send(ctx, m)
+}
+
+func (tp *tamperer) Recv(ctx context.Context) (*room.Message, error) { return tp.conn.Recv(ctx) }
+
+func TestTamperedSignallingRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t)
+	_, paths := writeFiles(t, map[string]int{"f": 1000})
+	tp := &tamperer{}
+	s := startSender(ctx, t, r, paths, chunker.DefaultChunkSize, peer.ServeOptions{Password: "pw"},
+		func(c *signalclient.Conn) peer.Signaller { tp.conn = c; return tp })
+	out := t.TempDir()
+	err := receive(ctx, t, r, s, "pw", out)
+	if !errors.Is(err, peer.ErrTampered) {
+		t.Fatalf("receive through tampering server = %v, want ErrTampered", err)
+	}
+	tp.mu.Lock()
+	clear, sealed := tp.clear, tp.sealed
+	tp.mu.Unlock()
+	if clear {
+		t.Fatal("the signalling server could read SDP or candidates")
+	}
+	if sealed == 0 {
+		t.Fatal("no sealed frame went through the server")
+	}
+	if files, _ := os.ReadDir(out); len(files) != 0 {
+		t.Fatalf("files written despite tampering: %v", files)
+	}
+	cancel()
+	<-s.done
+}

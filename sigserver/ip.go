@@ -1,0 +1,87 @@
+package sigserver
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ipState is the per-address bookkeeping behind the limits. Guarded by
+// Server.mu.
+type ipState struct {
+	lim   *rate.Limiter // joins; driven with Config.Now so tests control time
+	rooms int           // open rooms created from this address
+}
+
+func (s *Server) ipLocked(key string) *ipState {
+	st := s.ips[key]
+	if st == nil {
+		st = &ipState{lim: rate.NewLimiter(rate.Limit(s.cfg.JoinRate), s.cfg.JoinBurst)}
+		s.ips[key] = st
+	}
+	return st
+}
+
+// pruneIPsLocked drops addresses that hold no room and whose join bucket
+// has refilled: forgetting them changes nothing, and keeping them would
+// let the map grow with every address ever seen.
+func (s *Server) pruneIPsLocked(now time.Time) {
+	for k, st := range s.ips {
+		if st.rooms == 0 && st.lim.TokensAt(now) >= float64(s.cfg.JoinBurst) {
+			delete(s.ips, k)
+		}
+	}
+}
+
+// clientIP returns the client's address: the last hop of X-Forwarded-For
+// when trusted (the address the reverse proxy saw; earlier hops are
+// whatever the client claimed), else the TCP peer. The zero Addr means it
+// could not be parsed.
+func clientIP(r *http.Request, trustForwarded bool) netip.Addr {
+	if trustForwarded {
+		if vs := r.Header.Values("X-Forwarded-For"); len(vs) > 0 {
+			last := vs[len(vs)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
+				return a.Unmap()
+			}
+		}
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// ipKey is the rate-limit bucket of an address. An IPv6 client usually
+// owns a whole /64 and could rotate through it, so IPv6 addresses share
+// the bucket of their /64.
+func ipKey(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	if a.Is6() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	return a.String()
+}

@@ -1,0 +1,298 @@
+package sigserver
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/p2pxfer/p2pxfer/room"
+)
+
+// roomState is one open room. All fields are guarded by Server.mu.
+type roomState struct {
+	id         string
+	host       *conn
+	members    map[string]*conn // by peer ID; receivers only
+	lastActive time.Time        // last create, join or relay, for idle expiry
+	key        string           // rate-limit bucket of the creator, whose room count it holds
+}
+
+// peerError carries the peer a refused relay or leave was addressed to, so
+// the error message can name it (Message.Peer) and the client can tell
+// which handshake failed.
+type peerError struct {
+	peer string
+	err  error
+}
+
+func (e *peerError) Error() string { return e.err.Error() }
+func (e *peerError) Unwrap() error { return e.err }
+
+func errPeerGone(peer string) error {
+	return &peerError{peer: peer, err: fmt.Errorf("%w: %s", room.ErrPeerGone, peer)}
+}
+
+func errNotAllowed(peer, why string) error {
+	return &peerError{peer: peer, err: fmt.Errorf("%w: %s", room.ErrNotAllowed, why)}
+}
+
+// Reasons a room closes, as its members are told.
+var (
+	errShuttingDown = fmt.Errorf("%w: signalling server shutting down", room.ErrRoomClosed)
+	errHostLeft     = fmt.Errorf("%w: host left", room.ErrRoomClosed)
+	errHostClosed   = fmt.Errorf("%w: closed by host", room.ErrRoomClosed)
+)
+
+func errRoomExpired(idle time.Duration) error {
+	return fmt.Errorf("%w: no activity for %v", room.ErrRoomClosed, idle)
+}
+
+// handle applies one decoded message from c. A returned error is answered
+// to c by readLoop (and closes c if its code is fatal).
+func (s *Server) handle(c *conn, m *room.Message) error {
+	switch m.Type {
+	case room.TypeCreate:
+		return s.create(c, m)
+	case room.TypeJoin:
+		return s.join(c, m)
+	case room.TypeRelay:
+		return s.relay(c, m)
+	case room.TypeLeave:
+		return s.leave(c, m)
+	case room.TypeClose:
+		return s.closeByHost(c, m)
+	default:
+		return fmt.Errorf("%w: %s is a server-to-client message", room.ErrNotAllowed, m.Type)
+	}
+}
+
+func checkVersion(m *room.Message) error {
+	if m.Version != room.ProtocolVersion {
+		return fmt.Errorf("%w: this server speaks signalling protocol version %d, the client version %d; use matching p2pxfer versions",
+			room.ErrVersion, room.ProtocolVersion, m.Version)
+	}
+	return nil
+}
+
+func (s *Server) create(c *conn, m *room.Message) error {
+	if c.ready.Load() {
+		return fmt.Errorf("%w: this connection already created or joined a room", room.ErrNotAllowed)
+	}
+	if err := checkVersion(m); err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ips := s.ipLocked(c.key)
+	if ips.rooms >= s.cfg.MaxRoomsPerIP {
+		return fmt.Errorf("%w: %d rooms already open from this address", room.ErrRateLimited, ips.rooms)
+	}
+	id, err := s.newRoomIDLocked()
+	if err != nil {
+		s.log.Error("create room", "err", err)
+		return fmt.Errorf("%w: cannot create a room ID", room.ErrInternal)
+	}
+	peer, err := room.NewPeerID()
+	if err != nil {
+		s.log.Error("create room", "err", err)
+		return fmt.Errorf("%w: cannot create a peer ID", room.ErrInternal)
+	}
+	r := &roomState{id: id, host: c, members: make(map[string]*conn), lastActive: now, key: c.key}
+	s.rooms[id] = r
+	ips.rooms++
+	c.id, c.roomID, c.room = peer, id, r
+	c.ready.Store(true)
+	c.send(&room.Message{Type: room.TypeCreated, Room: id, Peer: peer})
+	c.log.Info("room created", "room", id, "peer", peer, "rooms_from_ip", ips.rooms)
+	return nil
+}
+
+// newRoomIDLocked draws room IDs until one is free. With 31^8 IDs a
+// collision is rare; the bound only guards against a broken random source.
+func (s *Server) newRoomIDLocked() (string, error) {
+	for range 16 {
+		id, err := room.NewRoomID()
+		if err != nil {
+			return "", err
+		}
+		if _, taken := s.rooms[id]; !taken {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("no free room ID after 16 tries")
+}
+
+func (s *Server) join(c *conn, m *room.Message) error {
+	if c.ready.Load() {
+		return fmt.Errorf("%w: this connection already created or joined a room", room.ErrNotAllowed)
+	}
+	if err := checkVersion(m); err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Every attempt counts, found or not: the limit exists to make
+	// guessing room IDs slow.
+	if !s.ipLocked(c.key).lim.AllowN(now, 1) {
+		c.log.Info("join rate limited", "room", m.Room)
+		return fmt.Errorf("%w: too many joins from this address; wait a few seconds", room.ErrRateLimited)
+	}
+	r := s.rooms[m.Room]
+	if r == nil {
+		c.log.Info("join of unknown room", "room", m.Room)
+		return fmt.Errorf("%w: %s", room.ErrRoomNotFound, m.Room)
+	}
+	var peer string
+	for {
+		id, err := room.NewPeerID()
+		if err != nil {
+			s.log.Error("join room", "err", err)
+			return fmt.Errorf("%w: cannot create a peer ID", room.ErrInternal)
+		}
+		if _, taken := r.members[id]; !taken && id != r.host.id {
+			peer = id
+			break
+		}
+	}
+	r.members[peer] = c
+	r.lastActive = now
+	c.id, c.roomID, c.room = peer, r.id, r
+	c.ready.Store(true)
+	c.send(&room.Message{Type: room.TypeJoined, Room: r.id, Peer: peer, Host: r.host.id})
+	c.log.Info("peer joined", "room", r.id, "peer", peer, "members", len(r.members))
+	return nil
+}
+
+// relay forwards m.Data between the two ends of one handshake, with Peer
+// rewritten to the sender so nobody can speak under another's ID. A member
+// may reach only the host; the host only a member that contacted it, so a
+// member learns nothing about the others and the host holds no state for
+// members that never asked.
+func (s *Server) relay(c *conn, m *room.Message) error {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := c.room
+	if r == nil {
+		return errNotAllowed(m.Peer, "relay before create or join")
+	}
+	var to *conn
+	if c == r.host {
+		to = r.members[m.Peer]
+		switch {
+		case m.Peer == c.id:
+			return errNotAllowed(m.Peer, "relay to self")
+		case to == nil:
+			return errPeerGone(m.Peer)
+		case !to.contacted:
+			return errNotAllowed(m.Peer, "that receiver has not contacted the host")
+		}
+	} else {
+		if m.Peer != r.host.id {
+			// Also for IDs of no one, so members cannot probe for each other.
+			return errNotAllowed(m.Peer, "receivers may relay only to the host")
+		}
+		to = r.host
+		c.contacted = true
+	}
+	r.lastActive = now
+	// A fresh message: nothing the sender set besides Data is forwarded.
+	if !to.send(&room.Message{Type: room.TypeRelay, Peer: c.id, Data: m.Data}) {
+		return errPeerGone(m.Peer)
+	}
+	return nil
+}
+
+// leave ends one handshake: the other end gets left{peer: sender}. A member
+// stays in the room and may start a new handshake by relaying again.
+func (s *Server) leave(c *conn, m *room.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := c.room
+	if r == nil {
+		return errNotAllowed(m.Peer, "leave before create or join")
+	}
+	if c == r.host {
+		to := r.members[m.Peer]
+		switch {
+		case to == nil:
+			return errPeerGone(m.Peer)
+		case !to.contacted:
+			return errNotAllowed(m.Peer, "that receiver has not contacted the host")
+		}
+		to.contacted = false
+		to.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
+		return nil
+	}
+	if m.Peer != r.host.id {
+		return errNotAllowed(m.Peer, "receivers may leave only the host")
+	}
+	if c.contacted { // nothing to end otherwise
+		c.contacted = false
+		r.host.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
+	}
+	return nil
+}
+
+// closeByHost closes the host's room. Members are told why: too many wrong
+// passwords if the host says so, else just closed. The host's connection,
+// now in no room, is closed too.
+func (s *Server) closeByHost(c *conn, m *room.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := c.room
+	if r == nil || r.host != c {
+		return fmt.Errorf("%w: only a room's host can close it", room.ErrNotAllowed)
+	}
+	why := errHostClosed
+	if m.Code == room.CodeTooManyFailures {
+		why = fmt.Errorf("%w: host closed the room", room.ErrTooManyFailures)
+	}
+	s.closeRoomLocked(r, why, "closed by host")
+	c.closeWith(nil, statusNormal, "room closed")
+	return nil
+}
+
+// closeRoomLocked deletes r and closes its members' connections with the
+// error why. The host's connection is left to the caller.
+func (s *Server) closeRoomLocked(r *roomState, why error, reason string) {
+	delete(s.rooms, r.id)
+	if ips := s.ips[r.key]; ips != nil && ips.rooms > 0 {
+		ips.rooms--
+	}
+	msg := room.ErrorMessage(why)
+	for _, m := range r.members {
+		m.room, m.contacted = nil, false
+		m.closeWith(msg, statusNormal, "room closed")
+	}
+	s.log.Info("room closed", "room", r.id, "reason", reason, "code", msg.Code, "members", len(r.members))
+	r.members = nil
+	r.host.room = nil
+}
+
+// disconnect forgets c after its reader ended: a contacted host hears that
+// the member left; a host's departure closes its room. It returns c's room
+// and peer ID for the log.
+func (s *Server) disconnect(c *conn) (roomID, peer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	roomID, peer = c.roomID, c.id
+	r := c.room
+	if r == nil {
+		return roomID, peer
+	}
+	c.room = nil
+	if c == r.host {
+		s.closeRoomLocked(r, errHostLeft, "host left")
+		return roomID, peer
+	}
+	delete(r.members, c.id)
+	if c.contacted {
+		c.contacted = false
+		r.host.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
+	}
+	c.log.Info("peer left", "room", r.id, "peer", c.id, "members", len(r.members))
+	return roomID, peer
+}
