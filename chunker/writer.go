@@ -62,7 +62,8 @@ type Writer struct {
 	unsaved  int64
 	lastSave time.Time
 
-	saveMu sync.Mutex // one state save at a time
+	saveMu sync.Mutex     // one state save at a time
+	bg     sync.WaitGroup // background saves; Finish and Close wait for them
 	bufs   sync.Pool  // *[]byte of readBackSize
 }
 
@@ -423,7 +424,7 @@ func (w *Writer) WriteChunk(i int, data []byte) error {
 	first, _ := w.m.FileChunks(ref.File)
 	w.advanceHash(ref.File, i-first, data)
 	if due {
-		w.save(false) // errors: the files stay dirty; retried, and reported by Close
+		w.saveBackground()
 	}
 	return nil
 }
@@ -539,15 +540,30 @@ func (w *Writer) closePart(fi int) error {
 // save persists the state of every dirty file: fsync the part, then
 // atomically replace the state. The bitmap is snapshotted first, and only
 // chunks whose WriteAt has returned are in it, so after the fsync the state
-// never claims data that is not on disk. With wait false it gives way to a
-// save already in progress.
-func (w *Writer) save(wait bool) error {
-	if wait {
-		w.saveMu.Lock()
-	} else if !w.saveMu.TryLock() {
-		return nil
-	}
+// never claims data that is not on disk.
+func (w *Writer) save() error {
+	w.saveMu.Lock()
 	defer w.saveMu.Unlock()
+	return w.saveLocked()
+}
+
+// saveBackground saves without making the caller wait for fsync, which can
+// take long enough to stall a transfer; it gives way to a save in progress.
+// Errors leave the files dirty: retried, and reported by Close.
+func (w *Writer) saveBackground() {
+	if !w.saveMu.TryLock() {
+		return
+	}
+	w.bg.Add(1)
+	go func() {
+		defer w.bg.Done()
+		defer w.saveMu.Unlock()
+		_ = w.saveLocked()
+	}()
+}
+
+// saveLocked does the work of save; the caller holds saveMu.
+func (w *Writer) saveLocked() error {
 
 	type snap struct {
 		fi   int
@@ -614,6 +630,7 @@ func (w *Writer) syncPart(fi int) error {
 func (w *Writer) Finish() error {
 	w.life.Lock()
 	defer w.life.Unlock()
+	w.bg.Wait()
 	if w.closed {
 		return fmt.Errorf("chunker finish: %w", ErrClosed)
 	}
@@ -726,8 +743,9 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
+	w.bg.Wait()
 	var errs []error
-	if err := w.save(true); err != nil {
+	if err := w.save(); err != nil {
 		errs = append(errs, err)
 	}
 	w.mu.Lock()

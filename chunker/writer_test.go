@@ -347,7 +347,7 @@ func TestResumeAfterKill(t *testing.T) {
 	}
 	defer w.Close()
 	writeAll(t, w, m, datas, []int{0, 1, 2})
-	if err := w.save(true); err != nil { // what WriteChunk does every second
+	if err := w.save(); err != nil { // what WriteChunk does every second
 		t.Fatal(err)
 	}
 	writeAll(t, w, m, datas, []int{5, 6}) // not saved: lost by the "kill"
@@ -429,7 +429,7 @@ func TestFinishFileHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeAll(t, w, m, datas, []int{0, 1, 2, 3})
-	w.save(true)
+	w.save()
 	err = w.Finish()
 	if !errors.Is(err, ErrFileHash) || !strings.Contains(err.Error(), `"liar"`) {
 		t.Fatalf("Finish: %v", err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -73,6 +74,8 @@ func Run(ctx context.Context, env Env, args []string) int {
 	return code
 }
 
+var stopProfile = func() {}
+
 // NewApp builds the urfave/cli application.
 func NewApp(env Env) *cli.App {
 	app := &cli.App{
@@ -87,6 +90,27 @@ func NewApp(env Env) *cli.App {
 			sendCommand(env),
 			recvCommand(env),
 			signalCommand(env),
+		},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for benchmarks)"},
+		},
+		Before: func(c *cli.Context) error {
+			if p := c.String("cpuprofile"); p != "" {
+				f, err := os.Create(p)
+				if err != nil {
+					return usagef("--cpuprofile: %v", err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Close()
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			}
+			return nil
+		},
+		After: func(*cli.Context) error {
+			stopProfile()
+			return nil
 		},
 		// Errors are printed by Run, once, with an exit code.
 		ExitErrHandler: func(*cli.Context, error) {},

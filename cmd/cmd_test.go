@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +24,19 @@ import (
 	"github.com/p2pxfer/p2pxfer/sigserver"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain doubles as the p2pxfer program: with P2PXFER_TEST_MAIN=1 the test
+// binary runs the command line in os.Args[1:] instead of the tests, so tests
+// can run (and kill) real p2pxfer processes without building one. It is
+// checked before the testing package parses any flag.
+func TestMain(m *testing.M) {
+	if os.Getenv("P2PXFER_TEST_MAIN") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := Run(ctx, OSEnv(), append([]string{"p2pxfer"}, os.Args[1:]...))
+		stop()
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // syncBuffer is a bytes.Buffer the command may write while the test reads.
 type syncBuffer struct {
@@ -50,6 +64,12 @@ type run struct {
 // start runs the app in-process with loopback-only WebRTC and the given
 // environment variables.
 func start(ctx context.Context, vars map[string]string, args ...string) *run {
+	return startWith(ctx, vars, nil, args...)
+}
+
+// startWith is start with a chance to adjust the Env (for ReadPassword, say)
+// before the command runs.
+func startWith(ctx context.Context, vars map[string]string, adjust func(*Env), args ...string) *run {
 	r := &run{code: make(chan int, 1)}
 	env := Env{
 		Stdin:  strings.NewReader(""),
@@ -58,6 +78,9 @@ func start(ctx context.Context, vars map[string]string, args ...string) *run {
 		PeerConfig: func(c *peer.Config) {
 			c.Loopback, c.Interfaces, c.STUN = true, []string{"lo"}, nil
 		},
+	}
+	if adjust != nil {
+		adjust(&env)
 	}
 	go func() { r.code <- Run(ctx, env, append([]string{"p2pxfer"}, args...)) }()
 	return r

@@ -1,0 +1,99 @@
+package cmd
+
+import (
+	"crypto/sha256"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2pxfer/p2pxfer/chunker"
+)
+
+// sentOffer waits for a running send to print its room and password line
+// (send prints no --signal URL when it was given one) and the closing
+// instructions, so everything it printed is there.
+func (r *run) sentOffer(t *testing.T) (roomID, password string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		out := r.stdout.String()
+		if strings.Contains(out, "Ctrl-C stops sending") {
+			rm, pm := roomRE.FindStringSubmatch(out), passRE.FindStringSubmatch(out)
+			if rm == nil || pm == nil {
+				t.Fatalf("send printed no room or password:\n%s", out)
+			}
+			return rm[1], pm[1]
+		}
+		select {
+		case c := <-r.code:
+			t.Fatalf("send exited with %d:\n%s\n%s", c, out, r.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("send printed no offer:\n%s\n%s", r.stdout.String(), r.stderr.String())
+	return
+}
+
+// exited reports whether the command has ended, and with what code, without
+// waiting; a code once taken is put back so wait still sees it.
+func (r *run) exited() (int, bool) {
+	select {
+	case c := <-r.code:
+		r.code <- c
+		return c, true
+	default:
+		return 0, false
+	}
+}
+
+// fileSHA256 hashes a file without holding it in memory.
+func fileSHA256(t *testing.T, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// leftovers lists the writer's bookkeeping files (part, state and state
+// temporaries) under dir.
+func leftovers(t *testing.T, dir string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, suffix := range []string{chunker.PartName(""), chunker.StateName(""), ".p2pxfer-tmp"} {
+			if strings.HasSuffix(d.Name(), suffix) {
+				found = append(found, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// exists reports whether path exists (without following a final symlink).
+func exists(t *testing.T, path string) bool {
+	t.Helper()
+	_, err := os.Lstat(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
