@@ -13,6 +13,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first Ctrl-C the commands wind down; a second one
+		// kills at once, as usual.
+		<-ctx.Done()
+		stop()
+	}()
 	code := cmd.Run(ctx, cmd.OSEnv(), os.Args)
 	stop()
 	os.Exit(code)

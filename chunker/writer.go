@@ -64,7 +64,7 @@ type Writer struct {
 
 	saveMu sync.Mutex     // one state save at a time
 	bg     sync.WaitGroup // background saves; Finish and Close wait for them
-	bufs   sync.Pool  // *[]byte of readBackSize
+	bufs   sync.Pool      // *[]byte of readBackSize
 }
 
 // wfile is the Writer's per-file bookkeeping.

@@ -201,3 +201,18 @@ func logLevel(c *cli.Context) slog.Level {
 	}
 	return slog.LevelWarn
 }
+
+// newEngine starts the WebRTC side and tells the user when the kernel
+// capped the UDP socket buffer so low that transfers will drop packets.
+func newEngine(env Env, cfg peer.Config) (*peer.Engine, error) {
+	eng, err := peer.NewEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if got := eng.SocketBuffer(); got > 0 && got < peer.DefaultUDPBufferSize/2 {
+		fmt.Fprintf(env.Stderr, "note: the UDP socket buffer is only %s (net.core.rmem_max), which slows transfers down;\n"+
+			"  raise it with: sudo sysctl -w net.core.rmem_max=%d net.core.wmem_max=%d\n",
+			humanBytes(int64(got)), peer.DefaultUDPBufferSize, peer.DefaultUDPBufferSize)
+	}
+	return eng, nil
+}

@@ -1,9 +1,11 @@
 package cmd
 
 import (
+	"context"
 	"crypto/sha256"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,6 +37,61 @@ func (r *run) sentOffer(t *testing.T) (roomID, password string) {
 	}
 	t.Fatalf("send printed no offer:\n%s\n%s", r.stdout.String(), r.stderr.String())
 	return
+}
+
+// proc is a p2pxfer command running as a real process: the test binary
+// itself, which TestMain turns into p2pxfer when P2PXFER_TEST_MAIN=1. Its
+// code is the exit status, -1 when a signal ended it.
+type proc struct {
+	*run
+	cmd *exec.Cmd
+}
+
+// startProc runs p2pxfer args in a child process, in this process's
+// environment minus its P2PXFER_* variables, plus vars. Pass loopback-only
+// flags (--stun none --loopback --interface lo): PeerConfig does not reach
+// a child.
+func startProc(ctx context.Context, t *testing.T, vars map[string]string, args ...string) *proc {
+	t.Helper()
+	p := &proc{run: &run{code: make(chan int, 1)}, cmd: exec.CommandContext(ctx, os.Args[0], args...)}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "P2PXFER_") {
+			p.cmd.Env = append(p.cmd.Env, kv)
+		}
+	}
+	p.cmd.Env = append(p.cmd.Env, "P2PXFER_TEST_MAIN=1")
+	for k, v := range vars {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		p.code <- p.cmd.ProcessState.ExitCode()
+	}()
+	return p
+}
+
+// kill sends SIGKILL: the process gets no chance to clean up or save.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+}
+
+// waitUpTo is wait with a shorter limit, for commands that must end soon.
+func (r *run) waitUpTo(t *testing.T, d time.Duration, what string) int {
+	t.Helper()
+	select {
+	case c := <-r.code:
+		return c
+	case <-time.After(d):
+		t.Fatalf("%s: still running after %v; stderr:\n%s", what, d, r.stderr.String())
+		return -1
+	}
 }
 
 // exited reports whether the command has ended, and with what code, without

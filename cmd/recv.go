@@ -64,7 +64,7 @@ func runRecv(c *cli.Context, env Env) error {
 	}
 	log := env.logger(logLevel(c))
 
-	eng, err := peer.NewEngine(peerConfig(env, c, log))
+	eng, err := newEngine(env, peerConfig(env, c, log))
 	if err != nil {
 		return err
 	}

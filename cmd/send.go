@@ -104,7 +104,7 @@ func runSend(c *cli.Context, env Env) error {
 	}
 
 	cfg := peerConfig(env, c, log)
-	eng, err := peer.NewEngine(cfg)
+	eng, err := newEngine(env, cfg)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -61,7 +62,12 @@ type Engine struct {
 	api     *webrtc.API
 	mux     *ice.MultiUDPMuxDefault
 	iceURLs []webrtc.ICEServer
+	bufSize int
 }
+
+// SocketBuffer is the receive buffer the kernel actually gave the UDP
+// socket; Linux caps it at net.core.rmem_max whatever we ask for.
+func (e *Engine) SocketBuffer() int { return e.bufSize }
 
 // NewEngine opens the UDP socket(s) and prepares pion. Close releases them.
 func NewEngine(cfg Config) (*Engine, error) {
@@ -82,23 +88,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	keep := func(name string) bool {
 		return len(cfg.Interfaces) == 0 || slices.Contains(cfg.Interfaces, name)
 	}
-	opts := []ice.UDPMuxFromPortOption{
-		ice.UDPMuxFromPortWithInterfaceFilter(keep),
-		ice.UDPMuxFromPortWithReadBufferSize(cfg.UDPBufferSize),
-		ice.UDPMuxFromPortWithWriteBufferSize(cfg.UDPBufferSize),
-		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
-		ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux")),
-	}
-	if cfg.Loopback {
-		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-	}
-	mux, err := ice.NewMultiUDPMuxFromPort(0, opts...)
+	mux, bufSize, err := openMux(keep, cfg.Loopback, cfg.UDPBufferSize, lf)
 	if err != nil {
-		return nil, fmt.Errorf("peer: open UDP socket: %w", err)
-	}
-	if len(mux.GetListenAddresses()) == 0 {
-		_ = mux.Close()
-		return nil, fmt.Errorf("peer: %w: no usable network interface", ErrConnect)
+		return nil, err
 	}
 
 	var se webrtc.SettingEngine
@@ -113,7 +105,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
 
-	e := &Engine{cfg: cfg, log: log, api: webrtc.NewAPI(webrtc.WithSettingEngine(se)), mux: mux}
+	e := &Engine{cfg: cfg, log: log, api: webrtc.NewAPI(webrtc.WithSettingEngine(se)), mux: mux, bufSize: bufSize}
 	if len(cfg.STUN) > 0 {
 		e.iceURLs = []webrtc.ICEServer{{URLs: cfg.STUN}}
 	}
@@ -157,4 +149,68 @@ func (l *slogLogger) Warnf(f string, args ...any) {
 func (l *slogLogger) Error(msg string) { l.log.Debug(msg, "pionlevel", "error") }
 func (l *slogLogger) Errorf(f string, args ...any) {
 	l.log.Debug(fmt.Sprintf(f, args...), "pionlevel", "error")
+}
+
+// openMux listens on every address of the interfaces keep accepts, one
+// batching UDP socket each with the buffer size asked for, and muxes all
+// peer connections of the process over them.
+func openMux(keep func(string) bool, loopback bool, bufSize int, lf *slogFactory) (*ice.MultiUDPMuxDefault, int, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, 0, fmt.Errorf("peer: list interfaces: %w", err)
+	}
+	var muxes []ice.UDPMux
+	closeAll := func() {
+		for _, m := range muxes {
+			_ = m.Close()
+		}
+	}
+	got := 0
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || !keep(ifc.Name) || (ifc.Flags&net.FlagLoopback != 0 && !loopback) {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsMulticast() {
+				continue
+			}
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ipn.IP})
+			if err != nil {
+				closeAll()
+				return nil, 0, fmt.Errorf("peer: listen on %s: %w", ipn.IP, err)
+			}
+			_ = c.SetReadBuffer(bufSize)
+			_ = c.SetWriteBuffer(bufSize)
+			if n := readBufferSize(c); got == 0 || n < got {
+				got = n
+			}
+			muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{
+				Logger:  lf.NewLogger("udpmux"),
+				UDPConn: newBatchConn(c, ipn.IP.To4() == nil),
+			}))
+		}
+	}
+	if len(muxes) == 0 {
+		return nil, 0, fmt.Errorf("peer: %w: no usable network interface", ErrConnect)
+	}
+	return ice.NewMultiUDPMuxDefault(muxes...), got, nil
+}
+
+// readBufferSize asks the kernel what SO_RCVBUF really is (Linux reports
+// twice the usable size).
+func readBufferSize(c *net.UDPConn) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		n, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	})
+	return n / 2
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pxfer/p2pxfer/pake"
@@ -283,3 +284,11 @@ func (l *link) offer(ctx context.Context, pc *webrtc.PeerConnection) error {
 
 // isWrongPassword reports whether err means the PAKE failed on the password.
 func isWrongPassword(err error) bool { return errors.Is(err, pake.ErrWrongPassword) }
+
+// stopReading ends a blocked Read on a detached channel. Close alone does
+// not: pion only sends a stream reset, and Read waits for the answer, which
+// a peer that died never gives.
+func stopReading(raw datachannel.ReadWriteCloserDeadliner) {
+	_ = raw.SetReadDeadline(time.Now())
+	_ = raw.Close()
+}

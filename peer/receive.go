@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
@@ -116,11 +117,10 @@ func (e *Engine) Receive(ctx context.Context, sig Signaller, opts ReceiveOptions
 		}
 		return fmt.Errorf("peer receive: %w", err)
 	}
-	raw, err := dc.Detach()
+	raw, err := dc.DetachWithDeadline()
 	if err != nil {
 		return fmt.Errorf("peer receive: detach: %w", err)
 	}
-	defer raw.Close()
 	if opts.OnConnected != nil {
 		opts.OnConnected()
 	}
@@ -141,14 +141,14 @@ type inEvent struct {
 // receiveFiles runs the receiving side of the data channel protocol. One
 // goroutine reads and assembles frames; this one verifies, writes, asks for
 // more and owns every write to the channel.
-func receiveFiles(ctx context.Context, raw io.ReadWriteCloser, ev *iceEvents, opts ReceiveOptions) error {
+func receiveFiles(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents, opts ReceiveOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	in := make(chan inEvent, 4)
 	free := make(chan []byte, 6) // chunk buffers: bounds what the reader may hold
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer raw.Close()
+	defer stopReading(raw)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

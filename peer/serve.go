@@ -271,12 +271,11 @@ func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src *chunk
 		res.err = err
 		return res
 	}
-	raw, err := dc.Detach()
+	raw, err := dc.DetachWithDeadline()
 	if err != nil {
 		res.err = fmt.Errorf("peer: detach: %w", err)
 		return res
 	}
-	defer raw.Close()
 	m := src.Manifest()
 	emit(Event{Kind: EventConnected, Peer: l.peer, Total: m.TotalSize()})
 	res.err = e.sendFiles(ctx, dc, raw, ev, src, manifest, func(done int64) {
@@ -288,7 +287,7 @@ func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src *chunk
 
 // sendFiles streams the manifest, then the chunks the receiver asks for,
 // until it says it has verified everything.
-func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloser, ev *iceEvents, src *chunker.Source, manifest []byte, progress func(int64)) error {
+func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents, src *chunker.Source, manifest []byte, progress func(int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := src.Manifest()
@@ -297,7 +296,7 @@ func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw data
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer raw.Close() // unblocks the reader
+	defer stopReading(raw)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
