@@ -31,13 +31,16 @@ type Env struct {
 	// PeerConfig, if set, adjusts the WebRTC configuration (tests restrict
 	// ICE to loopback).
 	PeerConfig func(*peer.Config)
+	// Terminal says Stderr is a terminal, where progress bars are drawn.
+	Terminal bool
 	// Logger gets diagnostics; nil logs warnings and errors to Stderr.
 	Logger *slog.Logger
 }
 
 // OSEnv is the Env of the real process.
 func OSEnv() Env {
-	env := Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	env := Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+		Terminal: term.IsTerminal(int(os.Stderr.Fd()))}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		env.ReadPassword = func(prompt string) (string, error) {
 			fmt.Fprint(os.Stderr, prompt)

@@ -83,9 +83,10 @@ func runRecv(c *cli.Context, env Env) error {
 	var (
 		w     *chunker.Writer
 		m     *chunker.Manifest
-		bar   = (*barState)(nil)
+		ui    = newBars(env)
 		start = time.Now()
 	)
+	defer ui.close()
 	defer func() {
 		if w != nil {
 			_ = w.Close()
@@ -93,7 +94,7 @@ func runRecv(c *cli.Context, env Env) error {
 	}()
 	err = eng.Receive(ctx, conn, peer.ReceiveOptions{
 		Room: roomID, Self: self, Host: host, Password: password,
-		OnConnected: func() { fmt.Fprintln(env.Stderr, "password confirmed; connected to the sender") },
+		OnConnected: func() { ui.println("password confirmed; connected to the sender") },
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
 			fmt.Fprintf(env.Stdout, "Receiving %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
@@ -106,25 +107,14 @@ func runRecv(c *cli.Context, env Env) error {
 				return nil, err
 			}
 			if v := w.Verified(); v > 0 {
-				fmt.Fprintf(env.Stderr, "resuming: %s already verified\n", humanBytes(v))
+				ui.println("resuming: %s already verified", humanBytes(v))
 			}
-			bar = &barState{bar: newBar(env, m.TotalSize(), "receiving")}
+			ui.add("recv", "receiving", m.TotalSize())
 			return w, nil
 		},
-		OnProgress: func(done, total int64) {
-			if bar != nil {
-				_ = bar.bar.Set64(done)
-			}
-		},
+		OnProgress: func(done, total int64) { ui.set("recv", done) },
 	})
-	if bar != nil {
-		if err == nil {
-			_ = bar.bar.Finish()
-		} else {
-			_ = bar.bar.Exit()
-			fmt.Fprintln(env.Stderr)
-		}
-	}
+	ui.remove("recv", err == nil)
 	if err != nil {
 		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) {
 			return err
@@ -140,12 +130,4 @@ func runRecv(c *cli.Context, env Env) error {
 		fmt.Fprintf(env.Stdout, "  %s\n", quoteName(filepath.Join(out, filepath.FromSlash(f.Name))))
 	}
 	return nil
-}
-
-type barState struct {
-	bar interface {
-		Set64(int64) error
-		Finish() error
-		Exit() error
-	}
 }

@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
 	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/signalclient"
@@ -75,9 +75,11 @@ func runSend(c *cli.Context, env Env) error {
 	if chunkSize == 0 {
 		chunkSize = chunker.ChooseChunkSize(total)
 	}
-	hashBar := newBar(env, total, "hashing")
-	src, err := chunker.OpenSource(ctx, c.Args().Slice(), chunkSize, func(done, _ int64) { _ = hashBar.Set64(done) })
-	_ = hashBar.Finish()
+	ui := &sendUI{bars: newBars(env)}
+	defer ui.bars.close()
+	ui.bars.add("hash", "hashing", total)
+	src, err := chunker.OpenSource(ctx, c.Args().Slice(), chunkSize, func(done, _ int64) { ui.bars.set("hash", done) })
+	ui.bars.remove("hash", false)
 	if err != nil {
 		return err
 	}
@@ -111,20 +113,19 @@ func runSend(c *cli.Context, env Env) error {
 	defer eng.Close()
 
 	printOffer(env, src.Manifest(), roomID, password, generated, publicURL, c.String("signal") != "" || env.Getenv("P2PXFER_SIGNAL") != "")
-	bars := newSendBars(env)
 	err = eng.Serve(ctx, conn, src, peer.ServeOptions{
 		Room: roomID, Self: self, Password: password,
 		MaxFailures:  c.Int("max-failures"),
 		MaxReceivers: c.Int("max-receivers"),
-		OnEvent:      bars.event,
+		OnEvent:      ui.event,
 	})
-	bars.close()
+	ui.bars.close()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		fmt.Fprintf(env.Stderr, "stopped; %d receiver(s) finished\n", bars.finishedCount())
+		fmt.Fprintf(env.Stderr, "stopped; %d receiver(s) finished\n", ui.finishedCount())
 		return nil // Ctrl-C is how a sender is meant to stop
 	}
 	if err == nil {
-		fmt.Fprintf(env.Stderr, "done; %d receiver(s) finished\n", bars.finishedCount())
+		fmt.Fprintf(env.Stderr, "done; %d receiver(s) finished\n", ui.finishedCount())
 	}
 	return err
 }
@@ -225,62 +226,41 @@ func dial(ctx context.Context, url string, log *slog.Logger) (*signalclient.Conn
 	return conn, nil
 }
 
-// sendBars keeps one progress bar per receiver.
-type sendBars struct {
-	env      Env
+// sendUI turns the events of all receivers into messages and one progress
+// bar each.
+type sendUI struct {
+	bars     *bars
 	mu       sync.Mutex
-	bars     map[string]*progressbar.ProgressBar
 	finished int
 }
 
-func newSendBars(env Env) *sendBars {
-	return &sendBars{env: env, bars: map[string]*progressbar.ProgressBar{}}
-}
-
-func (s *sendBars) event(ev peer.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (u *sendUI) event(ev peer.Event) {
 	who := "receiver " + ev.Peer[:6]
 	switch ev.Kind {
-	case peer.EventJoined:
 	case peer.EventConnected:
-		fmt.Fprintf(s.env.Stderr, "%s connected\n", who)
-		s.bars[ev.Peer] = newBar(s.env, ev.Total, who)
+		u.bars.println("%s connected", who)
+		u.bars.add(ev.Peer, who, ev.Total)
 	case peer.EventProgress:
-		if b := s.bars[ev.Peer]; b != nil {
-			_ = b.Set64(ev.Done)
-		}
+		u.bars.set(ev.Peer, ev.Done)
 	case peer.EventFinished:
-		s.finished++
-		if b := s.bars[ev.Peer]; b != nil {
-			_ = b.Finish()
-			delete(s.bars, ev.Peer)
-		}
-		fmt.Fprintf(s.env.Stderr, "%s finished and verified everything (%d so far)\n", who, s.finished)
+		u.mu.Lock()
+		u.finished++
+		n := u.finished
+		u.mu.Unlock()
+		u.bars.remove(ev.Peer, true)
+		u.bars.println("%s finished and verified everything (%d so far)", who, n)
 	case peer.EventFailed:
-		if b := s.bars[ev.Peer]; b != nil {
-			_ = b.Exit()
-			delete(s.bars, ev.Peer)
-		}
-		if errors.Is(ev.Err, pakeWrongPassword) {
-			fmt.Fprintf(s.env.Stderr, "%s: wrong password (%d failed attempt(s))\n", who, ev.Failures)
+		u.bars.remove(ev.Peer, false)
+		if errors.Is(ev.Err, pake.ErrWrongPassword) {
+			u.bars.println("%s: wrong password (%d failed attempt(s))", who, ev.Failures)
 		} else {
-			fmt.Fprintf(s.env.Stderr, "%s: %v\n", who, ev.Err)
+			u.bars.println("%s: %v", who, ev.Err)
 		}
 	}
 }
 
-func (s *sendBars) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, b := range s.bars {
-		_ = b.Exit()
-		delete(s.bars, id)
-	}
-}
-
-func (s *sendBars) finishedCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.finished
+func (u *sendUI) finishedCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.finished
 }

@@ -4,33 +4,127 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 	"unicode"
 
 	"github.com/schollz/progressbar/v3"
-
-	"github.com/p2pxfer/p2pxfer/pake"
 )
 
-var pakeWrongPassword = pake.ErrWrongPassword
+// bars draws any number of progress bars (bytes, rate, ETA), one line each,
+// redrawn in place below the messages printed with println. Where stderr is
+// not a terminal (a log file, a test) it draws no bars, only the messages.
+type bars struct {
+	w     io.Writer
+	tty   bool
+	mu    sync.Mutex
+	order []string
+	bars  map[string]*progressbar.ProgressBar
+	drawn int // bar lines on screen
+	last  time.Time
+}
 
-// newBar draws bytes, rate and ETA on stderr.
-func newBar(env Env, total int64, desc string) *progressbar.ProgressBar {
+func newBars(env Env) *bars {
 	w := env.Stderr
 	if w == nil {
 		w = io.Discard
 	}
-	return progressbar.NewOptions64(total,
+	return &bars{w: w, tty: env.Terminal, bars: map[string]*progressbar.ProgressBar{}}
+}
+
+// add starts a bar under id.
+func (b *bars) add(id, desc string, total int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.bars[id]; !ok {
+		b.order = append(b.order, id)
+	}
+	b.bars[id] = progressbar.NewOptions64(total,
 		progressbar.OptionSetDescription(desc),
-		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetWriter(io.Discard), // we draw String() ourselves
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowTotalBytes(true),
 		progressbar.OptionSetWidth(20),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(0),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionUseIECUnits(true),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 	)
+	b.redraw(true)
+}
+
+// set moves bar id to n; the screen is redrawn at most ten times a second.
+func (b *bars) set(id string, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if bar := b.bars[id]; bar != nil {
+		_ = bar.Set64(n)
+		b.redraw(false)
+	}
+}
+
+// remove takes bar id away; with keep its last state stays on screen.
+func (b *bars) remove(id string, keep bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bar := b.bars[id]
+	if bar == nil {
+		return
+	}
+	delete(b.bars, id)
+	for i, o := range b.order {
+		if o == id {
+			b.order = append(b.order[:i], b.order[i+1:]...)
+			break
+		}
+	}
+	if keep && b.tty {
+		b.clear()
+		fmt.Fprintln(b.w, line(bar))
+	}
+	b.redraw(true)
+}
+
+// println prints a message above the bars.
+func (b *bars) println(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.clear()
+	fmt.Fprintf(b.w, format+"\n", args...)
+	b.redraw(true)
+}
+
+// close removes all bars from the screen.
+func (b *bars) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.clear()
+	b.bars, b.order = map[string]*progressbar.ProgressBar{}, nil
+}
+
+func (b *bars) clear() {
+	for ; b.drawn > 0; b.drawn-- {
+		fmt.Fprint(b.w, "\x1b[1A\x1b[2K") // up one line, erase it
+	}
+}
+
+func (b *bars) redraw(now bool) {
+	if !b.tty || (!now && time.Since(b.last) < 100*time.Millisecond) {
+		return
+	}
+	b.last = time.Now()
+	b.clear()
+	var sb strings.Builder
+	for _, id := range b.order {
+		sb.WriteString(line(b.bars[id]))
+		sb.WriteByte('\n')
+		b.drawn++
+	}
+	fmt.Fprint(b.w, sb.String())
+}
+
+func line(bar *progressbar.ProgressBar) string {
+	return strings.TrimSpace(strings.ReplaceAll(bar.String(), "\r", ""))
 }
 
 // quoteName prints a file name from the network safely: as is when it is

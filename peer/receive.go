@@ -142,12 +142,14 @@ type inEvent struct {
 // goroutine reads and assembles frames; this one verifies, writes, asks for
 // more and owns every write to the channel.
 func receiveFiles(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents, opts ReceiveOptions) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	in := make(chan inEvent, 4)
 	free := make(chan []byte, 6) // chunk buffers: bounds what the reader may hold
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// The reader may be blocked handing us a frame or waiting for a buffer
+	// (ctx) or in Read (stopReading): both must end before wg.Wait.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer stopReading(raw)
 	wg.Add(1)
 	go func() {
