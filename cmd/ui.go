@@ -45,6 +45,7 @@ func (b *bars) add(id, desc string, total int64) {
 		progressbar.OptionSetWriter(io.Discard), // we draw String() ourselves
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(20),
 		progressbar.OptionThrottle(0),
 		progressbar.OptionSetPredictTime(true),

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -197,7 +198,7 @@ func tcpCopy(src, dst string) (float64, error) {
 }
 
 var (
-	roomRE   = regexp.MustCompile(`Room:\s+(\S+)`)
+	roomRE   = regexp.MustCompile(`Room:[ \t]+(\S+)\n`)
 	listenRE = regexp.MustCompile(`listening on (ws://\S+)`)
 )
 
@@ -222,18 +223,20 @@ func transfer(bin, work, src string, want [32]byte) (result, error) {
 
 	send := exec.CommandContext(ctx, bin, append(append([]string{"send", "--signal", url, "--max-receivers", "1"}, common...), src)...)
 	send.Env = env
-	sendOut, _ := send.StdoutPipe()
+	watch := &lineWatch{re: roomRE, found: make(chan string, 1)}
+	send.Stdout = watch
 	send.Stderr = io.Discard
 	if err := send.Start(); err != nil {
 		return result{}, err
 	}
-	roomID, err := waitFor(sendOut, roomRE)
-	if err != nil {
+	var roomID string
+	select {
+	case roomID = <-watch.found:
+	case <-time.After(2 * time.Minute):
 		_ = send.Process.Kill()
 		_ = send.Wait()
-		return result{}, fmt.Errorf("send: %w", err)
+		return result{}, errors.New("send printed no room")
 	}
-	go func() { _, _ = io.Copy(io.Discard, sendOut) }()
 
 	out := filepath.Join(work, "out")
 	_ = os.RemoveAll(out)
@@ -284,4 +287,26 @@ func tail(s string) string {
 		return s[len(s)-2000:]
 	}
 	return s
+}
+
+// lineWatch is a process's stdout that reports the first match of re.
+type lineWatch struct {
+	mu    sync.Mutex
+	buf   []byte
+	re    *regexp.Regexp
+	found chan string
+	done  bool
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.buf = append(w.buf, p...)
+		if m := w.re.FindSubmatch(w.buf); m != nil {
+			w.done = true
+			w.found <- string(m[1])
+		}
+	}
+	return len(p), nil
 }
