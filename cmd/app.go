@@ -66,7 +66,11 @@ func Run(ctx context.Context, env Env, args []string) int {
 	err := app.RunContext(ctx, args)
 	code, hint := exitCode(err)
 	if err != nil && code != ExitInterrupted {
-		fmt.Fprintf(env.Stderr, "p2pxfer: %v\n", err)
+		msg := summary(err)
+		fmt.Fprintf(env.Stderr, "p2pxfer: %s\n", msg)
+		if msg != err.Error() && verbose(args) {
+			fmt.Fprintf(env.Stderr, "  (details: %v)\n", err)
+		}
 		if hint != "" {
 			fmt.Fprintf(env.Stderr, "  (%s)\n", hint)
 		}
@@ -78,6 +82,16 @@ func Run(ctx context.Context, env Env, args []string) int {
 }
 
 var stopProfile = func() {}
+
+// verbose reports whether -v or --verbose is among args.
+func verbose(args []string) bool {
+	for _, a := range args {
+		if a == "-v" || a == "--verbose" || a == "-verbose" {
+			return true
+		}
+	}
+	return false
+}
 
 // NewApp builds the urfave/cli application.
 func NewApp(env Env) *cli.App {

@@ -34,6 +34,27 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
+// summary says what went wrong in words for the user. Errors are wrapped
+// by every layer they pass, which is what a developer wants (-v shows the
+// whole chain) but not what a user should have to read.
+func summary(err error) string {
+	switch {
+	case errors.Is(err, pake.ErrWrongPassword):
+		return "wrong password"
+	case errors.Is(err, room.ErrTooManyFailures), errors.Is(err, peer.ErrTooManyFailures):
+		return "the room was closed after too many wrong passwords"
+	case errors.Is(err, room.ErrRoomNotFound):
+		return "no such room"
+	case errors.Is(err, room.ErrRoomClosed):
+		return "the sender closed the room"
+	case errors.Is(err, peer.ErrTampered):
+		return "a signalling message was altered on the way: the signalling server or the network is tampering"
+	case errors.Is(err, pake.ErrBusy), errors.Is(err, peer.ErrBusy):
+		return "the sender is serving as many receivers as it allows; try again later"
+	}
+	return err.Error()
+}
+
 // exitCode maps an error to its exit code and a hint for the user.
 func exitCode(err error) (int, string) {
 	var ue *usageError

@@ -221,9 +221,21 @@ func dial(ctx context.Context, url string, log *slog.Logger) (*signalclient.Conn
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w at %s: %v", errUnreachable, url, err)
+		return nil, fmt.Errorf("%w at %s: %v", errUnreachable, url, rootCause(err))
 	}
 	return conn, nil
+}
+
+// rootCause is the innermost error of a chain: for a failed dial, what the
+// network said ("connection refused"), without every layer's prefix.
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }
 
 // sendUI turns the events of all receivers into messages and one progress

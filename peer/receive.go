@@ -187,7 +187,7 @@ func receiveFiles(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner,
 	}
 	finish := func() error {
 		if err := w.Finish(); err != nil {
-			_, _ = raw.Write(errorFrame("receiver could not finish: " + err.Error()))
+			_, _ = raw.Write(errorFrame("receiver could not finish the files"))
 			return err
 		}
 		if _, err := raw.Write([]byte{frameFinished}); err != nil {
@@ -233,7 +233,7 @@ func receiveFiles(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner,
 				m = r.manifest
 				var err error
 				if w, err = opts.Open(m); err != nil {
-					_, _ = raw.Write(errorFrame("receiver declined: " + err.Error()))
+					_, _ = raw.Write(errorFrame("receiver declined the files"))
 					return err
 				}
 				missing = w.Missing()
@@ -265,7 +265,7 @@ func receiveFiles(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner,
 					}
 					continue
 				case err != nil:
-					_, _ = raw.Write(errorFrame("receiver cannot write: " + err.Error()))
+					_, _ = raw.Write(errorFrame("receiver cannot write the files"))
 					return err
 				}
 				size := int64(len(r.chunk))

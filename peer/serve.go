@@ -355,7 +355,7 @@ func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw data
 		case idx := <-wants:
 			data, err := src.ReadChunk(int(idx), buf)
 			if err != nil {
-				_, _ = raw.Write(errorFrame("sender cannot read its file: " + err.Error()))
+				_, _ = raw.Write(errorFrame("sender cannot read its files"))
 				return fmt.Errorf("peer serve: %w", err)
 			}
 			for off := 0; off < len(data); off += maxDataPayload {

@@ -198,6 +198,8 @@ func wantFrame(indices []uint32) []byte {
 	return b
 }
 
+// errorFrame tells the peer why we stop. Callers give a fixed reason, never
+// a local error's text, which would show the peer our paths.
 func errorFrame(msg string) []byte {
 	if len(msg) > maxWhy {
 		msg = strings.ToValidUTF8(msg[:maxWhy], "") // a cut may split a rune
