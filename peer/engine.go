@@ -104,6 +104,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// multicast traffic.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
+	// pion gives up on a silent peer after 30 s; a transfer whose peer died
+	// should say so (and be resumable) sooner.
+	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
 
 	e := &Engine{cfg: cfg, log: log, api: webrtc.NewAPI(webrtc.WithSettingEngine(se)), mux: mux, bufSize: bufSize}
 	if len(cfg.STUN) > 0 {

@@ -101,11 +101,21 @@ func (s *sender) kinds() map[peer.EventKind]int {
 // a man in the middle of the sender's signalling.
 func startSender(ctx context.Context, t *testing.T, r *rig, paths []string, chunkSize int, opts peer.ServeOptions, hook func(*signalclient.Conn) peer.Signaller) *sender {
 	t.Helper()
+	return startSenderFrom(ctx, t, r, openSource(ctx, t, paths, chunkSize), opts, hook)
+}
+
+func openSource(ctx context.Context, t *testing.T, paths []string, chunkSize int) *chunker.Source {
+	t.Helper()
 	src, err := chunker.OpenSource(ctx, paths, chunkSize, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = src.Close() })
+	return src
+}
+
+func startSenderFrom(ctx context.Context, t *testing.T, r *rig, src peer.Source, opts peer.ServeOptions, hook func(*signalclient.Conn) peer.Signaller) *sender {
+	t.Helper()
 	conn := r.dial(ctx)
 	roomID, self, err := conn.Create(ctx)
 	if err != nil {
@@ -286,6 +296,68 @@ func TestTamperedSignallingRefused(t *testing.T) {
 	}
 	if files, _ := os.ReadDir(out); len(files) != 0 {
 		t.Fatalf("files written despite tampering: %v", files)
+	}
+	cancel()
+	<-s.done
+}
+
+// corruptSource flips a bit in chunk bad for its first n reads: a sender
+// with a failing disk, or a lying one.
+type corruptSource struct {
+	*chunker.Source
+	bad int
+	mu  sync.Mutex
+	n   int
+}
+
+func (c *corruptSource) ReadChunk(i int, buf []byte) ([]byte, error) {
+	b, err := c.Source.ReadChunk(i, buf)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && i == c.bad && c.n > 0 {
+		c.n--
+		b[len(b)/2] ^= 0x40
+	}
+	return b, err
+}
+
+// TestCorruptChunkRefetched: a chunk that fails verification is never
+// written; it is asked for again and the file still ends byte-exact.
+func TestCorruptChunkRefetched(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t)
+	srcDir, paths := writeFiles(t, map[string]int{"f": 5*chunker.MinChunkSize + 7})
+	src := &corruptSource{Source: openSource(ctx, t, paths, chunker.MinChunkSize), bad: 2, n: 2}
+	s := startSenderFrom(ctx, t, r, src, peer.ServeOptions{Password: "pw", MaxReceivers: 1}, nil)
+	out := t.TempDir()
+	if err := receive(ctx, t, r, s, "pw", out); err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	sameFiles(t, srcDir, out, "f")
+	if src.n != 0 {
+		t.Fatalf("the corrupt chunk was not sent as often as planned (%d left)", src.n)
+	}
+	if err := <-s.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCorruptSenderAbandoned: a sender whose data keeps failing
+// verification is given up on with ErrCorrupt, and nothing is put in place.
+func TestCorruptSenderAbandoned(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t)
+	_, paths := writeFiles(t, map[string]int{"f": 3 * chunker.MinChunkSize})
+	src := &corruptSource{Source: openSource(ctx, t, paths, chunker.MinChunkSize), bad: 1, n: 1 << 30}
+	s := startSenderFrom(ctx, t, r, src, peer.ServeOptions{Password: "pw"}, nil)
+	out := t.TempDir()
+	if err := receive(ctx, t, r, s, "pw", out); !errors.Is(err, peer.ErrCorrupt) {
+		t.Fatalf("receive = %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "f")); !os.IsNotExist(err) {
+		t.Fatalf("a file that failed verification was put in place (%v)", err)
 	}
 	cancel()
 	<-s.done

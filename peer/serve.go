@@ -70,6 +70,15 @@ const (
 	maxOutstanding = 4096
 )
 
+// Source is what Serve sends: a manifest and its chunks. *chunker.Source
+// is the usual one.
+type Source interface {
+	Manifest() *chunker.Manifest
+	// ReadChunk reads chunk i into buf (of at least the chunk size) and
+	// returns the filled part; it is called from several goroutines.
+	ReadChunk(i int, buf []byte) ([]byte, error)
+}
+
 type sessionResult struct {
 	peer     string
 	finished bool
@@ -81,7 +90,7 @@ type sessionResult struct {
 // finished, or MaxFailures handshakes failed (ErrTooManyFailures). Each
 // receiver gets its own handshake, peer connection and goroutines; Serve
 // returns only after all of them have ended.
-func (e *Engine) Serve(ctx context.Context, sig Signaller, src *chunker.Source, opts ServeOptions) error {
+func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts ServeOptions) error {
 	if opts.MaxFailures <= 0 {
 		opts.MaxFailures = defaultMaxFailures
 	}
@@ -211,7 +220,7 @@ func (e *Engine) closeRoom(ctx context.Context, sig Signaller, code room.Code) {
 
 // serveOne runs one receiver from its hello frame to the end of its
 // transfer.
-func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src *chunker.Source, manifest []byte, opts ServeOptions, emit func(Event)) sessionResult {
+func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src Source, manifest []byte, opts ServeOptions, emit func(Event)) sessionResult {
 	res := sessionResult{peer: l.peer}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -287,7 +296,7 @@ func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src *chunk
 
 // sendFiles streams the manifest, then the chunks the receiver asks for,
 // until it says it has verified everything.
-func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents, src *chunker.Source, manifest []byte, progress func(int64)) error {
+func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents, src Source, manifest []byte, progress func(int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := src.Manifest()
