@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -202,18 +201,4 @@ func openMux(keep func(string) bool, loopback bool, bufSize int, lf *slogFactory
 		return nil, 0, fmt.Errorf("peer: %w: no usable network interface", ErrConnect)
 	}
 	return ice.NewMultiUDPMuxDefault(muxes...), got, nil
-}
-
-// readBufferSize asks the kernel what SO_RCVBUF really is (Linux reports
-// twice the usable size).
-func readBufferSize(c *net.UDPConn) int {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	n := 0
-	_ = rc.Control(func(fd uintptr) {
-		n, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-	})
-	return n / 2
 }

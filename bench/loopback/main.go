@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command loopback benchmarks p2pxfer on this machine: it builds the
 // binary, runs a signalling server, a sender and a receiver as separate
 // processes over loopback, checks the received file's hash, and reports
