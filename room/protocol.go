@@ -23,6 +23,27 @@ package room
 // A receiver may relay only to the host. The host may relay only to a
 // receiver that has relayed to it first, so the host never holds state for
 // receivers that never ask. Every frame is at most MaxMessageSize bytes.
+//
+// Seed pool (being added for the swarm; see docs/swarm.md). Any connection
+// in a room may offer upload slots; a receiver asks the server for sources
+// and waits in a FIFO queue when every slot is taken:
+//
+//	source (host or seed)       server                     receiver
+//	  |-- seed{slots,complete} ->|                            |
+//	  |                          |<----------------- want{n} -|
+//	  |                          |-- peers{[source]} -------->|  (a slot of
+//	  |<- relay{from:rcv} -------|<- relay{to:source} --------|   source is
+//	  |              ... the same handshake as above ...      |   reserved)
+//	  |                          |<------- release{source} ---|  (slot freed,
+//	  |                          |-- peers{[source]} --> next in the queue
+//	  |                          |-- queued{position} --> everyone still waiting
+//
+// An assignment allows relays both ways between its two ends; release
+// (from either end) or a disconnect ends it, and the other end gets left.
+// A source reports each failed password handshake with fail; the server
+// closes the room with too_many_failures after the room's max_failures.
+// The host registers its manifest-signing key at create; joined hands it
+// to every receiver, so a seed cannot substitute its own.
 
 import (
 	"encoding/json"
@@ -50,6 +71,11 @@ const (
 	TypeRelay  Type = "relay"  // forward Data to To (client->server) / from From (server->client)
 	TypeClose  Type = "close"  // host closes its room; Code says why
 	TypeLeave  Type = "leave"  // either side ends one handshake with Peer
+
+	TypeSeed    Type = "seed"    // offer Slots upload slots; Complete when holding every piece
+	TypeWant    Type = "want"    // ask for up to Count more sources
+	TypeRelease Type = "release" // end the assignment with Peer, freeing its slot
+	TypeFail    Type = "fail"    // a handshake failed on the password
 )
 
 // Server-to-client types.
@@ -58,6 +84,16 @@ const (
 	TypeJoined  Type = "joined"  // Room, Peer (own ID) and Host
 	TypeLeft    Type = "left"    // Peer is gone (disconnected or sent leave)
 	TypeError   Type = "error"   // Code and Text; fatal unless Code is per-message
+	TypePeers   Type = "peers"   // Peers: sources assigned to us, a slot reserved on each
+	TypeQueued  Type = "queued"  // Position in the room's FIFO queue for a free slot
+)
+
+// Limits of the seed pool fields.
+const (
+	MaxSlots    = 64 // upload slots one source may offer
+	MaxWant     = 16 // sources one want may ask for
+	KeySize     = 32 // Ed25519 public key
+	MaxFailures = 1000
 )
 
 // Message is the one wire struct of the signalling protocol. Unused fields
@@ -71,6 +107,14 @@ type Message struct {
 	Data    []byte `json:"data,omitempty"` // relay: opaque end-to-end payload
 	Code    Code   `json:"code,omitempty"`
 	Text    string `json:"text,omitempty"`
+
+	Slots       int      `json:"slots,omitempty"`        // create, seed
+	Complete    bool     `json:"complete,omitempty"`     // seed
+	Count       int      `json:"count,omitempty"`        // want
+	Peers       []string `json:"peers,omitempty"`        // peers
+	Position    int      `json:"position,omitempty"`     // queued
+	Key         []byte   `json:"key,omitempty"`          // create, joined: manifest-signing public key
+	MaxFailures int      `json:"max_failures,omitempty"` // create
 }
 
 // Encode returns the wire form of m after checking it.
@@ -121,6 +165,21 @@ func (m *Message) Validate() error {
 			return fmt.Errorf("%w: malformed peer ID", ErrBadMessage)
 		}
 	}
+	if len(m.Peers) > MaxWant {
+		return fmt.Errorf("%w: %d peers", ErrBadMessage, len(m.Peers))
+	}
+	for _, p := range m.Peers {
+		if !ValidPeerID(p) {
+			return fmt.Errorf("%w: malformed peer ID", ErrBadMessage)
+		}
+	}
+	if m.Key != nil && len(m.Key) != KeySize {
+		return fmt.Errorf("%w: key of %d bytes", ErrBadMessage, len(m.Key))
+	}
+	if m.Slots < 0 || m.Slots > MaxSlots || m.Count < 0 || m.Count > MaxWant || m.Position < 0 ||
+		m.MaxFailures < 0 || m.MaxFailures > MaxFailures {
+		return fmt.Errorf("%w: field out of range", ErrBadMessage)
+	}
 	if m.Code != "" && !m.Code.known() {
 		return fmt.Errorf("%w: unknown code %q", ErrBadMessage, string(m.Code))
 	}
@@ -143,8 +202,18 @@ func (m *Message) Validate() error {
 			return err
 		}
 		return need(len(m.Data) > 0, "data")
-	case TypeClose:
+	case TypeClose, TypeFail:
 		return nil
+	case TypeSeed:
+		return need(m.Slots > 0, "slots")
+	case TypeWant:
+		return need(m.Count > 0, "count")
+	case TypeRelease:
+		return need(m.Peer != "", "peer")
+	case TypePeers:
+		return need(len(m.Peers) > 0, "peers")
+	case TypeQueued:
+		return need(m.Position > 0, "position")
 	case TypeLeave, TypeLeft:
 		return need(m.Peer != "", "peer")
 	case TypeCreated:

@@ -69,7 +69,14 @@ func TestEncodeDecode(t *testing.T) {
 		{Type: TypeJoin, Version: ProtocolVersion, Room: "abcdefgh"},
 		{Type: TypeRelay, Peer: "abcdefghjkmn", Data: []byte{1, 2, 3}},
 		{Type: TypeError, Code: CodeRoomNotFound, Text: "no such room"},
-		{Type: TypeJoined, Room: "abcdefgh", Peer: "abcdefghjkmn", Host: "23456789abcd"},
+		{Type: TypeJoined, Room: "abcdefgh", Peer: "abcdefghjkmn", Host: "23456789abcd", Key: make([]byte, KeySize)},
+		{Type: TypeCreate, Version: ProtocolVersion, Slots: 4, MaxFailures: 10, Key: make([]byte, KeySize)},
+		{Type: TypeSeed, Slots: 4, Complete: true},
+		{Type: TypeWant, Count: 4},
+		{Type: TypePeers, Peers: []string{"abcdefghjkmn", "23456789abcd"}},
+		{Type: TypeQueued, Position: 3},
+		{Type: TypeRelease, Peer: "abcdefghjkmn"},
+		{Type: TypeFail},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)
@@ -89,6 +96,11 @@ func TestEncodeDecode(t *testing.T) {
 		`{"type":"relay","peer":"abcdefghjkmn"}`, `{"type":"relay","peer":"../../etc","data":"AQ=="}`,
 		`{"type":"error","code":"made_up"}`, `{"type":"create","v":1,"room":"x"}`,
 		`{"type":"relay","peer":"abcdefghjkmn","data":"` + strings.Repeat("A", MaxMessageSize) + `"}`,
+		`{"type":"seed"}`, `{"type":"seed","slots":65}`, `{"type":"seed","slots":-1}`,
+		`{"type":"want"}`, `{"type":"want","count":17}`,
+		`{"type":"peers"}`, `{"type":"peers","peers":["../x"]}`,
+		`{"type":"queued","position":0}`, `{"type":"release"}`,
+		`{"type":"create","v":1,"key":"AQID"}`, `{"type":"create","v":1,"max_failures":100000}`,
 	}
 	for _, s := range bad {
 		if _, err := Decode([]byte(s)); err == nil {
