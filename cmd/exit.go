@@ -67,7 +67,9 @@ func exitCode(err error) (int, string) {
 		return ExitInterrupted, ""
 	case errors.Is(err, pake.ErrWrongPassword):
 		return ExitWrongPassword, "check the password with the sender and try again"
-	case errors.Is(err, room.ErrTooManyFailures), errors.Is(err, peer.ErrTooManyFailures):
+	case errors.Is(err, peer.ErrTooManyFailures):
+		return ExitNoRoom, "someone may be guessing the password; send again, with a new password"
+	case errors.Is(err, room.ErrTooManyFailures):
 		return ExitNoRoom, "the room was closed to stop password guessing; the sender must start again"
 	case errors.Is(err, room.ErrRoomNotFound):
 		return ExitNoRoom, "check the room ID; rooms disappear when the sender stops"
