@@ -12,6 +12,12 @@
 // resume state next to each partial file, and makes a final file appear only
 // once it is complete and its whole-file SHA-256 matches.
 //
+// With forward error correction (OpenSourceFEC, see fec.go) the manifest
+// also groups chunks into Reed-Solomon stripes with parity pieces, which
+// Source.ReadPiece serves; a receiver rebuilds the missing chunks of a
+// stripe from enough of its pieces with Manifest.Reconstruct, then
+// writes them like any other chunk.
+//
 // Nothing here prints, exits or talks to the network; errors wrap the
 // sentinels in errors.go so callers can map them to messages and exit codes.
 package chunker

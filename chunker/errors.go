@@ -34,6 +34,11 @@ var (
 	// MinChunkSize and MaxChunkSize.
 	ErrInvalidChunkSize = errors.New("invalid chunk size")
 
+	// ErrInvalidFEC: a FEC layout is neither off nor K+M with K in
+	// [1, MaxFECData] and M in [1, MaxFECParity], or a manifest's fec and
+	// parity fields are malformed.
+	ErrInvalidFEC = errors.New("invalid FEC layout")
+
 	// ErrBadName: a file name is not a safe relative path (see CheckName) or
 	// is reserved for our own partial and state files.
 	ErrBadName = errors.New("invalid file name")
@@ -54,7 +59,9 @@ var (
 	// after it was hashed, so its chunks no longer match the manifest.
 	ErrSourceChanged = errors.New("file changed since it was hashed")
 
-	// ErrChunkIndex: a chunk index is outside [0, NumChunks).
+	// ErrChunkIndex: a chunk index is outside [0, NumChunks), a piece index
+	// outside [0, NumPieces) or a stripe index outside [0, NumStripes), or
+	// a piece given to Reconstruct is not of the stripe asked for.
 	ErrChunkIndex = errors.New("chunk index out of range")
 
 	// ErrChunkSize: chunk data is not exactly the chunk's size.
@@ -63,6 +70,10 @@ var (
 	// ErrChunkHash: chunk data does not match its SHA-256 in the manifest;
 	// nothing was written. The peer that sent it is faulty or hostile.
 	ErrChunkHash = errors.New("chunk hash mismatch")
+
+	// ErrNotEnoughPieces: Reconstruct got fewer valid pieces of a stripe
+	// than it has data chunks, so the missing chunks cannot be rebuilt yet.
+	ErrNotEnoughPieces = errors.New("not enough pieces to rebuild the stripe")
 
 	// ErrIncomplete: Finish was called before every chunk was verified.
 	ErrIncomplete = errors.New("transfer incomplete")

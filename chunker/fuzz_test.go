@@ -16,6 +16,9 @@ func FuzzDecodeManifest(f *testing.F) {
 	valid, _ := json.Marshal(validWire())
 	f.Add(valid)
 	f.Add([]byte(`{"v":1,"chunk_size":16384,"files":[{"name":"e","size":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","chunks":""}]}`))
+	names, datas := filesOfSizes(5, []int{3*testCS + 1, 0, 9})
+	withFEC, _ := EncodeManifest(fecData(f, testCS, FEC{2, 2}, names, datas).m)
+	f.Add(withFEC)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeManifest(b)
 		if err != nil {
@@ -58,6 +61,7 @@ func FuzzDecodeManifest(f *testing.F) {
 		if total != m.TotalSize() {
 			t.Fatalf("chunks cover %d bytes, TotalSize %d", total, m.TotalSize())
 		}
+		checkPieces(t, m)
 	})
 }
 
@@ -91,4 +95,39 @@ func FuzzCheckName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkPieces restates the FEC layout rules for a decoded manifest.
+func checkPieces(t *testing.T, m *Manifest) {
+	n, fec := m.NumChunks(), m.FEC
+	if CheckFEC(fec) != nil {
+		t.Fatalf("invalid FEC accepted: %+v", fec)
+	}
+	if !fec.Enabled() {
+		if m.NumStripes() != 0 || m.NumPieces() != n || len(m.Parity) != 0 {
+			t.Fatalf("FEC off but %d stripes, %d pieces, %d parity hashes", m.NumStripes(), m.NumPieces(), len(m.Parity))
+		}
+		return
+	}
+	ns := m.NumStripes()
+	if ns*fec.K < n || (ns-1)*fec.K >= n && n > 0 || n == 0 && ns != 0 {
+		t.Fatalf("%d stripes of %d for %d chunks", ns, fec.K, n)
+	}
+	if len(m.Parity) != ns*fec.M || m.NumPieces() != n+ns*fec.M {
+		t.Fatalf("%d parity hashes, %d pieces for %d stripes", len(m.Parity), m.NumPieces(), ns)
+	}
+	for s := range ns {
+		st := m.Stripe(s)
+		if st.FirstChunk != s*fec.K || st.NData < 1 || st.NData > fec.K || st.FirstChunk+st.NData > n ||
+			st.FirstParity != n+s*fec.M || st.NParity != fec.M || st.ShardSize < 1 || st.ShardSize > m.ChunkSize {
+			t.Fatalf("Stripe(%d) = %+v", s, st)
+		}
+	}
+	for p := range m.NumPieces() {
+		ref := m.Piece(p)
+		if ref.Index != p || ref.Parity != (p >= n) || ref.Stripe != m.StripeOf(p) || ref.Stripe < 0 || ref.Stripe >= ns ||
+			ref.Size < 1 || ref.Size > m.ChunkSize {
+			t.Fatalf("Piece(%d) = %+v", p, ref)
+		}
+	}
 }

@@ -4,15 +4,21 @@ package chunker
 //
 // A manifest is one JSON object, at most MaxManifestSize bytes:
 //
-//	{"v":1,"chunk_size":1048576,"files":[
+//	{"v":1,"chunk_size":1048576,"fec":{"k":8,"m":2},"files":[
 //	  {"name":"photo.jpg","size":2500000,"sha256":"<64 lowercase hex digits>",
-//	   "chunks":"<standard base64, padded, of the chunk hashes concatenated>"}]}
+//	   "chunks":"<standard base64, padded, of the chunk hashes concatenated>"}],
+//	 "parity":"<standard base64, padded, of the parity piece hashes concatenated>"}
 //
 //   - v: ManifestVersion. Any other value is ErrManifestVersion; a format
 //     change bumps it rather than adding fields, so unknown fields are refused.
+//     (fec and parity joined version 1 before any release.)
 //   - chunk_size: a power of two in [MinChunkSize, MaxChunkSize]. Every chunk
 //     is chunk_size bytes except the last of each file; chunks never span
 //     files.
+//   - fec: optional, the Reed-Solomon stripe layout (see fec.go): k data
+//     chunks and m parity pieces per stripe, 1 <= k <= MaxFECData and
+//     1 <= m <= MaxFECParity, both keys required. Absent means FEC is off;
+//     there is no other spelling of off.
 //   - files: 1..MaxFiles entries, in the order that numbers the chunks
 //     globally (file 0's chunks, then file 1's, ...).
 //   - name: a slash-separated relative path accepted by CheckName, not ending
@@ -22,9 +28,15 @@ package chunker
 //   - sha256: SHA-256 of the whole file, what sha256sum prints.
 //   - chunks: SHA-256 of each chunk, 32*ceil(size/chunk_size) bytes before
 //     base64 (empty for an empty file); MaxChunks over all files.
+//   - parity: present exactly when fec is. The SHA-256 of every parity
+//     piece in piece order (stripe 0's m pieces, then stripe 1's, ...),
+//     32*m*ceil(N/k) bytes before base64, N being the chunk count over all
+//     files (empty when N is 0).
 //
 // The canonical encoding is exactly the form above with no whitespace, keys
-// in that order, names escaped as encoding/json does, hex in lower case. It
+// in that order, fec and parity left out when FEC is off (so such a
+// manifest encodes as it did before FEC existed), names escaped as
+// encoding/json does, hex in lower case. It
 // is what EncodeManifest produces and what Digest hashes, so two peers that
 // decode the same manifest agree on its digest however the bytes they
 // received were spelled.
@@ -100,8 +112,13 @@ type File struct {
 type Manifest struct {
 	// ChunkSize is the size of every chunk except the last of each file.
 	ChunkSize int
+	// FEC is the stripe layout; the zero value means no parity pieces.
+	FEC FEC
 	// Files are in global chunk order.
 	Files []File
+	// Parity holds the SHA-256 of every parity piece: Parity[i] is that of
+	// piece NumChunks()+i. Empty when FEC is off.
+	Parity []Hash
 
 	first  []int // first[f] = global index of file f's chunk 0; first[len(Files)] = NumChunks
 	total  int64
@@ -124,7 +141,14 @@ type ChunkRef struct {
 // The Files slice is copied; the Chunks slices are shared and must not be
 // modified afterwards.
 func NewManifest(chunkSize int, files []File) (*Manifest, error) {
-	m, err := build(chunkSize, slices.Clone(files))
+	return NewManifestFEC(chunkSize, FEC{}, files, nil)
+}
+
+// NewManifestFEC is NewManifest with a FEC layout and the hashes of the
+// parity pieces (see Manifest.Parity; nil when fec is FEC{}), validated as
+// DecodeManifest would. The parity slice is shared like the Chunks slices.
+func NewManifestFEC(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, error) {
+	m, err := build(chunkSize, fec, slices.Clone(files), parity)
 	if err != nil {
 		return nil, fmt.Errorf("chunker new manifest: %w", err)
 	}
@@ -177,10 +201,18 @@ func EncodeManifest(m *Manifest) ([]byte, error) {
 // wireManifest and wireFile are the JSON shapes; see the comment at the top.
 // Files is decoded one element at a time (see decodeFiles) so a hostile list
 // of a million empty objects is refused at the limit instead of allocated.
+// FEC and Parity stay raw so that absent (nil) differs from null.
 type wireManifest struct {
 	V         int             `json:"v"`
 	ChunkSize int             `json:"chunk_size"`
+	FEC       json.RawMessage `json:"fec"`
 	Files     json.RawMessage `json:"files"`
+	Parity    json.RawMessage `json:"parity"`
+}
+
+type wireFEC struct {
+	K int `json:"k"`
+	M int `json:"m"`
 }
 
 type wireFile struct {
@@ -192,7 +224,8 @@ type wireFile struct {
 
 // DecodeManifest parses and validates a manifest received from a peer. Every
 // error wraps ErrBadManifest (and ErrManifestVersion, ErrManifestTooLarge,
-// ErrInvalidChunkSize, ErrBadName or ErrDuplicateName where one applies).
+// ErrInvalidChunkSize, ErrInvalidFEC, ErrBadName or ErrDuplicateName where
+// one applies).
 func DecodeManifest(b []byte) (*Manifest, error) {
 	m, err := decode(b)
 	if err != nil {
@@ -225,11 +258,57 @@ func decode(b []byte) (*Manifest, error) {
 	if wm.V != ManifestVersion {
 		return nil, badf(ErrManifestVersion, "version %d, want %d", wm.V, ManifestVersion)
 	}
+	fec, parity, err := decodeFEC(wm.FEC, wm.Parity)
+	if err != nil {
+		return nil, err
+	}
 	files, err := decodeFiles(wm.Files)
 	if err != nil {
 		return nil, err
 	}
-	return build(wm.ChunkSize, files)
+	return build(wm.ChunkSize, fec, files, parity)
+}
+
+// decodeFEC decodes the optional fec and parity fields, which come
+// together; build checks the layout and the parity count.
+func decodeFEC(rawFEC, rawParity json.RawMessage) (FEC, []Hash, error) {
+	if rawFEC == nil && rawParity == nil {
+		return FEC{}, nil, nil
+	}
+	if rawFEC == nil || rawParity == nil {
+		return FEC{}, nil, badf(ErrInvalidFEC, "fec and parity must come together")
+	}
+	if string(rawFEC) == "null" {
+		return FEC{}, nil, badf(ErrInvalidFEC, "fec is null (leave it out for no FEC)")
+	}
+	var wf wireFEC
+	dec := json.NewDecoder(bytes.NewReader(rawFEC))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&wf); err != nil {
+		return FEC{}, nil, badf(ErrInvalidFEC, "fec: %v", err)
+	}
+	fec := FEC{K: wf.K, M: wf.M}
+	if !fec.Enabled() {
+		return FEC{}, nil, badf(ErrInvalidFEC, "fec 0+0 (leave it out for no FEC)")
+	}
+	if p := fecProblem(fec); p != "" {
+		return FEC{}, nil, badf(ErrInvalidFEC, "fec %s", p)
+	}
+	if string(rawParity) == "null" {
+		return FEC{}, nil, badf(nil, "parity is null")
+	}
+	var blob []byte
+	if err := json.Unmarshal(rawParity, &blob); err != nil {
+		return FEC{}, nil, badf(nil, "parity: %v", err)
+	}
+	if len(blob)%HashSize != 0 {
+		return FEC{}, nil, badf(nil, "parity hashes are %d bytes, not a multiple of %d", len(blob), HashSize)
+	}
+	parity := make([]Hash, len(blob)/HashSize)
+	for k := range parity {
+		copy(parity[k][:], blob[k*HashSize:])
+	}
+	return fec, parity, nil
 }
 
 // decodeFiles decodes the files array element by element, converting each
@@ -307,9 +386,12 @@ func chunksFor(size int64, chunkSize int) int64 {
 }
 
 // build validates and indexes; it takes ownership of files.
-func build(chunkSize int, files []File) (*Manifest, error) {
+func build(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, error) {
 	if err := CheckChunkSize(chunkSize); err != nil {
 		return nil, badf(ErrInvalidChunkSize, "chunk size %d", chunkSize)
+	}
+	if p := fecProblem(fec); p != "" {
+		return nil, badf(ErrInvalidFEC, "fec %s", p)
 	}
 	if len(files) == 0 {
 		return nil, badf(nil, "no files")
@@ -347,7 +429,17 @@ func build(chunkSize int, files []File) (*Manifest, error) {
 	if err := checkNameSet(files); err != nil {
 		return nil, err
 	}
-	m := &Manifest{ChunkSize: chunkSize, Files: files, first: first, total: total}
+	var want int64 // parity pieces
+	if fec.Enabled() {
+		want = (nchunks + int64(fec.K) - 1) / int64(fec.K) * int64(fec.M)
+	}
+	if int64(len(parity)) != want {
+		return nil, badf(nil, "%d parity hashes, want %d for %d chunks with FEC %s", len(parity), want, nchunks, fec)
+	}
+	if len(parity) == 0 {
+		parity = nil // one in-memory form for "no parity pieces"
+	}
+	m := &Manifest{ChunkSize: chunkSize, FEC: fec, Files: files, Parity: parity, first: first, total: total}
 	h := sha256.New()
 	cw := &limitWriter{w: h, left: MaxManifestSize}
 	if err := writeCanonical(cw, m); err != nil {
@@ -404,7 +496,11 @@ func cmpPath(a, b string) int {
 // whole encoding in memory.
 func writeCanonical(w io.Writer, m *Manifest) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	fmt.Fprintf(bw, `{"v":%d,"chunk_size":%d,"files":[`, ManifestVersion, m.ChunkSize)
+	fmt.Fprintf(bw, `{"v":%d,"chunk_size":%d,`, ManifestVersion, m.ChunkSize)
+	if m.FEC.Enabled() {
+		fmt.Fprintf(bw, `"fec":{"k":%d,"m":%d},`, m.FEC.K, m.FEC.M)
+	}
+	bw.WriteString(`"files":[`)
 	for i := range m.Files {
 		f := &m.Files[i]
 		if i > 0 {
@@ -424,7 +520,17 @@ func writeCanonical(w io.Writer, m *Manifest) error {
 		enc.Close()
 		bw.WriteString(`"}`)
 	}
-	bw.WriteString("]}")
+	bw.WriteByte(']')
+	if m.FEC.Enabled() {
+		bw.WriteString(`,"parity":"`)
+		enc := base64.NewEncoder(base64.StdEncoding, bw)
+		for k := range m.Parity {
+			enc.Write(m.Parity[k][:])
+		}
+		enc.Close()
+		bw.WriteByte('"')
+	}
+	bw.WriteByte('}')
 	return bw.Flush() // bufio keeps the first write error; Flush reports it
 }
 

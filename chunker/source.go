@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -18,11 +19,19 @@ const (
 	hashBufs    = 4
 )
 
-// Source serves the chunks of local files on the sending side. Its methods
-// are safe for concurrent use.
+// Source serves the chunks of local files on the sending side, and with FEC
+// their parity pieces. Its methods are safe for concurrent use.
 type Source struct {
 	m     *Manifest
 	files []srcFile
+
+	// Parity of the stripes computed last, most recent first, so the m
+	// parity pieces of a stripe cost one read of its data; see
+	// stripeParity.
+	pmu    sync.Mutex
+	pcache []*stripeParity
+	pbytes int       // parity bytes in pcache
+	bufs   sync.Pool // *[]byte of ChunkSize, for reading a stripe's chunks
 }
 
 type srcFile struct {
@@ -49,8 +58,21 @@ func ChooseChunkSize(total int64) int {
 // chunk hashes and whole-file SHA-256 side by side; progress, if not nil, is
 // called from the calling goroutine after every MiB or so with bytes hashed
 // and the total. Cancelling ctx stops the pass. The files stay open until
-// Close so ReadChunk reads the very files that were hashed.
+// Close so ReadChunk reads the very files that were hashed. OpenSource is
+// OpenSourceFEC with FEC off.
 func OpenSource(ctx context.Context, paths []string, chunkSize int, progress func(done, total int64)) (*Source, error) {
+	return OpenSourceFEC(ctx, paths, chunkSize, FEC{}, progress)
+}
+
+// OpenSourceFEC is OpenSource with a FEC layout (FEC{} for none; see
+// CheckFEC). The same single read pass also computes every stripe's parity
+// pieces and their hashes for the manifest, holding fec.M chunk-sized parity
+// buffers, never a stripe's data. ReadPiece then serves data and parity
+// pieces alike.
+func OpenSourceFEC(ctx context.Context, paths []string, chunkSize int, fec FEC, progress func(done, total int64)) (*Source, error) {
+	if err := CheckFEC(fec); err != nil {
+		return nil, fmt.Errorf("chunker open: %w", err)
+	}
 	s := &Source{}
 	ok := false
 	defer func() {
@@ -89,10 +111,19 @@ func OpenSource(ctx context.Context, paths []string, chunkSize int, progress fun
 	for _, sf := range s.files {
 		nchunks += chunksFor(sf.size, chunkSize)
 	}
+	var nparity int64
+	if fec.Enabled() {
+		nparity = (nchunks + int64(fec.K) - 1) / int64(fec.K) * int64(fec.M)
+	}
 	// Refuse before an hours-long hashing pass, not after: the chunk count
 	// and the hashes' base64 alone must fit the limits.
-	if nchunks > limitChunks || (nchunks*HashSize+2)/3*4 > MaxManifestSize {
-		return nil, fmt.Errorf("chunker open: %w: %d chunks of %d bytes; use a larger chunk size", ErrManifestTooLarge, nchunks, chunkSize)
+	if nchunks > limitChunks || (nchunks*HashSize+2)/3*4+(nparity*HashSize+2)/3*4 > MaxManifestSize {
+		return nil, fmt.Errorf("chunker open: %w: %d chunks of %d bytes and %d parity pieces; use a larger chunk size",
+			ErrManifestTooLarge, nchunks, chunkSize, nparity)
+	}
+	var par *parityPass
+	if fec.Enabled() {
+		par = newParityPass(fec, int(nchunks), chunkSize, int(nparity))
 	}
 
 	files := make([]File, len(s.files))
@@ -104,7 +135,7 @@ func OpenSource(ctx context.Context, paths []string, chunkSize int, progress fun
 		}
 	}
 	for i, sf := range s.files {
-		whole, chunks, err := hashFile(ctx, sf, chunkSize, report)
+		whole, chunks, err := hashFile(ctx, sf, chunkSize, report, par)
 		if err != nil {
 			return nil, fmt.Errorf("chunker open %s: %w", sf.path, err)
 		}
@@ -113,7 +144,14 @@ func OpenSource(ctx context.Context, paths []string, chunkSize int, progress fun
 		}
 		files[i] = File{Name: filepath.Base(sf.path), Size: sf.size, SHA256: whole, Chunks: chunks}
 	}
-	m, err := NewManifest(chunkSize, files)
+	var parity []Hash
+	if par != nil {
+		var err error
+		if parity, err = par.result(); err != nil {
+			return nil, fmt.Errorf("chunker open: %w", err)
+		}
+	}
+	m, err := NewManifestFEC(chunkSize, fec, files, parity)
 	if err != nil {
 		return nil, fmt.Errorf("chunker open: %w", err)
 	}
@@ -188,10 +226,11 @@ func (sf *srcFile) check() error {
 // hashFile reads sf once from the start. The calling goroutine reads and
 // hashes chunks while a second one hashes the whole file from the same
 // buffers, so the two SHA-256 passes run on two cores instead of halving
-// throughput. hashBufs buffers circulate: the whole-file hasher hands each
-// back when done, and the reader is always finished with a buffer before it
-// hands it over.
-func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)) (Hash, []Hash, error) {
+// throughput. With par, a third goroutine feeds the buffers to the parity
+// pass after the whole-file hasher. hashBufs buffers circulate: the last
+// stage hands each back when done, and every stage is finished with a
+// buffer before it hands it on.
+func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64), par *parityPass) (Hash, []Hash, error) {
 	var whole Hash
 	chunks := make([]Hash, 0, chunksFor(sf.size, chunkSize))
 	free := make(chan []byte, hashBufs)
@@ -200,12 +239,33 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 	}
 	work := make(chan []byte, hashBufs)
 	wholeDone := make(chan struct{})
+	parDone := make(chan struct{})
+	var parWork chan []byte
+	if par != nil {
+		parWork = make(chan []byte, hashBufs)
+		go func() {
+			defer close(parDone)
+			for b := range parWork {
+				par.feed(b)
+				free <- b[:cap(b)]
+			}
+		}()
+	} else {
+		close(parDone)
+	}
 	go func() {
 		defer close(wholeDone)
 		h := sha256.New()
 		for b := range work {
 			h.Write(b)
-			free <- b[:cap(b)]
+			if parWork != nil {
+				parWork <- b
+			} else {
+				free <- b[:cap(b)]
+			}
+		}
+		if parWork != nil {
+			close(parWork)
 		}
 		h.Sum(whole[:0])
 	}()
@@ -254,6 +314,7 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 	}
 	close(work)
 	<-wholeDone
+	<-parDone
 	if err != nil {
 		return Hash{}, nil, err
 	}
@@ -262,6 +323,11 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 	}
 	if read != sf.size {
 		return Hash{}, nil, fmt.Errorf("%w: size %d, read %d bytes", ErrSourceChanged, sf.size, read)
+	}
+	if par != nil {
+		if err := par.endFile(); err != nil {
+			return Hash{}, nil, err
+		}
 	}
 	return whole, chunks, nil
 }
@@ -306,7 +372,8 @@ func (s *Source) ReadChunk(i int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// Close closes the files. Further ReadChunk calls fail with ErrClosed.
+// Close closes the files. Further ReadChunk and ReadPiece calls fail with
+// ErrClosed.
 func (s *Source) Close() error {
 	var errs []error
 	for _, sf := range s.files {
