@@ -38,8 +38,9 @@ package room
 //	  |                          |-- peers{[source]} --> next in the queue
 //	  |                          |-- queued{position} --> everyone still waiting
 //
-// An assignment allows relays both ways between its two ends; release
-// (from either end) or a disconnect ends it, and the other end gets left.
+// An assignment allows relays both ways between its two ends; release or
+// leave (from either end) or a disconnect ends it, and the other end gets
+// left: left always means nothing remains between the two.
 // A source reports each failed password handshake with fail; the server
 // closes the room with too_many_failures after the room's max_failures.
 // The host registers its manifest-signing key at create; joined hands it

@@ -1,7 +1,8 @@
 // Package signalclient is the client side of the p2pxfer signalling
 // protocol (package room): it dials a signalling server over a WebSocket,
 // creates or joins a room, and exchanges relay messages with the other end
-// of a handshake.
+// of a handshake. It also speaks the seed pool part of the protocol: Seed,
+// Want, Release and Fail send, and peers and queued arrive through Recv.
 //
 // A Conn runs two goroutines: one reads frames into a buffer, so Recv can
 // honour its context, and one owns writes, so Send can be called from any
@@ -391,31 +392,100 @@ func (c *Conn) recv(ctx context.Context) (*room.Message, error) {
 	}
 }
 
-// Create opens a room with this conn as its host. It returns the room ID
-// to give receivers and the host's own peer ID.
+// Create opens a room with this conn as its host, with the server's
+// default upload slots, no failure limit and no signing key. It returns the
+// room ID to give receivers and the host's own peer ID.
 func (c *Conn) Create(ctx context.Context) (roomID, selfID string, err error) {
-	m, err := c.request(ctx, &room.Message{Type: room.TypeCreate, Version: room.ProtocolVersion}, room.TypeCreated)
+	return c.CreateWith(ctx, CreateOptions{})
+}
+
+// CreateOptions are the seed pool settings of a room, given at create.
+type CreateOptions struct {
+	// Slots is how many receivers the server may assign to the host at
+	// once (1 to room.MaxSlots); 0 means the server's default.
+	Slots int
+	// MaxFailures closes the room with room.ErrTooManyFailures once
+	// sources have reported that many failed password handshakes (see
+	// Fail); 0 leaves counting to the host alone.
+	MaxFailures int
+	// Key is the manifest-signing public key (room.KeySize bytes), handed
+	// by the server to every receiver in joined; nil for none.
+	Key []byte
+}
+
+// CreateWith opens a room with this conn as its host, like Create, with
+// the seed pool settings of o. Options out of range are refused before
+// anything is sent, with an error wrapping room.ErrBadMessage.
+func (c *Conn) CreateWith(ctx context.Context, o CreateOptions) (roomID, selfID string, err error) {
+	m, err := c.request(ctx, &room.Message{
+		Type: room.TypeCreate, Version: room.ProtocolVersion,
+		Slots: o.Slots, MaxFailures: o.MaxFailures, Key: o.Key,
+	}, room.TypeCreated)
 	if err != nil {
 		return "", "", fmt.Errorf("signalclient: create room: %w", err)
 	}
 	return m.Room, m.Peer, nil
 }
 
+// JoinResult is what the server tells a receiver that joined a room.
+type JoinResult struct {
+	Self string // this receiver's peer ID
+	Host string // the host's peer ID (announced even after the host left a room that outlives it)
+	Key  []byte // the manifest-signing key the host registered; nil if none
+}
+
 // Join enters the room roomID (surrounding spaces and capitals are
 // forgiven). It returns this receiver's peer ID and the host's. A room
 // that does not exist gives an error wrapping room.ErrRoomNotFound.
 func (c *Conn) Join(ctx context.Context, roomID string) (selfID, hostID string, err error) {
+	j, err := c.JoinInfo(ctx, roomID)
+	return j.Self, j.Host, err
+}
+
+// JoinInfo is Join returning everything joined carries, including the
+// host's manifest-signing key.
+func (c *Conn) JoinInfo(ctx context.Context, roomID string) (JoinResult, error) {
 	id := room.NormalizeRoomID(roomID)
 	if !room.ValidRoomID(id) {
 		// No room can have this ID; say so without asking the server.
-		return "", "", fmt.Errorf("signalclient: join room: %w: %q is not a room ID (%d characters of %s)",
+		return JoinResult{}, fmt.Errorf("signalclient: join room: %w: %q is not a room ID (%d characters of %s)",
 			room.ErrRoomNotFound, roomID, room.RoomIDLen, room.Alphabet)
 	}
 	m, err := c.request(ctx, &room.Message{Type: room.TypeJoin, Version: room.ProtocolVersion, Room: id}, room.TypeJoined)
 	if err != nil {
-		return "", "", fmt.Errorf("signalclient: join room %s: %w", id, err)
+		return JoinResult{}, fmt.Errorf("signalclient: join room %s: %w", id, err)
 	}
-	return m.Peer, m.Host, nil
+	return JoinResult{Self: m.Peer, Host: m.Host, Key: m.Key}, nil
+}
+
+// Seed offers slots upload slots to the room's seed pool (1 to
+// room.MaxSlots), replacing an earlier offer; complete says this peer holds
+// every piece, which makes the server prefer it. Fewer slots than are in
+// use stop new assignments without ending current ones.
+func (c *Conn) Seed(ctx context.Context, slots int, complete bool) error {
+	return c.Send(ctx, &room.Message{Type: room.TypeSeed, Slots: slots, Complete: complete})
+}
+
+// Want asks the server for up to n more sources (1 to room.MaxWant). The
+// answer arrives through Recv: peers with the sources assigned, a slot
+// reserved on each; or queued with this receiver's place in the room's
+// FIFO queue, followed later by peers as slots free. While queued, Want
+// replaces the number still wanted. The host may not call it.
+func (c *Conn) Want(ctx context.Context, n int) error {
+	return c.Send(ctx, &room.Message{Type: room.TypeWant, Count: n})
+}
+
+// Release ends the assignment with peer (a source this receiver was given,
+// or a receiver this source serves), freeing the slot; peer gets left. A
+// peer with no assignment gets a room.CodeNotAllowed error through Recv.
+func (c *Conn) Release(ctx context.Context, peer string) error {
+	return c.Send(ctx, &room.Message{Type: room.TypeRelease, Peer: peer})
+}
+
+// Fail reports one handshake that failed on the password. Only sources may
+// report; the server closes the room at its MaxFailures.
+func (c *Conn) Fail(ctx context.Context) error {
+	return c.Send(ctx, &room.Message{Type: room.TypeFail})
 }
 
 // request sends m and waits for the answer, which must be of type want or

@@ -296,3 +296,84 @@ func TestConcurrentSend(t *testing.T) {
 		}
 	}
 }
+
+// The seed pool helpers speak to a real server: create options, the key in
+// joined, want/peers/queued, release, fail.
+func TestSeedPool(t *testing.T) {
+	base := startServer(t, sigserver.Config{})
+	key := make([]byte, room.KeySize)
+	key[0] = 42
+	host := dial(t, base+"/ws")
+	roomID, hostID, err := host.CreateWith(ctxT(t), signalclient.CreateOptions{Slots: 1, MaxFailures: 1, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := dial(t, base+"/ws")
+	j, err := r1.JoinInfo(ctxT(t), roomID)
+	if err != nil || j.Host != hostID || !room.ValidPeerID(j.Self) || string(j.Key) != string(key) {
+		t.Fatalf("JoinInfo = %+v, %v", j, err)
+	}
+	r2 := dial(t, base+"/ws")
+	if _, _, err := r2.Join(ctxT(t), roomID); err != nil {
+		t.Fatal(err)
+	}
+	next := func(c *signalclient.Conn, typ room.Type) *room.Message {
+		t.Helper()
+		m, err := c.Recv(ctxT(t))
+		if err != nil || m.Type != typ {
+			t.Fatalf("Recv = %+v, %v; want %s", m, err, typ)
+		}
+		return m
+	}
+
+	if err := r1.Want(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(r1, room.TypePeers); len(m.Peers) != 1 || m.Peers[0] != hostID {
+		t.Fatalf("peers = %v", m.Peers)
+	}
+	if err := r2.Want(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(r2, room.TypeQueued); m.Position != 1 {
+		t.Fatalf("queued at %d", m.Position)
+	}
+	if err := r1.Release(ctxT(t), hostID); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(host, room.TypeLeft); m.Peer != j.Self {
+		t.Fatalf("host heard left of %s, want %s", m.Peer, j.Self)
+	}
+	if m := next(r2, room.TypePeers); m.Peers[0] != hostID {
+		t.Fatalf("peers = %v", m.Peers)
+	}
+	// A member that seeds may report failures; the first closes this room.
+	if err := r1.Seed(ctxT(t), 2, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.Fail(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*signalclient.Conn{r1, r2, host} {
+		if _, err := c.Recv(ctxT(t)); !errors.Is(err, room.ErrTooManyFailures) {
+			t.Fatalf("Recv after fail = %v, want ErrTooManyFailures", err)
+		}
+	}
+
+	// What the protocol refuses never leaves the client.
+	c := dial(t, base+"/ws")
+	for name, err := range map[string]error{
+		"Seed 0":         c.Seed(ctxT(t), 0, true),
+		"Seed too many":  c.Seed(ctxT(t), room.MaxSlots+1, true),
+		"Want 0":         c.Want(ctxT(t), 0),
+		"Want too many":  c.Want(ctxT(t), room.MaxWant+1),
+		"Release nobody": c.Release(ctxT(t), "not a peer"),
+	} {
+		if !errors.Is(err, room.ErrBadMessage) {
+			t.Errorf("%s = %v, want ErrBadMessage", name, err)
+		}
+	}
+	if _, _, err := c.CreateWith(ctxT(t), signalclient.CreateOptions{MaxFailures: room.MaxFailures + 1}); !errors.Is(err, room.ErrBadMessage) {
+		t.Errorf("CreateWith MaxFailures over the limit = %v", err)
+	}
+}

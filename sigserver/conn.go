@@ -73,6 +73,7 @@ type conn struct {
 	roomID    string     // the room created or joined, kept for logs after it closes
 	room      *roomState // nil before create/join and after the room closed
 	contacted bool       // member only: has relayed to the host in the current handshake
+	pool      poolState  // slots offered, assignments and queue place (pool.go)
 }
 
 // hijackWriter records the net.Conn that websocket.Accept hijacks. The

@@ -1,7 +1,9 @@
 package sigserver
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/p2pxfer/p2pxfer/room"
@@ -10,10 +12,17 @@ import (
 // roomState is one open room. All fields are guarded by Server.mu.
 type roomState struct {
 	id         string
-	host       *conn
+	host       *conn            // nil once the host left a room kept by Config.KeepRoomWithoutHost
+	hostID     string           // the host's peer ID, still announced in joined after it left
 	members    map[string]*conn // by peer ID; receivers only
-	lastActive time.Time        // last create, join or relay, for idle expiry
+	lastActive time.Time        // last create, join, relay, seed or want, for idle expiry
 	key        string           // rate-limit bucket of the creator, whose room count it holds
+
+	signKey     []byte  // manifest-signing public key from create, handed out in joined; never logged
+	maxFailures int     // failed handshakes that close the room; 0: no limit here
+	failures    int     // failed handshakes reported by sources
+	queue       []*conn // members waiting for a free slot, first come first served
+	nextSeq     uint64  // numbers arrivals, for poolState.seq
 }
 
 // peerError carries the peer a refused relay or leave was addressed to, so
@@ -60,6 +69,14 @@ func (s *Server) handle(c *conn, m *room.Message) error {
 		return s.leave(c, m)
 	case room.TypeClose:
 		return s.closeByHost(c, m)
+	case room.TypeSeed:
+		return s.seed(c, m)
+	case room.TypeWant:
+		return s.want(c, m)
+	case room.TypeRelease:
+		return s.release(c, m)
+	case room.TypeFail:
+		return s.fail(c)
 	default:
 		return fmt.Errorf("%w: %s is a server-to-client message", room.ErrNotAllowed, m.Type)
 	}
@@ -97,13 +114,20 @@ func (s *Server) create(c *conn, m *room.Message) error {
 		s.log.Error("create room", "err", err)
 		return fmt.Errorf("%w: cannot create a peer ID", room.ErrInternal)
 	}
-	r := &roomState{id: id, host: c, members: make(map[string]*conn), lastActive: now, key: c.key}
+	r := &roomState{
+		id: id, host: c, hostID: peer, members: make(map[string]*conn), lastActive: now, key: c.key,
+		signKey: slices.Clone(m.Key), maxFailures: m.MaxFailures,
+	}
 	s.rooms[id] = r
 	ips.rooms++
 	c.id, c.roomID, c.room = peer, id, r
+	// The host is a full source from the start: it has every piece.
+	c.pool = poolState{seq: r.nextSeq, slots: cmp.Or(m.Slots, DefaultHostSlots), complete: true}
+	r.nextSeq++
 	c.ready.Store(true)
 	c.send(&room.Message{Type: room.TypeCreated, Room: id, Peer: peer})
-	c.log.Info("room created", "room", id, "peer", peer, "rooms_from_ip", ips.rooms)
+	c.log.Info("room created", "room", id, "peer", peer, "rooms_from_ip", ips.rooms,
+		"slots", c.pool.slots, "max_failures", m.MaxFailures, "signing_key", m.Key != nil)
 	return nil
 }
 
@@ -150,7 +174,7 @@ func (s *Server) join(c *conn, m *room.Message) error {
 			s.log.Error("join room", "err", err)
 			return fmt.Errorf("%w: cannot create a peer ID", room.ErrInternal)
 		}
-		if _, taken := r.members[id]; !taken && id != r.host.id {
+		if _, taken := r.members[id]; !taken && id != r.hostID {
 			peer = id
 			break
 		}
@@ -158,17 +182,21 @@ func (s *Server) join(c *conn, m *room.Message) error {
 	r.members[peer] = c
 	r.lastActive = now
 	c.id, c.roomID, c.room = peer, r.id, r
+	c.pool = poolState{seq: r.nextSeq}
+	r.nextSeq++
 	c.ready.Store(true)
-	c.send(&room.Message{Type: room.TypeJoined, Room: r.id, Peer: peer, Host: r.host.id})
+	c.send(&room.Message{Type: room.TypeJoined, Room: r.id, Peer: peer, Host: r.hostID, Key: r.signKey})
 	c.log.Info("peer joined", "room", r.id, "peer", peer, "members", len(r.members))
 	return nil
 }
 
 // relay forwards m.Data between the two ends of one handshake, with Peer
-// rewritten to the sender so nobody can speak under another's ID. A member
-// may reach only the host; the host only a member that contacted it, so a
-// member learns nothing about the others and the host holds no state for
-// members that never asked.
+// rewritten to the sender so nobody can speak under another's ID. Two
+// rules allow it: the legacy one, where a member may reach the host and the
+// host only a member that contacted it, so a member learns nothing about
+// the others and the host holds no state for members that never asked; and
+// the seed pool's, where the two ends of an assignment may reach each other
+// both ways.
 func (s *Server) relay(c *conn, m *room.Message) error {
 	now := s.cfg.Now()
 	s.mu.Lock()
@@ -178,23 +206,29 @@ func (s *Server) relay(c *conn, m *room.Message) error {
 		return errNotAllowed(m.Peer, "relay before create or join")
 	}
 	var to *conn
-	if c == r.host {
+	switch {
+	case m.Peer == c.id:
+		return errNotAllowed(m.Peer, "relay to self")
+	case c == r.host:
 		to = r.members[m.Peer]
 		switch {
-		case m.Peer == c.id:
-			return errNotAllowed(m.Peer, "relay to self")
 		case to == nil:
 			return errPeerGone(m.Peer)
-		case !to.contacted:
+		case !to.contacted && !linked(c, to):
 			return errNotAllowed(m.Peer, "that receiver has not contacted the host")
 		}
-	} else {
-		if m.Peer != r.host.id {
-			// Also for IDs of no one, so members cannot probe for each other.
-			return errNotAllowed(m.Peer, "receivers may relay only to the host")
+	case m.Peer == r.hostID:
+		if r.host == nil { // left a room that outlives it
+			return errPeerGone(m.Peer)
 		}
 		to = r.host
 		c.contacted = true
+	default:
+		to = r.members[m.Peer]
+		if to == nil || !linked(c, to) {
+			// Also for IDs of no one, so members cannot probe for each other.
+			return errNotAllowed(m.Peer, "receivers may relay only to the host or to an assigned peer")
+		}
 	}
 	r.lastActive = now
 	// A fresh message: nothing the sender set besides Data is forwarded.
@@ -205,13 +239,20 @@ func (s *Server) relay(c *conn, m *room.Message) error {
 }
 
 // leave ends one handshake: the other end gets left{peer: sender}. A member
-// stays in the room and may start a new handshake by relaying again.
+// stays in the room and may start a new handshake by relaying again. Between
+// the two ends of an assignment it is release: left must mean the same
+// whatever caused it, and a receiver could not otherwise tell whether its
+// slot is still reserved.
 func (s *Server) leave(c *conn, m *room.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := c.room
 	if r == nil {
 		return errNotAllowed(m.Peer, "leave before create or join")
+	}
+	if other := r.peer(m.Peer); other != nil && linked(c, other) {
+		s.endLinkLocked(r, c, other)
+		return nil
 	}
 	if c == r.host {
 		to := r.members[m.Peer]
@@ -225,8 +266,11 @@ func (s *Server) leave(c *conn, m *room.Message) error {
 		to.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
 		return nil
 	}
-	if m.Peer != r.host.id {
-		return errNotAllowed(m.Peer, "receivers may leave only the host")
+	if m.Peer != r.hostID {
+		return errNotAllowed(m.Peer, "receivers may leave only the host or an assigned peer")
+	}
+	if r.host == nil {
+		return errPeerGone(m.Peer)
 	}
 	if c.contacted { // nothing to end otherwise
 		c.contacted = false
@@ -255,7 +299,8 @@ func (s *Server) closeByHost(c *conn, m *room.Message) error {
 }
 
 // closeRoomLocked deletes r and closes its members' connections with the
-// error why. The host's connection is left to the caller.
+// error why. The host's connection, if it is still there, is left to the
+// caller.
 func (s *Server) closeRoomLocked(r *roomState, why error, reason string) {
 	delete(s.rooms, r.id)
 	if ips := s.ips[r.key]; ips != nil && ips.rooms > 0 {
@@ -267,13 +312,18 @@ func (s *Server) closeRoomLocked(r *roomState, why error, reason string) {
 		m.closeWith(msg, statusNormal, "room closed")
 	}
 	s.log.Info("room closed", "room", r.id, "reason", reason, "code", msg.Code, "members", len(r.members))
-	r.members = nil
-	r.host.room = nil
+	r.members, r.queue = nil, nil
+	if r.host != nil {
+		r.host.room = nil
+	}
 }
 
-// disconnect forgets c after its reader ended: a contacted host hears that
-// the member left; a host's departure closes its room. It returns c's room
-// and peer ID for the log.
+// disconnect forgets c after its reader ended. Its assignments end (the
+// other ends get left), it leaves the queue and its slots go, and a
+// contacted host hears that the member left. A host's departure closes
+// its room unless Config.KeepRoomWithoutHost; a room without its host is
+// deleted with its last member. It returns c's room and peer ID for the
+// log.
 func (s *Server) disconnect(c *conn) (roomID, peer string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -284,15 +334,37 @@ func (s *Server) disconnect(c *conn) (roomID, peer string) {
 		return roomID, peer
 	}
 	c.room = nil
-	if c == r.host {
+	if c == r.host && !s.cfg.KeepRoomWithoutHost {
 		s.closeRoomLocked(r, errHostLeft, "host left")
 		return roomID, peer
 	}
-	delete(r.members, c.id)
-	if c.contacted {
-		c.contacted = false
-		r.host.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
+	told := s.leavePoolLocked(r, c)
+	if c == r.host {
+		r.host = nil
+		for _, m := range r.members {
+			if m.contacted {
+				m.contacted = false
+				if !told[m] {
+					m.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
+				}
+			}
+		}
+		c.log.Info("host left; room kept for its members", "room", r.id, "peer", c.id, "members", len(r.members))
+	} else {
+		delete(r.members, c.id)
+		if c.contacted {
+			c.contacted = false
+			if r.host != nil && !told[r.host] {
+				r.host.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
+			}
+		}
+		c.log.Info("peer left", "room", r.id, "peer", c.id, "members", len(r.members))
 	}
-	c.log.Info("peer left", "room", r.id, "peer", c.id, "members", len(r.members))
+	if r.host == nil && len(r.members) == 0 {
+		s.closeRoomLocked(r, errHostLeft, "last peer left")
+		return roomID, peer
+	}
+	// c's slots are gone, but those it held on others are free now.
+	s.serveQueueLocked(r)
 	return roomID, peer
 }

@@ -4,7 +4,10 @@
 // A sender (the host) opens a room and receivers join it by room ID. The
 // server then relays opaque frames between the host and one receiver at a
 // time, only between the two ends of a handshake and never to the whole
-// room. Those frames are end-to-end PAKE messages and sealed WebRTC offers,
+// room. For the swarm it also runs a seed pool per room: connections offer
+// upload slots, receivers ask for sources and wait in a FIFO queue when all
+// slots are taken, and an assignment lets its two ends relay to each other
+// (pool.go). Those frames are end-to-end PAKE messages and sealed WebRTC offers,
 // so the server never learns passwords, file names or file data. Its only
 // jobs are routing and limiting abuse: it caps connections, rooms per
 // address and join attempts per address, which throttles guessing room IDs.
@@ -56,6 +59,12 @@ type Config struct {
 	// X-Forwarded-For. Enable it only behind a reverse proxy that sets the
 	// header, or clients can pick their own address and dodge the limits.
 	TrustForwardedFor bool
+	// KeepRoomWithoutHost keeps a room open after its host disconnects,
+	// for as long as any member remains, so seeds can go on serving the
+	// others (see docs/swarm.md). The room is deleted when its last member
+	// leaves or it expires. False (the default) closes the room with the
+	// host, as receivers that know only the host expect.
+	KeepRoomWithoutHost bool
 }
 
 // Defaults applied by New to zero (or negative) Config fields.
@@ -278,7 +287,9 @@ func (s *Server) Sweep() {
 		host := r.host
 		why := errRoomExpired(s.cfg.RoomIdle)
 		s.closeRoomLocked(r, why, "expired")
-		host.closeWith(room.ErrorMessage(why), statusNormal, "room expired")
+		if host != nil {
+			host.closeWith(room.ErrorMessage(why), statusNormal, "room expired")
+		}
 	}
 	s.pruneIPsLocked(now)
 }
