@@ -49,7 +49,7 @@ func summary(err error) string {
 		return "the sender closed the room"
 	case errors.Is(err, peer.ErrTampered):
 		return "a signalling message was altered on the way: the signalling server or the network is tampering"
-	case errors.Is(err, pake.ErrBusy), errors.Is(err, peer.ErrBusy):
+	case errors.Is(err, pake.ErrBusy):
 		return "the sender is serving as many receivers as it allows; try again later"
 	}
 	return err.Error()
@@ -87,7 +87,7 @@ func exitCode(err error) (int, string) {
 	case errors.Is(err, errUnreachable):
 		return ExitConnect, "check the --signal address and that the server is running"
 	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),
-		errors.Is(err, peer.ErrBusy), errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):
+		errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):
 		return ExitConnect, "run the same command again to resume; a firewall between the machines can also cause this"
 	case errors.Is(err, pake.ErrVersion), errors.Is(err, room.ErrVersion):
 		return ExitError, "both sides need the same p2pxfer version"

@@ -20,8 +20,6 @@ var (
 	ErrRemote = errors.New("peer ended the transfer")
 	// ErrTimeout: the peer stopped answering during the handshake.
 	ErrTimeout = errors.New("peer did not answer in time")
-	// ErrBusy: the sender is serving as many receivers as it allows.
-	ErrBusy = errors.New("sender is busy")
 	// ErrTooManyFailures: Serve closed the room after too many handshakes
 	// with a wrong password.
 	ErrTooManyFailures = errors.New("too many wrong passwords")

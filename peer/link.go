@@ -96,12 +96,8 @@ func (l *link) recv(ctx context.Context, timeout time.Duration) ([]byte, error) 
 	case <-t.C:
 		return nil, ErrTimeout
 	case b := <-l.inbox:
-		if k, err := pake.FrameKind(b); err == nil && k == pake.KindAbort {
-			reason, err := pake.ParseAbort(b)
-			if err != nil {
-				return nil, err
-			}
-			return nil, pake.AbortError(reason)
+		if err := abortError(b); err != nil {
+			return nil, err
 		}
 		return b, nil
 	}
@@ -111,19 +107,27 @@ func (l *link) recv(ctx context.Context, timeout time.Duration) ([]byte, error) 
 // valid sealed frame under our key is tampering: after the PAKE only the
 // other password holder can produce one.
 func (l *link) open(b []byte) (*signalMsg, error) {
-	k, err := pake.FrameKind(b)
-	if err == nil && k == pake.KindAbort {
-		reason, err := pake.ParseAbort(b)
-		if err != nil {
-			return nil, err
-		}
-		return nil, pake.AbortError(reason)
+	if err := abortError(b); err != nil {
+		return nil, err
 	}
 	plain, err := l.sess.Open(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTampered, err)
 	}
 	return decodeSignal(plain)
+}
+
+// abortError is the error an abort frame from the other end stands for, or
+// nil when b is not an abort frame.
+func abortError(b []byte) error {
+	if k, err := pake.FrameKind(b); err != nil || k != pake.KindAbort {
+		return nil
+	}
+	reason, err := pake.ParseAbort(b)
+	if err != nil {
+		return err
+	}
+	return pake.AbortError(reason)
 }
 
 // iceEvents collects what pion's callbacks report, so that the callbacks
