@@ -136,9 +136,9 @@ func BenchmarkReadPieceParity(b *testing.B) {
 	for b.Loop() {
 		st := m.Stripe(i % stripes)
 		i++
-		s.pmu.Lock()
-		s.pcache, s.pbytes = nil, 0
-		s.pmu.Unlock()
+		s.par.mu.Lock()
+		s.par.entries, s.par.bytes = nil, 0
+		s.par.mu.Unlock()
 		for j := range st.NParity {
 			if _, err := s.ReadPiece(st.FirstParity+j, buf); err != nil {
 				b.Fatal(err)

@@ -18,6 +18,11 @@
 // stripe from enough of its pieces with Manifest.Reconstruct, then
 // writes them like any other chunk.
 //
+// A Writer can also seed: Writer.ReadChunk and Writer.ReadPiece serve the
+// chunks it has verified, and the parity of stripes it holds whole, both
+// while it is receiving and after Finish until Close, checking every chunk
+// against the manifest again as it is read.
+//
 // Nothing here prints, exits or talks to the network; errors wrap the
 // sentinels in errors.go so callers can map them to messages and exit codes.
 package chunker

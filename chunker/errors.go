@@ -56,7 +56,9 @@ var (
 	ErrNotRegular = errors.New("not a regular file")
 
 	// ErrSourceChanged: a source file's size or modification time changed
-	// after it was hashed, so its chunks no longer match the manifest.
+	// after it was hashed, so its chunks no longer match the manifest; or a
+	// file a Writer serves from no longer holds the chunk it verified
+	// (edited, truncated or corrupted on disk since).
 	ErrSourceChanged = errors.New("file changed since it was hashed")
 
 	// ErrChunkIndex: a chunk index is outside [0, NumChunks), a piece index
@@ -69,7 +71,15 @@ var (
 
 	// ErrChunkHash: chunk data does not match its SHA-256 in the manifest;
 	// nothing was written. The peer that sent it is faulty or hostile.
+	// Reconstruct and Writer.ReadPiece also report parity that contradicts
+	// verified data with it: the manifest's sender is at fault.
 	ErrChunkHash = errors.New("chunk hash mismatch")
+
+	// ErrNotVerified: a Writer was asked to serve a chunk it has not
+	// verified yet, or a parity piece of a stripe whose data chunks it does
+	// not all hold (see Writer.StripeComplete). The peer asked for a piece
+	// it was not offered.
+	ErrNotVerified = errors.New("not verified yet")
 
 	// ErrNotEnoughPieces: Reconstruct got fewer valid pieces of a stripe
 	// than it has data chunks, so the missing chunks cannot be rebuilt yet.

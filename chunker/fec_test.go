@@ -466,7 +466,7 @@ func TestOpenSourceFEC(t *testing.T) {
 		s.Close()
 		if m.NumStripes() > 0 {
 			// Past the cache, so the data must be read.
-			s.pcache, s.pbytes = nil, 0
+			s.par.entries, s.par.bytes = nil, 0
 			if _, err := s.ReadPiece(m.NumChunks(), make([]byte, tt.cs)); !errors.Is(err, ErrClosed) {
 				t.Errorf("%s: ReadPiece after Close: %v", tt.desc, err)
 			}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 )
 
@@ -24,14 +23,7 @@ const (
 type Source struct {
 	m     *Manifest
 	files []srcFile
-
-	// Parity of the stripes computed last, most recent first, so the m
-	// parity pieces of a stripe cost one read of its data; see
-	// stripeParity.
-	pmu    sync.Mutex
-	pcache []*stripeParity
-	pbytes int       // parity bytes in pcache
-	bufs   sync.Pool // *[]byte of ChunkSize, for reading a stripe's chunks
+	par   *parityCache // parity pieces, from ReadChunk
 }
 
 type srcFile struct {
@@ -156,6 +148,9 @@ func OpenSourceFEC(ctx context.Context, paths []string, chunkSize int, fec FEC, 
 		return nil, fmt.Errorf("chunker open: %w", err)
 	}
 	s.m = m
+	// ReadChunk only checks size and mtime, so parity that no longer
+	// matches the manifest means a file changed unnoticed.
+	s.par = newParityCache(m, s.ReadChunk, ErrSourceChanged)
 	ok = true
 	return s, nil
 }

@@ -3,14 +3,9 @@ package chunker
 import (
 	"crypto/sha256"
 	"fmt"
-	"io"
 
 	"github.com/klauspost/reedsolomon"
 )
-
-// parityCacheBytes bounds the parity a Source keeps of recent stripes; the
-// most recent stripe is kept even if it alone is larger.
-const parityCacheBytes = 32 << 20
 
 // Parity is linear, and a data byte at offset x of its chunk only feeds the
 // parity bytes at offset x: a chunk's contribution can be added in any
@@ -140,101 +135,5 @@ func (s *Source) ReadPiece(p int, buf []byte) ([]byte, error) {
 	if p < m.NumChunks() {
 		return s.ReadChunk(p, buf)
 	}
-	ref := m.Piece(p)
-	if cap(buf) < ref.Size {
-		return nil, fmt.Errorf("chunker read piece %d: %w: capacity %d, need %d", p, io.ErrShortBuffer, cap(buf), ref.Size)
-	}
-	sp, err := s.stripeParity(ref.Stripe)
-	if err != nil {
-		return nil, fmt.Errorf("chunker read piece %d: %w", p, err)
-	}
-	j := p - m.NumChunks() - ref.Stripe*m.FEC.M
-	return buf[:copy(buf[:ref.Size], sp.parity[j])], nil
-}
-
-// stripeParity is the computed parity of one stripe, shared by the callers
-// that want it: done is closed once parity or err is set.
-type stripeParity struct {
-	stripe int
-	size   int // bytes of parity
-	done   chan struct{}
-	parity [][]byte
-	err    error
-}
-
-// stripeParity returns stripe st's parity from the cache, or computes it
-// (once, however many callers want it meanwhile) and caches it.
-func (s *Source) stripeParity(st int) (*stripeParity, error) {
-	s.pmu.Lock()
-	for i, e := range s.pcache {
-		if e.stripe == st {
-			copy(s.pcache[1:i+1], s.pcache[:i])
-			s.pcache[0] = e
-			s.pmu.Unlock()
-			<-e.done
-			return e, e.err
-		}
-	}
-	ref := s.m.Stripe(st)
-	e := &stripeParity{stripe: st, size: ref.NParity * ref.ShardSize, done: make(chan struct{})}
-	s.pcache = append(s.pcache, nil)
-	copy(s.pcache[1:], s.pcache)
-	s.pcache[0] = e
-	s.pbytes += e.size
-	for len(s.pcache) > 1 && s.pbytes > parityCacheBytes {
-		s.pbytes -= s.pcache[len(s.pcache)-1].size
-		s.pcache[len(s.pcache)-1] = nil
-		s.pcache = s.pcache[:len(s.pcache)-1]
-	}
-	s.pmu.Unlock()
-
-	e.parity, e.err = s.computeParity(ref)
-	close(e.done)
-	if e.err != nil { // let a later call try again
-		s.pmu.Lock()
-		for i, c := range s.pcache {
-			if c == e {
-				s.pbytes -= e.size
-				s.pcache = append(s.pcache[:i], s.pcache[i+1:]...)
-				break
-			}
-		}
-		s.pmu.Unlock()
-	}
-	return e, e.err
-}
-
-// computeParity reads stripe st's data chunks one at a time and encodes
-// them, then checks the parity against the manifest.
-func (s *Source) computeParity(st StripeRef) ([][]byte, error) {
-	enc, err := encoderFor(st.NData, st.NParity)
-	if err != nil {
-		return nil, err
-	}
-	parity := make([][]byte, st.NParity)
-	for j := range parity {
-		parity[j] = make([]byte, st.ShardSize)
-	}
-	sub := make([][]byte, st.NParity)
-	bp, _ := s.bufs.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, s.m.ChunkSize)
-		bp = &b
-	}
-	defer s.bufs.Put(bp)
-	for k := range st.NData {
-		data, err := s.ReadChunk(st.FirstChunk+k, *bp)
-		if err != nil {
-			return nil, err
-		}
-		if err := addParity(enc, data, k, 0, parity, sub); err != nil {
-			return nil, err
-		}
-	}
-	for j := range parity {
-		if sha256.Sum256(parity[j]) != s.m.Parity[st.FirstParity-s.m.NumChunks()+j] {
-			return nil, fmt.Errorf("%w: parity of stripe %d does not match what was hashed", ErrSourceChanged, st.Index)
-		}
-	}
-	return parity, nil
+	return s.par.readParity(p, buf)
 }

@@ -41,19 +41,28 @@ type WriterOptions struct {
 // through an os.Root, so no name and no symlink in the destination can make
 // it write outside the directory.
 //
-// WriteChunk, Missing, Have, Verified and Bitmap are safe for concurrent
-// use; Finish and Close wait for WriteChunk calls in progress.
+// A Writer also serves what it holds, so a receiver can seed while it
+// downloads and after: ReadChunk and ReadPiece return verified chunks and
+// the parity of complete stripes, checked against the manifest again on
+// every read. They read the part files, and once Finish has put a file in
+// place the final file, until Close.
+//
+// WriteChunk, ReadChunk, ReadPiece, StripeComplete, Missing, Have, Verified
+// and Bitmap are safe for concurrent use; Finish and Close wait for
+// WriteChunk and ReadChunk calls in progress.
 type Writer struct {
 	root *os.Root
 	m    *Manifest
 	opts WriterOptions
+	par  *parityCache
 
-	// life is held shared by WriteChunk and exclusively by Finish and
-	// Close, so those never run while a chunk is half written.
+	// life is held shared by WriteChunk and ReadChunk and exclusively by
+	// Finish and Close, so those never run while a chunk is half written
+	// or a file is read that they are about to close or move.
 	life   sync.RWMutex
 	closed bool // guarded by life
 
-	mu       sync.Mutex // guards the fields below and wfile's part/refs/dirty
+	mu       sync.Mutex // guards the fields below and wfile's file/refs/dirty
 	have     *Bitmap
 	verified int64
 	files    []wfile
@@ -69,10 +78,12 @@ type Writer struct {
 
 // wfile is the Writer's per-file bookkeeping.
 type wfile struct {
-	part  *os.File // nil when closed to save descriptors
-	refs  int      // users of part; it is only closed at 0
+	// The part file, or once placed the final file, read-only; nil when
+	// closed to save descriptors.
+	file  *os.File
+	refs  int // users of file; it is only closed at 0
 	dirty bool
-	// placed and failed are only touched under life held exclusively.
+	// placed and failed only change under life held exclusively.
 	placed bool // final file in place
 	failed bool // whole-file hash mismatch; state deleted, never re-saved
 
@@ -107,6 +118,9 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 		lastSave: time.Now(),
 	}
 	w.bufs.New = func() any { b := make([]byte, min(readBackSize, m.ChunkSize)); return &b }
+	// ReadChunk only returns data that matches the manifest, so parity that
+	// does not means the manifest's parity hashes contradict its data.
+	w.par = newParityCache(m, w.ReadChunk, ErrChunkHash)
 	var created []int
 	if err := w.setup(dir, &created); err != nil {
 		w.abort(created)
@@ -159,7 +173,7 @@ func (w *Writer) setup(dir string, created *[]int) error {
 			return fmt.Errorf("%q: %w", name, err)
 		}
 		if len(w.open) < maxOpenParts {
-			w.files[fi].part = pf
+			w.files[fi].file = pf
 			w.open = append(w.open, fi)
 		} else if err := pf.Close(); err != nil {
 			return fmt.Errorf("%q: %w", name, err)
@@ -200,9 +214,7 @@ func (w *Writer) claimedBytes(fi int, claim *Bitmap) int64 {
 }
 
 // openPart opens fi's part file, creating it (and its directories) if
-// needed. An existing part must be a regular file, and the one opened must
-// be the one checked, so a symlink or device planted under the part name is
-// refused rather than written through.
+// needed.
 func (w *Writer) openPart(fi int) (pf *os.File, isNew bool, err error) {
 	name := w.m.Files[fi].Name
 	part := PartName(name)
@@ -211,29 +223,39 @@ func (w *Writer) openPart(fi int) (pf *os.File, isNew bool, err error) {
 			return nil, false, err
 		}
 	}
-	lst, err := w.root.Lstat(part)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	pf, err = w.openExisting(part, os.O_RDWR)
+	if errors.Is(err, fs.ErrNotExist) {
 		pf, err = w.root.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 		return pf, err == nil, err
-	case err != nil:
-		return nil, false, err
-	case !lst.Mode().IsRegular():
-		return nil, false, fmt.Errorf("%q: %w (%s)", part, ErrNotRegular, kind(lst.Mode()))
 	}
-	pf, err = w.root.OpenFile(part, os.O_RDWR, 0)
+	return pf, false, err
+}
+
+// openExisting opens name with flag if it is a regular file, and makes sure
+// the file opened is the one checked, so a symlink or device planted under
+// the name is refused rather than written or read through, and a FIFO
+// is refused before opening it could block.
+func (w *Writer) openExisting(name string, flag int) (*os.File, error) {
+	lst, err := w.root.Lstat(name)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	st, err := pf.Stat()
+	if !lst.Mode().IsRegular() {
+		return nil, fmt.Errorf("%q: %w (%s)", name, ErrNotRegular, kind(lst.Mode()))
+	}
+	f, err := w.root.OpenFile(name, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
 	if err == nil && !os.SameFile(lst, st) {
-		err = fmt.Errorf("%q: %w: replaced while opening", part, ErrNotRegular)
+		err = fmt.Errorf("%q: %w: replaced while opening", name, ErrNotRegular)
 	}
 	if err != nil {
-		pf.Close()
-		return nil, false, err
+		f.Close()
+		return nil, err
 	}
-	return pf, false, nil
+	return f, nil
 }
 
 // preparePart sizes fi's part file and re-verifies what claim says it holds.
@@ -310,7 +332,7 @@ func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf
 // part files this call created (they are empty; older ones hold progress).
 func (w *Writer) abort(created []int) {
 	for _, fi := range w.open {
-		w.files[fi].part.Close()
+		w.files[fi].file.Close()
 	}
 	for _, fi := range created {
 		w.root.Remove(PartName(w.m.Files[fi].Name))
@@ -483,35 +505,52 @@ func (w *Writer) feedFromDisk(fi, i int, h hash.Hash) error {
 	return err
 }
 
-// acquire returns fi's open part file, opening it if needed; release must
-// follow. Opening may close the least recently opened idle part.
+// acquire returns fi's open file, opening it if needed; release must
+// follow. Opening may close the least recently opened idle file.
 func (w *Writer) acquire(fi int) (*os.File, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	wf := &w.files[fi]
-	if wf.part == nil {
+	if wf.file == nil {
 		if len(w.open) >= maxOpenParts {
 			for k, o := range w.open {
 				if w.files[o].refs == 0 {
 					// A close error here would be a write-back error,
 					// which the fsync before every state save and before
 					// Finish's placement reports too.
-					w.files[o].part.Close()
-					w.files[o].part = nil
+					w.files[o].file.Close()
+					w.files[o].file = nil
 					w.open = slices.Delete(w.open, k, k+1)
 					break
 				}
 			}
 		}
-		pf, err := w.root.OpenFile(PartName(w.m.Files[fi].Name), os.O_RDWR, 0)
+		// A placed file is the user's now and is only read: read-only,
+		// no mistake here can change it.
+		flag := os.O_RDWR
+		if wf.placed {
+			flag = os.O_RDONLY
+		}
+		pf, err := w.openExisting(w.diskName(fi), flag)
 		if err != nil {
 			return nil, err
 		}
-		wf.part = pf
+		wf.file = pf
 		w.open = append(w.open, fi)
 	}
 	wf.refs++
-	return wf.part, nil
+	return wf.file, nil
+}
+
+// diskName is the file holding fi's data: its part file until Finish
+// places it. placed only changes while life is held exclusively, so any
+// holder of life, or a background save (which skips placed files), may call
+// it.
+func (w *Writer) diskName(fi int) string {
+	if w.files[fi].placed {
+		return w.m.Files[fi].Name
+	}
+	return PartName(w.m.Files[fi].Name)
 }
 
 func (w *Writer) release(fi int) {
@@ -526,11 +565,11 @@ func (w *Writer) closePart(fi int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	wf := &w.files[fi]
-	if wf.part == nil {
+	if wf.file == nil {
 		return nil
 	}
-	err := wf.part.Close()
-	wf.part = nil
+	err := wf.file.Close()
+	wf.file = nil
 	if k := slices.Index(w.open, fi); k >= 0 {
 		w.open = slices.Delete(w.open, k, k+1)
 	}
@@ -627,6 +666,8 @@ func (w *Writer) syncPart(fi int) error {
 // links are unsupported it falls back to check-then-rename. With Force it
 // renames over the old file. Files are processed independently and all
 // errors are returned joined; calling Finish again retries the failed ones.
+// ReadChunk waits for Finish; afterwards ReadChunk and ReadPiece serve the
+// files placed from their final names, until Close.
 func (w *Writer) Finish() error {
 	w.life.Lock()
 	defer w.life.Unlock()
@@ -735,7 +776,8 @@ func (w *Writer) place(name string) (placed bool, err error) {
 
 // Close saves the resume state of every file with new chunks and closes all
 // files; part files stay for a later CreateWriter to resume. It is
-// idempotent, and WriteChunk fails with ErrClosed afterwards.
+// idempotent, and WriteChunk, ReadChunk and ReadPiece fail with ErrClosed
+// afterwards.
 func (w *Writer) Close() error {
 	w.life.Lock()
 	defer w.life.Unlock()
@@ -750,10 +792,10 @@ func (w *Writer) Close() error {
 	}
 	w.mu.Lock()
 	for _, fi := range w.open {
-		if err := w.files[fi].part.Close(); err != nil {
+		if err := w.files[fi].file.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("%q: %w", w.m.Files[fi].Name, err))
 		}
-		w.files[fi].part = nil
+		w.files[fi].file = nil
 	}
 	w.open = nil
 	w.mu.Unlock()
