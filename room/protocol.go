@@ -40,7 +40,8 @@ package room
 //
 // An assignment allows relays both ways between its two ends; release or
 // leave (from either end) or a disconnect ends it, and the other end gets
-// left: left always means nothing remains between the two.
+// left: left always means nothing remains between the two. If the receiver
+// relays nothing on it within a server timeout (20 s), both ends get left.
 // A source reports each failed password handshake with fail; the server
 // closes the room with too_many_failures after the room's max_failures.
 // The host registers its manifest-signing key at create; joined hands it

@@ -3,7 +3,9 @@ package sigserver
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/p2pxfer/p2pxfer/room"
 )
@@ -19,6 +21,8 @@ import (
 //
 // Assignments are kept on both ends (poolState.serving and .sources), so
 // ending one, and ending all of a departing connection's, is a map lookup.
+// The receiver's end also records whether it has relayed on the assignment;
+// Server.Sweep ends those it stays silent on (expireLocked).
 
 // DefaultHostSlots is the host's upload slots when create carries none.
 const DefaultHostSlots = 4
@@ -26,14 +30,14 @@ const DefaultHostSlots = 4
 // poolState is one connection's part in its room's seed pool. Guarded by
 // Server.mu, like the other room fields of conn.
 type poolState struct {
-	seq      uint64             // order of arrival in the room; breaks ties so assignment is deterministic
-	slots    int                // upload slots offered; 0: not a source
-	complete bool               // holds every piece (seed{complete})
-	serving  map[*conn]struct{} // receivers holding one of our slots
-	sources  map[*conn]struct{} // sources we hold a slot on
-	want     int                // while queued: sources still wanted
-	queued   bool               // in the room's queue
-	position int                // position last sent in queued{}; 0 forces a resend
+	seq      uint64              // order of arrival in the room; breaks ties so assignment is deterministic
+	slots    int                 // upload slots offered; 0: not a source
+	complete bool                // holds every piece (seed{complete})
+	serving  map[*conn]struct{}  // receivers holding one of our slots
+	sources  map[*conn]time.Time // sources we hold a slot on: when assigned; zero once we relayed to it
+	want     int                 // while queued: sources still wanted
+	queued   bool                // in the room's queue
+	position int                 // position last sent in queued{}; 0 forces a resend
 }
 
 // free is how many more receivers the source may be given. Negative after
@@ -98,16 +102,17 @@ func (s *Server) assignLocked(r *roomState, rcv *conn, n int) []string {
 		)
 	})
 	cands = cands[:min(n, len(cands))]
+	now := s.cfg.Now()
 	ids := make([]string, len(cands))
 	for i, src := range cands {
 		if src.pool.serving == nil {
 			src.pool.serving = make(map[*conn]struct{})
 		}
 		if rcv.pool.sources == nil {
-			rcv.pool.sources = make(map[*conn]struct{})
+			rcv.pool.sources = make(map[*conn]time.Time)
 		}
 		src.pool.serving[rcv] = struct{}{}
-		rcv.pool.sources[src] = struct{}{}
+		rcv.pool.sources[src] = now
 		ids[i] = src.id
 		rcv.log.Debug("source assigned", "room", r.id, "receiver", rcv.id, "source", src.id,
 			"source_free", src.pool.free(), "complete", src.pool.complete)
@@ -185,13 +190,12 @@ func unqueueLocked(r *roomState, c *conn) {
 func (s *Server) leavePoolLocked(r *roomState, c *conn) map[*conn]bool {
 	unqueueLocked(r, c)
 	told := make(map[*conn]bool)
-	for _, other := range [2]map[*conn]struct{}{c.pool.serving, c.pool.sources} {
-		for o := range other {
-			unlinkLocked(c, o)
-			if !told[o] {
-				told[o] = true
-				o.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
-			}
+	ends := slices.AppendSeq(slices.Collect(maps.Keys(c.pool.serving)), maps.Keys(c.pool.sources))
+	for _, o := range ends {
+		unlinkLocked(c, o)
+		if !told[o] {
+			told[o] = true
+			o.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
 		}
 	}
 	c.pool.slots, c.pool.complete = 0, false
@@ -284,6 +288,30 @@ func (s *Server) endLinkLocked(r *roomState, c, other *conn) {
 	other.send(&room.Message{Type: room.TypeLeft, Peer: c.id})
 	c.log.Debug("assignment ended", "room", r.id, "peer", c.id, "other", other.id)
 	s.serveQueueLocked(r)
+}
+
+// expireLocked ends every assignment in r on which the receiver has not
+// relayed within AssignTimeout, as if it had released it. Otherwise a
+// receiver that asks and never speaks (crashed before its first offer, or
+// hoarding) would hold its slots for as long as its connection lives, and
+// the queue would wait as long. The receiver did not ask for the end, so,
+// unlike on release, it gets left too. An assignment the receiver has
+// relayed on is left alone: a transfer may take hours, and it ends with
+// release or a disconnect.
+func (s *Server) expireLocked(r *roomState, now time.Time) {
+	for _, rcv := range r.members { // the host never wants, so holds no slots
+		// endLinkLocked deletes the entry being visited and may add fresh
+		// ones, which are not yet due; both are safe while ranging.
+		for src, since := range rcv.pool.sources {
+			if since.IsZero() || now.Sub(since) < s.cfg.AssignTimeout {
+				continue
+			}
+			rcv.log.Info("assignment expired: receiver never relayed", "room", r.id, "peer", rcv.id,
+				"source", src.id, "timeout", s.cfg.AssignTimeout)
+			rcv.send(&room.Message{Type: room.TypeLeft, Peer: src.id})
+			s.endLinkLocked(r, rcv, src)
+		}
+	}
 }
 
 // fail counts one failed password handshake reported by a source. At the

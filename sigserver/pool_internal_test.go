@@ -4,7 +4,10 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/p2pxfer/p2pxfer/room"
 )
@@ -54,9 +57,33 @@ func checkPool(t *testing.T, r *roomState) {
 	}
 }
 
-// Random seeds, wants, releases and departures keep the invariants.
+// silenceLocked lists r's assignments (receiver->source) on which the
+// receiver has been silent for AssignTimeout or longer, and those on which
+// it has relayed.
+func silenceLocked(s *Server, r *roomState) (due, used []string) {
+	now := s.cfg.Now()
+	for _, c := range r.members {
+		for src, since := range c.pool.sources {
+			switch {
+			case since.IsZero():
+				used = append(used, c.id+"->"+src.id)
+			case now.Sub(since) >= s.cfg.AssignTimeout:
+				due = append(due, c.id+"->"+src.id)
+			}
+		}
+	}
+	return due, used
+}
+
+// Random seeds, wants, relays, releases, departures and sweeps keep the
+// invariants; a sweep ends every silent assignment that is due and no
+// assignment the receiver has relayed on.
 func TestPoolInvariants(t *testing.T) {
-	s := New(Config{JoinRate: 1e6, JoinBurst: 1e6, KeepRoomWithoutHost: true})
+	var clock atomic.Int64 // nanoseconds; atomic as the janitor may sweep too
+	s := New(Config{
+		JoinRate: 1e6, JoinBurst: 1e6, KeepRoomWithoutHost: true,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }, RoomIdle: 1000 * time.Hour,
+	})
 	defer s.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
 	host := fakeConn(s)
@@ -66,6 +93,7 @@ func TestPoolInvariants(t *testing.T) {
 	r := host.room
 	live := []*conn{host}
 	sent := map[room.Type]int{}
+	expired, kept := 0, 0 // assignments ended by sweeps, and relayed on when swept
 	drain := func() {
 		for _, c := range live {
 			for len(c.out) > 0 {
@@ -80,7 +108,8 @@ func TestPoolInvariants(t *testing.T) {
 	for range 3000 {
 		c := live[rng.IntN(len(live))]
 		var err error
-		switch op := rng.IntN(10); {
+		swept, usedBefore := false, []string(nil)
+		switch op := rng.IntN(13); {
 		case op < 2 && len(live) < 12:
 			n := fakeConn(s)
 			if err = s.join(n, &room.Message{Type: room.TypeJoin, Version: room.ProtocolVersion, Room: r.id}); err == nil {
@@ -98,6 +127,27 @@ func TestPoolInvariants(t *testing.T) {
 			} else if err = s.leave(c, &room.Message{Type: room.TypeLeave, Peer: o.id}); room.CodeOf(err) == room.CodePeerGone {
 				err = nil // leave to the departed host
 			}
+		case op < 11:
+			// Relays, half of them to a source c holds: those keep their
+			// assignment from expiring.
+			o := live[rng.IntN(len(live))]
+			s.mu.Lock()
+			held := slices.DeleteFunc(slices.Clone(live), func(x *conn) bool { _, ok := c.pool.sources[x]; return !ok })
+			s.mu.Unlock()
+			if len(held) > 0 && rng.IntN(2) == 0 {
+				o = held[rng.IntN(len(held))]
+			}
+			if err = s.relay(c, &room.Message{Type: room.TypeRelay, Peer: o.id, Data: []byte("x")}); room.CodeOf(err) == room.CodePeerGone {
+				err = nil // relay to the departed host
+			}
+		case op < 12:
+			clock.Add(rng.Int64N(int64(DefaultAssignTimeout)))
+			s.mu.Lock()
+			due, used := silenceLocked(s, r)
+			s.mu.Unlock()
+			expired, kept, usedBefore = expired+len(due), kept+len(used), used
+			s.Sweep()
+			swept = true
 		case len(live) > 2:
 			s.disconnect(c)
 			for i, l := range live {
@@ -115,11 +165,24 @@ func TestPoolInvariants(t *testing.T) {
 			s.mu.Lock()
 			defer s.mu.Unlock() // checkPool may Fatal; the deferred s.Close needs mu
 			checkPool(t, r)     // the walk keeps two connections, so r stays open
+			if !swept {
+				return
+			}
+			due, used := silenceLocked(s, r)
+			if len(due) > 0 {
+				t.Fatalf("silent assignments left by a sweep: %v", due)
+			}
+			for _, a := range usedBefore {
+				if !slices.Contains(used, a) {
+					t.Fatalf("sweep ended %s, on which the receiver relayed", a)
+				}
+			}
 		}()
 	}
 	// A walk that never queued or never served proves little.
-	if sent[room.TypePeers] < 100 || sent[room.TypeQueued] < 100 || sent[room.TypeLeft] < 100 {
-		t.Fatalf("walk too tame: %v", sent)
+	if sent[room.TypePeers] < 100 || sent[room.TypeQueued] < 100 || sent[room.TypeLeft] < 100 ||
+		sent[room.TypeRelay] < 100 || expired < 100 || kept < 100 {
+		t.Fatalf("walk too tame: %v; assignments expired %d, kept %d", sent, expired, kept)
 	}
-	t.Logf("messages sent: %v", sent)
+	t.Logf("messages sent: %v; assignments expired %d, kept %d", sent, expired, kept)
 }

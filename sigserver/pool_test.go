@@ -438,3 +438,68 @@ func TestJoinedKey(t *testing.T) {
 		t.Fatalf("CreateWith short key = %v, want ErrBadMessage", err)
 	}
 }
+
+// A receiver that is assigned a source and never relays to it loses the
+// slot after AssignTimeout, as if it had released it, and both ends hear
+// left; one that relayed keeps its slot however long the transfer takes.
+func TestPoolAssignTimeout(t *testing.T) {
+	const timeout = 20 * time.Second
+	clock := newClock()
+	e := start(t, sigserver.Config{Now: clock.Now, AssignTimeout: timeout, RoomIdle: 24 * time.Hour})
+	host, roomID, hostID := e.hostWith(signalclient.CreateOptions{Slots: 1})
+	r1, r1ID := e.member(roomID, hostID)
+	r2, r2ID := e.member(roomID, hostID)
+	r3, r3ID := e.member(roomID, hostID)
+
+	want(t, r1, 1)
+	expectPeers(t, r1, hostID)
+	want(t, r2, 1)
+	expectQueued(t, r2, 1)
+	want(t, r3, 1)
+	expectQueued(t, r3, 2)
+	// Only the receiver's relay shows the slot is in use; the source's
+	// does not.
+	relay(t, host, r1ID, "anyone there?")
+	expectRelay(t, r1, hostID, "anyone there?")
+
+	clock.Advance(timeout - time.Second)
+	e.srv.Sweep()
+	quiet(t, r1)
+	quiet(t, host)
+	quiet(t, r2)
+
+	clock.Advance(time.Second)
+	e.srv.Sweep()
+	expectLeft(t, r1, hostID)
+	expectLeft(t, host, r1ID)
+	expectPeers(t, r2, hostID) // the head of the queue gets the slot
+	expectQueued(t, r3, 1)
+	quiet(t, r1)
+	relay(t, host, r1ID, "still?")
+	expectError(t, host, room.CodeNotAllowed, r1ID)
+
+	// r2 relays on its assignment, so it outlives the timeout many times.
+	relay(t, r2, hostID, "offer")
+	expectRelay(t, host, r2ID, "offer")
+	for range 10 {
+		clock.Advance(timeout)
+		e.srv.Sweep()
+	}
+	quiet(t, r2)
+	quiet(t, host)
+	quiet(t, r3)
+	relay(t, host, r2ID, "answer")
+	expectRelay(t, r2, hostID, "answer")
+
+	// Its release still frees the slot, and the timeout starts afresh for
+	// r3, which does not relay either.
+	release(t, r2, hostID)
+	expectLeft(t, host, r2ID)
+	expectPeers(t, r3, hostID)
+	clock.Advance(timeout)
+	e.srv.Sweep()
+	expectLeft(t, r3, hostID)
+	expectLeft(t, host, r3ID)
+	quiet(t, r3)
+	quiet(t, host)
+}

@@ -231,6 +231,10 @@ func (s *Server) relay(c *conn, m *room.Message) error {
 		}
 	}
 	r.lastActive = now
+	if _, ok := c.pool.sources[to]; ok {
+		// The receiver uses its slot: the assignment no longer expires.
+		c.pool.sources[to] = time.Time{}
+	}
 	// A fresh message: nothing the sender set besides Data is forwarded.
 	if !to.send(&room.Message{Type: room.TypeRelay, Peer: c.id, Data: m.Data}) {
 		return errPeerGone(m.Peer)

@@ -32,8 +32,8 @@ import (
 type Config struct {
 	// Logger receives structured logs. Nil discards them.
 	Logger *slog.Logger
-	// Now is the clock used for idle expiry and rate limits, so tests can
-	// move time without sleeping. Nil means time.Now.
+	// Now is the clock used for idle expiry, assignment timeouts and rate
+	// limits, so tests can move time without sleeping. Nil means time.Now.
 	Now func() time.Time
 	// MaxConns caps concurrent WebSocket connections (default 1024). A
 	// connection over the cap gets CodeServerFull and is closed.
@@ -49,6 +49,12 @@ type Config struct {
 	// RoomIdle is how long a room may go without joins or relays before it
 	// expires and its members get CodeRoomClosed (default 1h).
 	RoomIdle time.Duration
+	// AssignTimeout is how long a receiver may hold a slot on a source
+	// without relaying to it (default 20s). An assignment still silent
+	// then ends as if the receiver had released it: the slot goes to the
+	// queue and both ends get left. Once the receiver has relayed on it, an
+	// assignment never expires, however long the transfer takes.
+	AssignTimeout time.Duration
 	// PingInterval is how often each peer is pinged (default 20s). A peer
 	// that does not answer within PingInterval is dropped.
 	PingInterval time.Duration
@@ -74,6 +80,7 @@ const (
 	DefaultJoinRate         = 2.0
 	DefaultJoinBurst        = 10
 	DefaultRoomIdle         = time.Hour
+	DefaultAssignTimeout    = 20 * time.Second
 	DefaultPingInterval     = 20 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 )
@@ -113,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RoomIdle <= 0 {
 		c.RoomIdle = DefaultRoomIdle
+	}
+	if c.AssignTimeout <= 0 {
+		c.AssignTimeout = DefaultAssignTimeout
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval
@@ -154,8 +164,8 @@ type Server struct {
 	wg sync.WaitGroup
 }
 
-// New returns a Server and starts its janitor, which expires idle rooms.
-// Call Close to stop it.
+// New returns a Server and starts its janitor, which expires idle rooms and
+// silent assignments. Call Close to stop it.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{
@@ -167,14 +177,15 @@ func New(cfg Config) *Server {
 		stop:  make(chan struct{}),
 	}
 	s.wg.Add(1)
-	go s.janitor(janitorTick(cfg.RoomIdle))
+	go s.janitor(janitorTick(min(cfg.RoomIdle, cfg.AssignTimeout)))
 	return s
 }
 
-// janitorTick sweeps often enough that a room outlives RoomIdle by at most
-// a quarter of it, but at least once a minute and at most once a second.
-func janitorTick(idle time.Duration) time.Duration {
-	t := idle / 4
+// janitorTick sweeps often enough that nothing outlives a timeout of d by
+// more than a quarter of it, but at least once a minute and at most once a
+// second.
+func janitorTick(d time.Duration) time.Duration {
+	t := d / 4
 	if t > time.Minute {
 		t = time.Minute
 	}
@@ -272,16 +283,18 @@ func (s *Server) janitor(tick time.Duration) {
 }
 
 // Sweep runs one expiry pass at Config.Now: rooms idle for RoomIdle or
-// longer are closed (host and members get CodeRoomClosed) and per-address
-// bookkeeping that no longer limits anything is dropped. The janitor calls
-// it periodically; it is exported so tests can drive expiry with a fake
-// clock.
+// longer are closed (host and members get CodeRoomClosed), assignments on
+// which the receiver has not relayed within AssignTimeout end (both ends get
+// left) and per-address bookkeeping that no longer limits anything is
+// dropped. The janitor calls it periodically; it is exported so tests can
+// drive expiry with a fake clock.
 func (s *Server) Sweep() {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.rooms {
 		if now.Sub(r.lastActive) < s.cfg.RoomIdle {
+			s.expireLocked(r, now)
 			continue
 		}
 		host := r.host
