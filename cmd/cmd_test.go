@@ -143,7 +143,7 @@ func TestSendRecv(t *testing.T) {
 		t.Fatalf("generated password %q too short", password)
 	}
 	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--signal", url, "--out", out, roomID)
+	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 	if c := rcv.wait(t); c != ExitOK {
 		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
 	}
@@ -175,7 +175,7 @@ func TestRecvErrors(t *testing.T) {
 	}
 
 	t.Run("wrong password", func(t *testing.T) {
-		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "nope"}, "recv", "--signal", url, "--out", t.TempDir(), roomID)
+		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "nope"}, "recv", "--no-seed", "--signal", url, "--out", t.TempDir(), roomID)
 		if c := r.wait(t); c != ExitWrongPassword {
 			t.Fatalf("exit %d, want %d:\n%s", c, ExitWrongPassword, r.stderr.String())
 		}
@@ -184,7 +184,7 @@ func TestRecvErrors(t *testing.T) {
 		}
 	})
 	t.Run("unknown room", func(t *testing.T) {
-		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "s3cret-pass"}, "recv", "--signal", url, "--out", t.TempDir(), "zzzzzzzz")
+		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "s3cret-pass"}, "recv", "--no-seed", "--signal", url, "--out", t.TempDir(), "zzzzzzzz")
 		if c := r.wait(t); c != ExitNoRoom {
 			t.Fatalf("exit %d, want %d:\n%s", c, ExitNoRoom, r.stderr.String())
 		}
@@ -194,7 +194,7 @@ func TestRecvErrors(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(out, "a.txt"), []byte("mine"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		r := start(ctx, nil, "recv", "--signal", url, "--password-file", pwFile, "--out", out, roomID)
+		r := start(ctx, nil, "recv", "--no-seed", "--signal", url, "--password-file", pwFile, "--out", out, roomID)
 		if c := r.wait(t); c != ExitRefused {
 			t.Fatalf("exit %d, want %d:\n%s", c, ExitRefused, r.stderr.String())
 		}
@@ -210,7 +210,7 @@ func TestRecvErrors(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(out, "a.txt"), []byte("mine"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		r := start(ctx, nil, "recv", "--signal", url, "--password-file", pwFile, "--force", "--out", out, roomID)
+		r := start(ctx, nil, "recv", "--no-seed", "--signal", url, "--password-file", pwFile, "--force", "--out", out, roomID)
 		if c := r.wait(t); c != ExitOK {
 			t.Fatalf("exit %d:\n%s", c, r.stderr.String())
 		}
@@ -236,11 +236,11 @@ func TestUsageErrors(t *testing.T) {
 		{"send without files", nil, []string{"send"}, "at least one FILE"},
 		{"send a directory", nil, []string{"send", dir}, "directory"},
 		{"send a missing file", nil, []string{"send", filepath.Join(dir, "nope")}, "no such file"},
-		{"recv without room", nil, []string{"recv", "--signal", "ws://127.0.0.1:1/ws"}, "ROOMID"},
-		{"recv bad room", nil, []string{"recv", "--signal", "ws://127.0.0.1:1/ws", "not/a/room"}, "not a room ID"},
+		{"recv without room", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws"}, "ROOMID"},
+		{"recv bad room", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "not/a/room"}, "not a room ID"},
 		{"recv without server", nil, []string{"recv", "abcdefgh"}, "--signal"},
-		{"recv without password", nil, []string{"recv", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "P2PXFER_PASSWORD"},
-		{"unknown flag", nil, []string{"recv", "--password", "x", "abcdefgh"}, "password"},
+		{"recv without password", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "P2PXFER_PASSWORD"},
+		{"unknown flag", nil, []string{"recv", "--no-seed", "--password", "x", "abcdefgh"}, "password"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,7 +256,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestUnreachableServer(t *testing.T) {
-	r := start(context.Background(), map[string]string{"P2PXFER_PASSWORD": "x"}, "recv", "--signal", "ws://127.0.0.1:1/ws", "--out", t.TempDir(), "abcdefgh")
+	r := start(context.Background(), map[string]string{"P2PXFER_PASSWORD": "x"}, "recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "--out", t.TempDir(), "abcdefgh")
 	if c := r.wait(t); c != ExitConnect {
 		t.Fatalf("exit %d, want %d:\n%s", c, ExitConnect, r.stderr.String())
 	}
@@ -295,7 +295,16 @@ func TestHostileNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			roomID, self, err := conn.Create(ctx)
+			pub, priv, err := peer.NewManifestKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			roomID, self, err := conn.CreateWith(ctx, signalclient.CreateOptions{Key: pub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Signed by the room's sender: the name check alone must refuse it.
+			signed, err := peer.SignManifest(priv, roomID, forged)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,19 +317,19 @@ func TestHostileNames(t *testing.T) {
 			sctx, scancel := context.WithCancel(ctx)
 			served := make(chan error, 1)
 			go func() {
-				served <- eng.Serve(sctx, conn, src, peer.ServeOptions{Room: roomID, Self: self, Password: "pw", Manifest: forged})
+				served <- eng.Serve(sctx, conn, src, peer.ServeOptions{Room: roomID, Self: self, Password: "pw", Manifest: signed})
 			}()
 			parent := t.TempDir()
 			out := filepath.Join(parent, "out")
 			if err := os.Mkdir(out, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--signal", url, "--out", out, roomID)
+			r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 			c := r.wait(t)
 			scancel()
 			<-served
-			if c != ExitRefused && c != ExitVerify {
-				t.Fatalf("exit %d, want %d or %d:\n%s", c, ExitRefused, ExitVerify, r.stderr.String())
+			if c != ExitRefused {
+				t.Fatalf("exit %d, want %d:\n%s", c, ExitRefused, r.stderr.String())
 			}
 			for _, d := range []string{parent, out} {
 				if entries, _ := os.ReadDir(d); len(entries) != map[string]int{parent: 1, out: 0}[d] {

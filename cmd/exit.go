@@ -51,6 +51,8 @@ func summary(err error) string {
 		return "a signalling message was altered on the way: the signalling server or the network is tampering"
 	case errors.Is(err, pake.ErrBusy):
 		return "the sender is serving as many receivers as it allows; try again later"
+	case errors.Is(err, peer.ErrForged):
+		return "forged manifest refused: the file list is not signed by the room's sender"
 	}
 	return err.Error()
 }
@@ -81,12 +83,15 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "free some disk space or choose another --out directory"
 	case errors.Is(err, chunker.ErrBadName):
 		return ExitRefused, "the sender offered a file name that is not safe to write"
+	case errors.Is(err, peer.ErrForged):
+		return ExitVerify, "someone in the room, or the signalling server, is not the sender; nothing was written"
 	case errors.Is(err, peer.ErrTampered), errors.Is(err, peer.ErrCorrupt), errors.Is(err, chunker.ErrChunkHash),
 		errors.Is(err, chunker.ErrFileHash), errors.Is(err, chunker.ErrBadManifest):
 		return ExitVerify, "nothing unverified was kept; try again, and tell the sender if it repeats"
 	case errors.Is(err, errUnreachable):
 		return ExitConnect, "check the --signal address and that the server is running"
 	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),
+		errors.Is(err, peer.ErrNoSources),
 		errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):
 		return ExitConnect, "run the same command again to resume; a firewall between the machines can also cause this"
 	case errors.Is(err, pake.ErrVersion), errors.Is(err, room.ErrVersion):

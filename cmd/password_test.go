@@ -35,7 +35,7 @@ func TestMaxFailuresClosesRoom(t *testing.T) {
 
 	for i := 1; i <= 2; i++ {
 		out := t.TempDir()
-		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "wrong-" + password}, "recv", "--signal", url, "--out", out, roomID)
+		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "wrong-" + password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 		if c := r.wait(t); c != ExitWrongPassword {
 			t.Fatalf("wrong password #%d: exit %d, want %d:\n%s", i, c, ExitWrongPassword, r.stderr.String())
 		}
@@ -56,7 +56,7 @@ func TestMaxFailuresClosesRoom(t *testing.T) {
 		t.Fatalf("send does not report the wrong passwords:\n%s", stderr)
 	}
 
-	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--signal", url, "--out", t.TempDir(), roomID)
+	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", t.TempDir(), roomID)
 	if c := r.wait(t); c != ExitNoRoom {
 		t.Fatalf("right password after the room closed: exit %d, want %d:\n%s", c, ExitNoRoom, r.stderr.String())
 	}
@@ -100,7 +100,7 @@ func TestPasswordPrompt(t *testing.T) {
 	t.Run("right password", func(t *testing.T) {
 		var p prompt
 		out := t.TempDir()
-		r := startWith(ctx, nil, asker(&p, "correct horse battery", nil), "recv", "--signal", url, "--out", out, roomID)
+		r := startWith(ctx, nil, asker(&p, "correct horse battery", nil), "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 		if c := r.wait(t); c != ExitOK {
 			t.Fatalf("exit %d:\n%s", c, r.stderr.String())
 		}
@@ -113,7 +113,7 @@ func TestPasswordPrompt(t *testing.T) {
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		var p prompt
-		r := startWith(ctx, nil, asker(&p, "incorrect horse", nil), "recv", "--signal", url, "--out", t.TempDir(), roomID)
+		r := startWith(ctx, nil, asker(&p, "incorrect horse", nil), "recv", "--no-seed", "--signal", url, "--out", t.TempDir(), roomID)
 		if c := r.wait(t); c != ExitWrongPassword {
 			t.Fatalf("exit %d, want %d:\n%s", c, ExitWrongPassword, r.stderr.String())
 		}
@@ -123,14 +123,14 @@ func TestPasswordPrompt(t *testing.T) {
 	})
 	t.Run("empty answer", func(t *testing.T) {
 		var p prompt
-		r := startWith(ctx, nil, asker(&p, "", nil), "recv", "--signal", url, "--out", t.TempDir(), roomID)
+		r := startWith(ctx, nil, asker(&p, "", nil), "recv", "--no-seed", "--signal", url, "--out", t.TempDir(), roomID)
 		if c := r.wait(t); c != ExitUsage {
 			t.Fatalf("exit %d, want %d:\n%s", c, ExitUsage, r.stderr.String())
 		}
 	})
 	t.Run("terminal error", func(t *testing.T) {
 		var p prompt
-		r := startWith(ctx, nil, asker(&p, "", errors.New("input/output error")), "recv", "--signal", url, "--out", t.TempDir(), roomID)
+		r := startWith(ctx, nil, asker(&p, "", errors.New("input/output error")), "recv", "--no-seed", "--signal", url, "--out", t.TempDir(), roomID)
 		if c := r.wait(t); c != ExitError || !strings.Contains(r.stderr.String(), "input/output error") {
 			t.Fatalf("exit %d, want %d with the terminal's error:\n%s", c, ExitError, r.stderr.String())
 		}
@@ -139,7 +139,7 @@ func TestPasswordPrompt(t *testing.T) {
 		var p prompt
 		out := t.TempDir()
 		r := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": "correct horse battery"}, asker(&p, "", errors.New("must not ask")),
-			"recv", "--signal", url, "--out", out, roomID)
+			"recv", "--no-seed", "--signal", url, "--out", out, roomID)
 		if c := r.wait(t); c != ExitOK {
 			t.Fatalf("exit %d:\n%s", c, r.stderr.String())
 		}

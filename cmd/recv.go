@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -21,10 +22,16 @@ func recvCommand(env Env) *cli.Command {
 		ArgsUsage: "ROOMID",
 		Description: "Asks for the password (or reads P2PXFER_PASSWORD or --password-file), joins the\n" +
 			"room, shows what is offered and downloads it, verifying every chunk. Interrupted\n" +
-			"downloads resume when the same command is run again.",
+			"downloads resume when the same command is run again. While downloading it passes\n" +
+			"verified pieces on to other receivers, and once complete it stays as a seed until\n" +
+			"Ctrl-C (or --seed-time) unless --no-seed.",
 		Flags: append(commonFlags(),
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "write the files into `DIR`"},
 			&cli.BoolFlag{Name: "force", Usage: "replace files that already exist in DIR"},
+			&cli.BoolFlag{Name: "no-seed", Usage: "exit as soon as the files are complete, serve nobody"},
+			&cli.DurationFlag{Name: "seed-time", Usage: "once complete, seed for `DURATION` then exit (0: until Ctrl-C)"},
+			&cli.IntFlag{Name: "max-uploads", Value: 4, Usage: "serve at most `N` peers at once while downloading and seeding"},
+			&cli.IntFlag{Name: "max-sources", Value: 4, Usage: "download from up to `N` peers at once"},
 		),
 		Action: func(c *cli.Context) error { return runRecv(c, env) },
 	}
@@ -46,6 +53,19 @@ func runRecv(c *cli.Context, env Env) error {
 	out := c.String("out")
 	if st, err := os.Stat(out); err != nil || !st.IsDir() {
 		return usagef("--out %s is not a directory", quoteName(out))
+	}
+	if n := c.Int("max-uploads"); n < 1 || n > room.MaxSlots {
+		return usagef("--max-uploads must be between 1 and %d", room.MaxSlots)
+	}
+	if n := c.Int("max-sources"); n < 1 || n > room.MaxWant {
+		return usagef("--max-sources must be between 1 and %d", room.MaxWant)
+	}
+	if c.Duration("seed-time") < 0 {
+		return usagef("--seed-time must not be negative")
+	}
+	slots := c.Int("max-uploads")
+	if c.Bool("no-seed") {
+		slots = 0
 	}
 	password, err := passwordFrom(env, c.String("password-file"))
 	if err != nil {
@@ -74,17 +94,20 @@ func runRecv(c *cli.Context, env Env) error {
 		return err
 	}
 	defer conn.Close()
-	self, host, err := conn.Join(ctx, roomID)
+	j, err := conn.JoinInfo(ctx, roomID)
 	if err != nil {
 		return fmt.Errorf("join room %s: %w", roomID, err)
 	}
-	fmt.Fprintf(env.Stderr, "joined room %s; checking the password with the sender...\n", roomID)
+	fmt.Fprintf(env.Stderr, "joined room %s; looking for peers that have the files...\n", roomID)
 
 	var (
-		w     *chunker.Writer
-		m     *chunker.Manifest
-		ui    = newBars(env)
-		start = time.Now()
+		w        *chunker.Writer
+		m        *chunker.Manifest
+		ui       = newBars(env)
+		start    = time.Now()
+		took     time.Duration
+		served   atomic.Int32 // OnEvent runs on the serving sessions' goroutines
+		complete bool
 	)
 	defer ui.close()
 	defer func() {
@@ -93,8 +116,27 @@ func runRecv(c *cli.Context, env Env) error {
 		}
 	}()
 	err = eng.Receive(ctx, conn, peer.ReceiveOptions{
-		Room: roomID, Self: self, Host: host, Password: password,
-		OnConnected: func() { ui.println("password confirmed; connected to the sender") },
+		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,
+		MaxSources: c.Int("max-sources"), Slots: slots, SeedTime: c.Duration("seed-time"),
+		OnSource: func(e peer.SourceEvent) {
+			who := "peer " + e.Peer[:6]
+			if e.Host {
+				who = "the sender"
+			}
+			switch e.Kind {
+			case peer.SourceConnected:
+				ui.println("password confirmed; connected to %s", who)
+			case peer.SourceBanned:
+				ui.println("dropped %s for the rest of the transfer: %v", who, e.Err)
+			case peer.SourceLeft:
+				if e.Err != nil && !complete {
+					ui.println("lost %s (%v); its pieces go to the others", who, summary(e.Err))
+				}
+			}
+		},
+		OnQueued: func(pos int) {
+			ui.println("every upload slot is taken: waiting in the queue, position %d", pos)
+		},
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
 			fmt.Fprintf(env.Stdout, "Receiving %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
@@ -113,8 +155,31 @@ func runRecv(c *cli.Context, env Env) error {
 			return w, nil
 		},
 		OnProgress: func(done, total int64) { ui.set("recv", done) },
+		OnComplete: func() {
+			complete, took = true, time.Since(start)
+			ui.remove("recv", true)
+			printReceived(env, m, out, took)
+			if slots > 0 {
+				until := "until Ctrl-C"
+				if d := c.Duration("seed-time"); d > 0 {
+					until = "for " + d.String()
+				}
+				ui.println("seeding to the room %s (--no-seed to skip)", until)
+			}
+		},
+		OnEvent: func(ev peer.Event) {
+			if ev.Kind == peer.EventFinished {
+				ui.println("seeding: %d peer(s) served", served.Add(1))
+			}
+		},
 	})
-	ui.remove("recv", err == nil)
+	if complete {
+		if slots > 0 {
+			fmt.Fprintf(env.Stderr, "stopped seeding; %d peer(s) served\n", served.Load())
+		}
+		return nil // the files are in place; ending the seeding is not a failure
+	}
+	ui.remove("recv", false)
 	if err != nil {
 		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) {
 			return err
@@ -124,10 +189,13 @@ func runRecv(c *cli.Context, env Env) error {
 		}
 		return err
 	}
-	secs := time.Since(start).Seconds()
+	return nil
+}
+
+func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration) {
+	secs := took.Seconds()
 	fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", humanBytes(m.TotalSize()), secs, float64(m.TotalSize())/1e6/secs)
 	for _, f := range m.Files {
 		fmt.Fprintf(env.Stdout, "  %s\n", quoteName(filepath.Join(out, filepath.FromSlash(f.Name))))
 	}
-	return nil
 }

@@ -67,7 +67,7 @@ func checkPartial(t *testing.T, out, name string) {
 // finished with exactly the sender's file, leaving nothing else behind.
 func checkResumed(ctx context.Context, t *testing.T, url, roomID, password, out, name string, want [32]byte) {
 	t.Helper()
-	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--signal", url, "--out", out, roomID)
+	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 	if c := r.wait(t); c != ExitOK {
 		t.Fatalf("rerun of recv: exit %d:\n%s\n%s", c, r.stdout.String(), r.stderr.String())
 	}
@@ -97,7 +97,7 @@ func TestRecvResumesAfterKill(t *testing.T) {
 
 	out := t.TempDir()
 	child := startProc(ctx, t, map[string]string{"P2PXFER_PASSWORD": password},
-		"recv", "--signal", url, "--out", out, "--stun", "none", "--loopback", "--interface", "lo", roomID)
+		"recv", "--no-seed", "--signal", url, "--out", out, "--stun", "none", "--loopback", "--interface", "lo", roomID)
 	waitMidTransfer(t, child.run, out, name)
 	child.kill(t)
 	if exists(t, filepath.Join(out, name)) {
@@ -129,7 +129,7 @@ func TestRecvInterruptedThenResumed(t *testing.T) {
 	out := t.TempDir()
 	rctx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
-	r := start(rctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--signal", url, "--out", out, roomID)
+	r := start(rctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 	waitMidTransfer(t, r, out, name)
 	interrupt()
 	if c := r.waitUpTo(t, 10*time.Second, "interrupted recv"); c != ExitInterrupted {
@@ -162,7 +162,7 @@ func TestRecvInterruptedAfterSenderKilled(t *testing.T) {
 	out := t.TempDir()
 	rctx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
-	r := start(rctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--signal", url, "--out", out, roomID)
+	r := start(rctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 	waitMidTransfer(t, r, out, name)
 	snd.kill(t)
 	if c := snd.wait(t); c != -1 {

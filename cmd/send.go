@@ -34,6 +34,8 @@ func sendCommand(env Env) *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: ":0", Usage: "`ADDR` for the embedded signalling server (when no --signal)"},
 			&cli.IntFlag{Name: "max-receivers", Usage: "stop after `N` receivers have finished (0: until Ctrl-C)"},
 			&cli.IntFlag{Name: "max-failures", Value: 10, Usage: "close the room after `N` wrong passwords"},
+			&cli.IntFlag{Name: "max-uploads", Value: 4, Usage: "serve at most `N` receivers at once; more wait in a queue, or fetch from seeds"},
+			&cli.StringFlag{Name: "fec", Value: defaultFEC, Usage: "Reed-Solomon stripes `K+M` (any K of K+M pieces rebuild a stripe), or off"},
 			&cli.IntFlag{Name: "chunk-size", Usage: "chunk size in `BYTES` (default: chosen from the total size)", Hidden: true},
 		),
 		Action: func(c *cli.Context) error { return runSend(c, env) },
@@ -47,6 +49,13 @@ func runSend(c *cli.Context, env Env) error {
 	}
 	if c.Int("max-failures") < 1 || c.Int("max-receivers") < 0 {
 		return usagef("--max-failures must be at least 1 and --max-receivers not negative")
+	}
+	if n := c.Int("max-uploads"); n < 1 || n > room.MaxSlots {
+		return usagef("--max-uploads must be between 1 and %d", room.MaxSlots)
+	}
+	fec, err := chunker.ParseFEC(c.String("fec"))
+	if err != nil {
+		return usagef("--fec: %v", err)
 	}
 	log := env.logger(logLevel(c))
 	password, err := passwordFrom(env, c.String("password-file"))
@@ -78,7 +87,7 @@ func runSend(c *cli.Context, env Env) error {
 	ui := &sendUI{bars: newBars(env)}
 	defer ui.bars.close()
 	ui.bars.add("hash", "hashing", total)
-	src, err := chunker.OpenSource(ctx, c.Args().Slice(), chunkSize, func(done, _ int64) { ui.bars.set("hash", done) })
+	src, err := chunker.OpenSourceFEC(ctx, c.Args().Slice(), chunkSize, fec, func(done, _ int64) { ui.bars.set("hash", done) })
 	ui.bars.remove("hash", false)
 	if err != nil {
 		return err
@@ -87,6 +96,7 @@ func runSend(c *cli.Context, env Env) error {
 
 	url := signalURL(env, c.String("signal"))
 	publicURL := url
+	ui.embedded = url == ""
 	if url == "" {
 		srv, local, public, err := startEmbedded(ctx, c.String("listen"), log)
 		if err != nil {
@@ -100,7 +110,11 @@ func runSend(c *cli.Context, env Env) error {
 		return err
 	}
 	defer conn.Close()
-	roomID, self, err := conn.Create(ctx)
+	pub, signer, err := peer.NewManifestKey()
+	if err != nil {
+		return err
+	}
+	roomID, self, err := conn.CreateWith(ctx, signalclient.CreateOptions{Slots: c.Int("max-uploads"), Key: pub})
 	if err != nil {
 		return fmt.Errorf("create room: %w", err)
 	}
@@ -112,9 +126,9 @@ func runSend(c *cli.Context, env Env) error {
 	}
 	defer eng.Close()
 
-	printOffer(env, src.Manifest(), roomID, password, generated, publicURL, c.String("signal") != "" || env.Getenv("P2PXFER_SIGNAL") != "")
+	printOffer(env, src.Manifest(), roomID, password, generated, publicURL)
 	err = eng.Serve(ctx, conn, src, peer.ServeOptions{
-		Room: roomID, Self: self, Password: password,
+		Room: roomID, Self: self, Password: password, Signer: signer,
 		MaxFailures:  c.Int("max-failures"),
 		MaxReceivers: c.Int("max-receivers"),
 		OnEvent:      ui.event,
@@ -130,7 +144,11 @@ func runSend(c *cli.Context, env Env) error {
 	return err
 }
 
-func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string, remote bool) {
+// defaultFEC is --fec's default: 20 % parity lets a stripe be rebuilt with
+// any two of its ten pieces missing, e.g. after the sender left.
+const defaultFEC = "8+2"
+
+func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string) {
 	out := env.Stdout
 	fmt.Fprintf(out, "Sending %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
 	for _, f := range m.Files {
@@ -143,9 +161,8 @@ func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated
 		fmt.Fprintf(out, "Password: (the one you set)\n")
 	}
 	fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv")
-	if !remote {
-		fmt.Fprintf(out, " --signal %s", url)
-	}
+	// Always spelled out: the other side rarely shares our environment.
+	fmt.Fprintf(out, " --signal %s", url)
 	fmt.Fprintf(out, " %s\nand type the password when asked. Ctrl-C stops sending.\n\n", roomID)
 }
 
@@ -164,7 +181,7 @@ func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (stop f
 		publicHost = lanAddress()
 		localHost = "127.0.0.1"
 	}
-	sig := sigserver.New(sigserver.Config{Logger: log.With("component", "signal")})
+	sig := sigserver.New(sigserver.Config{Logger: log.With("component", "signal"), KeepRoomWithoutHost: true})
 	hs := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -242,12 +259,13 @@ func rootCause(err error) error {
 // bar each.
 type sendUI struct {
 	bars     *bars
+	embedded bool // the receivers find each other through our embedded server
 	mu       sync.Mutex
 	finished int
 }
 
 func (u *sendUI) event(ev peer.Event) {
-	who := "receiver " + ev.Peer[:6]
+	who := "receiver " + ev.Peer[:min(6, len(ev.Peer))]
 	switch ev.Kind {
 	case peer.EventConnected:
 		u.bars.println("%s connected", who)
@@ -260,7 +278,17 @@ func (u *sendUI) event(ev peer.Event) {
 		n := u.finished
 		u.mu.Unlock()
 		u.bars.remove(ev.Peer, true)
-		u.bars.println("%s finished and verified everything (%d so far)", who, n)
+		seeds := ""
+		if ev.Seeding {
+			seeds = ", now seeding"
+		}
+		u.bars.println("%s finished and verified everything%s (%d so far)", who, seeds, n)
+	case peer.EventSwarmComplete:
+		if u.embedded {
+			u.bars.println("the swarm now holds a full copy; keep this running until the receivers finish: they find each other through its signalling server (use 'p2pxfer signal' and --signal to be free to quit)")
+		} else {
+			u.bars.println("the swarm now holds a full copy: you may quit (Ctrl-C), the seeds serve the rest")
+		}
 	case peer.EventFailed:
 		u.bars.remove(ev.Peer, false)
 		if errors.Is(ev.Err, pake.ErrWrongPassword) {

@@ -45,7 +45,9 @@ func signalCommand(env Env) *cli.Command {
 			if err != nil {
 				return fmt.Errorf("listen: %w", err)
 			}
-			srv := sigserver.New(sigserver.Config{Logger: log, TrustForwardedFor: c.Bool("trust-forwarded-for")})
+			srv := sigserver.New(sigserver.Config{Logger: log, TrustForwardedFor: c.Bool("trust-forwarded-for"),
+				// Rooms are swarms: seeds go on serving after the sender left.
+				KeepRoomWithoutHost: true})
 			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(env.Stdout, "signalling server listening on ws://%s/ws\n", ln.Addr())
 			log.Info("listening", "addr", ln.Addr().String())

@@ -67,7 +67,7 @@ func TestSignalCommand(t *testing.T) {
 	snd := start(ctx, nil, "send", "--signal", url, "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "notes.txt"))
 	roomID, password := snd.sentOffer(t)
 	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--signal", url, "--out", out, roomID)
+	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 	if c := rcv.wait(t); c != ExitOK {
 		t.Fatalf("recv exit %d:\n%s", c, rcv.stderr.String())
 	}

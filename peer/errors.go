@@ -14,7 +14,8 @@ var (
 	// ErrProtocol: the peer broke the data channel or sealed signalling
 	// protocol (a frame out of place, an index out of range, ...).
 	ErrProtocol = errors.New("peer protocol violation")
-	// ErrCorrupt: the peer kept sending chunks that fail verification.
+	// ErrCorrupt: the peer sent a piece that fails verification; it is
+	// dropped for the rest of the transfer.
 	ErrCorrupt = errors.New("peer sent corrupt data")
 	// ErrRemote: the peer reported an error and ended the transfer.
 	ErrRemote = errors.New("peer ended the transfer")
@@ -23,6 +24,12 @@ var (
 	// ErrTooManyFailures: Serve closed the room after too many handshakes
 	// with a wrong password.
 	ErrTooManyFailures = errors.New("too many wrong passwords")
+	// ErrForged: a manifest not signed by the room's sender, or a sender
+	// key that differs from the one the signalling server handed out.
+	ErrForged = errors.New("forged manifest refused")
+	// ErrNoSources: every source left and none can be found; the download
+	// is kept for a resume.
+	ErrNoSources = errors.New("no peer has the missing pieces")
 	// ErrPeerLeft: the other side went away before the transfer finished.
 	ErrPeerLeft = errors.New("peer left")
 )

@@ -28,6 +28,10 @@ type link struct {
 	inbox chan []byte
 	sess  *pake.Session
 
+	// myKey goes into our sealed answer (the sender's manifest key);
+	// theirKey is what the other end's sealed answer carried.
+	myKey, theirKey []byte
+
 	gone     chan struct{}
 	goneOnce sync.Once
 	goneErr  error
@@ -243,6 +247,7 @@ func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 				if !offerer || haveRemote {
 					return nil, fmt.Errorf("%w: unexpected answer", ErrProtocol)
 				}
+				l.theirKey = m.Key
 				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 					return nil, fmt.Errorf("%w: answer: %v", ErrProtocol, err)
 				}
@@ -271,7 +276,7 @@ func (l *link) answer(ctx context.Context, pc *webrtc.PeerConnection, sdp string
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("peer: set answer: %w", err)
 	}
-	return l.sendSealed(ctx, &signalMsg{T: sigAnswer, SDP: ans.SDP})
+	return l.sendSealed(ctx, &signalMsg{T: sigAnswer, SDP: ans.SDP, Key: l.myKey})
 }
 
 // offer creates the offer for dc's connection and sends it sealed.

@@ -3,6 +3,7 @@ package peer_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"net/http/httptest"
@@ -38,7 +39,8 @@ type rig struct {
 }
 
 func newRig(t *testing.T) *rig {
-	srv := sigserver.New(sigserver.Config{})
+	// Rooms outlive their host: the swarm goes on after the sender left.
+	srv := sigserver.New(sigserver.Config{KeepRoomWithoutHost: true})
 	hs := httptest.NewServer(srv)
 	r := &rig{t: t, srv: srv, http: hs, url: "ws" + hs.URL[len("http"):] + "/ws"}
 	t.Cleanup(func() {
@@ -83,8 +85,10 @@ func writeFiles(t *testing.T, sizes map[string]int) (dir string, paths []string)
 type sender struct {
 	room, self string
 	done       chan error
+	cancel     context.CancelFunc // makes the sender leave
 	mu         sync.Mutex
 	events     []peer.Event
+	swarm      chan struct{} // closed at EventSwarmComplete
 }
 
 func (s *sender) kinds() map[peer.EventKind]int {
@@ -101,12 +105,12 @@ func (s *sender) kinds() map[peer.EventKind]int {
 // a man in the middle of the sender's signalling.
 func startSender(ctx context.Context, t *testing.T, r *rig, paths []string, chunkSize int, opts peer.ServeOptions, hook func(*signalclient.Conn) peer.Signaller) *sender {
 	t.Helper()
-	return startSenderFrom(ctx, t, r, openSource(ctx, t, paths, chunkSize), opts, hook)
+	return startSenderFrom(ctx, t, r, openSource(ctx, t, paths, chunkSize, chunker.FEC{}), opts, hook)
 }
 
-func openSource(ctx context.Context, t *testing.T, paths []string, chunkSize int) *chunker.Source {
+func openSource(ctx context.Context, t *testing.T, paths []string, chunkSize int, fec chunker.FEC) *chunker.Source {
 	t.Helper()
-	src, err := chunker.OpenSource(ctx, paths, chunkSize, nil)
+	src, err := chunker.OpenSourceFEC(ctx, paths, chunkSize, fec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +118,31 @@ func openSource(ctx context.Context, t *testing.T, paths []string, chunkSize int
 	return src
 }
 
+// senderOpts are what a test may change about the room itself.
+type senderOpts struct {
+	slots       int
+	registerKey ed25519.PublicKey // registered at create instead of the signer's
+}
+
 func startSenderFrom(ctx context.Context, t *testing.T, r *rig, src peer.Source, opts peer.ServeOptions, hook func(*signalclient.Conn) peer.Signaller) *sender {
 	t.Helper()
+	return startSenderWith(ctx, t, r, src, opts, senderOpts{}, hook)
+}
+
+func startSenderWith(ctx context.Context, t *testing.T, r *rig, src peer.Source, opts peer.ServeOptions, so senderOpts, hook func(*signalclient.Conn) peer.Signaller) *sender {
+	t.Helper()
+	pub, priv, err := peer.NewManifestKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if so.registerKey != nil {
+		pub = so.registerKey
+	}
+	if opts.Signer == nil {
+		opts.Signer = priv
+	}
 	conn := r.dial(ctx)
-	roomID, self, err := conn.Create(ctx)
+	roomID, self, err := conn.CreateWith(ctx, signalclient.CreateOptions{Slots: so.slots, Key: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,38 +150,102 @@ func startSenderFrom(ctx context.Context, t *testing.T, r *rig, src peer.Source,
 	if hook != nil {
 		sig = hook(conn)
 	}
-	s := &sender{room: roomID, self: self, done: make(chan error, 1)}
+	sctx, cancel := context.WithCancel(ctx)
+	s := &sender{room: roomID, self: self, done: make(chan error, 1), cancel: cancel, swarm: make(chan struct{})}
 	opts.Room, opts.Self = roomID, self
 	opts.OnEvent = func(e peer.Event) {
 		s.mu.Lock()
 		s.events = append(s.events, e)
 		s.mu.Unlock()
+		if e.Kind == peer.EventSwarmComplete {
+			close(s.swarm)
+		}
 	}
 	eng := engine(t)
-	go func() { s.done <- eng.Serve(ctx, sig, src, opts) }()
+	go func() {
+		err := eng.Serve(sctx, sig, src, opts)
+		_ = conn.Close() // leave the room, as the CLI does
+		s.done <- err
+	}()
 	return s
 }
 
-func receive(ctx context.Context, t *testing.T, r *rig, s *sender, password, out string) error {
+// receiver is one Receive run; tweak adjusts its options.
+type receiver struct {
+	self     string
+	out      string
+	err      chan error
+	complete chan struct{}
+	mu       sync.Mutex
+	sources  []peer.SourceEvent
+	queued   []int
+}
+
+func (rc *receiver) events() ([]peer.SourceEvent, []int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]peer.SourceEvent(nil), rc.sources...), append([]int(nil), rc.queued...)
+}
+
+// startReceiver joins s's room and runs Receive in the background until
+// ctx ends (when it seeds) or it is done.
+func startReceiver(ctx context.Context, t *testing.T, r *rig, roomID, password string, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
+	t.Helper()
 	conn := r.dial(ctx)
-	self, host, err := conn.Join(ctx, s.room)
+	j, err := conn.JoinInfo(ctx, roomID)
+	rc := &receiver{out: t.TempDir(), err: make(chan error, 1), complete: make(chan struct{})}
 	if err != nil {
-		return err
+		rc.err <- err
+		return rc
 	}
+	rc.self = j.Self
+	eng := engine(t)
 	var w *chunker.Writer
-	defer func() {
+	opts := peer.ReceiveOptions{
+		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(rc.out, m, chunker.WriterOptions{})
+			return w, err
+		},
+		OnComplete: func() { close(rc.complete) },
+		OnSource: func(e peer.SourceEvent) {
+			rc.mu.Lock()
+			rc.sources = append(rc.sources, e)
+			rc.mu.Unlock()
+		},
+		OnQueued: func(pos int) {
+			rc.mu.Lock()
+			rc.queued = append(rc.queued, pos)
+			rc.mu.Unlock()
+		},
+	}
+	if tweak != nil {
+		tweak(j.Self, &opts)
+	}
+	go func() {
+		err := eng.Receive(ctx, conn, opts)
 		if w != nil {
 			_ = w.Close()
 		}
+		_ = conn.Close()
+		rc.err <- err
 	}()
-	return engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: s.room, Self: self, Host: host, Password: password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+	return rc
+}
+
+// receive runs one receiver that does not seed, to the end.
+func receive(ctx context.Context, t *testing.T, r *rig, s *sender, password, out string) error {
+	rc := startReceiver(ctx, t, r, s.room, password, func(_ string, o *peer.ReceiveOptions) {
+		o.Open = func(m *chunker.Manifest) (*chunker.Writer, error) {
+			w, err := chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			if err == nil {
+				t.Cleanup(func() { _ = w.Close() })
+			}
 			return w, err
-		},
+		}
 	})
+	return <-rc.err
 }
 
 func sameFiles(t *testing.T, srcDir, dstDir string, names ...string) {
@@ -301,56 +390,30 @@ func TestTamperedSignallingRefused(t *testing.T) {
 	<-s.done
 }
 
-// corruptSource flips a bit in chunk bad for its first n reads: a sender
-// with a failing disk, or a lying one.
+// corruptSource flips a bit in piece bad: a sender with a failing disk,
+// or a lying one.
 type corruptSource struct {
 	*chunker.Source
 	bad int
-	mu  sync.Mutex
-	n   int
 }
 
-func (c *corruptSource) ReadChunk(i int, buf []byte) ([]byte, error) {
-	b, err := c.Source.ReadChunk(i, buf)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err == nil && i == c.bad && c.n > 0 {
-		c.n--
+func (c *corruptSource) ReadPiece(i int, buf []byte) ([]byte, error) {
+	b, err := c.Source.ReadPiece(i, buf)
+	if err == nil && i == c.bad {
 		b[len(b)/2] ^= 0x40
 	}
 	return b, err
 }
 
-// TestCorruptChunkRefetched: a chunk that fails verification is never
-// written; it is asked for again and the file still ends byte-exact.
-func TestCorruptChunkRefetched(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	r := newRig(t)
-	srcDir, paths := writeFiles(t, map[string]int{"f": 5*chunker.MinChunkSize + 7})
-	src := &corruptSource{Source: openSource(ctx, t, paths, chunker.MinChunkSize), bad: 2, n: 2}
-	s := startSenderFrom(ctx, t, r, src, peer.ServeOptions{Password: "pw", MaxReceivers: 1}, nil)
-	out := t.TempDir()
-	if err := receive(ctx, t, r, s, "pw", out); err != nil {
-		t.Fatalf("receive: %v", err)
-	}
-	sameFiles(t, srcDir, out, "f")
-	if src.n != 0 {
-		t.Fatalf("the corrupt chunk was not sent as often as planned (%d left)", src.n)
-	}
-	if err := <-s.done; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestCorruptSenderAbandoned: a sender whose data keeps failing
-// verification is given up on with ErrCorrupt, and nothing is put in place.
-func TestCorruptSenderAbandoned(t *testing.T) {
+// TestCorruptSenderBanned: one piece that fails verification bans its
+// source for the transfer; with nobody else to ask, the receiver gives up
+// with ErrCorrupt and puts nothing in place.
+func TestCorruptSenderBanned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r := newRig(t)
 	_, paths := writeFiles(t, map[string]int{"f": 3 * chunker.MinChunkSize})
-	src := &corruptSource{Source: openSource(ctx, t, paths, chunker.MinChunkSize), bad: 1, n: 1 << 30}
+	src := &corruptSource{Source: openSource(ctx, t, paths, chunker.MinChunkSize, chunker.FEC{}), bad: 1}
 	s := startSenderFrom(ctx, t, r, src, peer.ServeOptions{Password: "pw"}, nil)
 	out := t.TempDir()
 	if err := receive(ctx, t, r, s, "pw", out); !errors.Is(err, peer.ErrCorrupt) {
@@ -361,4 +424,22 @@ func TestCorruptSenderAbandoned(t *testing.T) {
 	}
 	cancel()
 	<-s.done
+}
+
+func mustSign(t *testing.T, key ed25519.PrivateKey, manifest []byte) []byte {
+	t.Helper()
+	b, err := peer.SignManifest(key, "", manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readDir(dir string) ([]string, error) {
+	es, err := os.ReadDir(dir)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names, err
 }

@@ -1,11 +1,14 @@
 package peer
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/datachannel"
@@ -14,86 +17,770 @@ import (
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/room"
+	"github.com/p2pxfer/p2pxfer/sched"
 )
 
 // ReceiveOptions configure Receive.
 type ReceiveOptions struct {
 	Room, Self, Host string // as the server told us when we joined
-	Password         string
-	// Open is called once with the sender's manifest, before any chunk is
+	// Key is the manifest-signing key the server handed out in joined;
+	// every manifest must carry its signature.
+	Key      ed25519.PublicKey
+	Password string
+	// Open is called once with the verified manifest, before any piece is
 	// requested; it decides where the files go (and may refuse them).
 	// Receive does not close the Writer: the caller does, after Receive.
 	Open func(*chunker.Manifest) (*chunker.Writer, error)
-	// OnConnected is called once the password is confirmed and the data
-	// channel is open.
-	OnConnected func()
-	// OnProgress reports verified bytes of the total; called from Receive's
-	// goroutine.
+	// MaxSources is how many peers we download from at once (default 4).
+	MaxSources int
+	// Slots is how many peers we serve at once, while downloading (the
+	// pieces verified so far) and after; 0 never serves anyone.
+	Slots int
+	// SeedTime bounds seeding once the files are complete; 0 seeds until
+	// ctx ends. Seeding needs Slots > 0.
+	SeedTime time.Duration
+	// MaxFailures ends seeding after this many failed password handshakes
+	// at us (default 10).
+	MaxFailures int
+
+	// Callbacks, all from Receive's own goroutine except OnEvent (see
+	// Event).
+	OnSource   func(SourceEvent)
+	OnQueued   func(position int)
 	OnProgress func(done, total int64)
+	OnComplete func() // files verified and in place; seeding starts
+	OnEvent    func(Event)
+
+	allowSource func(peer string) bool       // tests: sources we may request from
+	corrupt     func(piece int, data []byte) // tests: play a malicious seed
+}
+
+// SourceEventKind says what happened to one source we download from.
+type SourceEventKind int
+
+// Source event kinds.
+const (
+	SourceConnected SourceEventKind = iota
+	SourceLeft                      // Err says why, nil once we are done
+	SourceBanned                    // it sent bad data; dropped for the transfer
+)
+
+// SourceEvent reports on one source.
+type SourceEvent struct {
+	Kind SourceEventKind
+	Peer string
+	Host bool // the source is the room's sender
+	Err  error
 }
 
 const (
-	// requestWindow bounds the bytes asked for but not yet received: enough
-	// to keep a long fat path busy, small enough to bound memory.
-	requestWindow = 16 << 20
-	// maxBadChunks is how many corrupt chunks we forgive a sender (a flipped
-	// bit on disk, say) before giving up on it.
-	maxBadChunks = 3
-	// stallTimeout ends a transfer in which nothing arrives for this long.
-	stallTimeout = 60 * time.Second
+	defaultMaxSources = 4
+	// sourceStall drops a source that owes us pieces and sends nothing
+	// for this long; its pieces go to the others.
+	sourceStall = 30 * time.Second
+	// wantEvery paces asking the server for more sources while we have
+	// fewer than MaxSources.
+	wantEvery = 3 * time.Second
+	// finishGrace lets our finished frame reach the sources before we cut
+	// the connections.
+	finishGrace = 2 * time.Second
+	// maxConnectTries is how often we try a source we never reached.
+	maxConnectTries = 2
 )
 
-// Receive joins the sender lazily: only now does it run the PAKE and create
-// the offer. It returns nil once every file is verified and in place.
+// Receive downloads the room's files from up to MaxSources peers at once,
+// asking the signalling server for sources (the sender, seeds, receivers
+// that hold part of the files) and connecting to each lazily: only then
+// does it run the PAKE and create the offer. Meanwhile, with Slots > 0, it
+// serves what it has verified, and once complete it seeds for SeedTime.
+// It returns nil once every file is verified and in place and seeding has
+// ended (ctx ending during seeding is a normal end).
 func (e *Engine) Receive(ctx context.Context, sig Signaller, opts ReceiveOptions) error {
+	if len(opts.Key) != ed25519.PublicKeySize {
+		return fmt.Errorf("peer receive: %w: the signalling server gave no manifest key for this room", ErrForged)
+	}
+	if opts.MaxSources <= 0 {
+		opts.MaxSources = defaultMaxSources
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	msgs, sigErr := pump(ctx, &wg, sig)
+	sp := newServePool(e, sig, serveConfig{
+		room: opts.Room, self: opts.Self, password: opts.Password,
+		maxFailures: opts.MaxFailures, emit: opts.OnEvent, corrupt: opts.corrupt,
+	}, &wg)
+	defer sp.stopAll()
+	d := &download{
+		e: e, sig: sig, opts: opts, sp: sp, wg: &wg,
+		events: make(chan dlEvent, 16),
+		srcs:   map[string]*dsource{},
+		banned: map[string]bool{},
 
-	l := newLink(sig, opts.Host)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			m, err := sig.Recv(ctx)
-			if err != nil {
-				l.leave(err)
-				return
-			}
-			switch {
-			case m.Type == room.TypeRelay && m.Peer == opts.Host:
-				l.deliver(m.Data)
-			case m.Type == room.TypeLeft && m.Peer == opts.Host:
-				l.leave(ErrPeerLeft)
-			case m.Type == room.TypeError && m.Peer == opts.Host:
-				l.leave(room.ErrorFromCode(m.Code, m.Text))
-			}
-		}
-	}()
-
-	params := pake.Params{Room: opts.Room, Initiator: opts.Self, Responder: opts.Host}
-	ini, hello, err := pake.NewInitiator(opts.Password, params)
-	if err != nil {
+		unreachable: map[string]int{},
+	}
+	defer d.stopAll()
+	if err := d.run(ctx, msgs, sigErr); err != nil {
 		return fmt.Errorf("peer receive: %w", err)
 	}
+	return nil
+}
+
+// download is Receive's state; only its loop (run) touches it.
+type download struct {
+	e    *Engine
+	sig  Signaller
+	opts ReceiveOptions
+	sp   *servePool
+	wg   *sync.WaitGroup
+
+	events chan dlEvent
+	srcs   map[string]*dsource
+	seq    uint64
+	banned map[string]bool
+	// unreachable counts failed connection attempts per source.
+	unreachable map[string]int
+	forged      error // why the last source was refused, for when none is left
+	banErr      error // why the last source was banned
+	// onlyBanned: with no source left, the server offered only peers we
+	// banned: nobody else can help.
+	onlyBanned bool
+	lost       error // signalling is gone
+
+	m        *chunker.Manifest
+	signed   []byte
+	w        *chunker.Writer
+	st       *store
+	sc       *sched.Scheduler
+	told     int // store log position our sources have heard of
+	complete bool
+	lastWant time.Time
+
+	bufs    chan []byte
+	nbufs   atomic.Int32
+	maxBufs int32
+}
+
+// dsource is one peer we download from.
+type dsource struct {
+	id       string
+	seq      uint64
+	l        *link
+	cancel   context.CancelFunc
+	raw      io.Writer // nil until the data channel is open
+	inSched  bool
+	asked    map[int]bool // requested and not yet arrived (cancelled ones too)
+	lastData time.Time
+	finished time.Time // when we sent it our finished frame
+}
+
+type dlKind int
+
+const (
+	dlConnected dlKind = iota
+	dlManifest
+	dlBitmap
+	dlHave
+	dlPiece
+	dlEnd
+)
+
+// dlEvent is what a source's goroutine hands the loop.
+type dlEvent struct {
+	kind   dlKind
+	src    string
+	seq    uint64
+	raw    io.Writer
+	key    []byte
+	m      *chunker.Manifest
+	signed []byte
+	bitmap []byte
+	list   []uint32
+	piece  int
+	buf    []byte
+	err    error
+}
+
+func (d *download) isHost(id string) bool { return id == d.opts.Host }
+
+func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-chan error) error {
+	d.want(ctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var seedEnd <-chan time.Time
+	for {
+		if d.complete && len(d.srcs) == 0 && (d.opts.Slots <= 0 || (d.lost != nil && d.sp.active() == 0)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if d.complete {
+				return nil
+			}
+			return ctx.Err()
+		case <-seedEnd:
+			return nil
+		case err := <-sigErr:
+			if ctx.Err() != nil {
+				continue
+			}
+			d.lost = err
+			d.sp.signallingLost(err)
+			for _, s := range d.srcs {
+				if s.raw == nil {
+					s.l.leave(err)
+				}
+			}
+			if !d.complete && len(d.srcs) == 0 {
+				return fmt.Errorf("signalling: %w", err)
+			}
+		case m := <-msgs:
+			d.signal(ctx, m)
+		case ev := <-d.events:
+			if err := d.event(ctx, ev); err != nil {
+				return err
+			}
+		case r := <-d.sp.results:
+			if err := d.sp.done(r); err != nil {
+				if d.complete {
+					return nil // seeding ends; the files are fine
+				}
+				return err
+			}
+		case <-tick.C:
+			d.housekeeping(ctx)
+		}
+		if !d.complete && d.sc != nil && d.sc.Complete() {
+			if err := d.finish(ctx); err != nil {
+				return err
+			}
+			if d.opts.Slots > 0 && d.opts.SeedTime > 0 {
+				seedEnd = time.After(d.opts.SeedTime)
+			}
+		}
+		if !d.complete {
+			if len(d.srcs) == 0 && d.forged != nil && d.signed == nil {
+				return d.forged
+			}
+			if len(d.srcs) == 0 && d.onlyBanned {
+				return fmt.Errorf("%w: no other source: %w", ErrNoSources, d.banErr)
+			}
+			if len(d.srcs) == 0 && d.lost != nil {
+				return fmt.Errorf("%w: signalling lost: %v", ErrNoSources, d.lost)
+			}
+			d.fill()
+		}
+		d.tellHaves()
+	}
+}
+
+// want asks the server for as many sources as we lack.
+func (d *download) want(ctx context.Context) {
+	n := min(d.opts.MaxSources-len(d.srcs), room.MaxWant)
+	if d.complete || d.lost != nil || n <= 0 {
+		return
+	}
+	d.lastWant = time.Now()
+	_ = d.sig.Send(ctx, &room.Message{Type: room.TypeWant, Count: n})
+}
+
+func (d *download) release(ctx context.Context, id string) {
+	if d.lost == nil {
+		_ = d.sig.Send(ctx, &room.Message{Type: room.TypeRelease, Peer: id})
+	}
+}
+
+func (d *download) signal(ctx context.Context, m *room.Message) {
+	switch m.Type {
+	case room.TypePeers:
+		fresh := false
+		for _, id := range m.Peers {
+			if !d.banned[id] {
+				fresh = true
+			}
+			if d.banned[id] || d.complete || d.srcs[id] != nil || id == d.opts.Self {
+				d.release(ctx, id)
+				continue
+			}
+			d.start(ctx, id)
+		}
+		d.onlyBanned = !fresh && len(d.srcs) == 0 // the server has nobody else to offer
+	case room.TypeQueued:
+		if d.opts.OnQueued != nil && !d.complete {
+			d.opts.OnQueued(m.Position)
+		}
+	case room.TypeRelay:
+		if s := d.srcs[m.Peer]; s != nil {
+			s.l.deliver(m.Data)
+			return
+		}
+		d.sp.handle(ctx, m)
+	case room.TypeLeft, room.TypeError:
+		if s := d.srcs[m.Peer]; s != nil && m.Peer != "" {
+			var err error
+			if m.Type == room.TypeError {
+				err = room.ErrorFromCode(m.Code, m.Text)
+			}
+			s.l.leave(err)
+			return
+		}
+		d.sp.handle(ctx, m)
+	}
+}
+
+// start connects to a source the server assigned us.
+func (d *download) start(ctx context.Context, id string) {
+	d.seq++
+	sctx, cancel := context.WithCancel(ctx)
+	s := &dsource{id: id, seq: d.seq, l: newLink(d.sig, id), cancel: cancel, asked: map[int]bool{}}
+	d.srcs[id] = s
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		send := func(ev dlEvent) bool {
+			ev.src, ev.seq = id, s.seq
+			select {
+			case d.events <- ev:
+				return true
+			case <-sctx.Done():
+				return false
+			}
+		}
+		err := d.fetch(sctx, s.l, send)
+		send(dlEvent{kind: dlEnd, err: err})
+	}()
+}
+
+// drop forgets a source: its requests go to others, its slot back to the
+// pool.
+func (d *download) drop(ctx context.Context, s *dsource, kind SourceEventKind, err error) {
+	s.cancel()
+	delete(d.srcs, s.id)
+	if d.sc != nil {
+		if kind == SourceBanned {
+			d.sc.Ban(s.id)
+		} else {
+			d.sc.RemovePeer(s.id)
+		}
+	}
+	if kind == SourceBanned {
+		d.banned[s.id] = true
+		d.banErr = err
+	}
+	d.release(ctx, s.id)
+	if d.opts.OnSource != nil && (s.raw != nil || err != nil) {
+		d.opts.OnSource(SourceEvent{Kind: kind, Peer: s.id, Host: d.isHost(s.id), Err: err})
+	}
+	if !d.complete && time.Since(d.lastWant) > time.Second {
+		d.want(ctx)
+	}
+}
+
+func (d *download) stopAll() {
+	for _, s := range d.srcs {
+		s.cancel()
+	}
+}
+
+func (d *download) housekeeping(ctx context.Context) {
+	now := time.Now()
+	for _, s := range d.srcs {
+		switch {
+		case !s.finished.IsZero() && now.Sub(s.finished) > finishGrace:
+			d.drop(ctx, s, SourceLeft, nil)
+		case s.finished.IsZero() && len(s.asked) > 0 && now.Sub(s.lastData) > sourceStall:
+			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: nothing received for %v", ErrTimeout, sourceStall))
+		}
+	}
+	if !d.complete && len(d.srcs) < d.opts.MaxSources && now.Sub(d.lastWant) >= wantEvery {
+		d.want(ctx)
+	}
+}
+
+func (d *download) event(ctx context.Context, ev dlEvent) error {
+	s := d.srcs[ev.src]
+	if s == nil || s.seq != ev.seq {
+		if ev.kind == dlPiece {
+			d.putBuf(ev.buf)
+		}
+		return nil // a source we already dropped
+	}
+	switch ev.kind {
+	case dlConnected:
+		if d.isHost(s.id) && ev.key != nil && !bytes.Equal(ev.key, d.opts.Key) {
+			return fmt.Errorf("%w: the sender's key differs from the one the signalling server handed out", ErrForged)
+		}
+		s.raw = ev.raw
+		s.lastData = time.Now()
+		if d.opts.OnSource != nil {
+			d.opts.OnSource(SourceEvent{Kind: SourceConnected, Peer: s.id, Host: d.isHost(s.id)})
+		}
+		if d.st != nil {
+			d.sendBitmap(s)
+		}
+	case dlManifest:
+		if d.signed != nil {
+			if !bytes.Equal(ev.signed, d.signed) {
+				d.drop(ctx, s, SourceBanned, fmt.Errorf("%w: a different manifest", ErrProtocol))
+			}
+			return nil
+		}
+		return d.open(ctx, ev)
+	case dlBitmap:
+		if d.sc == nil {
+			return nil
+		}
+		bm := ev.bitmap
+		if s.inSched {
+			d.drop(ctx, s, SourceBanned, fmt.Errorf("%w: second have-bitmap", ErrProtocol))
+			return nil
+		}
+		if err := d.sc.AddPeer(s.id, bm); err != nil {
+			d.drop(ctx, s, SourceBanned, err)
+			return nil
+		}
+		s.inSched = true
+	case dlHave:
+		if d.sc != nil {
+			for _, p := range ev.list {
+				d.sc.PeerHas(s.id, int(p))
+			}
+		}
+	case dlPiece:
+		return d.piece(ctx, s, ev.piece, ev.buf)
+	case dlEnd:
+		err := ev.err
+		if isWrongPassword(err) || errors.Is(err, ErrTampered) || errors.Is(err, chunker.ErrBadManifest) {
+			// The same password opens every source: ours is wrong. A
+			// signalling server that alters sealed frames is attacking us.
+			// A manifest the sender signed but that is unusable (a hostile
+			// name, say) is the sender's doing: no source can do better.
+			return err
+		}
+		if s.raw == nil && err != nil && ctx.Err() == nil {
+			// Never connected: after a second try, stop asking for it.
+			if d.unreachable[s.id]++; d.unreachable[s.id] >= maxConnectTries {
+				d.drop(ctx, s, SourceBanned, err)
+				return nil
+			}
+		}
+		if errors.Is(err, ErrForged) {
+			d.forged = err
+			d.drop(ctx, s, SourceBanned, err)
+			return nil
+		}
+		if !s.finished.IsZero() {
+			err = nil
+		}
+		d.drop(ctx, s, SourceLeft, err)
+	}
+	return nil
+}
+
+// open accepts the first manifest whose signature checks out.
+func (d *download) open(ctx context.Context, ev dlEvent) error {
+	m := ev.m
+	w, err := d.opts.Open(m)
+	if err != nil {
+		return err
+	}
+	d.m, d.signed, d.w = m, ev.signed, w
+	d.st = newStore(w, m, ev.signed)
+	_, d.told = d.st.snapshot()
+	d.sc, err = sched.New(layoutOf(m), func(p int) bool { return p < m.NumChunks() && w.Have(p) }, sched.Options{})
+	if err != nil {
+		return err
+	}
+	per := int32(max(1, (32<<20)/m.ChunkSize))
+	d.maxBufs = max(int32(d.opts.MaxSources)+2, min(8, per))
+	d.bufs = make(chan []byte, d.maxBufs)
+	if d.opts.OnProgress != nil {
+		d.opts.OnProgress(w.Verified(), m.TotalSize())
+	}
+	if d.opts.Slots > 0 {
+		d.sp.setHolding(d.st)
+		_ = d.sig.Send(ctx, &room.Message{Type: room.TypeSeed, Slots: d.opts.Slots})
+	}
+	for _, s := range d.srcs {
+		if s.raw != nil {
+			d.sendBitmap(s)
+		}
+	}
+	return nil
+}
+
+func layoutOf(m *chunker.Manifest) sched.Layout {
+	l := sched.Layout{NumPieces: m.NumPieces(), Size: func(p int) int { return max(1, m.Piece(p).Size) }}
+	if !m.FEC.Enabled() {
+		return l
+	}
+	l.Stripes = make([]sched.Stripe, m.NumStripes())
+	for i := range l.Stripes {
+		ref := m.Stripe(i)
+		st := sched.Stripe{Need: ref.NData}
+		for k := range ref.NData {
+			st.Pieces = append(st.Pieces, ref.FirstChunk+k)
+		}
+		st.DataPieces = st.Pieces[:ref.NData:ref.NData]
+		for j := range ref.NParity {
+			st.Pieces = append(st.Pieces, ref.FirstParity+j)
+		}
+		l.Stripes[i] = st
+	}
+	return l
+}
+
+// sendBitmap tells a source what we hold, once per connection.
+func (d *download) sendBitmap(s *dsource) {
+	bm, _ := d.st.snapshot()
+	for _, f := range partFrames(frameBitmap, bm) {
+		if _, err := s.raw.Write(f); err != nil {
+			return // the source's goroutine reports the broken channel
+		}
+	}
+}
+
+// tellHaves passes what we verified since last time on to our sources.
+func (d *download) tellHaves() {
+	if d.st == nil {
+		return
+	}
+	news, next, _ := d.st.since(d.told)
+	d.told = next
+	if len(news) == 0 {
+		return
+	}
+	frames := listFrames(frameHave, news)
+	for _, s := range d.srcs {
+		if s.raw == nil || !s.finished.IsZero() {
+			continue
+		}
+		for _, f := range frames {
+			if _, err := s.raw.Write(f); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// fill asks every source for what the scheduler gives it.
+func (d *download) fill() {
+	if d.sc == nil {
+		return
+	}
+	for _, s := range d.srcs {
+		if s.raw == nil || !s.inSched || (d.opts.allowSource != nil && !d.opts.allowSource(s.id)) {
+			continue
+		}
+		var batch []uint32
+		for {
+			p, ok := d.sc.Next(s.id)
+			if !ok {
+				break
+			}
+			if len(s.asked) == 0 {
+				s.lastData = time.Now()
+			}
+			s.asked[p] = true
+			batch = append(batch, uint32(p))
+		}
+		for _, f := range listFrames(frameWant, batch) {
+			if _, err := s.raw.Write(f); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// piece verifies and stores one piece from s. A bad piece bans s.
+func (d *download) piece(ctx context.Context, s *dsource, p int, buf []byte) error {
+	defer d.putBuf(buf)
+	if !s.asked[p] {
+		d.drop(ctx, s, SourceBanned, fmt.Errorf("%w: piece %d was not requested", ErrProtocol, p))
+		return nil
+	}
+	delete(s.asked, p)
+	s.lastData = time.Now()
+	m := d.m
+	if p < m.NumChunks() {
+		err := d.w.WriteChunk(p, buf)
+		switch {
+		case errors.Is(err, chunker.ErrChunkHash) || errors.Is(err, chunker.ErrChunkSize):
+			d.drop(ctx, s, SourceBanned, fmt.Errorf("%w: piece %d", ErrCorrupt, p))
+			return nil
+		case err != nil:
+			return err
+		}
+		d.st.add(p)
+	} else {
+		if err := checkParity(m, p, buf); err != nil {
+			d.drop(ctx, s, SourceBanned, fmt.Errorf("%w: %v", ErrCorrupt, err))
+			return nil
+		}
+		if !d.st.has(p) {
+			d.st.holdParity(p, buf)
+		}
+	}
+	stripeDone, cancel := d.sc.Received(s.id, p)
+	d.cancel(cancel)
+	if stripeDone && m.FEC.Enabled() {
+		if err := d.rebuild(m.StripeOf(p)); err != nil {
+			return err
+		}
+	}
+	if d.opts.OnProgress != nil {
+		d.opts.OnProgress(d.w.Verified(), m.TotalSize())
+	}
+	return nil
+}
+
+// cancel tells sources about requests an arrival made pointless.
+func (d *download) cancel(reqs []sched.Request) {
+	by := map[string][]uint32{}
+	for _, r := range reqs {
+		by[r.Peer] = append(by[r.Peer], uint32(r.Piece))
+	}
+	for id, list := range by {
+		s := d.srcs[id]
+		if s == nil || s.raw == nil {
+			continue
+		}
+		for _, f := range listFrames(frameCancel, list) {
+			if _, err := s.raw.Write(f); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// rebuild completes stripe st from whatever k of its pieces we hold:
+// missing data chunks are decoded, verified and written.
+func (d *download) rebuild(st int) error {
+	ref := d.m.Stripe(st)
+	pieces := d.st.heldParity(ref)
+	missing := false
+	for k := range ref.NData {
+		i := ref.FirstChunk + k
+		if !d.w.Have(i) {
+			missing = true
+			continue
+		}
+		b, err := d.w.ReadChunk(i, make([]byte, d.m.Chunk(i).Size))
+		if err != nil {
+			return err
+		}
+		pieces[i] = b
+	}
+	if missing {
+		data, err := d.m.Reconstruct(st, pieces)
+		if err != nil {
+			return fmt.Errorf("rebuild stripe %d: %w", st, err)
+		}
+		for k := range ref.NData {
+			i := ref.FirstChunk + k
+			if !d.w.Have(i) {
+				if err := d.w.WriteChunk(i, data[i]); err != nil {
+					return fmt.Errorf("rebuild stripe %d: %w", st, err)
+				}
+			}
+		}
+	}
+	d.st.stripeDone(st)
+	return nil
+}
+
+// finish places the files, tells every source, and starts seeding.
+func (d *download) finish(ctx context.Context) error {
+	if err := d.w.Finish(); err != nil {
+		for _, s := range d.srcs {
+			if s.raw != nil {
+				_, _ = s.raw.Write(errorFrame("receiver could not finish the files"))
+			}
+		}
+		return err
+	}
+	d.complete = true
+	seeding := d.opts.Slots > 0
+	flags := byte(0)
+	if seeding {
+		flags = finishedSeeding
+	}
+	now := time.Now()
+	d.tellHaves()
+	for _, s := range d.srcs {
+		if s.raw == nil {
+			d.drop(ctx, s, SourceLeft, nil)
+			continue
+		}
+		_, _ = s.raw.Write([]byte{frameFinished, flags})
+		s.finished = now
+	}
+	if d.opts.OnComplete != nil {
+		d.opts.OnComplete()
+	}
+	if seeding && d.lost == nil {
+		_ = d.sig.Send(ctx, &room.Message{Type: room.TypeSeed, Slots: d.opts.Slots, Complete: true})
+	}
+	return nil
+}
+
+func (d *download) getBuf(ctx context.Context) ([]byte, bool) {
+	select {
+	case b := <-d.bufs:
+		return b, true
+	default:
+	}
+	if d.nbufs.Add(1) <= d.maxBufs {
+		return make([]byte, d.m.ChunkSize), true
+	}
+	d.nbufs.Add(-1)
+	select {
+	case b := <-d.bufs:
+		return b, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+func (d *download) putBuf(b []byte) {
+	if b == nil {
+		return
+	}
+	select {
+	case d.bufs <- b[:cap(b)]:
+	default:
+		d.nbufs.Add(-1)
+	}
+}
+
+// fetch runs one source: handshake, connection, then its frames until it
+// ends. It runs on its own goroutine and only talks to the loop through
+// send.
+func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) error {
+	e, opts := d.e, d.opts
+	params := pake.Params{Room: opts.Room, Initiator: opts.Self, Responder: l.peer}
+	ini, hello, err := pake.NewInitiator(opts.Password, params)
+	if err != nil {
+		return err
+	}
 	if err := l.sendRaw(ctx, hello); err != nil {
-		return fmt.Errorf("peer receive: %w", err)
+		return err
 	}
 	reply, err := l.recv(ctx, e.cfg.HandshakeTimeout)
 	if err != nil {
-		return fmt.Errorf("peer receive: handshake: %w", err)
+		return fmt.Errorf("handshake: %w", err)
 	}
 	sess, confirm, err := ini.Finish(reply)
 	if err != nil {
 		if isWrongPassword(err) {
 			l.abort(ctx, pake.AbortWrongPassword)
 		}
-		return fmt.Errorf("peer receive: %w", err)
+		return err
 	}
 	l.sess = sess
 	if err := l.sendRaw(ctx, confirm); err != nil {
-		return fmt.Errorf("peer receive: %w", err)
+		return err
 	}
 
 	pc, err := e.newPeerConnection()
@@ -105,294 +792,133 @@ func (e *Engine) Receive(ctx context.Context, sig Signaller, opts ReceiveOptions
 	ordered := true
 	dc, err := pc.CreateDataChannel(DataChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
 	if err != nil {
-		return fmt.Errorf("peer receive: data channel: %w", err)
+		return fmt.Errorf("data channel: %w", err)
 	}
 	ev.onOpen(dc)
 	if err := l.offer(ctx, pc); err != nil {
-		return fmt.Errorf("peer receive: %w", err)
+		return err
 	}
 	if _, err := l.negotiate(ctx, pc, ev, dc, e.cfg.ConnectTimeout); err != nil {
 		if ctx.Err() == nil && !errors.Is(err, ErrRemote) {
 			_ = l.sendSealed(ctx, &signalMsg{T: sigBye, Why: "connection failed"})
 		}
-		return fmt.Errorf("peer receive: %w", err)
+		return err
 	}
 	raw, err := dc.DetachWithDeadline()
 	if err != nil {
-		return fmt.Errorf("peer receive: detach: %w", err)
+		return fmt.Errorf("detach: %w", err)
 	}
-	if opts.OnConnected != nil {
-		opts.OnConnected()
-	}
-	if err := receiveFiles(ctx, raw, ev, opts); err != nil {
-		return fmt.Errorf("peer receive: %w", err)
-	}
-	return nil
-}
-
-// inEvent is what the reader goroutine hands the receive loop.
-type inEvent struct {
-	manifest *chunker.Manifest
-	index    int
-	chunk    []byte
-	err      error // terminal
-}
-
-// receiveFiles runs the receiving side of the data channel protocol. One
-// goroutine reads and assembles frames; this one verifies, writes, asks for
-// more and owns every write to the channel.
-func receiveFiles(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents, opts ReceiveOptions) error {
-	in := make(chan inEvent, 4)
-	free := make(chan []byte, 6) // chunk buffers: bounds what the reader may hold
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	// The reader may be blocked handing us a frame or waiting for a buffer
-	// (ctx) or in Read (stopReading): both must end before wg.Wait.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	defer stopReading(raw)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		readFrames(ctx, raw, in, free)
-	}()
-
-	var (
-		w           *chunker.Writer
-		m           *chunker.Manifest
-		missing     []int
-		next        int
-		outstanding = map[int]bool{}
-		inFlight    int64
-		done, total int64
-		bad         int
-	)
-	request := func() error {
-		var batch []uint32
-		for next < len(missing) && (inFlight < requestWindow || len(outstanding) == 0) && len(outstanding) < maxOutstanding {
-			i := missing[next]
-			next++
-			outstanding[i] = true
-			inFlight += int64(m.Chunk(i).Size)
-			batch = append(batch, uint32(i))
-		}
-		for len(batch) > 0 {
-			n := min(len(batch), maxWant)
-			if _, err := raw.Write(wantFrame(batch[:n])); err != nil {
-				return fmt.Errorf("%w: write: %v", ErrPeerLeft, err)
-			}
-			batch = batch[n:]
-		}
-		return nil
-	}
-	finish := func() error {
-		if err := w.Finish(); err != nil {
-			_, _ = raw.Write(errorFrame("receiver could not finish the files"))
-			return err
-		}
-		if _, err := raw.Write([]byte{frameFinished}); err != nil {
-			return nil // the files are complete; the sender will notice we left
-		}
-		// Give the finished frame a moment to reach the sender, which then
-		// closes the channel.
-		t := time.NewTimer(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case r := <-in:
-				if r.err == nil {
-					continue
-				}
-			case <-ev.failed:
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			return nil
-		}
-	}
-
-	stall := time.NewTimer(stallTimeout)
-	defer stall.Stop()
-	for {
+	stop := context.AfterFunc(ctx, func() { stopReading(raw) })
+	defer stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // a failed connection does not always end Read
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
 		case <-ev.failed:
-			return fmt.Errorf("%w: connection lost", ErrPeerLeft)
-		case <-stall.C:
-			return fmt.Errorf("%w: nothing received for %v", ErrPeerLeft, stallTimeout)
-		case r := <-in:
-			stall.Reset(stallTimeout)
-			switch {
-			case r.err != nil:
-				return r.err
-			case r.manifest != nil:
-				if w != nil {
-					return fmt.Errorf("%w: second manifest", ErrProtocol)
-				}
-				m = r.manifest
-				var err error
-				if w, err = opts.Open(m); err != nil {
-					_, _ = raw.Write(errorFrame("receiver declined the files"))
-					return err
-				}
-				missing = w.Missing()
-				done, total = w.Verified(), m.TotalSize()
-				if opts.OnProgress != nil {
-					opts.OnProgress(done, total)
-				}
-				if len(missing) == 0 {
-					return finish()
-				}
-				if err := request(); err != nil {
-					return err
-				}
-			default:
-				if !outstanding[r.index] {
-					return fmt.Errorf("%w: chunk %d was not requested", ErrProtocol, r.index)
-				}
-				err := w.WriteChunk(r.index, r.chunk)
-				free <- r.chunk[:cap(r.chunk)]
-				switch {
-				case errors.Is(err, chunker.ErrChunkHash):
-					bad++
-					if bad > maxBadChunks {
-						_, _ = raw.Write(errorFrame("too many corrupt chunks"))
-						return fmt.Errorf("%w: %d chunks failed verification", ErrCorrupt, bad)
-					}
-					if _, err := raw.Write(wantFrame([]uint32{uint32(r.index)})); err != nil {
-						return fmt.Errorf("%w: write: %v", ErrPeerLeft, err)
-					}
-					continue
-				case err != nil:
-					_, _ = raw.Write(errorFrame("receiver cannot write the files"))
-					return err
-				}
-				size := int64(len(r.chunk))
-				delete(outstanding, r.index)
-				inFlight -= size
-				done += size
-				if opts.OnProgress != nil {
-					opts.OnProgress(done, total)
-				}
-				if len(outstanding) == 0 && next == len(missing) {
-					return finish()
-				}
-				if err := request(); err != nil {
-					return err
-				}
-			}
+			stopReading(raw)
+		case <-done:
 		}
+	}()
+	if !send(dlEvent{kind: dlConnected, raw: raw, key: l.theirKey}) {
+		return ctx.Err()
 	}
+	return d.readSource(ctx, raw, send)
 }
 
-// readFrames reads the sender's frames, reassembling the manifest and each
-// chunk; it holds at most the chunk buffers free hands it.
-func readFrames(ctx context.Context, r io.Reader, out chan<- inEvent, free chan []byte) {
-	send := func(ev inEvent) bool {
-		select {
-		case out <- ev:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	fail := func(err error) { send(inEvent{err: err}) }
+// readSource reads one source's frames, checking each against the
+// manifest, reassembling pieces into buffers the loop hands back.
+func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloserDeadliner, send func(dlEvent) bool) error {
 	buf := make([]byte, maxFrame)
 	var (
-		m        *chunker.Manifest
-		mbuf     []byte
-		mtotal   uint32
-		cur      = -1 // chunk being assembled
-		curBuf   []byte
-		curSize  int
-		nBuffers int
+		m       *chunker.Manifest
+		man, bm assembler
+		cur     = -1
+		curBuf  []byte
+		curSize int
 	)
+	defer func() { d.putBuf(curBuf) }()
 	for {
 		n, err := r.Read(buf)
 		if err != nil {
-			if ctx.Err() == nil {
-				fail(fmt.Errorf("%w: channel closed: %v", ErrPeerLeft, err))
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			return
+			return fmt.Errorf("%w: channel closed", ErrPeerLeft)
 		}
 		f, err := parseFrame(buf[:n])
 		if err != nil {
-			fail(err)
-			return
+			return err
+		}
+		if m == nil && f.Type != frameManifest && f.Type != frameError {
+			return fmt.Errorf("%w: %q before the manifest", ErrProtocol, f.Type)
 		}
 		switch f.Type {
 		case frameManifest:
-			if m != nil {
-				fail(fmt.Errorf("%w: manifest after manifest", ErrProtocol))
-				return
-			}
-			if mbuf == nil {
-				mtotal = f.Total
-				mbuf = make([]byte, 0, min(int(f.Total), 1<<20))
-			}
-			if int(f.Offset) != len(mbuf) || f.Total != mtotal {
-				fail(fmt.Errorf("%w: manifest part out of order", ErrProtocol))
-				return
-			}
-			mbuf = append(mbuf, f.Data...)
-			if len(mbuf) < int(f.Total) {
+			whole, err := man.add(f)
+			if err != nil || !whole {
+				if err != nil {
+					return err
+				}
 				continue
 			}
-			if m, err = chunker.DecodeManifest(mbuf); err != nil {
-				fail(err)
-				return
+			if m, err = openManifest(d.opts.Key, d.opts.Room, man.buf); err != nil {
+				return err
 			}
-			mbuf = nil
-			if !send(inEvent{manifest: m}) {
-				return
+			if !send(dlEvent{kind: dlManifest, m: m, signed: man.buf}) {
+				return ctx.Err()
+			}
+		case frameBitmap:
+			whole, err := bm.add(f)
+			if err != nil || !whole {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if err := chunker.NewBitmap(m.NumPieces()).FromBytes(bm.buf); err != nil {
+				return fmt.Errorf("%w: have-bitmap: %v", ErrProtocol, err)
+			}
+			if !send(dlEvent{kind: dlBitmap, bitmap: bm.buf}) {
+				return ctx.Err()
+			}
+		case frameHave:
+			for _, p := range f.List {
+				if int64(p) >= int64(m.NumPieces()) {
+					return fmt.Errorf("%w: have for piece %d of %d", ErrProtocol, p, m.NumPieces())
+				}
+			}
+			if !send(dlEvent{kind: dlHave, list: f.List}) {
+				return ctx.Err()
 			}
 		case frameData:
-			if m == nil || int64(f.Index) >= int64(m.NumChunks()) {
-				fail(fmt.Errorf("%w: data for unknown chunk %d", ErrProtocol, f.Index))
-				return
+			if int64(f.Index) >= int64(m.NumPieces()) {
+				return fmt.Errorf("%w: data for unknown piece %d", ErrProtocol, f.Index)
 			}
 			if cur < 0 {
-				cur, curSize = int(f.Index), m.Chunk(int(f.Index)).Size
-				select {
-				case curBuf = <-free:
-				default:
-					if nBuffers >= maxBuffers(m.ChunkSize, cap(free)) {
-						select {
-						case curBuf = <-free:
-						case <-ctx.Done():
-							return
-						}
-					} else {
-						nBuffers++
-						curBuf = make([]byte, m.ChunkSize)
-					}
+				cur, curSize = int(f.Index), m.Piece(int(f.Index)).Size
+				var ok bool
+				if curBuf, ok = d.getBuf(ctx); !ok {
+					return ctx.Err()
 				}
 				curBuf = curBuf[:0]
 			}
 			if int(f.Index) != cur || int(f.Offset) != len(curBuf) || len(curBuf)+len(f.Data) > curSize {
-				fail(fmt.Errorf("%w: chunk %d data out of order", ErrProtocol, f.Index))
-				return
+				return fmt.Errorf("%w: piece %d data out of order", ErrProtocol, f.Index)
 			}
 			curBuf = append(curBuf, f.Data...)
 			if len(curBuf) == curSize {
-				if !send(inEvent{index: cur, chunk: curBuf}) {
-					return
-				}
+				b := curBuf
 				cur, curBuf = -1, nil
+				if !send(dlEvent{kind: dlPiece, piece: int(f.Index), buf: b}) {
+					d.putBuf(b)
+					return ctx.Err()
+				}
 			}
 		case frameError:
-			fail(fmt.Errorf("%w: %s", ErrRemote, f.Data))
-			return
+			return fmt.Errorf("%w: %s", ErrRemote, f.Data)
 		default:
-			fail(fmt.Errorf("%w: unexpected frame %q from sender", ErrProtocol, f.Type))
-			return
+			return fmt.Errorf("%w: unexpected frame %q from source", ErrProtocol, f.Type)
 		}
 	}
-}
-
-// maxBuffers is how many chunk buffers the receiver may hold: a few to
-// overlap reading with verifying and writing, fewer when chunks are huge.
-func maxBuffers(chunkSize, most int) int {
-	return max(2, min(most, (32<<20)/chunkSize))
 }

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -16,33 +17,42 @@ import (
 	"github.com/p2pxfer/p2pxfer/room"
 )
 
-// EventKind says what happened to one receiver.
+// EventKind says what happened to one receiver we serve, or to the swarm.
 type EventKind int
 
 // Event kinds, in the order a receiver goes through them.
 const (
 	EventJoined    EventKind = iota // a receiver started the handshake
 	EventConnected                  // password confirmed, data channel open
-	EventProgress                   // Done of Total bytes sent
+	EventProgress                   // the receiver holds Done of Total bytes (from any source)
 	EventFinished                   // the receiver verified every file
 	EventFailed                     // Err says why; WrongPassword is counted in Failures
+	// EventSwarmComplete: the receivers together hold every piece they
+	// need (any k of each stripe) and the finished ones stay as seeds, so
+	// the sender may leave. Sent once, by Serve only.
+	EventSwarmComplete
 )
 
-// Event reports on one receiver. Events of one receiver arrive in order from
-// one goroutine; events of different receivers may arrive concurrently.
+// Event reports on one receiver. Events of one receiver arrive in order;
+// events of different receivers may arrive concurrently.
 type Event struct {
 	Kind        EventKind
 	Peer        string
 	Done, Total int64
 	Err         error
-	// Failures is the room's count of failed password handshakes so far.
+	// Failures is the count of failed password handshakes so far.
 	Failures int
+	// Seeding: with EventFinished, the receiver stays in the room as a seed.
+	Seeding bool
 }
 
 // ServeOptions configure Serve.
 type ServeOptions struct {
 	Room, Self string // the room and our own peer ID, as the server assigned them
 	Password   string
+	// Signer signs the manifest (see NewManifestKey); its public half is
+	// what the room was created with, and goes into every sealed answer.
+	Signer ed25519.PrivateKey
 	// MaxFailures closes the room after this many failed handshakes
 	// (default 10): each one is an online password guess.
 	MaxFailures int
@@ -50,13 +60,15 @@ type ServeOptions struct {
 	// (0: serve until ctx ends).
 	MaxReceivers int
 	// MaxConcurrent bounds receivers served at once (default 16); more are
-	// told the sender is busy.
+	// told the sender is busy. The server's upload slots usually bound it
+	// first.
 	MaxConcurrent int
 	OnEvent       func(Event)
-	// Manifest, if set, is sent instead of the encoding of src's manifest:
-	// the exact bytes a peer re-serves (and what tests use to play a
-	// hostile sender).
+	// Manifest, if set, is sent instead of the signed encoding of src's
+	// manifest: tests use it to play a hostile sender.
 	Manifest []byte
+
+	filter func(peer string, piece int) bool // tests: pieces offered to each peer
 }
 
 const (
@@ -66,54 +78,87 @@ const (
 	// buffered in SCTP, resume at lowWater. Bounds memory per receiver.
 	highWater = 4 << 20
 	lowWater  = 1 << 20
-	// maxOutstanding bounds chunk requests one receiver may queue at us.
+	// maxOutstanding bounds piece requests one receiver may queue at us.
 	maxOutstanding = 4096
 )
 
-// Source is what Serve sends: a manifest and its chunks. *chunker.Source
+// Source is what Serve sends: a manifest and its pieces. *chunker.Source
 // is the usual one.
 type Source interface {
 	Manifest() *chunker.Manifest
-	// ReadChunk reads chunk i into buf (of at least the chunk size) and
-	// returns the filled part; it is called from several goroutines.
-	ReadChunk(i int, buf []byte) ([]byte, error)
+	// ReadPiece reads piece p (a data chunk or a parity piece) into buf (of
+	// at least the chunk size) and returns the filled part; it is called
+	// from several goroutines.
+	ReadPiece(p int, buf []byte) ([]byte, error)
 }
 
-type sessionResult struct {
-	peer     string
-	finished bool
-	authFail bool // the handshake never confirmed the password
-	err      error
-}
-
-// Serve accepts receivers in the room until ctx ends, MaxReceivers have
-// finished, or MaxFailures handshakes failed (ErrTooManyFailures). Each
-// receiver gets its own handshake, peer connection and goroutines; Serve
-// returns only after all of them have ended.
+// Serve offers every piece of src in the room until ctx ends, MaxReceivers
+// have finished, or MaxFailures handshakes failed (ErrTooManyFailures).
+// Each receiver gets its own handshake, peer connection and goroutines;
+// Serve returns only after all of them have ended.
 func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts ServeOptions) error {
-	if opts.MaxFailures <= 0 {
-		opts.MaxFailures = defaultMaxFailures
-	}
-	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = defaultMaxConcurrent
-	}
-	emit := opts.OnEvent
-	if emit == nil {
-		emit = func(Event) {}
-	}
-	manifest := opts.Manifest
-	if manifest == nil {
-		var err error
-		if manifest, err = chunker.EncodeManifest(src.Manifest()); err != nil {
+	signed := opts.Manifest
+	if signed == nil {
+		enc, err := chunker.EncodeManifest(src.Manifest())
+		if err != nil {
+			return fmt.Errorf("peer serve: %w", err)
+		}
+		if signed, err = SignManifest(opts.Signer, opts.Room, enc); err != nil {
 			return fmt.Errorf("peer serve: %w", err)
 		}
 	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
 
+	msgs, sigErr := pump(ctx, &wg, sig)
+	sp := newServePool(e, sig, serveConfig{
+		room: opts.Room, self: opts.Self, password: opts.Password,
+		maxFailures: opts.MaxFailures, maxConcurrent: opts.MaxConcurrent,
+		emit: opts.OnEvent, filter: opts.filter,
+	}, &wg)
+	sp.setHolding(newFull(src, signed))
+	if len(opts.Signer) == ed25519.PrivateKeySize {
+		sp.cfg.key = opts.Signer.Public().(ed25519.PublicKey)
+	}
+	sp.cov = newCoverage(src.Manifest())
+	defer sp.stopAll()
+
+	var lost error // signalling is gone: finish what runs, accept no one new
+	for {
+		if lost != nil && sp.active() == 0 {
+			return fmt.Errorf("peer serve: signalling: %w", lost)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-sigErr:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			lost = err
+			sp.signallingLost(err)
+		case m := <-msgs:
+			sp.handle(ctx, m)
+		case r := <-sp.results:
+			if err := sp.done(r); err != nil {
+				if errors.Is(err, ErrTooManyFailures) {
+					closeRoom(ctx, sig, room.CodeTooManyFailures)
+				}
+				return fmt.Errorf("peer serve: %w", err)
+			}
+			if opts.MaxReceivers > 0 && sp.finished >= opts.MaxReceivers {
+				closeRoom(ctx, sig, "")
+				return nil
+			}
+		}
+	}
+}
+
+// pump reads the signalling connection into a channel, so one select can
+// wait on it along with everything else.
+func pump(ctx context.Context, wg *sync.WaitGroup, sig Signaller) (<-chan *room.Message, <-chan error) {
 	msgs := make(chan *room.Message)
 	sigErr := make(chan error, 1)
 	wg.Add(1)
@@ -132,105 +177,178 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 			}
 		}
 	}()
-
-	results := make(chan sessionResult)
-	links := map[string]*link{}
-	failures, finished := 0, 0
-	var lost error // signalling is gone: finish what runs, accept no one new
-	for {
-		if lost != nil && len(links) == 0 {
-			return fmt.Errorf("peer serve: signalling: %w", lost)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-sigErr:
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			lost = err
-			for _, l := range links {
-				if l.sess == nil {
-					l.leave(err)
-				}
-			}
-		case m := <-msgs:
-			switch m.Type {
-			case room.TypeRelay:
-				if l := links[m.Peer]; l != nil {
-					l.deliver(m.Data)
-					continue
-				}
-				if k, err := pake.FrameKind(m.Data); err != nil || k != pake.KindHello {
-					continue // stray frame from a handshake that already ended
-				}
-				l := newLink(sig, m.Peer)
-				if len(links) >= opts.MaxConcurrent {
-					l.abort(ctx, pake.AbortBusy)
-					continue
-				}
-				links[m.Peer] = l
-				wg.Add(1)
-				go func(hello []byte) {
-					defer wg.Done()
-					r := e.serveOne(ctx, l, hello, src, manifest, opts, emit)
-					select {
-					case results <- r:
-					case <-ctx.Done():
-					}
-				}(m.Data)
-			case room.TypeLeft:
-				if l := links[m.Peer]; l != nil {
-					l.leave(nil)
-				}
-			case room.TypeError: // non-fatal: a relay to a receiver that just left
-				if l := links[m.Peer]; l != nil {
-					l.leave(room.ErrorFromCode(m.Code, m.Text))
-				}
-			}
-		case r := <-results:
-			delete(links, r.peer)
-			switch {
-			case r.finished:
-				finished++
-				emit(Event{Kind: EventFinished, Peer: r.peer, Failures: failures})
-				if opts.MaxReceivers > 0 && finished >= opts.MaxReceivers {
-					e.closeRoom(ctx, sig, "")
-					return nil
-				}
-			case r.authFail:
-				failures++
-				emit(Event{Kind: EventFailed, Peer: r.peer, Err: r.err, Failures: failures})
-				if failures >= opts.MaxFailures {
-					e.closeRoom(ctx, sig, room.CodeTooManyFailures)
-					return fmt.Errorf("peer serve: %w (%d)", ErrTooManyFailures, failures)
-				}
-			default:
-				emit(Event{Kind: EventFailed, Peer: r.peer, Err: r.err, Failures: failures})
-			}
-		}
-	}
+	return msgs, sigErr
 }
 
-func (e *Engine) closeRoom(ctx context.Context, sig Signaller, code room.Code) {
+func closeRoom(ctx context.Context, sig Signaller, code room.Code) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	_ = sig.Send(ctx, &room.Message{Type: room.TypeClose, Code: code})
 }
 
+// serveConfig is what the serving side needs of Serve's or Receive's
+// options.
+type serveConfig struct {
+	room, self, password string
+	key                  ed25519.PublicKey // repeated in sealed answers; nil for seeds
+	maxFailures          int
+	maxConcurrent        int
+	emit                 func(Event)
+	filter               func(peer string, piece int) bool
+	corrupt              func(piece int, b []byte)
+}
+
+type sessionResult struct {
+	peer     string
+	finished bool
+	seeding  bool
+	authFail bool // the handshake never confirmed the password
+	err      error
+}
+
+// servePool runs the serving sessions of one node: a sender's, or a
+// receiver's while it downloads and seeds. Its methods are called from the
+// node's loop only.
+type servePool struct {
+	e       *Engine
+	sig     Signaller
+	cfg     serveConfig
+	wg      *sync.WaitGroup
+	h       holding // nil until a receiver has the manifest: it cannot serve yet
+	cov     *coverage
+	links   map[string]*link
+	cancels map[string]context.CancelFunc
+	results chan sessionResult
+
+	failures, finished int
+	lost               error
+}
+
+func newServePool(e *Engine, sig Signaller, cfg serveConfig, wg *sync.WaitGroup) *servePool {
+	if cfg.maxFailures <= 0 {
+		cfg.maxFailures = defaultMaxFailures
+	}
+	if cfg.maxConcurrent <= 0 {
+		cfg.maxConcurrent = defaultMaxConcurrent
+	}
+	if cfg.emit == nil {
+		cfg.emit = func(Event) {}
+	}
+	return &servePool{e: e, sig: sig, cfg: cfg, wg: wg, links: map[string]*link{}, cancels: map[string]context.CancelFunc{}, results: make(chan sessionResult)}
+}
+
+func (sp *servePool) setHolding(h holding) { sp.h = h }
+func (sp *servePool) active() int          { return len(sp.links) }
+
+// handle takes a signalling message for the serving side and reports
+// whether it was one.
+func (sp *servePool) handle(ctx context.Context, m *room.Message) bool {
+	switch m.Type {
+	case room.TypeRelay:
+		if l := sp.links[m.Peer]; l != nil {
+			l.deliver(m.Data)
+			return true
+		}
+		if k, err := pake.FrameKind(m.Data); err != nil || k != pake.KindHello {
+			return false // stray frame from a handshake that already ended
+		}
+		l := newLink(sp.sig, m.Peer)
+		if sp.h == nil || sp.lost != nil || len(sp.links) >= sp.cfg.maxConcurrent {
+			l.abort(ctx, pake.AbortBusy)
+			return true
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		sp.links[m.Peer] = l
+		sp.cancels[m.Peer] = cancel
+		sp.wg.Add(1)
+		go func(hello []byte) {
+			defer sp.wg.Done()
+			r := sp.serveOne(sctx, l, hello)
+			select {
+			case sp.results <- r:
+			case <-ctx.Done():
+			}
+		}(m.Data)
+		return true
+	case room.TypeLeft:
+		if l := sp.links[m.Peer]; l != nil {
+			l.leave(nil)
+			return true
+		}
+	case room.TypeError: // non-fatal: a relay to a receiver that just left
+		if l := sp.links[m.Peer]; l != nil {
+			l.leave(room.ErrorFromCode(m.Code, m.Text))
+			return true
+		}
+	}
+	return false
+}
+
+// signallingLost wakes the handshakes that can no longer finish; running
+// transfers go on.
+func (sp *servePool) signallingLost(err error) {
+	sp.lost = err
+	for _, l := range sp.links {
+		if l.sess == nil {
+			l.leave(err)
+		}
+	}
+}
+
+// stopAll ends every session (the node's loop is returning).
+func (sp *servePool) stopAll() {
+	for _, c := range sp.cancels {
+		c()
+	}
+}
+
+// done records a session's end; an error means the node must stop.
+func (sp *servePool) done(r sessionResult) error {
+	delete(sp.links, r.peer)
+	if c := sp.cancels[r.peer]; c != nil {
+		c()
+		delete(sp.cancels, r.peer)
+	}
+	emit := sp.cfg.emit
+	switch {
+	case r.finished:
+		sp.finished++
+		emit(Event{Kind: EventFinished, Peer: r.peer, Failures: sp.failures, Seeding: r.seeding})
+		if sp.cov != nil && sp.cov.finish(r.peer, r.seeding) {
+			emit(Event{Kind: EventSwarmComplete})
+		}
+	case r.authFail:
+		sp.failures++
+		emit(Event{Kind: EventFailed, Peer: r.peer, Err: r.err, Failures: sp.failures})
+		if sp.cfg.key == nil { // a seed: the server counts for the room
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = sp.sig.Send(ctx, &room.Message{Type: room.TypeFail})
+			cancel()
+		}
+		if sp.failures >= sp.cfg.maxFailures {
+			return fmt.Errorf("%w (%d)", ErrTooManyFailures, sp.failures)
+		}
+	default:
+		if sp.cov != nil {
+			sp.cov.drop(r.peer)
+		}
+		emit(Event{Kind: EventFailed, Peer: r.peer, Err: r.err, Failures: sp.failures})
+	}
+	return nil
+}
+
 // serveOne runs one receiver from its hello frame to the end of its
 // transfer.
-func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src Source, manifest []byte, opts ServeOptions, emit func(Event)) sessionResult {
+func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessionResult {
+	e, cfg := sp.e, sp.cfg
 	res := sessionResult{peer: l.peer}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	emit(Event{Kind: EventJoined, Peer: l.peer})
+	cfg.emit(Event{Kind: EventJoined, Peer: l.peer})
 
 	// Until the confirm frame verifies, any failure is a password guess
 	// that did not succeed: the reply we sent lets the other side test one
 	// password offline, so a receiver that just walks away counts too.
-	params := pake.Params{Room: opts.Room, Initiator: l.peer, Responder: opts.Self}
-	resp, reply, err := pake.Respond(opts.Password, params, hello)
+	params := pake.Params{Room: cfg.room, Initiator: l.peer, Responder: cfg.self}
+	resp, reply, err := pake.Respond(cfg.password, params, hello)
 	if err != nil {
 		if errors.Is(err, pake.ErrVersion) {
 			l.abort(ctx, pake.AbortVersion)
@@ -268,6 +386,7 @@ func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src Source
 		default:
 		}
 	})
+	l.myKey = cfg.key
 	dc, err := l.negotiate(ctx, pc, ev, nil, e.cfg.ConnectTimeout)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -285,31 +404,91 @@ func (e *Engine) serveOne(ctx context.Context, l *link, hello []byte, src Source
 		res.err = fmt.Errorf("peer: detach: %w", err)
 		return res
 	}
-	m := src.Manifest()
-	emit(Event{Kind: EventConnected, Peer: l.peer, Total: m.TotalSize()})
-	res.err = e.sendFiles(ctx, dc, raw, ev, src, manifest, func(done int64) {
-		emit(Event{Kind: EventProgress, Peer: l.peer, Done: done, Total: m.TotalSize()})
-	})
+	total := sp.h.manifest().TotalSize()
+	cfg.emit(Event{Kind: EventConnected, Peer: l.peer, Total: total})
+	res.seeding, res.err = sp.sendPieces(ctx, l.peer, dc, raw, ev)
 	res.finished = res.err == nil
 	return res
 }
 
-// sendFiles streams the manifest, then the chunks the receiver asks for,
-// until it says it has verified everything.
-func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents, src Source, manifest []byte, progress func(int64)) error {
+// reqQueue is what a receiver asked us for, in order, with its cancels:
+// the reader adds, the sending loop takes.
+type reqQueue struct {
+	wants     chan uint32
+	mu        sync.Mutex
+	queued    map[uint32]int
+	cancelled map[uint32]int
+}
+
+func (q *reqQueue) want(i uint32) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	select {
+	case q.wants <- i:
+		q.queued[i]++
+		return nil
+	default:
+		return fmt.Errorf("%w: more than %d outstanding requests", ErrProtocol, maxOutstanding)
+	}
+}
+
+func (q *reqQueue) cancel(i uint32) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cancelled[i] < q.queued[i] {
+		q.cancelled[i]++
+	}
+}
+
+// take reports whether a dequeued request still stands.
+func (q *reqQueue) take(i uint32) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queued[i]--; q.queued[i] == 0 {
+		delete(q.queued, i)
+	}
+	if q.cancelled[i] > 0 {
+		if q.cancelled[i]--; q.cancelled[i] == 0 {
+			delete(q.cancelled, i)
+		}
+		return false
+	}
+	return true
+}
+
+// sendPieces streams the signed manifest and what we hold, then the pieces
+// the receiver asks for and our new haves, until it says it has verified
+// everything (seeding reports whether it stays as a seed).
+func (sp *servePool) sendPieces(ctx context.Context, peerID string, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents) (seeding bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := src.Manifest()
+	h := sp.h
+	m := h.manifest()
+	offered := func(p int) bool {
+		return h.has(p) && (sp.cfg.filter == nil || sp.cfg.filter(peerID, p))
+	}
 
-	wants := make(chan uint32, maxOutstanding)
-	readErr := make(chan error, 1)
+	q := &reqQueue{wants: make(chan uint32, maxOutstanding), queued: map[uint32]int{}, cancelled: map[uint32]int{}}
+	type readResult struct {
+		seeding bool
+		err     error
+	}
+	readDone := make(chan readResult, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopReading(raw)
+	prog := &theirProgress{m: m, have: chunker.NewBitmap(m.NumPieces())}
+	report := func(newly []int) {
+		if sp.cov != nil && sp.cov.add(peerID, newly) {
+			sp.cfg.emit(Event{Kind: EventSwarmComplete})
+		}
+		sp.cfg.emit(Event{Kind: EventProgress, Peer: peerID, Done: prog.done, Total: m.TotalSize()})
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		readErr <- readRequests(raw, m.NumChunks(), wants)
+		s, err := readRequests(raw, m, offered, q, prog, report)
+		readDone <- readResult{s, err}
 	}()
 
 	low := make(chan struct{}, 1)
@@ -322,6 +501,7 @@ func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw data
 	})
 	tick := time.NewTicker(250 * time.Millisecond) // in case a low event is lost
 	defer tick.Stop()
+	var finished *readResult
 	write := func(b []byte) error {
 		for dc.BufferedAmount() > highWater {
 			select {
@@ -329,8 +509,8 @@ func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw data
 			case <-tick.C:
 			case <-ev.failed:
 				return fmt.Errorf("%w: connection lost", ErrPeerLeft)
-			case err := <-readErr:
-				readErr <- err
+			case r := <-readDone:
+				finished = &r
 				return errReaderDone
 			case <-ctx.Done():
 				return ctx.Err()
@@ -341,81 +521,256 @@ func (e *Engine) sendFiles(ctx context.Context, dc *webrtc.DataChannel, raw data
 		}
 		return nil
 	}
-
-	frame := make([]byte, 0, maxFrame)
-	for off := 0; off < len(manifest) || off == 0; off += maxFrame - manifestHeader {
-		end := min(off+maxFrame-manifestHeader, len(manifest))
-		frame = appendManifestHeader(frame[:0], uint32(len(manifest)), uint32(off))
-		if err := write(append(frame, manifest[off:end]...)); err != nil {
-			return err
+	writeAll := func(frames [][]byte) error {
+		for _, f := range frames {
+			if err := write(f); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	bm, pos := h.snapshot()
+	if sp.cfg.filter != nil {
+		b := chunker.NewBitmap(m.NumPieces())
+		for i := range m.NumPieces() {
+			if offered(i) {
+				b.Set(i)
+			}
+		}
+		bm = b.Bytes()
+	}
+	err = writeAll(partFrames(frameManifest, h.signed()))
+	if err == nil {
+		err = writeAll(partFrames(frameBitmap, bm))
 	}
 
 	buf := make([]byte, m.ChunkSize)
-	var sent int64
-	for {
+	frame := make([]byte, 0, maxFrame)
+	for err == nil {
+		var news []uint32
+		var more <-chan struct{}
+		news, pos, more = h.since(pos)
+		if len(news) > 0 {
+			if err = writeAll(listFrames(frameHave, news)); err != nil {
+				break
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		case <-ev.failed:
-			return fmt.Errorf("%w: connection lost", ErrPeerLeft)
-		case err := <-readErr:
-			return err
-		case idx := <-wants:
-			data, err := src.ReadChunk(int(idx), buf)
-			if err != nil {
-				_, _ = raw.Write(errorFrame("sender cannot read its files"))
-				return fmt.Errorf("peer serve: %w", err)
+			err = fmt.Errorf("%w: connection lost", ErrPeerLeft)
+		case r := <-readDone:
+			finished = &r
+			err = errReaderDone
+		case <-more:
+		case idx := <-q.wants:
+			if !q.take(idx) {
+				continue
 			}
-			for off := 0; off < len(data); off += maxDataPayload {
+			data, rerr := h.readPiece(int(idx), buf)
+			if rerr != nil {
+				_, _ = raw.Write(errorFrame("source cannot read its files"))
+				return false, fmt.Errorf("peer serve piece %d: %w", idx, rerr)
+			}
+			if sp.cfg.corrupt != nil {
+				sp.cfg.corrupt(int(idx), data)
+			}
+			for off := 0; off < len(data) && err == nil; off += maxDataPayload {
 				end := min(off+maxDataPayload, len(data))
 				frame = appendDataHeader(frame[:0], idx, uint32(off))
-				if err := write(append(frame, data[off:end]...)); err != nil {
-					if errors.Is(err, errReaderDone) {
-						return <-readErr
-					}
-					return err
-				}
+				err = write(append(frame, data[off:end]...))
 			}
-			sent += int64(len(data))
-			progress(sent)
 		}
 	}
+	if errors.Is(err, errReaderDone) {
+		return finished.seeding, finished.err
+	}
+	return false, err
 }
 
 var errReaderDone = errors.New("reader done")
 
+// theirProgress is what a receiver told us it holds, for its progress bar
+// and the swarm's coverage. Only the reader goroutine touches it.
+type theirProgress struct {
+	m    *chunker.Manifest
+	have *chunker.Bitmap
+	done int64
+}
+
+func (t *theirProgress) set(p int) bool {
+	if t.have.Has(p) {
+		return false
+	}
+	t.have.Set(p)
+	if p < t.m.NumChunks() {
+		t.done += int64(t.m.Chunk(p).Size)
+	}
+	return true
+}
+
 // readRequests reads the receiver's frames until it finishes (nil) or
-// fails; every index it asks for is checked before it is queued.
-func readRequests(r io.Reader, numChunks int, wants chan<- uint32) error {
+// fails; every index it sends is checked before it is used.
+func readRequests(r io.Reader, m *chunker.Manifest, offered func(int) bool, q *reqQueue, prog *theirProgress, report func([]int)) (seeding bool, err error) {
 	buf := make([]byte, maxFrame)
+	n := m.NumPieces()
+	var bm assembler
 	for {
-		n, err := r.Read(buf)
+		k, err := r.Read(buf)
 		if err != nil {
-			return fmt.Errorf("%w: receiver closed the channel before finishing", ErrPeerLeft)
+			return false, fmt.Errorf("%w: receiver closed the channel before finishing", ErrPeerLeft)
 		}
-		f, err := parseFrame(buf[:n])
+		f, err := parseFrame(buf[:k])
 		if err != nil {
-			return err
+			return false, err
 		}
 		switch f.Type {
-		case frameWant:
-			for _, i := range f.Want {
-				if int64(i) >= int64(numChunks) {
-					return fmt.Errorf("%w: request for chunk %d of %d", ErrProtocol, i, numChunks)
+		case frameWant, frameCancel, frameHave:
+			var newly []int
+			for _, i := range f.List {
+				if int64(i) >= int64(n) {
+					return false, fmt.Errorf("%w: piece %d of %d", ErrProtocol, i, n)
 				}
-				select {
-				case wants <- i:
-				default:
-					return fmt.Errorf("%w: more than %d outstanding requests", ErrProtocol, maxOutstanding)
+				switch f.Type {
+				case frameWant:
+					if !offered(int(i)) {
+						return false, fmt.Errorf("%w: request for piece %d, which we do not offer", ErrProtocol, i)
+					}
+					if err := q.want(i); err != nil {
+						return false, err
+					}
+				case frameCancel:
+					q.cancel(i)
+				case frameHave:
+					if prog.set(int(i)) {
+						newly = append(newly, int(i))
+					}
 				}
 			}
+			if len(newly) > 0 {
+				report(newly)
+			}
+		case frameBitmap:
+			whole, err := bm.add(f)
+			if err != nil {
+				return false, err
+			}
+			if !whole {
+				continue
+			}
+			have := chunker.NewBitmap(n)
+			if err := have.FromBytes(bm.buf); err != nil {
+				return false, fmt.Errorf("%w: have-bitmap: %v", ErrProtocol, err)
+			}
+			var newly []int
+			for i := range n {
+				if have.Has(i) && prog.set(i) {
+					newly = append(newly, i)
+				}
+			}
+			bm.buf = nil
+			report(newly)
 		case frameFinished:
-			return nil
+			return f.Flags&finishedSeeding != 0, nil
 		case frameError:
-			return fmt.Errorf("%w: %s", ErrRemote, f.Data)
+			return false, fmt.Errorf("%w: %s", ErrRemote, f.Data)
 		default:
-			return fmt.Errorf("%w: unexpected frame %q from receiver", ErrProtocol, f.Type)
+			return false, fmt.Errorf("%w: unexpected frame %q from receiver", ErrProtocol, f.Type)
 		}
 	}
+}
+
+// coverage tracks which pieces the receivers hold together, to tell the
+// sender when the swarm no longer needs it. A receiver's pieces count while
+// its session runs, and for good once it finished and stays as a seed.
+type coverage struct {
+	mu       sync.Mutex
+	m        *chunker.Manifest
+	count    []int32 // per piece: receivers holding it
+	distinct []int32 // per stripe (per chunk with FEC off): pieces held by someone
+	covered  int     // stripes with enough pieces
+	held     map[string][]int
+	seeds    map[string]bool
+	told     bool
+}
+
+func newCoverage(m *chunker.Manifest) *coverage {
+	stripes := m.NumChunks()
+	if m.FEC.Enabled() {
+		stripes = m.NumStripes()
+	}
+	return &coverage{m: m, count: make([]int32, m.NumPieces()), distinct: make([]int32, stripes), held: map[string][]int{}, seeds: map[string]bool{}}
+}
+
+func (c *coverage) stripeOf(p int) (st int, need int32) {
+	if !c.m.FEC.Enabled() {
+		return p, 1
+	}
+	st = c.m.StripeOf(p)
+	return st, int32(c.m.Stripe(st).NData)
+}
+
+func (c *coverage) inc(p int, d int32) {
+	st, need := c.stripeOf(p)
+	before := c.count[p]
+	c.count[p] += d
+	if (before == 0) == (c.count[p] == 0) {
+		return
+	}
+	was := c.distinct[st] >= need
+	c.distinct[st] += d
+	if now := c.distinct[st] >= need; now != was {
+		if now {
+			c.covered++
+		} else {
+			c.covered--
+		}
+	}
+}
+
+// add records pieces a receiver now holds; it reports true the first time
+// the swarm covers everything.
+func (c *coverage) add(peer string, pieces []int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range pieces {
+		c.inc(p, 1)
+	}
+	c.held[peer] = append(c.held[peer], pieces...)
+	return c.check()
+}
+
+func (c *coverage) check() bool {
+	if c.told || c.covered < len(c.distinct) || len(c.held) == 0 {
+		return false
+	}
+	c.told = true
+	return true
+}
+
+// finish records a receiver's end: a seed keeps counting, anyone else
+// stops.
+func (c *coverage) finish(peer string, seeding bool) bool {
+	if !seeding {
+		c.drop(peer)
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seeds[peer] = true
+	return c.check()
+}
+
+func (c *coverage) drop(peer string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seeds[peer] {
+		return
+	}
+	for _, p := range c.held[peer] {
+		c.inc(p, -1)
+	}
+	delete(c.held, peer)
 }

@@ -10,22 +10,35 @@ package peer
 //	  |-- hello / reply / confirm (pake) ------->|
 //	  |-- {t:offer, sdp} ----------------------->|
 //	  |-- {t:cand, cand} ... (trickle) --------->|
-//	  |<----------------------- {t:answer, sdp} -|
+//	  |<------------------ {t:answer, sdp, key} -|   (key: the sender's
+//	  |                                          |    manifest key)
 //	  |<----------------------- {t:cand} ...    -|
 //	  |-- {t:bye} or <--------------- {t:bye} ---|   (either side gives up)
 //
-// 2. Data channel. The receiver opens one ordered, reliable channel labelled
-// DataChannelLabel. Every message is one frame: a type byte, then big-endian
-// fields.
+// 2. Data channel, version 2 (the swarm). The downloader (PAKE initiator,
+// offerer) opens one ordered, reliable channel labelled DataChannelLabel to
+// a source: the sender, a seed, or a receiver still downloading. Every
+// message is one frame: a type byte, then big-endian fields.
 //
-//	receiver                                  sender
-//	  |<------------------- 'M' manifest part ...| (until total bytes)
-//	  |-- 'W' want chunk indices --------------->| (keeps a window open)
-//	  |<------------------- 'D' chunk data ...   | (in order within a chunk)
-//	  |-- 'F' finished, all verified ----------->|
-//	  |<------------------- 'E' error (either way, ends the transfer)
+//	downloader                                source
+//	  |<------------------- 'M' signed manifest part ...| (until total bytes)
+//	  |<------------------- 'H' have-bitmap part ...    | (pieces it can serve)
+//	  |-- 'H' have-bitmap part ... -------------------->| (pieces we hold)
+//	  |-- 'W' want piece indices ---------------------->| (only pieces it has)
+//	  |<------------------- 'D' piece data ...          | (in order within a piece)
+//	  |<------------------- 'A' have piece indices      | (as it verifies more)
+//	  |-- 'A' have piece indices ---------------------->| (as we verify more)
+//	  |-- 'X' cancel piece indices -------------------->| (arrived elsewhere)
+//	  |-- 'F' finished {seeding} ---------------------->| (all verified)
+//	  |<------------------- 'E' error (either way, ends the channel)
+//
+// Pieces are chunker's: data chunks, then Reed-Solomon parity pieces. The
+// manifest is signed by the sender (see trust.go); a source forwards the
+// signed bytes exactly as it got them. Haves flow both ways so the sender
+// learns what the swarm holds and can say when it may leave.
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -37,7 +50,7 @@ import (
 
 // DataChannelLabel names the transfer channel; the version is in the label
 // so a sender refuses a channel of another protocol version outright.
-const DataChannelLabel = "p2pxfer/1"
+const DataChannelLabel = "p2pxfer/2"
 
 // Sealed signalling message types.
 const (
@@ -53,6 +66,9 @@ type signalMsg struct {
 	SDP  string    `json:"sdp,omitempty"`
 	Cand *wireCand `json:"cand,omitempty"`
 	Why  string    `json:"why,omitempty"`
+	// Key, in the sender's answer: its manifest-signing public key, which
+	// the receiver compares with the one the signalling server gave it.
+	Key []byte `json:"key,omitempty"`
 }
 
 // wireCand is an ICE candidate on the wire (RTCIceCandidateInit).
@@ -82,6 +98,9 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown sealed signalling type %q", ErrProtocol, m.T)
 	}
+	if m.Key != nil && (m.T != sigAnswer || len(m.Key) != ed25519.PublicKeySize) {
+		return nil, fmt.Errorf("%w: malformed key", ErrProtocol)
+	}
 	if len(m.Why) > maxWhy || !utf8.ValidString(m.Why) {
 		return nil, fmt.Errorf("%w: malformed reason", ErrProtocol)
 	}
@@ -91,34 +110,45 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 // Data channel frame types.
 const (
 	frameManifest = 'M'
+	frameBitmap   = 'H'
+	frameHave     = 'A'
 	frameWant     = 'W'
+	frameCancel   = 'X'
 	frameData     = 'D'
 	frameFinished = 'F'
 	frameError    = 'E'
 )
 
+// Flags of the finished frame.
+const finishedSeeding = 1 // the downloader stays in the room as a seed
+
 const (
 	// maxFrame bounds one data channel message: pion's default SCTP
 	// max-message-size is 64 KiB.
 	maxFrame = 64 << 10
-	// dataHeader is 'D', chunk index, offset within the chunk.
+	// dataHeader is 'D', piece index, offset within the piece.
 	dataHeader = 1 + 4 + 4
-	// maxDataPayload is the chunk bytes one 'D' frame carries.
+	// maxDataPayload is the piece bytes one 'D' frame carries.
 	maxDataPayload = maxFrame - dataHeader
-	// manifestHeader is 'M', total length, offset.
-	manifestHeader = 1 + 4 + 4
-	// maxWant bounds the indices in one 'W' frame.
-	maxWant = (maxFrame - 3) / 4
+	// partHeader is 'M' or 'H', total length, offset.
+	partHeader = 1 + 4 + 4
+	// maxList bounds the indices in one 'W', 'X' or 'A' frame.
+	maxList = (maxFrame - 3) / 4
+	// maxSignedManifest bounds an 'M' total: a manifest and its signature.
+	maxSignedManifest = chunker.MaxManifestSize + signatureSize
+	// maxBitmap bounds an 'H' total: one bit per piece.
+	maxBitmap = (chunker.MaxChunks + chunker.MaxChunks) / 8
 )
 
 // frame is one decoded data channel message. Data aliases the read buffer.
 type frame struct {
 	Type   byte
-	Index  uint32   // 'D': chunk index
-	Offset uint32   // 'D': offset in the chunk; 'M': offset in the manifest
-	Total  uint32   // 'M': manifest length
-	Want   []uint32 // 'W'
-	Data   []byte   // 'D', 'M': payload; 'E': message
+	Index  uint32   // 'D': piece index
+	Offset uint32   // 'D': offset in the piece; 'M', 'H': offset in the whole
+	Total  uint32   // 'M', 'H': length of the whole
+	List   []uint32 // 'W', 'X', 'A'
+	Flags  byte     // 'F'
+	Data   []byte   // 'D', 'M', 'H': payload; 'E': message
 }
 
 // parseFrame checks one message's structure; the caller checks that indices
@@ -132,27 +162,31 @@ func parseFrame(b []byte) (frame, error) {
 	}
 	f := frame{Type: b[0]}
 	switch f.Type {
-	case frameManifest:
-		if len(b) <= manifestHeader {
-			return f, fmt.Errorf("%w: short manifest frame", ErrProtocol)
+	case frameManifest, frameBitmap:
+		if len(b) < partHeader || (len(b) == partHeader && binary.BigEndian.Uint32(b[1:]) != 0) {
+			return f, fmt.Errorf("%w: short %q frame", ErrProtocol, f.Type)
 		}
 		f.Total = binary.BigEndian.Uint32(b[1:])
 		f.Offset = binary.BigEndian.Uint32(b[5:])
-		f.Data = b[manifestHeader:]
-		if f.Total > chunker.MaxManifestSize || uint64(f.Offset)+uint64(len(f.Data)) > uint64(f.Total) {
-			return f, fmt.Errorf("%w: manifest frame out of bounds", ErrProtocol)
+		f.Data = b[partHeader:]
+		limit := uint32(maxSignedManifest)
+		if f.Type == frameBitmap {
+			limit = maxBitmap
 		}
-	case frameWant:
+		if f.Total > limit || uint64(f.Offset)+uint64(len(f.Data)) > uint64(f.Total) {
+			return f, fmt.Errorf("%w: %q frame out of bounds", ErrProtocol, f.Type)
+		}
+	case frameWant, frameCancel, frameHave:
 		if len(b) < 3 {
-			return f, fmt.Errorf("%w: short want frame", ErrProtocol)
+			return f, fmt.Errorf("%w: short %q frame", ErrProtocol, f.Type)
 		}
 		n := int(binary.BigEndian.Uint16(b[1:]))
 		if n == 0 || len(b) != 3+4*n {
-			return f, fmt.Errorf("%w: want frame length", ErrProtocol)
+			return f, fmt.Errorf("%w: %q frame length", ErrProtocol, f.Type)
 		}
-		f.Want = make([]uint32, n)
-		for i := range f.Want {
-			f.Want[i] = binary.BigEndian.Uint32(b[3+4*i:])
+		f.List = make([]uint32, n)
+		for i := range f.List {
+			f.List[i] = binary.BigEndian.Uint32(b[3+4*i:])
 		}
 	case frameData:
 		if len(b) <= dataHeader {
@@ -162,9 +196,10 @@ func parseFrame(b []byte) (frame, error) {
 		f.Offset = binary.BigEndian.Uint32(b[5:])
 		f.Data = b[dataHeader:]
 	case frameFinished:
-		if len(b) != 1 {
-			return f, fmt.Errorf("%w: finished frame length", ErrProtocol)
+		if len(b) != 2 || b[1]&^finishedSeeding != 0 {
+			return f, fmt.Errorf("%w: finished frame", ErrProtocol)
 		}
+		f.Flags = b[1]
 	case frameError:
 		f.Data = b[1:]
 		if len(f.Data) > maxWhy || !utf8.Valid(f.Data) {
@@ -182,20 +217,67 @@ func appendDataHeader(dst []byte, index, offset uint32) []byte {
 	return binary.BigEndian.AppendUint32(dst, offset)
 }
 
-func appendManifestHeader(dst []byte, total, offset uint32) []byte {
-	dst = append(dst, frameManifest)
+func appendPartHeader(dst []byte, typ byte, total, offset uint32) []byte {
+	dst = append(dst, typ)
 	dst = binary.BigEndian.AppendUint32(dst, total)
 	return binary.BigEndian.AppendUint32(dst, offset)
 }
 
-func wantFrame(indices []uint32) []byte {
-	b := make([]byte, 3, 3+4*len(indices))
-	b[0] = frameWant
-	binary.BigEndian.PutUint16(b[1:], uint16(len(indices)))
-	for _, i := range indices {
-		b = binary.BigEndian.AppendUint32(b, i)
+// listFrames encodes indices as frames of type typ ('W', 'X' or 'A'), at
+// most maxList indices each.
+func listFrames(typ byte, indices []uint32) [][]byte {
+	var out [][]byte
+	for len(indices) > 0 {
+		n := min(len(indices), maxList)
+		b := make([]byte, 3, 3+4*n)
+		b[0] = typ
+		binary.BigEndian.PutUint16(b[1:], uint16(n))
+		for _, i := range indices[:n] {
+			b = binary.BigEndian.AppendUint32(b, i)
+		}
+		out = append(out, b)
+		indices = indices[n:]
 	}
-	return b
+	return out
+}
+
+// partFrames splits whole (a signed manifest or a bitmap) into 'M' or 'H'
+// frames; an empty whole still takes one frame so the peer hears of it.
+func partFrames(typ byte, whole []byte) [][]byte {
+	var out [][]byte
+	for off := 0; off < len(whole) || off == 0; off += maxFrame - partHeader {
+		end := min(off+maxFrame-partHeader, len(whole))
+		b := appendPartHeader(make([]byte, 0, partHeader+end-off), typ, uint32(len(whole)), uint32(off))
+		out = append(out, append(b, whole[off:end]...))
+		if len(whole) == 0 {
+			break
+		}
+	}
+	return out
+}
+
+// assembler reassembles one 'M' or 'H' whole from its parts, in order.
+type assembler struct {
+	buf   []byte
+	total uint32
+	done  bool
+}
+
+// add takes one part and reports whether the whole is complete.
+func (a *assembler) add(f frame) (bool, error) {
+	if a.done {
+		return false, fmt.Errorf("%w: second %q", ErrProtocol, f.Type)
+	}
+	if a.buf == nil {
+		a.total = f.Total
+		a.buf = make([]byte, 0, min(int(f.Total), 1<<20))
+	}
+	if int(f.Offset) != len(a.buf) || f.Total != a.total {
+		return false, fmt.Errorf("%w: %q part out of order", ErrProtocol, f.Type)
+	}
+	a.buf = append(a.buf, f.Data...)
+	a.done = len(a.buf) == int(a.total)
+	return a.done, nil
 }
 
 // errorFrame tells the peer why we stop. Callers give a fixed reason, never

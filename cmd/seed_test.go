@@ -1,0 +1,100 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitFor polls r's output until it contains s.
+func waitFor(t *testing.T, r *run, s string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if strings.Contains(r.stdout.String()+r.stderr.String(), s) {
+			return
+		}
+		if c, done := r.exited(); done {
+			t.Fatalf("exited with %d before printing %q:\n%s\n%s", c, s, r.stdout.String(), r.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %q within %v:\n%s\n%s", s, d, r.stdout.String(), r.stderr.String())
+}
+
+// TestSeedAfterSenderLeft: through a standalone signalling server, a
+// receiver that finished stays as a seed; the sender quits once the swarm
+// holds a full copy, and a later receiver gets the file from the seed. The
+// seed ends cleanly on Ctrl-C, saying how many peers it served.
+func TestSeedAfterSenderLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sctx, stopSig := context.WithCancel(ctx)
+	defer stopSig()
+	sig := start(sctx, nil, "signal", "--addr", "127.0.0.1", "--port", "0")
+	url, _ := sig.listening(t)
+
+	src := t.TempDir()
+	want := randomFile(t, src, "movie.mkv", 3<<20+5)
+	sendCtx, quit := context.WithCancel(ctx)
+	snd := start(sendCtx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "send", "--signal", url, "--fec", "4+1", filepath.Join(src, "movie.mkv"))
+	roomID, _, _ := snd.offer(t)
+
+	seedCtx, stopSeed := context.WithCancel(ctx)
+	defer stopSeed()
+	seedOut := t.TempDir()
+	seed := start(seedCtx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--signal", url, "--out", seedOut, roomID)
+	waitFor(t, seed, "seeding to the room until Ctrl-C", 30*time.Second)
+	waitFor(t, snd, "the swarm now holds a full copy: you may quit", 10*time.Second)
+	quit() // Ctrl-C
+	if c := snd.wait(t); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
+	}
+
+	out := t.TempDir()
+	late := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	if c := late.wait(t); c != ExitOK {
+		t.Fatalf("late recv exit %d:\n%s", c, late.stderr.String())
+	}
+	if strings.Contains(late.stderr.String(), "the sender") {
+		t.Errorf("the late receiver talked to the sender, which had left:\n%s", late.stderr.String())
+	}
+	for _, dir := range []string{seedOut, out} {
+		got, err := os.ReadFile(filepath.Join(dir, "movie.mkv"))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: received file differs (err %v)", dir, err)
+		}
+	}
+	waitFor(t, seed, "seeding: 1 peer(s) served", 10*time.Second)
+	stopSeed()
+	if c := seed.wait(t); c != ExitOK {
+		t.Fatalf("seed exit %d after Ctrl-C:\n%s", c, seed.stderr.String())
+	}
+	if !strings.Contains(seed.stderr.String(), "stopped seeding; 1 peer(s) served") {
+		t.Errorf("seed did not sum up:\n%s", seed.stderr.String())
+	}
+}
+
+// TestSeedTime: --seed-time bounds seeding; recv then exits 0 by itself.
+func TestSeedTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	src := t.TempDir()
+	randomFile(t, src, "f", 1000)
+	snd := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "f"))
+	roomID, _, url := snd.offer(t)
+	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--seed-time", "300ms", "--signal", url, "--out", t.TempDir(), roomID)
+	if c := rcv.wait(t); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s", c, rcv.stderr.String())
+	}
+	if !strings.Contains(rcv.stderr.String(), "seeding to the room for 300ms") {
+		t.Errorf("no seeding notice:\n%s", rcv.stderr.String())
+	}
+	if c := snd.wait(t); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
+	}
+}

@@ -1,0 +1,9 @@
+package peer
+
+// Test hooks for package peer_test: they let a test play a sender that
+// offers each receiver only some pieces, a receiver that may only use some
+// sources, and a seed that corrupts what it serves.
+
+func SetServeFilter(o *ServeOptions, f func(peer string, piece int) bool) { o.filter = f }
+func SetAllowSource(o *ReceiveOptions, f func(peer string) bool)          { o.allowSource = f }
+func SetCorrupt(o *ReceiveOptions, f func(piece int, data []byte))        { o.corrupt = f }
