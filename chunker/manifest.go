@@ -64,6 +64,10 @@ const (
 	// DefaultChunkSize is small enough that a lost chunk is cheap to
 	// re-fetch and large enough that per-chunk overhead is negligible.
 	DefaultChunkSize = 1 << 20
+	// SwarmChunkSize is the smallest size ChooseChunkSize picks: pieces
+	// small enough to pass quickly from peer to peer, large enough that
+	// per-piece costs stay small next to the data.
+	SwarmChunkSize = 64 << 10
 	// MinChunkSize keeps the hash table at most 1/512 of the data.
 	MinChunkSize = 16 << 10
 	// MaxChunkSize bounds the buffer a peer must hold for one chunk.

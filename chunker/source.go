@@ -33,11 +33,17 @@ type srcFile struct {
 	mtime time.Time
 }
 
-// ChooseChunkSize returns DefaultChunkSize, doubled (up to MaxChunkSize)
-// until total bytes fit in about 1<<16 chunks, so a huge transfer keeps a
-// manifest of a few MiB and per-chunk overhead stays small.
+// ChooseChunkSize picks a chunk size for total bytes. A swarm spreads a
+// file only as fast as pieces pass from peer to peer, so a small transfer
+// gets small chunks (from SwarmChunkSize, doubled while there would be more
+// than 4096); from 4 GiB on it is DefaultChunkSize, doubled (up to
+// MaxChunkSize) while there would be more than 1<<16 chunks, so a huge
+// transfer keeps a manifest of a few MiB and per-chunk overhead stays small.
 func ChooseChunkSize(total int64) int {
-	cs := DefaultChunkSize
+	cs := SwarmChunkSize
+	for cs < DefaultChunkSize && total/int64(cs) > 4096 {
+		cs <<= 1
+	}
 	for cs < MaxChunkSize && total/int64(cs) > 1<<16 {
 		cs <<= 1
 	}

@@ -218,9 +218,12 @@ func TestChooseChunkSize(t *testing.T) {
 		total int64
 		want  int
 	}{
-		{-1, DefaultChunkSize},
-		{0, DefaultChunkSize},
-		{1 << 30, DefaultChunkSize},
+		{-1, SwarmChunkSize},
+		{0, SwarmChunkSize},
+		{16 << 20, SwarmChunkSize},
+		{256<<20 + 64<<10, 128 << 10},
+		{1 << 30, 256 << 10},
+		{4 << 30, DefaultChunkSize},
 		{64 << 30, DefaultChunkSize},
 		{64<<30 + 1<<20, 2 << 20},
 		{1 << 40, 16 << 20},

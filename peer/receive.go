@@ -164,15 +164,34 @@ type download struct {
 
 // dsource is one peer we download from.
 type dsource struct {
-	id       string
-	seq      uint64
-	l        *link
-	cancel   context.CancelFunc
-	raw      io.Writer // nil until the data channel is open
-	inSched  bool
-	asked    map[int]bool // requested and not yet arrived (cancelled ones too)
+	id      string
+	seq     uint64
+	l       *link
+	cancel  context.CancelFunc
+	raw     io.Writer // nil until the data channel is open
+	inSched bool
+	// asked holds what we requested that has not arrived: true while it
+	// counts in askedBytes, false once cancelled (it may still come).
+	asked    map[int]bool
 	lastData time.Time
 	finished time.Time // when we sent it our finished frame
+
+	// Flow: we keep about a second of what the source delivers asked
+	// for, so a slow or shared uplink is not booked far ahead (its pieces
+	// would arrive late and be rarer for everyone else), while a fast one
+	// gets a window that covers its bandwidth-delay product.
+	askedBytes int64
+	got        int64   // bytes received since the last rate update
+	rate       float64 // bytes per second, smoothed
+}
+
+const (
+	minSourceWindow = 512 << 10
+	maxSourceWindow = sched.DefaultWindow
+)
+
+func (s *dsource) window() int64 {
+	return min(maxSourceWindow, max(minSourceWindow, int64(s.rate)))
 }
 
 type dlKind int
@@ -386,10 +405,17 @@ func (d *download) stopAll() {
 func (d *download) housekeeping(ctx context.Context) {
 	now := time.Now()
 	for _, s := range d.srcs {
+		// Called about once a second: got is the last second's bytes.
+		if s.rate == 0 {
+			s.rate = float64(s.got)
+		} else {
+			s.rate = 0.5*s.rate + 0.5*float64(s.got)
+		}
+		s.got = 0
 		switch {
 		case !s.finished.IsZero() && now.Sub(s.finished) > finishGrace:
 			d.drop(ctx, s, SourceLeft, nil)
-		case s.finished.IsZero() && len(s.asked) > 0 && now.Sub(s.lastData) > sourceStall:
+		case s.finished.IsZero() && s.askedBytes > 0 && now.Sub(s.lastData) > sourceStall:
 			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: nothing received for %v", ErrTimeout, sourceStall))
 		}
 	}
@@ -574,7 +600,7 @@ func (d *download) fill() {
 			continue
 		}
 		var batch []uint32
-		for {
+		for s.askedBytes < s.window() {
 			p, ok := d.sc.Next(s.id)
 			if !ok {
 				break
@@ -583,6 +609,7 @@ func (d *download) fill() {
 				s.lastData = time.Now()
 			}
 			s.asked[p] = true
+			s.askedBytes += int64(d.m.Piece(p).Size)
 			batch = append(batch, uint32(p))
 		}
 		for _, f := range listFrames(frameWant, batch) {
@@ -596,13 +623,18 @@ func (d *download) fill() {
 // piece verifies and stores one piece from s. A bad piece bans s.
 func (d *download) piece(ctx context.Context, s *dsource, p int, buf []byte) error {
 	defer d.putBuf(buf)
-	if !s.asked[p] {
+	active, ok := s.asked[p]
+	if !ok {
 		d.drop(ctx, s, SourceBanned, fmt.Errorf("%w: piece %d was not requested", ErrProtocol, p))
 		return nil
 	}
 	delete(s.asked, p)
 	s.lastData = time.Now()
 	m := d.m
+	if active {
+		s.askedBytes -= int64(len(buf))
+	}
+	s.got += int64(len(buf))
 	if p < m.NumChunks() {
 		err := d.w.WriteChunk(p, buf)
 		switch {
@@ -645,6 +677,12 @@ func (d *download) cancel(reqs []sched.Request) {
 		s := d.srcs[id]
 		if s == nil || s.raw == nil {
 			continue
+		}
+		for _, q := range list {
+			if s.asked[int(q)] {
+				s.asked[int(q)] = false
+				s.askedBytes -= int64(d.m.Piece(int(q)).Size)
+			}
 		}
 		for _, f := range listFrames(frameCancel, list) {
 			if _, err := s.raw.Write(f); err != nil {
