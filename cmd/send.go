@@ -114,7 +114,12 @@ func runSend(c *cli.Context, env Env) error {
 	if err != nil {
 		return err
 	}
-	roomID, self, err := conn.CreateWith(ctx, signalclient.CreateOptions{Slots: c.Int("max-uploads"), Key: pub})
+	roomID, self, err := conn.CreateWith(ctx, signalclient.CreateOptions{
+		Slots: c.Int("max-uploads"), Key: pub,
+		// Seeds report their failed handshakes; the server closes the room
+		// at the same limit the sender applies to its own.
+		MaxFailures: c.Int("max-failures"),
+	})
 	if err != nil {
 		return fmt.Errorf("create room: %w", err)
 	}

@@ -265,7 +265,7 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 				if d.complete {
 					return nil // seeding ends; the files are fine
 				}
-				return err
+				d.sp.refuse = true // someone guesses passwords at us: stop serving, go on downloading
 			}
 		case <-tick.C:
 			d.housekeeping(ctx)

@@ -123,6 +123,7 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 		sp.cfg.key = opts.Signer.Public().(ed25519.PublicKey)
 	}
 	sp.cov = newCoverage(src.Manifest())
+	sp.spread = newSpreader(src.Manifest())
 	defer sp.stopAll()
 
 	var lost error // signalling is gone: finish what runs, accept no one new
@@ -216,12 +217,14 @@ type servePool struct {
 	wg      *sync.WaitGroup
 	h       holding // nil until a receiver has the manifest: it cannot serve yet
 	cov     *coverage
+	spread  *spreader // the sender's: offers each receiver batches (spread.go)
 	links   map[string]*link
 	cancels map[string]context.CancelFunc
 	results chan sessionResult
 
 	failures, finished int
 	lost               error
+	refuse             bool // accept no one new
 }
 
 func newServePool(e *Engine, sig Signaller, cfg serveConfig, wg *sync.WaitGroup) *servePool {
@@ -253,7 +256,7 @@ func (sp *servePool) handle(ctx context.Context, m *room.Message) bool {
 			return false // stray frame from a handshake that already ended
 		}
 		l := newLink(sp.sig, m.Peer)
-		if sp.h == nil || sp.lost != nil || len(sp.links) >= sp.cfg.maxConcurrent {
+		if sp.h == nil || sp.lost != nil || sp.refuse || len(sp.links) >= sp.cfg.maxConcurrent {
 			l.abort(ctx, pake.AbortBusy)
 			return true
 		}
@@ -464,9 +467,15 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, dc *webrtc.D
 	defer cancel()
 	h := sp.h
 	m := h.manifest()
-	offered := func(p int) bool {
-		return h.has(p) && (sp.cfg.filter == nil || sp.cfg.filter(peerID, p))
+	var off *offering // nil: offer all we hold
+	if sp.spread != nil && sp.cfg.filter == nil {
+		off = sp.spread.session(m.NumPieces())
+		defer off.close()
 	}
+	offered := func(p int) bool {
+		return h.has(p) && (off == nil || off.has(p)) && (sp.cfg.filter == nil || sp.cfg.filter(peerID, p))
+	}
+	refill := make(chan struct{}, 1)
 
 	q := &reqQueue{wants: make(chan uint32, maxOutstanding), queued: map[uint32]int{}, cancelled: map[uint32]int{}}
 	type readResult struct {
@@ -479,6 +488,12 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, dc *webrtc.D
 	defer stopReading(raw)
 	prog := &theirProgress{m: m, have: chunker.NewBitmap(m.NumPieces())}
 	report := func(newly []int) {
+		if off != nil && off.got(newly) {
+			select {
+			case refill <- struct{}{}:
+			default:
+			}
+		}
 		if sp.cov != nil && sp.cov.add(peerID, newly) {
 			sp.cfg.emit(Event{Kind: EventSwarmComplete})
 		}
@@ -530,7 +545,10 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, dc *webrtc.D
 		return nil
 	}
 	bm, pos := h.snapshot()
-	if sp.cfg.filter != nil {
+	if off != nil {
+		off.more()
+	}
+	if sp.cfg.filter != nil || off != nil {
 		b := chunker.NewBitmap(m.NumPieces())
 		for i := range m.NumPieces() {
 			if offered(i) {
@@ -565,6 +583,10 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, dc *webrtc.D
 			finished = &r
 			err = errReaderDone
 		case <-more:
+		case <-refill:
+			if ids := off.more(); len(ids) > 0 {
+				err = writeAll(listFrames(frameHave, ids))
+			}
 		case idx := <-q.wants:
 			if !q.take(idx) {
 				continue
