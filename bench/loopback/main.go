@@ -13,8 +13,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,9 +23,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/p2pxfer/p2pxfer/bench/internal/benchkit"
 )
 
 func main() {
@@ -58,7 +57,7 @@ func run(sizeMiB, runs int, keep bool) error {
 	bin := filepath.Join(work, "p2pxfer")
 	fmt.Println("building p2pxfer ...")
 	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = repoRoot()
+	build.Dir = benchkit.RepoRoot()
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)
@@ -66,7 +65,7 @@ func run(sizeMiB, runs int, keep bool) error {
 	src := filepath.Join(work, "payload.bin")
 	size := int64(sizeMiB) << 20
 	fmt.Printf("writing a %d MiB random file ...\n", sizeMiB)
-	want, err := randomFile(src, size)
+	want, err := benchkit.RandomFile(src, size)
 	if err != nil {
 		return err
 	}
@@ -92,7 +91,7 @@ func run(sizeMiB, runs int, keep bool) error {
 	sort.Slice(res, func(i, j int) bool { return res[i].secs < res[j].secs })
 	mt, mr := tcp[len(tcp)/2], res[len(res)/2]
 	mb := func(s float64) float64 { return float64(size) / 1e6 / s }
-	fmt.Printf("\n%d MiB over loopback, median of %d, %d CPUs\n", sizeMiB, runs, numCPU())
+	fmt.Printf("\n%d MiB over loopback, median of %d, %d CPUs\n", sizeMiB, runs, benchkit.NumCPU())
 	fmt.Printf("%-26s %10s %8s\n", "", "MB/s", "ratio")
 	fmt.Printf("%-26s %10.1f %8s\n", "raw TCP io.Copy (baseline)", mb(mt), "1.00")
 	fmt.Printf("%-26s %10.1f %8.3f\n", "p2pxfer send -> recv", mb(mr.secs), mt/mr.secs)
@@ -100,57 +99,6 @@ func run(sizeMiB, runs int, keep bool) error {
 	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "send", mr.sendRSS>>10, mr.sendCPU, float64(size)/1e6/mr.sendCPU)
 	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "recv", mr.recvRSS>>10, mr.recvCPU, float64(size)/1e6/mr.recvCPU)
 	return nil
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
-}
-
-func numCPU() int {
-	n := 0
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if bytes.HasPrefix(l, []byte("processor")) {
-			n++
-		}
-	}
-	return n
-}
-
-func randomFile(path string, size int64) ([sha256.Size]byte, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
-		return [32]byte{}, err
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum, f.Close()
-}
-
-func hashFile(path string) ([sha256.Size]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return [32]byte{}, err
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
 }
 
 // tcpCopy is the baseline: the file over a loopback TCP connection into a
@@ -225,7 +173,7 @@ func transfer(bin, work, src string, want [32]byte) (result, error) {
 
 	send := exec.CommandContext(ctx, bin, append(append([]string{"send", "--signal", url, "--max-receivers", "1"}, common...), src)...)
 	send.Env = env
-	watch := &lineWatch{re: roomRE, found: make(chan string, 1)}
+	watch := &benchkit.LineWatch{RE: roomRE, Found: make(chan string, 1)}
 	send.Stdout = watch
 	send.Stderr = io.Discard
 	if err := send.Start(); err != nil {
@@ -233,7 +181,7 @@ func transfer(bin, work, src string, want [32]byte) (result, error) {
 	}
 	var roomID string
 	select {
-	case roomID = <-watch.found:
+	case roomID = <-watch.Found:
 	case <-time.After(2 * time.Minute):
 		_ = send.Process.Kill()
 		_ = send.Wait()
@@ -259,7 +207,7 @@ func transfer(bin, work, src string, want [32]byte) (result, error) {
 	if err := send.Wait(); err != nil {
 		return result{}, fmt.Errorf("send: %w", err)
 	}
-	got, err := hashFile(filepath.Join(out, filepath.Base(src)))
+	got, err := benchkit.HashFile(filepath.Join(out, filepath.Base(src)))
 	if err != nil {
 		return result{}, err
 	}
@@ -289,26 +237,4 @@ func tail(s string) string {
 		return s[len(s)-2000:]
 	}
 	return s
-}
-
-// lineWatch is a process's stdout that reports the first match of re.
-type lineWatch struct {
-	mu    sync.Mutex
-	buf   []byte
-	re    *regexp.Regexp
-	found chan string
-	done  bool
-}
-
-func (w *lineWatch) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.buf = append(w.buf, p...)
-		if m := w.re.FindSubmatch(w.buf); m != nil {
-			w.done = true
-			w.found <- string(m[1])
-		}
-	}
-	return len(p), nil
 }

@@ -36,8 +36,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,6 +52,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/p2pxfer/p2pxfer/bench/internal/benchkit"
 )
 
 const (
@@ -216,7 +216,7 @@ func run(ctx context.Context, cfg *config) error {
 		cfg.bin = filepath.Join(cfg.work, "p2pxfer")
 		fmt.Println("building p2pxfer ...")
 		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.bin, ".")
-		build.Dir = repoRoot()
+		build.Dir = benchkit.RepoRoot()
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build: %w", err)
@@ -240,7 +240,7 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	fmt.Printf("writing a %d MiB random file ...\n", cfg.sizeMiB)
-	if cfg.want, err = randomFile(cfg.src, cfg.size); err != nil {
+	if cfg.want, err = benchkit.RandomFile(cfg.src, cfg.size); err != nil {
 		return err
 	}
 
@@ -417,7 +417,7 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 		sendArgs = append(sendArgs, "--fec", cfg.fec)
 	}
 	sendArgs = append(append(sendArgs, cfg.sendFlags...), cfg.src)
-	watch := &lineWatch{re: regexp.MustCompile(`Room:[ \t]+(\S+)\n`), found: make(chan string, 1)}
+	watch := &benchkit.LineWatch{RE: regexp.MustCompile(`Room:[ \t]+(\S+)\n`), Found: make(chan string, 1)}
 	sender, err := startProc(nsName(0), "send", dir, env, watch, sendArgs)
 	if err != nil {
 		return outcome{err: err}
@@ -427,7 +427,7 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 
 	var roomID string
 	select {
-	case roomID = <-watch.found:
+	case roomID = <-watch.Found:
 	case <-sender.done:
 		return outcome{err: fmt.Errorf("send ended (%s) before printing a room\n%s", sender.exitDesc(), indent(sender.stderr.String()))}
 	case <-time.After(2 * time.Minute):
@@ -522,7 +522,7 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 		if done[i] == 0 {
 			continue
 		}
-		got, err := hashFile(filepath.Join(outs[i], name))
+		got, err := benchkit.HashFile(filepath.Join(outs[i], name))
 		if err == nil && got != cfg.want {
 			err = errors.New("wrong SHA-256")
 		}
@@ -552,7 +552,7 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 	}
 	o.cores = totalCPU / o.wall
 	if o.wall >= 1 {
-		fmt.Printf("    all processes: %.1f CPU-s; %.2f of %d cores while the receivers ran\n", totalCPU, totalCPU/o.wall, numCPU())
+		fmt.Printf("    all processes: %.1f CPU-s; %.2f of %d cores while the receivers ran\n", totalCPU, totalCPU/o.wall, benchkit.NumCPU())
 	}
 	if failed != nil {
 		for i, p := range recvs {
@@ -579,7 +579,7 @@ func summary(cfg *config, copySecs float64, tcpTimes []float64, res map[string][
 		recvs = fmt.Sprintf(", %d receivers in b/c", n)
 	}
 	fmt.Printf("\n%d MiB, upload %s per host (tbf burst %d B, latency %v)%s, %d run(s), %d CPUs\n",
-		cfg.sizeMiB, fmtRate(cfg.rateBits), cfg.burst, cfg.latency, recvs, cfg.runs, numCPU())
+		cfg.sizeMiB, fmtRate(cfg.rateBits), cfg.burst, cfg.latency, recvs, cfg.runs, benchkit.NumCPU())
 	fmt.Printf("one copy at the link rate (file size x 8 / rate): %.2f s\n\n", copySecs)
 	fmt.Printf("%-52s %9s %9s %9s %10s\n", "", "median", "min", "max", "bound")
 	if len(tcpTimes) > 0 {
@@ -617,7 +617,7 @@ func summary(cfg *config, copySecs float64, tcpTimes []float64, res map[string][
 		}
 		fmt.Printf("%-52s %8.2fs %8.2fs %8.2fs %9.2fs%s\n", title, med[key], t[0], t[len(t)-1], bounds[key], failed)
 		for _, o := range runs {
-			if o.err == nil && o.cores > 0.85*float64(numCPU()) {
+			if o.err == nil && o.cores > 0.85*float64(benchkit.NumCPU()) {
 				cpuBound = append(cpuBound, fmt.Sprintf("(%s) %.2f", key, o.cores))
 				break
 			}
@@ -625,7 +625,7 @@ func summary(cfg *config, copySecs float64, tcpTimes []float64, res map[string][
 	}
 	if len(cpuBound) > 0 {
 		fmt.Printf("\nCPU-BOUND: the processes used nearly all %d cores in %s (cores busy, one run):\n"+
-			"those times measure this machine's CPUs as much as the links.\n", numCPU(), strings.Join(cpuBound, ", "))
+			"those times measure this machine's CPUs as much as the links.\n", benchkit.NumCPU(), strings.Join(cpuBound, ", "))
 	}
 	fmt.Println()
 	if a, ok := med["a"]; ok {
@@ -1070,28 +1070,6 @@ func (t *tailBuf) String() string {
 	return strings.Join(lines, "\n")
 }
 
-// lineWatch is a process's stdout that reports the first match of re.
-type lineWatch struct {
-	mu    sync.Mutex
-	buf   []byte
-	re    *regexp.Regexp
-	found chan string
-	done  bool
-}
-
-func (w *lineWatch) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.buf = append(w.buf, p...)
-		if m := w.re.FindSubmatch(w.buf); m != nil {
-			w.done = true
-			w.found <- string(m[1])
-		}
-	}
-	return len(p), nil
-}
-
 // ---- raw TCP baseline ----
 
 // tcpBaseline copies the file over TCP from the sender's namespace to the
@@ -1106,14 +1084,14 @@ func tcpBaseline(ctx context.Context, cfg *config, run int) (float64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	ready := &lineWatch{re: regexp.MustCompile(`(ready)\n`), found: make(chan string, 1)}
+	ready := &benchkit.LineWatch{RE: regexp.MustCompile(`(ready)\n`), Found: make(chan string, 1)}
 	srv, err := startProc(nsName(0), "tcp-serve", dir, os.Environ(), ready, []string{self, "__tcp-serve", "0.0.0.0:" + tcpPort, cfg.src})
 	if err != nil {
 		return 0, err
 	}
 	defer srv.stop()
 	select {
-	case <-ready.found:
+	case <-ready.Found:
 	case <-srv.done:
 		return 0, fmt.Errorf("tcp server ended: %s", srv.stderr.String())
 	case <-time.After(10 * time.Second):
@@ -1139,7 +1117,7 @@ func tcpBaseline(ctx context.Context, cfg *config, run int) (float64, error) {
 	if !cli.cmd.ProcessState.Success() {
 		return 0, fmt.Errorf("fetch: %s: %s", cli.exitDesc(), cli.stderr.String())
 	}
-	got, err := hashFile(out)
+	got, err := benchkit.HashFile(out)
 	_ = os.Remove(out)
 	if err != nil {
 		return 0, err
@@ -1263,55 +1241,4 @@ func indent(s string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
-}
-
-func numCPU() int {
-	n := 0
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if bytes.HasPrefix(l, []byte("processor")) {
-			n++
-		}
-	}
-	return n
-}
-
-func randomFile(path string, size int64) ([sha256.Size]byte, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
-		return [32]byte{}, err
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum, f.Close()
-}
-
-func hashFile(path string) ([sha256.Size]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return [32]byte{}, err
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
 }

@@ -1,0 +1,97 @@
+// Package benchkit holds what the benchmark programs under bench/ share:
+// finding the repository, test files with their SHA-256, and watching a
+// process's output. It exists so bench/loopback and bench/swarm do not
+// each carry a copy.
+package benchkit
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+)
+
+// RepoRoot returns the nearest directory at or above the working directory
+// that holds go.mod (the working directory if none does).
+func RepoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
+// NumCPU counts the machine's processors from /proc/cpuinfo (all of them,
+// not just those this process may use), 0 if it cannot tell.
+func NumCPU() int {
+	n := 0
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if bytes.HasPrefix(l, []byte("processor")) {
+			n++
+		}
+	}
+	return n
+}
+
+// RandomFile writes size random bytes to path and returns their SHA-256.
+func RandomFile(path string, size int64) ([sha256.Size]byte, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, f.Close()
+}
+
+// HashFile returns the SHA-256 of the file at path.
+func HashFile(path string) ([sha256.Size]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// LineWatch is a process's output that sends the first submatch of RE on
+// Found (buffered by the caller, at least 1) once it appears.
+type LineWatch struct {
+	RE    *regexp.Regexp
+	Found chan string
+
+	mu   sync.Mutex
+	buf  []byte
+	done bool
+}
+
+func (w *LineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.buf = append(w.buf, p...)
+		if m := w.RE.FindSubmatch(w.buf); m != nil {
+			w.done = true
+			w.Found <- string(m[1])
+		}
+	}
+	return len(p), nil
+}
