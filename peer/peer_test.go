@@ -301,6 +301,11 @@ func TestTwoReceivers(t *testing.T) {
 	if k := s.kinds(); k[peer.EventFinished] != 2 || k[peer.EventConnected] != 2 {
 		t.Fatalf("sender events: %v", k)
 	}
+	// Receivers that do not seed hold nothing for the swarm: the sender
+	// must not say it may leave.
+	if k := s.kinds(); k[peer.EventSwarmComplete] != 0 {
+		t.Fatal("swarm complete announced with no seeding receiver")
+	}
 }
 
 // TestWrongPassword: both sides learn it quickly, the sender counts it and

@@ -560,7 +560,11 @@ func layoutOf(m *chunker.Manifest) sched.Layout {
 // sendBitmap tells a source what we hold, once per connection.
 func (d *download) sendBitmap(s *dsource) {
 	bm, _ := d.st.snapshot()
-	for _, f := range partFrames(frameBitmap, bm) {
+	frames := partFrames(frameBitmap, bm)
+	if d.opts.Slots > 0 {
+		frames = append([][]byte{{frameServes, finishedSeeding}}, frames...)
+	}
+	for _, f := range frames {
 		if _, err := s.raw.Write(f); err != nil {
 			return // the source's goroutine reports the broken channel
 		}

@@ -494,7 +494,7 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, dc *webrtc.D
 			default:
 			}
 		}
-		if sp.cov != nil && sp.cov.add(peerID, newly) {
+		if sp.cov != nil && prog.serves && sp.cov.add(peerID, newly) {
 			sp.cfg.emit(Event{Kind: EventSwarmComplete})
 		}
 		sp.cfg.emit(Event{Kind: EventProgress, Peer: peerID, Done: prog.done, Total: m.TotalSize()})
@@ -617,9 +617,10 @@ var errReaderDone = errors.New("reader done")
 // theirProgress is what a receiver told us it holds, for its progress bar
 // and the swarm's coverage. Only the reader goroutine touches it.
 type theirProgress struct {
-	m    *chunker.Manifest
-	have *chunker.Bitmap
-	done int64
+	m      *chunker.Manifest
+	have   *chunker.Bitmap
+	done   int64
+	serves bool // it passes pieces on: what it holds counts for the swarm
 }
 
 func (t *theirProgress) set(p int) bool {
@@ -694,6 +695,8 @@ func readRequests(r io.Reader, m *chunker.Manifest, offered func(int) bool, q *r
 			}
 			bm.buf = nil
 			report(newly)
+		case frameServes:
+			prog.serves = f.Flags != 0
 		case frameFinished:
 			return f.Flags&finishedSeeding != 0, nil
 		case frameError:

@@ -23,6 +23,7 @@ package peer
 //	downloader                                source
 //	  |<------------------- 'M' signed manifest part ...| (until total bytes)
 //	  |<------------------- 'H' have-bitmap part ...    | (pieces it can serve)
+//	  |-- 'S' serves (only if we serve others) -------->|
 //	  |-- 'H' have-bitmap part ... -------------------->| (pieces we hold)
 //	  |-- 'W' want piece indices ---------------------->| (only pieces it has)
 //	  |<------------------- 'D' piece data ...          | (in order within a piece)
@@ -35,7 +36,8 @@ package peer
 // Pieces are chunker's: data chunks, then Reed-Solomon parity pieces. The
 // manifest is signed by the sender (see trust.go); a source forwards the
 // signed bytes exactly as it got them. Haves flow both ways so the sender
-// learns what the swarm holds and can say when it may leave.
+// learns what the swarm holds and can say when it may leave; it counts
+// only downloaders that said (with 'S') they pass pieces on.
 
 import (
 	"crypto/ed25519"
@@ -116,6 +118,7 @@ const (
 	frameCancel   = 'X'
 	frameData     = 'D'
 	frameFinished = 'F'
+	frameServes   = 'S'
 	frameError    = 'E'
 )
 
@@ -147,7 +150,7 @@ type frame struct {
 	Offset uint32   // 'D': offset in the piece; 'M', 'H': offset in the whole
 	Total  uint32   // 'M', 'H': length of the whole
 	List   []uint32 // 'W', 'X', 'A'
-	Flags  byte     // 'F'
+	Flags  byte     // 'F', 'S'
 	Data   []byte   // 'D', 'M', 'H': payload; 'E': message
 }
 
@@ -195,9 +198,9 @@ func parseFrame(b []byte) (frame, error) {
 		f.Index = binary.BigEndian.Uint32(b[1:])
 		f.Offset = binary.BigEndian.Uint32(b[5:])
 		f.Data = b[dataHeader:]
-	case frameFinished:
+	case frameFinished, frameServes:
 		if len(b) != 2 || b[1]&^finishedSeeding != 0 {
-			return f, fmt.Errorf("%w: finished frame", ErrProtocol)
+			return f, fmt.Errorf("%w: %q frame", ErrProtocol, f.Type)
 		}
 		f.Flags = b[1]
 	case frameError:

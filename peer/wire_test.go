@@ -61,7 +61,7 @@ func TestFrames(t *testing.T) {
 	bad := [][]byte{
 		nil, {0}, {'Z'}, {frameData, 0, 0, 0, 1, 0, 0, 0, 0}, // no payload
 		{frameWant, 0, 0}, {frameWant, 0, 2, 0, 0, 0, 1}, {frameCancel, 0}, {frameHave, 0, 1, 0},
-		{frameFinished}, {frameFinished, 2}, {frameFinished, 1, 0},
+		{frameFinished}, {frameFinished, 2}, {frameFinished, 1, 0}, {frameServes}, {frameServes, 3},
 		append(appendPartHeader(nil, frameManifest, 3, 2), "xx"...), // past total
 		append(appendPartHeader(nil, frameManifest, 1<<30, 0), "x"...),
 		append(appendPartHeader(nil, frameBitmap, 1<<30, 0), "x"...),
