@@ -92,18 +92,28 @@ func (l *link) abort(ctx context.Context, reason byte) {
 func (l *link) recv(ctx context.Context, timeout time.Duration) ([]byte, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-l.gone:
-		return nil, l.goneErr
-	case <-t.C:
-		return nil, ErrTimeout
-	case b := <-l.inbox:
+	frame := func(b []byte) ([]byte, error) {
 		if err := abortError(b); err != nil {
 			return nil, err
 		}
 		return b, nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.gone:
+		// A frame sent just before the peer left (its abort, saying why)
+		// still counts; select alone would pick at random.
+		select {
+		case b := <-l.inbox:
+			return frame(b)
+		default:
+		}
+		return nil, l.goneErr
+	case <-t.C:
+		return nil, ErrTimeout
+	case b := <-l.inbox:
+		return frame(b)
 	}
 }
 
