@@ -630,13 +630,16 @@ func (w *Writer) saveLocked() error {
 	w.lastSave = time.Now()
 	w.mu.Unlock()
 
-	var errs []error
-	for _, s := range snaps {
+	results := parallel(snaps, func(s snap) error {
 		err := w.syncPart(s.fi)
 		if err == nil {
 			err = w.writeState(s.fi, s.have)
 		}
-		if err != nil {
+		return err
+	})
+	var errs []error
+	for i, s := range snaps {
+		if err := results[i]; err != nil {
 			errs = append(errs, fmt.Errorf("%q: %w", w.m.Files[s.fi].Name, err))
 			w.mu.Lock()
 			w.markDirty(s.fi)
@@ -681,13 +684,23 @@ func (w *Writer) Finish() error {
 	if missing > 0 {
 		return fmt.Errorf("chunker finish: %w: %d of %d chunks missing", ErrIncomplete, missing, w.have.Len())
 	}
+	var todo []int
+	for fi := range w.m.Files {
+		if !w.files[fi].placed {
+			todo = append(todo, fi)
+		}
+	}
+	// Checking and fsyncing files one by one costs a journal commit each:
+	// seconds for a thousand small files. Concurrent fsyncs share commits.
+	checked := parallel(todo, w.checkFile)
 	var errs []error
 	dirs := make(map[string]bool)
-	for fi := range w.m.Files {
-		if w.files[fi].placed {
-			continue
+	for i, fi := range todo {
+		err := checked[i]
+		if err == nil {
+			err = w.placeFile(fi)
 		}
-		if err := w.finishFile(fi); err != nil {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("chunker finish %q: %w", w.m.Files[fi].Name, err))
 			continue
 		}
@@ -701,7 +714,9 @@ func (w *Writer) Finish() error {
 	return errors.Join(errs...)
 }
 
-func (w *Writer) finishFile(fi int) error {
+// checkFile completes fi's whole-file hash, compares it with the manifest
+// and fsyncs the part. It runs concurrently for different files.
+func (w *Writer) checkFile(fi int) error {
 	f := &w.m.Files[fi]
 	wf := &w.files[fi]
 	if wf.failed {
@@ -728,9 +743,12 @@ func (w *Writer) finishFile(fi int) error {
 		}
 		return err
 	}
-	if err := w.syncPart(fi); err != nil {
-		return err
-	}
+	return w.syncPart(fi)
+}
+
+// placeFile moves fi's checked part into place and drops its state.
+func (w *Writer) placeFile(fi int) error {
+	f, wf := &w.m.Files[fi], &w.files[fi]
 	// Closed before the move: Windows cannot rename an open file.
 	if err := w.closePart(fi); err != nil {
 		return err
@@ -806,4 +824,30 @@ func (w *Writer) Close() error {
 		return fmt.Errorf("chunker close: %w", err)
 	}
 	return nil
+}
+
+// syncWorkers bounds the files fsynced at once.
+const syncWorkers = 16
+
+// parallel calls f for every item on up to syncWorkers goroutines and
+// returns the errors in the order of items.
+func parallel[T any](items []T, f func(T) error) []error {
+	errs := make([]error, len(items))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(syncWorkers, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = f(items[i])
+			}
+		}()
+	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
 }
