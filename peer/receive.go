@@ -700,21 +700,23 @@ func (d *download) cancel(reqs []sched.Request) {
 // missing data chunks are decoded, verified and written.
 func (d *download) rebuild(st int) error {
 	ref := d.m.Stripe(st)
-	pieces := d.st.heldParity(ref)
 	missing := false
 	for k := range ref.NData {
-		i := ref.FirstChunk + k
-		if !d.w.Have(i) {
-			missing = true
-			continue
-		}
-		b, err := d.w.ReadChunk(i, make([]byte, d.m.Chunk(i).Size))
-		if err != nil {
-			return err
-		}
-		pieces[i] = b
+		missing = missing || !d.w.Have(ref.FirstChunk+k)
 	}
-	if missing {
+	if missing { // usually not: data comes first, parity only fills gaps
+		pieces := d.st.heldParity(ref)
+		for k := range ref.NData {
+			i := ref.FirstChunk + k
+			if !d.w.Have(i) {
+				continue
+			}
+			b, err := d.w.ReadChunk(i, make([]byte, d.m.Chunk(i).Size))
+			if err != nil {
+				return err
+			}
+			pieces[i] = b
+		}
 		data, err := d.m.Reconstruct(st, pieces)
 		if err != nil {
 			return fmt.Errorf("rebuild stripe %d: %w", st, err)
