@@ -33,8 +33,9 @@ func main() {
 	sizeMiB := flag.Int("size", 1024, "file size in MiB")
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	small := flag.Int("small", 1000, "also time this many 4 KiB files in one send, and a 1-byte file (0: skip)")
 	flag.Parse()
-	if err := run(*sizeMiB, *runs, *keep); err != nil {
+	if err := run(*sizeMiB, *runs, *small, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -46,7 +47,7 @@ type result struct {
 	sendRSS, recvRSS int64   // KiB
 }
 
-func run(sizeMiB, runs int, keep bool) error {
+func run(sizeMiB, runs, small int, keep bool) error {
 	work, err := os.MkdirTemp("", "p2pxfer-bench-")
 	if err != nil {
 		return err
@@ -80,7 +81,7 @@ func run(sizeMiB, runs int, keep bool) error {
 	}
 	var res []result
 	for i := 0; i < runs; i++ {
-		r, err := transfer(bin, work, src, want)
+		r, err := transfer(bin, work, []string{src}, [][32]byte{want})
 		if err != nil {
 			return fmt.Errorf("p2pxfer run %d: %w", i+1, err)
 		}
@@ -98,6 +99,48 @@ func run(sizeMiB, runs int, keep bool) error {
 	fmt.Printf("\n%-10s %12s %14s %16s\n", "side", "peak RSS", "CPU seconds", "MB per CPU-s")
 	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "send", mr.sendRSS>>10, mr.sendCPU, float64(size)/1e6/mr.sendCPU)
 	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "recv", mr.recvRSS>>10, mr.recvCPU, float64(size)/1e6/mr.recvCPU)
+	if small <= 0 {
+		return nil
+	}
+	return smallFiles(bin, work, runs, small)
+}
+
+// smallFiles times, from recv's start to its exit with verified files,
+// a 1-byte file (time to first byte, connection set-up included) and n
+// files of 4 KiB in one send.
+func smallFiles(bin, work string, runs, n int) error {
+	fmt.Println()
+	for _, c := range []struct {
+		name  string
+		count int
+		size  int64
+	}{{"1-byte file", 1, 1}, {fmt.Sprintf("%d files of 4 KiB", n), n, 4 << 10}} {
+		dir := filepath.Join(work, "small")
+		_ = os.RemoveAll(dir)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+		var srcs []string
+		var wants [][32]byte
+		for i := range c.count {
+			p := filepath.Join(dir, fmt.Sprintf("f%04d", i))
+			sum, err := benchkit.RandomFile(p, c.size)
+			if err != nil {
+				return err
+			}
+			srcs, wants = append(srcs, p), append(wants, sum)
+		}
+		var secs []float64
+		for i := 0; i < runs; i++ {
+			r, err := transfer(bin, work, srcs, wants)
+			if err != nil {
+				return fmt.Errorf("%s, run %d: %w", c.name, i+1, err)
+			}
+			secs = append(secs, r.secs)
+		}
+		sort.Float64s(secs)
+		fmt.Printf("%-26s %8.3f s from recv start (median of %d; min %.3f)\n", c.name, secs[len(secs)/2], runs, secs[0])
+	}
 	return nil
 }
 
@@ -153,8 +196,8 @@ var (
 )
 
 // transfer runs signal, send and recv as processes; the time is recv's,
-// from its start to its exit with a verified file.
-func transfer(bin, work, src string, want [32]byte) (result, error) {
+// from its start to its exit with verified files.
+func transfer(bin, work string, srcs []string, wants [][32]byte) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	env := append(os.Environ(), "P2PXFER_PASSWORD=bench-password")
@@ -171,7 +214,7 @@ func transfer(bin, work, src string, want [32]byte) (result, error) {
 		return result{}, fmt.Errorf("signal: %w", err)
 	}
 
-	send := exec.CommandContext(ctx, bin, append(append([]string{"send", "--signal", url, "--max-receivers", "1"}, common...), src)...)
+	send := exec.CommandContext(ctx, bin, append(append([]string{"send", "--signal", url, "--max-receivers", "1"}, common...), srcs...)...)
 	send.Env = env
 	watch := &benchkit.LineWatch{RE: roomRE, Found: make(chan string, 1)}
 	send.Stdout = watch
@@ -193,7 +236,7 @@ func transfer(bin, work, src string, want [32]byte) (result, error) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		return result{}, err
 	}
-	recv := exec.CommandContext(ctx, bin, append(append([]string{"recv", "--signal", url, "--out", out}, common...), roomID)...)
+	recv := exec.CommandContext(ctx, bin, append(append([]string{"recv", "--no-seed", "--signal", url, "--out", out}, common...), roomID)...)
 	recv.Env = env
 	var recvErr bytes.Buffer
 	recv.Stderr = &recvErr
@@ -207,12 +250,14 @@ func transfer(bin, work, src string, want [32]byte) (result, error) {
 	if err := send.Wait(); err != nil {
 		return result{}, fmt.Errorf("send: %w", err)
 	}
-	got, err := benchkit.HashFile(filepath.Join(out, filepath.Base(src)))
-	if err != nil {
-		return result{}, err
-	}
-	if got != want {
-		return result{}, errors.New("received file has the wrong SHA-256")
+	for i, src := range srcs {
+		got, err := benchkit.HashFile(filepath.Join(out, filepath.Base(src)))
+		if err != nil {
+			return result{}, err
+		}
+		if got != wants[i] {
+			return result{}, fmt.Errorf("received %s has the wrong SHA-256", filepath.Base(src))
+		}
 	}
 	_ = os.RemoveAll(out)
 	su, ru := send.ProcessState.SysUsage().(*syscall.Rusage), recv.ProcessState.SysUsage().(*syscall.Rusage)
