@@ -564,9 +564,15 @@ func (d *download) sendBitmap(s *dsource) {
 	if d.opts.Slots > 0 {
 		frames = append([][]byte{{frameServes, finishedSeeding}}, frames...)
 	}
+	s.send(frames)
+}
+
+// send writes frames to the source, stopping at the first error: the
+// source's goroutine reports the broken channel.
+func (s *dsource) send(frames [][]byte) {
 	for _, f := range frames {
 		if _, err := s.raw.Write(f); err != nil {
-			return // the source's goroutine reports the broken channel
+			return
 		}
 	}
 }
@@ -583,13 +589,8 @@ func (d *download) tellHaves() {
 	}
 	frames := listFrames(frameHave, news)
 	for _, s := range d.srcs {
-		if s.raw == nil || !s.finished.IsZero() {
-			continue
-		}
-		for _, f := range frames {
-			if _, err := s.raw.Write(f); err != nil {
-				break
-			}
+		if s.raw != nil && s.finished.IsZero() {
+			s.send(frames)
 		}
 	}
 }
@@ -616,11 +617,7 @@ func (d *download) fill() {
 			s.askedBytes += int64(d.m.Piece(p).Size)
 			batch = append(batch, uint32(p))
 		}
-		for _, f := range listFrames(frameWant, batch) {
-			if _, err := s.raw.Write(f); err != nil {
-				break
-			}
-		}
+		s.send(listFrames(frameWant, batch))
 	}
 }
 
@@ -688,11 +685,7 @@ func (d *download) cancel(reqs []sched.Request) {
 				s.askedBytes -= int64(d.m.Piece(int(q)).Size)
 			}
 		}
-		for _, f := range listFrames(frameCancel, list) {
-			if _, err := s.raw.Write(f); err != nil {
-				break
-			}
-		}
+		s.send(listFrames(frameCancel, list))
 	}
 }
 
