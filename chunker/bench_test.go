@@ -2,6 +2,7 @@ package chunker
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -163,5 +164,57 @@ func BenchmarkReconstruct(b *testing.B) {
 		if _, err := d.m.Reconstruct(0, pieces); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkSmallFiles receives 1000 files of 4 KiB: CreateWriter, every
+// chunk, Finish, Close. Per-file costs (creating, syncing and placing files)
+// dominate here, not bytes.
+func BenchmarkSmallFiles(b *testing.B) {
+	const n, size = 1000, 4 << 10
+	names := make([]string, n)
+	datas := make([][]byte, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("f%04d", i)
+		datas[i] = randBytes(uint64(i+10), size)
+	}
+	m := manifestOf(b, SwarmChunkSize, names, datas)
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		b.StartTimer()
+		w, err := CreateWriter(dir, m, WriterOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			if err := w.WriteChunk(i, datas[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Finish(); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenSourceSmallFiles hashes 1000 files of 4 KiB, where per-file
+// costs (opening, buffers, goroutines) matter more than bytes.
+func BenchmarkOpenSourceSmallFiles(b *testing.B) {
+	dir := b.TempDir()
+	paths := make([]string, 1000)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("f%04d", i))
+		writeFile(b, paths[i], randBytes(uint64(i), 4<<10))
+	}
+	for b.Loop() {
+		s, err := OpenSource(context.Background(), paths, DefaultChunkSize, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
 	}
 }

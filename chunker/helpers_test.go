@@ -76,3 +76,11 @@ func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
 }
+
+// lowerOpenParts makes Writers created during t keep at most 64 part files
+// open, so a test can exceed the budget with few files.
+func lowerOpenParts(t testing.TB) {
+	old := maxOpenParts
+	maxOpenParts = 64
+	t.Cleanup(func() { maxOpenParts = old })
+}

@@ -45,6 +45,7 @@ func (w *Writer) readState(fi int) *Bitmap {
 	if err != nil {
 		return nil
 	}
+	w.files[fi].hasState = true
 	b, err := io.ReadAll(io.LimitReader(sf, maxStateSize+1))
 	sf.Close()
 	if err != nil || len(b) > maxStateSize {
@@ -109,14 +110,20 @@ func (w *Writer) writeState(fi int, have *Bitmap) error {
 		w.root.Remove(tmp) // best effort; the error that matters is err
 		return fmt.Errorf("save state of %q: %w", f.Name, err)
 	}
+	w.files[fi].hasState = true
 	return nil
 }
 
-// removeState deletes fi's state; a missing one is fine.
+// removeState deletes fi's state, if it may have one; a missing one is
+// fine.
 func (w *Writer) removeState(fi int) error {
+	if !w.files[fi].hasState {
+		return nil
+	}
 	err := w.root.Remove(StateName(w.m.Files[fi].Name))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	w.files[fi].hasState = false
 	return nil
 }

@@ -21,3 +21,6 @@ func fileID(os.FileInfo) (id [2]uint64, ok bool) { return id, false }
 // syncDir is a no-op where directories cannot be opened for fsync (Windows
 // commits renames through the file system's journal).
 func syncDir(*os.Root, string) error { return nil }
+
+// openFileBudget: no descriptor limit to ask for here; a moderate budget.
+func openFileBudget() int { return 1024 }

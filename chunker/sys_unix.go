@@ -45,3 +45,14 @@ func syncDir(root *os.Root, dir string) error {
 	}
 	return err
 }
+
+// openFileBudget is how many part files a Writer may keep open: half the
+// descriptor limit (Go raises the soft limit to the hard one at start-up),
+// at least 64 and at most 4096.
+func openFileBudget() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 64
+	}
+	return int(min(max(rl.Cur/2, 64), 4096))
+}

@@ -124,6 +124,7 @@ func TestWriterReadResumed(t *testing.T) {
 // files than stay open at once. Every read must give the right bytes or
 // ErrNotVerified, never anything else. Run with -race.
 func TestWriterReadWhileWriting(t *testing.T) {
+	lowerOpenParts(t)
 	var sizes []int
 	for i := range maxOpenParts + 10 {
 		sizes = append(sizes, (i%3)*testCS+i)
