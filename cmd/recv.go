@@ -140,9 +140,9 @@ func runRecv(c *cli.Context, env Env) error {
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
 			fmt.Fprintf(env.Stdout, "Receiving %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
-			for _, f := range m.Files {
-				fmt.Fprintf(env.Stdout, "  %s  %s\n", quoteName(f.Name), humanBytes(f.Size))
-			}
+			listFiles(env.Stdout, m.Files, func(f chunker.File) string {
+				return quoteName(f.Name) + "  " + humanBytes(f.Size)
+			})
 			var err error
 			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{Force: c.Bool("force")})
 			if err != nil {
@@ -195,7 +195,7 @@ func runRecv(c *cli.Context, env Env) error {
 func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration) {
 	secs := took.Seconds()
 	fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", humanBytes(m.TotalSize()), secs, float64(m.TotalSize())/1e6/secs)
-	for _, f := range m.Files {
-		fmt.Fprintf(env.Stdout, "  %s\n", quoteName(filepath.Join(out, filepath.FromSlash(f.Name))))
-	}
+	listFiles(env.Stdout, m.Files, func(f chunker.File) string {
+		return quoteName(filepath.Join(out, filepath.FromSlash(f.Name)))
+	})
 }

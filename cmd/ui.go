@@ -10,6 +10,8 @@ import (
 	"unicode"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/p2pxfer/p2pxfer/chunker"
 )
 
 // bars draws any number of progress bars (bytes, rate, ETA), one line each,
@@ -151,4 +153,20 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// maxListed bounds the files listed by name: a thousand-file transfer would
+// otherwise scroll the room ID and the command to run off the screen.
+const maxListed = 20
+
+// listFiles prints one line per file, the first maxListed-1 and a count of
+// the rest when there are more than maxListed.
+func listFiles(w io.Writer, files []chunker.File, line func(chunker.File) string) {
+	for i, f := range files {
+		if i == maxListed-1 && len(files) > maxListed {
+			fmt.Fprintf(w, "  ... and %d more\n", len(files)-i)
+			return
+		}
+		fmt.Fprintf(w, "  %s\n", line(f))
+	}
 }
