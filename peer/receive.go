@@ -604,6 +604,12 @@ func (d *download) fill() {
 		if s.raw == nil || !s.inSched || (d.opts.allowSource != nil && !d.opts.allowSource(s.id)) {
 			continue
 		}
+		// Top up once a quarter of the window is free, so wants go out in
+		// batches rather than one frame per arriving piece (a thousand
+		// small files made a thousand want frames).
+		if win := s.window(); s.askedBytes > win-win/4 {
+			continue
+		}
 		var batch []uint32
 		for s.askedBytes < s.window() {
 			p, ok := d.sc.Next(s.id)
