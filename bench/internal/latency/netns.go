@@ -1,0 +1,185 @@
+//go:build linux
+
+package latency
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Names. The pid in every name lets concurrent runs coexist and lets
+// Cleanup tell a live run's namespaces from a dead one's.
+const (
+	nsPrefix = "p2plat"   // namespaces p2plat<pid>-a (sender) and -b (receiver)
+	subnet   = "10.98.0." // .1 in a, .2 in b; private to the two namespaces
+	linkMTU  = 1500
+	// tunQueueLen is the TUN devices' txqueuelen (their ring of packets
+	// waiting for the relay to read them).
+	tunQueueLen = 10000
+)
+
+func nsName(side byte) string { return fmt.Sprintf("%s%d-%c", nsPrefix, os.Getpid(), side) }
+
+// tunName is the TUN device of one side: created in the root namespace
+// (so unique there, within IFNAMSIZ) and then moved into its namespace.
+func tunName(side byte) string { return fmt.Sprintf("plat%d%c", os.Getpid(), side) }
+
+func addrOf(side byte) string {
+	if side == 'a' {
+		return subnet + "1"
+	}
+	return subnet + "2"
+}
+
+// Check says clearly what is missing to run at all: root, iproute2,
+// network namespaces and TUN.
+func Check() error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root (it creates network namespaces and TUN devices); try: sudo -E go run ./bench/latency")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return errors.New(`"ip" not found in PATH: install iproute2`)
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("cannot open /dev/net/tun (%v): the kernel needs CONFIG_TUN (modprobe tun), and a container needs the device passed in", err)
+	}
+	unix.Close(fd)
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		return fmt.Errorf("no network namespaces (%v): the kernel needs CONFIG_NET_NS", err)
+	}
+	if out, err := exec.Command("ip", "netns", "list").CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns list: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Cleanup deletes p2plat<pid>-* namespaces whose benchmark process is
+// gone, and returns how many. Namespaces of a live run are kept.
+func Cleanup(out io.Writer) int {
+	list, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(string(list), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], nsPrefix) {
+			continue
+		}
+		name := f[0]
+		pidStr, _, _ := strings.Cut(strings.TrimPrefix(name, nsPrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if pid > 0 && syscall.Kill(pid, 0) == nil && isBench(pid) {
+			fmt.Fprintf(out, "keeping %s: benchmark process %d is still running\n", name, pid)
+			continue
+		}
+		fmt.Fprintln(out, "removing", name)
+		deleteNetns(name)
+		n++
+	}
+	return n
+}
+
+// isBench: a pid reused by another program does not protect namespaces.
+func isBench(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(b, []byte("latency"))
+}
+
+// deleteNetns kills whatever still runs inside ns, then deletes it (and
+// with it any device still in it).
+func deleteNetns(ns string) {
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "latency: ip netns del %s: %v: %s", ns, err, out)
+	}
+}
+
+func sh(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// openTUN creates a TUN device (IP packets, no packet-info header) and
+// returns its fd, non-blocking (the relay's reader waits in poll(2), so
+// it can notice a stop). The device lives as long as the fd.
+func openTUN(name string) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("TUNSETIFF %s: %w", name, err)
+	}
+	return fd, nil
+}
+
+// inNetns runs fn on an OS thread switched into namespace ns: sockets fn
+// creates stay in ns for their whole life, whatever thread later uses
+// them. The thread goes back to its own namespace before it is released;
+// if that fails it stays locked, so Go ends it with the goroutine rather
+// than reuse a thread in the wrong namespace.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("own netns: %w", err)
+			return
+		}
+		defer unix.Close(orig)
+		target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("netns %s: %w", ns, err)
+			return
+		}
+		defer unix.Close(target)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns back from %s: %w", ns, err) // thread stays locked and dies
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
