@@ -1,10 +1,13 @@
 //go:build unix
 
-// Command loopback benchmarks p2pxfer on this machine: it builds the
+// Command loopback is p2pxfer's benchmark: in one run it builds the
 // binary, runs a signalling server, a sender and a receiver as separate
-// processes over loopback, checks the received file's hash, and reports
+// processes over loopback, checks the received files' hashes, and reports
 // throughput, CPU time and peak RSS of each side next to raw TCP loopback
-// measured in the same run.
+// measured in the same run; the time to first byte (a 1-byte file) and to
+// receive 1000 files of 4 KiB; and, on Linux as root, the latency
+// scenario: TCP and p2pxfer over the same emulated 50 ms, 200 Mbit/s path
+// (bench/internal/latency). It ends with a summary table of ratios.
 //
 //	go run ./bench/loopback -size 1024 -runs 3
 package main
@@ -20,6 +23,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -34,10 +38,38 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	small := flag.Int("small", 1000, "also time this many 4 KiB files in one send, and a 1-byte file (0: skip)")
+	lat := flag.Bool("latency", true, "also run the latency scenario (Linux, as root): TCP and p2pxfer over one emulated 50 ms, 200 Mbit/s path")
+	latSize := flag.Int("latency-size", 256, "file size in MiB for the latency scenario")
 	flag.Parse()
-	if err := run(*sizeMiB, *runs, *small, *keep); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var sum summary
+	err := run(ctx, *sizeMiB, *runs, *small, *keep, &sum, func(bin string) error {
+		if !*lat {
+			return nil
+		}
+		return latencyScenario(ctx, bin, *latSize, *runs, &sum)
+	})
+	sum.print(os.Stdout)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
+	}
+}
+
+// summary collects one row per measurement for the table printed last.
+type summary struct{ rows [][3]string }
+
+func (s *summary) add(what, value, vs string) { s.rows = append(s.rows, [3]string{what, value, vs}) }
+
+func (s *summary) print(w io.Writer) {
+	if len(s.rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nSummary (%d CPUs)\n", benchkit.NumCPU())
+	fmt.Fprintf(w, "%-46s %-24s %s\n", "measurement", "p2pxfer", "vs baseline")
+	for _, r := range s.rows {
+		fmt.Fprintf(w, "%-46s %-24s %s\n", r[0], r[1], r[2])
 	}
 }
 
@@ -47,7 +79,7 @@ type result struct {
 	sendRSS, recvRSS int64   // KiB
 }
 
-func run(sizeMiB, runs, small int, keep bool) error {
+func run(ctx context.Context, sizeMiB, runs, small int, keep bool, sum *summary, more func(bin string) error) error {
 	work, err := os.MkdirTemp("", "p2pxfer-bench-")
 	if err != nil {
 		return err
@@ -99,22 +131,32 @@ func run(sizeMiB, runs, small int, keep bool) error {
 	fmt.Printf("\n%-10s %12s %14s %16s\n", "side", "peak RSS", "CPU seconds", "MB per CPU-s")
 	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "send", mr.sendRSS>>10, mr.sendCPU, float64(size)/1e6/mr.sendCPU)
 	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "recv", mr.recvRSS>>10, mr.recvCPU, float64(size)/1e6/mr.recvCPU)
-	if small <= 0 {
-		return nil
+	sum.add(fmt.Sprintf("loopback, %d MiB", sizeMiB), fmt.Sprintf("%.1f MB/s", mb(mr.secs)),
+		fmt.Sprintf("%.3f of raw TCP (%.0f MB/s)", mt/mr.secs, mb(mt)))
+	sum.add("  send: peak RSS, MB per CPU-second", fmt.Sprintf("%d MiB, %.1f", mr.sendRSS>>10, float64(size)/1e6/mr.sendCPU), "")
+	sum.add("  recv: peak RSS, MB per CPU-second", fmt.Sprintf("%d MiB, %.1f", mr.recvRSS>>10, float64(size)/1e6/mr.recvCPU), "")
+	if small > 0 {
+		if err := smallFiles(bin, work, runs, small, sum); err != nil {
+			return err
+		}
 	}
-	return smallFiles(bin, work, runs, small)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return more(bin)
 }
 
 // smallFiles times, from recv's start to its exit with verified files,
 // a 1-byte file (time to first byte, connection set-up included) and n
 // files of 4 KiB in one send.
-func smallFiles(bin, work string, runs, n int) error {
+func smallFiles(bin, work string, runs, n int, sum *summary) error {
 	fmt.Println()
 	for _, c := range []struct {
-		name  string
-		count int
-		size  int64
-	}{{"1-byte file", 1, 1}, {fmt.Sprintf("%d files of 4 KiB", n), n, 4 << 10}} {
+		name   string
+		count  int
+		size   int64
+		target string
+	}{{"1-byte file", 1, 1, "0.150 s"}, {fmt.Sprintf("%d files of 4 KiB", n), n, 4 << 10, "0.500 s"}} {
 		dir := filepath.Join(work, "small")
 		_ = os.RemoveAll(dir)
 		if err := os.Mkdir(dir, 0o755); err != nil {
@@ -140,6 +182,7 @@ func smallFiles(bin, work string, runs, n int) error {
 		}
 		sort.Float64s(secs)
 		fmt.Printf("%-26s %8.3f s from recv start (median of %d; min %.3f)\n", c.name, secs[len(secs)/2], runs, secs[0])
+		sum.add(c.name+", recv start to verified", fmt.Sprintf("%.3f s", secs[len(secs)/2]), fmt.Sprintf("target %s", c.target))
 	}
 	return nil
 }
