@@ -772,7 +772,7 @@ func teardown(cfg *config) {
 		return
 	}
 	for i := len(netState.created) - 1; i >= 0; i-- {
-		deleteNetns(netState.created[i])
+		benchkit.DeleteNetns(netState.created[i])
 	}
 	netState.created = nil
 	out, _ := exec.Command("ip", "netns", "list").CombinedOutput()
@@ -782,63 +782,14 @@ func teardown(cfg *config) {
 	}
 }
 
-// deleteNetns kills whatever still runs inside ns, then deletes it.
-func deleteNetns(ns string) {
-	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: ip netns del %s: %v: %s", ns, err, out)
-	}
-}
-
 // cleanupStale deletes p2pxb-<pid>-* namespaces whose bench process is
-// gone (all of them if all is set and their pid is not this process).
+// gone; verbose says which.
 func cleanupStale(verbose bool) int {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return 0
+	out := io.Discard
+	if verbose {
+		out = os.Stdout
 	}
-	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], nsPrefix) {
-			continue
-		}
-		name := f[0]
-		rest := strings.TrimPrefix(name, nsPrefix)
-		pidStr, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if pid > 0 && syscall.Kill(pid, 0) == nil && isBench(pid) {
-			if verbose {
-				fmt.Printf("keeping %s: bench process %d is still running\n", name, pid)
-			}
-			continue
-		}
-		if verbose {
-			fmt.Println("removing", name)
-		}
-		deleteNetns(name)
-		n++
-	}
-	return n
-}
-
-// isBench reports whether pid looks like a running swarm bench (a pid
-// reused by another program does not protect its namespaces).
-func isBench(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	return bytes.Contains(b, []byte("swarm"))
+	return benchkit.CleanupNetns(nsPrefix, "swarm", out)
 }
 
 func sh(ctx context.Context, name string, args ...string) error {
@@ -863,7 +814,7 @@ func shAll(ctx context.Context, steps [][]string) error {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *tailBuf
+	stderr *benchkit.Tail
 	done   chan struct{}
 	files  []*os.File
 
@@ -904,7 +855,7 @@ func startProc(ns, name, dir string, env []string, stdout io.Writer, argv []stri
 		so.Close()
 		return nil, err
 	}
-	p := &proc{name: name, stderr: &tailBuf{max: 3000}, done: make(chan struct{}), files: []*os.File{so, se}}
+	p := &proc{name: name, stderr: &benchkit.Tail{Max: 3000}, done: make(chan struct{}), files: []*os.File{so, se}}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Env = env
 	if stdout != nil {
@@ -1031,43 +982,6 @@ func (p *proc) cpu() float64 {
 		return 0
 	}
 	return time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
-}
-
-// tailBuf keeps the last max bytes written to it.
-type tailBuf struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuf) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 2*t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuf) Len() int { t.mu.Lock(); defer t.mu.Unlock(); return len(t.b) }
-
-func (t *tailBuf) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.b
-	if len(b) > t.max {
-		b = b[len(b)-t.max:]
-	}
-	// Progress bars redraw with \r: keep the last state of each line.
-	var lines []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if i := strings.LastIndex(strings.TrimRight(l, "\r"), "\r"); i >= 0 {
-			l = l[i+1:]
-		}
-		lines = append(lines, l)
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ---- raw TCP baseline ----

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 )
 
@@ -94,4 +95,45 @@ func (w *LineWatch) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// Tail keeps the last Max bytes written to it (a process's stderr, for an
+// error message). Safe for concurrent use.
+type Tail struct {
+	Max int
+
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*t.Max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.Max:]...)
+	}
+	return len(p), nil
+}
+
+// Len is how many bytes are kept.
+func (t *Tail) Len() int { t.mu.Lock(); defer t.mu.Unlock(); return len(t.b) }
+
+// String returns the last Max bytes, with each line that progress bars
+// redrew with \r reduced to its last state.
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.b
+	if len(b) > t.Max {
+		b = b[len(b)-t.Max:]
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if i := strings.LastIndex(strings.TrimRight(l, "\r"), "\r"); i >= 0 {
+			l = l[i+1:]
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "\n")
 }

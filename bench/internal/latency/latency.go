@@ -473,7 +473,7 @@ func (b *bench) teardown() {
 		unix.Close(fd)
 	}
 	for i := len(ns) - 1; i >= 0; i-- {
-		deleteNetns(ns[i])
+		benchkit.DeleteNetns(ns[i])
 	}
 }
 
@@ -795,7 +795,7 @@ func (b *bench) p2pRun(ctx context.Context, r *run) error {
 	b.p2pRuns++
 	logs := func(name string) (io.Writer, func(), error) {
 		if !b.cfg.Verbose {
-			return &tailBuf{max: 3000}, func() {}, nil
+			return &benchkit.Tail{Max: 3000}, func() {}, nil
 		}
 		f, err := os.Create(filepath.Join(b.cfg.Work, fmt.Sprintf("%s-%d.stderr", name, b.p2pRuns)))
 		if err != nil {
@@ -918,39 +918,13 @@ func cpuOf(cmd *exec.Cmd) float64 {
 }
 
 func tailOf(w io.Writer) string {
-	if t, ok := w.(*tailBuf); ok {
+	if t, ok := w.(*benchkit.Tail); ok {
 		return t.String()
 	}
 	if f, ok := w.(*os.File); ok {
 		return "(see " + f.Name() + ")"
 	}
 	return ""
-}
-
-// tailBuf keeps the last max bytes written to it.
-type tailBuf struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuf) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 2*t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuf) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.b) > t.max {
-		return string(t.b[len(t.b)-t.max:])
-	}
-	return string(t.b)
 }
 
 func fmtRate(bits int64) string {

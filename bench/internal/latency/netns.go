@@ -11,11 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/p2pxfer/p2pxfer/bench/internal/benchkit"
 )
 
 // Names. The pid in every name lets concurrent runs coexist and lets
@@ -67,54 +67,7 @@ func Check() error {
 
 // Cleanup deletes p2plat<pid>-* namespaces whose benchmark process is
 // gone, and returns how many. Namespaces of a live run are kept.
-func Cleanup(out io.Writer) int {
-	list, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, line := range strings.Split(string(list), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], nsPrefix) {
-			continue
-		}
-		name := f[0]
-		pidStr, _, _ := strings.Cut(strings.TrimPrefix(name, nsPrefix), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if pid > 0 && syscall.Kill(pid, 0) == nil && isBench(pid) {
-			fmt.Fprintf(out, "keeping %s: benchmark process %d is still running\n", name, pid)
-			continue
-		}
-		fmt.Fprintln(out, "removing", name)
-		deleteNetns(name)
-		n++
-	}
-	return n
-}
-
-// isBench: a pid reused by another program does not protect namespaces.
-func isBench(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(b, []byte("latency"))
-}
-
-// deleteNetns kills whatever still runs inside ns, then deletes it (and
-// with it any device still in it).
-func deleteNetns(ns string) {
-	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "latency: ip netns del %s: %v: %s", ns, err, out)
-	}
-}
+func Cleanup(out io.Writer) int { return benchkit.CleanupNetns(nsPrefix, "latency", out) }
 
 func sh(ctx context.Context, name string, args ...string) error {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
