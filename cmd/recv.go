@@ -140,9 +140,7 @@ func runRecv(c *cli.Context, env Env) error {
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
 			fmt.Fprintf(env.Stdout, "Receiving %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
-			listFiles(env.Stdout, m.Files, func(f chunker.File) string {
-				return quoteName(f.Name) + "  " + humanBytes(f.Size)
-			})
+			listFiles(env.Stdout, m.Files, nameAndSize)
 			var err error
 			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{Force: c.Bool("force")})
 			if err != nil {

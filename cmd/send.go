@@ -156,9 +156,7 @@ const defaultFEC = "8+2"
 func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string) {
 	out := env.Stdout
 	fmt.Fprintf(out, "Sending %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
-	listFiles(out, m.Files, func(f chunker.File) string {
-		return quoteName(f.Name) + "  " + humanBytes(f.Size)
-	})
+	listFiles(out, m.Files, nameAndSize)
 	fmt.Fprintf(out, "\nRoom:     %s\n", roomID)
 	if generated {
 		fmt.Fprintf(out, "Password: %s\n", password)
