@@ -108,6 +108,9 @@ func runRecv(c *cli.Context, env Env) error {
 		took     time.Duration
 		served   atomic.Int32 // OnEvent runs on the serving sessions' goroutines
 		complete bool
+		// Sources connected now. While one serves us, a queue position is
+		// only about extra sources asked for: not worth a word.
+		sources = map[string]bool{}
 	)
 	defer ui.close()
 	defer func() {
@@ -123,6 +126,11 @@ func runRecv(c *cli.Context, env Env) error {
 			if e.Host {
 				who = "the sender"
 			}
+			if e.Kind == peer.SourceConnected {
+				sources[e.Peer] = true
+			} else {
+				delete(sources, e.Peer)
+			}
 			switch e.Kind {
 			case peer.SourceConnected:
 				ui.println("password confirmed; connected to %s", who)
@@ -135,7 +143,9 @@ func runRecv(c *cli.Context, env Env) error {
 			}
 		},
 		OnQueued: func(pos int) {
-			ui.println("every upload slot is taken: waiting in the queue, position %d", pos)
+			if len(sources) == 0 {
+				ui.println("every upload slot is taken: waiting in the queue, position %d", pos)
+			}
 		},
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
