@@ -355,10 +355,7 @@ func jsonString(s string) (string, error) {
 func TestServedNotQueued(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	sctx, stopSig := context.WithCancel(ctx)
-	defer stopSig()
-	sig := start(sctx, nil, "signal", "--addr", "127.0.0.1", "--port", "0")
-	sigURL, _ := sig.listening(t)
+	sigURL := signalServer(ctx, t)
 	src := t.TempDir()
 	want := randomFile(t, src, "big.bin", 96<<20)
 	snd := start(ctx, nil, "send", "--signal", sigURL, "--max-receivers", "1", filepath.Join(src, "big.bin"))

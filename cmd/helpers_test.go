@@ -154,3 +154,13 @@ func exists(t *testing.T, path string) bool {
 	}
 	return err == nil
 }
+
+// signalServer runs `p2pxfer signal` on loopback until the test ends (or
+// ctx does) and returns its URL.
+func signalServer(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	sctx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	url, _ := start(sctx, nil, "signal", "--addr", "127.0.0.1", "--port", "0").listening(t)
+	return url
+}

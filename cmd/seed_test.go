@@ -33,10 +33,7 @@ func waitFor(t *testing.T, r *run, s string, d time.Duration) {
 func TestSeedAfterSenderLeft(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	sctx, stopSig := context.WithCancel(ctx)
-	defer stopSig()
-	sig := start(sctx, nil, "signal", "--addr", "127.0.0.1", "--port", "0")
-	url, _ := sig.listening(t)
+	url := signalServer(ctx, t)
 
 	src := t.TempDir()
 	want := randomFile(t, src, "movie.mkv", 3<<20+5)
