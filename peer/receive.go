@@ -190,8 +190,12 @@ const (
 	maxSourceWindow = sched.DefaultWindow
 )
 
+// window is what we keep asked of s. Before the first rate estimate it
+// grows by every byte that arrives, doubling each round trip like a slow
+// start: a fixed start of minSourceWindow alone held a new source at
+// minSourceWindow per round trip (10 MB/s at 50 ms) for its first second.
 func (s *dsource) window() int64 {
-	return min(maxSourceWindow, max(minSourceWindow, int64(s.rate)))
+	return min(maxSourceWindow, max(minSourceWindow+s.got, int64(s.rate)))
 }
 
 type dlKind int
