@@ -190,10 +190,11 @@ const (
 	maxSourceWindow = sched.DefaultWindow
 )
 
-// window is what we keep asked of s. Before the first rate estimate it
-// grows by every byte that arrives, doubling each round trip like a slow
-// start: a fixed start of minSourceWindow alone held a new source at
-// minSourceWindow per round trip (10 MB/s at 50 ms) for its first second.
+// window is what we keep asked of s: about a second of its rate, and at
+// least minSourceWindow plus what arrived since the last rate update. The
+// second term is a slow start: before the first estimate the window
+// doubles each round trip, where minSourceWindow alone held a new source
+// at 512 KiB per round trip (10 MB/s at 50 ms) for its first second.
 func (s *dsource) window() int64 {
 	return min(maxSourceWindow, max(minSourceWindow+s.got, int64(s.rate)))
 }
