@@ -29,6 +29,6 @@ func latencyScenario(ctx context.Context, bin string, sizeMiB, runs int, sum *su
 	}
 	sum.add(fmt.Sprintf("50 ms RTT, 200 Mbit/s path, %d MiB", sizeMiB),
 		fmt.Sprintf("%.1f MB/s", res.P2P.MBps),
-		fmt.Sprintf("%.3f of TCP on the same path (%.1f MB/s)", res.Ratio, res.TCP.MBps))
+		fmt.Sprintf("%.3f of TCP on the same path (%.1f MB/s); runs %.2f to %.2f", res.Ratio, res.TCP.MBps, res.MinRatio, res.MaxRatio))
 	return nil
 }
