@@ -22,11 +22,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/p2pxfer/p2pxfer/bench/internal/benchkit"
@@ -82,19 +80,12 @@ func main() {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	// SIGPIPE too: with stdout gone (| head) it must still tear down.
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "\nlatency: %v: stopping and tearing down (again to force) ...\n", s)
-		cancel()
-		<-sigs
+	benchkit.OnSignals("latency", cancel, func() {
 		// The children die with us (Pdeathsig) and the TUNs with our fds;
 		// only the namespaces stay, which -cleanup or the next run removes.
 		fmt.Fprintln(os.Stderr, "latency: forced; remove what is left with: go run ./bench/latency -cleanup")
 		os.Exit(130)
-	}()
+	})
 
 	err = run(ctx, &cfg, *bin, *keep || cfg.Verbose)
 	pprof.StopCPUProfile() // os.Exit skips deferred calls

@@ -43,7 +43,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -159,15 +158,7 @@ func main() {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	// SIGPIPE too: with stdout gone (| head) the bench must still tear
-	// down rather than die on its next write.
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "\nbench: %v: stopping, tearing down (again to force) ...\n", s)
-		cancel()
-		<-sigs
+	benchkit.OnSignals("bench", cancel, func() {
 		fmt.Fprintln(os.Stderr, "bench: forced: killing processes and removing namespaces now")
 		killAllProcs(true)
 		teardown(&cfg)
@@ -175,7 +166,7 @@ func main() {
 			_ = os.RemoveAll(cfg.work)
 		}
 		os.Exit(130)
-	}()
+	})
 
 	err = run(ctx, &cfg)
 	teardown(&cfg)

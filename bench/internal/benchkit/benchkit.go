@@ -1,7 +1,7 @@
 // Package benchkit holds what the benchmark programs under bench/ share:
-// finding the repository, test files with their SHA-256, and watching a
-// process's output. It exists so bench/loopback and bench/swarm do not
-// each carry a copy.
+// finding the repository, test files with their SHA-256, watching a
+// process's output, network namespaces and Ctrl-C handling. It exists so
+// the programs do not each carry a copy.
 package benchkit
 
 import (
