@@ -2,6 +2,7 @@ package chunker
 
 import (
 	"crypto/sha256"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -83,4 +84,23 @@ func lowerOpenParts(t testing.TB) {
 	old := maxOpenParts
 	maxOpenParts = 64
 	t.Cleanup(func() { maxOpenParts = old })
+}
+
+// bothFinishes runs f once with Finish fsyncing file by file and once with
+// one syncFS for all files, where the platform has it.
+func bothFinishes(t *testing.T, f func(t *testing.T)) {
+	t.Run("fsync", func(t *testing.T) {
+		setSyncFSMin(t, math.MaxInt)
+		f(t)
+	})
+	t.Run("syncfs", func(t *testing.T) {
+		setSyncFSMin(t, 1)
+		f(t)
+	})
+}
+
+func setSyncFSMin(t *testing.T, n int) {
+	old := syncFSMin
+	syncFSMin = n
+	t.Cleanup(func() { syncFSMin = old })
 }

@@ -63,6 +63,10 @@ type WriterOptions struct {
 type Writer struct {
 	maxOpen int // maxOpenParts when created
 	root    *os.Root
+	// barrier is the destination directory, open for syncFS since
+	// creation; nil where syncFS is unsupported.
+	barrier *os.File
+	rootDev uint64 // device of the destination, if fileID knows it
 	m       *Manifest
 	opts    WriterOptions
 	par     *parityCache
@@ -97,6 +101,10 @@ type wfile struct {
 	// placed and failed only change under life held exclusively.
 	placed bool // final file in place
 	failed bool // whole-file hash mismatch; state deleted, never re-saved
+	// dev is the device holding the part, if fileID knows it (devOK):
+	// syncFS on the destination does not reach a part under a mount point.
+	dev   uint64
+	devOK bool
 	// hasState: a state file may exist (one was found or written), so
 	// placing the file must remove it; saves an unlink per small file.
 	hasState bool
@@ -133,6 +141,16 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 		lastSave: time.Now(),
 	}
 	w.bufs.New = func() any { b := make([]byte, min(readBackSize, m.ChunkSize)); return &b }
+	if b, err := openFSBarrier(root); err == nil {
+		if st, err := b.Stat(); err == nil {
+			if id, ok := fileID(st); ok {
+				w.barrier, w.rootDev = b, id[0]
+			}
+		}
+		if w.barrier == nil {
+			b.Close()
+		}
+	}
 	// ReadChunk only returns data that matches the manifest, so parity that
 	// does not means the manifest's parity hashes contradict its data.
 	w.par = newParityCache(m, w.ReadChunk, ErrChunkHash)
@@ -311,6 +329,7 @@ func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf
 			return fmt.Errorf("%w: the file system maps it and %q to the same file", ErrDuplicateName, w.m.Files[other].Name)
 		}
 		ids[id] = fi
+		w.files[fi].dev, w.files[fi].devOK = id[0], true
 	}
 	if claim == nil && st.Size() != 0 && !isNew {
 		// Left over from another transfer or a lost state: start over, and
@@ -376,6 +395,9 @@ func (w *Writer) abort(created []int) {
 	}
 	for _, fi := range created {
 		w.root.Remove(PartName(w.m.Files[fi].Name))
+	}
+	if w.barrier != nil {
+		w.barrier.Close()
 	}
 	w.root.Close()
 }
@@ -731,26 +753,19 @@ func (w *Writer) Finish() error {
 			todo = append(todo, fi)
 		}
 	}
-	// Checking and fsyncing files one by one costs a disk round trip (or a
-	// journal commit) each: seconds for a thousand small files. Concurrent
-	// fsyncs overlap (syncWorkers).
-	// Files are independent, so each is placed as soon as it is checked.
-	done := parallel(w.finishWorkers(), todo, func(fi int) error {
-		if err := w.checkFile(fi); err != nil {
-			return err
-		}
-		return w.placeFile(fi)
-	})
+	dirs := newDirCache(w.root)
+	defer dirs.close()
+	done := w.finishFiles(todo, dirs)
 	var errs []error
-	dirs := make(map[string]bool)
+	placedIn := make(map[string]bool)
 	for i, fi := range todo {
 		if err := done[i]; err != nil {
 			errs = append(errs, fmt.Errorf("chunker finish %q: %w", w.m.Files[fi].Name, err))
 			continue
 		}
-		dirs[path.Dir(w.m.Files[fi].Name)] = true
+		placedIn[path.Dir(w.m.Files[fi].Name)] = true
 	}
-	for d := range dirs {
+	for d := range placedIn {
 		if err := syncDir(w.root, d); err != nil {
 			errs = append(errs, fmt.Errorf("chunker finish: sync directory %q: %w", d, err))
 		}
@@ -758,8 +773,70 @@ func (w *Writer) Finish() error {
 	return errors.Join(errs...)
 }
 
-// checkFile completes fi's whole-file hash, compares it with the manifest
-// and fsyncs the part. It runs concurrently for different files.
+// finishFiles checks, makes durable and places each file of todo, and
+// returns their errors in todo's order. Making a file durable takes a disk
+// cache flush: one per fsync, which costs more than everything else
+// together for a thousand small files even with syncWorkers overlapping
+// them. With at least syncFSMin files, one syncFS serves them all.
+func (w *Writer) finishFiles(todo []int, dirs *dirCache) []error {
+	workers := w.finishWorkers()
+	oneByOne := func(fi int) error {
+		if err := w.syncPart(fi); err != nil {
+			return err
+		}
+		return w.placeFile(fi, dirs)
+	}
+	if !w.useSyncFS(todo) {
+		// Files are independent: each is placed as soon as it is checked.
+		return parallel(workers, todo, func(fi int) error {
+			if err := w.checkFile(fi); err != nil {
+				return err
+			}
+			return oneByOne(fi)
+		})
+	}
+	errs := parallel(workers, todo, w.checkFile)
+	var good []int // indices into todo
+	for i, err := range errs {
+		if err == nil {
+			good = append(good, i)
+		}
+	}
+	synced := syncFS(w.barrier) == nil
+	// A failed syncfs names no file: fsyncing each then says which
+	// failed, and is the only way where a part sits on another file
+	// system (under a mount point) than the destination.
+	done := parallel(workers, good, func(i int) error {
+		fi := todo[i]
+		if wf := &w.files[fi]; !synced || !wf.devOK || wf.dev != w.rootDev {
+			return oneByOne(fi)
+		}
+		return w.placeFile(fi, dirs)
+	})
+	for k, i := range good {
+		errs[i] = done[k]
+	}
+	return errs
+}
+
+// useSyncFS says whether finishFiles should make todo durable with one
+// syncFS: enough files for it to pay, and not much more dirty data on the
+// system than todo's, since syncfs would wait for that too (another
+// program writing gigabytes must not hold up our Finish).
+func (w *Writer) useSyncFS(todo []int) bool {
+	if len(todo) < syncFSMin || w.barrier == nil {
+		return false
+	}
+	var ours int64
+	for _, fi := range todo {
+		ours += w.m.Files[fi].Size
+	}
+	dirty, ok := dirtyBytes()
+	return ok && dirty <= ours+maxForeignDirty
+}
+
+// checkFile completes fi's whole-file hash and compares it with the
+// manifest. It runs concurrently for different files.
 func (w *Writer) checkFile(fi int) error {
 	f := &w.m.Files[fi]
 	wf := &w.files[fi]
@@ -787,17 +864,18 @@ func (w *Writer) checkFile(fi int) error {
 		}
 		return err
 	}
-	return w.syncPart(fi)
+	return nil
 }
 
-// placeFile moves fi's checked part into place and drops its state.
-func (w *Writer) placeFile(fi int) error {
+// placeFile moves fi's checked, durable part into place and drops its
+// state.
+func (w *Writer) placeFile(fi int, dirs *dirCache) error {
 	f, wf := &w.m.Files[fi], &w.files[fi]
 	// Closed before the move: Windows cannot rename an open file.
 	if err := w.closePart(fi); err != nil {
 		return err
 	}
-	placed, err := w.place(f.Name)
+	placed, err := w.place(f.Name, dirs)
 	if placed {
 		wf.placed = true
 	}
@@ -809,11 +887,22 @@ func (w *Writer) placeFile(fi int) error {
 
 // place moves name's part file to name; see Finish for the rules. placed
 // reports whether the final file is in place, even if err is not nil.
-func (w *Writer) place(name string) (placed bool, err error) {
+func (w *Writer) place(name string, dirs *dirCache) (placed bool, err error) {
 	part := PartName(name)
 	if w.opts.Force {
 		err := w.root.Rename(part, name)
 		return err == nil, err
+	}
+	if d := dirs.get(path.Dir(name)); d != nil {
+		err := renameNoReplace(d, path.Base(part), path.Base(name))
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, fs.ErrExist):
+			return false, fmt.Errorf("%w (use --force to replace it)", ErrExists)
+		case !errors.Is(err, errors.ErrUnsupported):
+			return false, err
+		}
 	}
 	err = w.root.Link(part, name)
 	switch {
@@ -861,6 +950,9 @@ func (w *Writer) Close() error {
 	}
 	w.open = nil
 	w.mu.Unlock()
+	if w.barrier != nil {
+		w.barrier.Close()
+	}
 	if err := w.root.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -869,6 +961,16 @@ func (w *Writer) Close() error {
 	}
 	return nil
 }
+
+// syncFSMin is how many files Finish must have to place before one syncFS
+// replaces their fsyncs. syncfs also waits for whatever else is dirty on
+// the file system, so a few files, where fsyncs cost little, keep them.
+// A variable so tests cover both ways.
+var syncFSMin = 32
+
+// maxForeignDirty is how much more unwritten data than its own Finish lets
+// syncfs wait for: about a second of a slow disk.
+const maxForeignDirty = 64 << 20
 
 // syncWorkers bounds the files fsynced at once. Concurrent fsyncs overlap:
 // they share journal commits where the file system has a journal, and keep
@@ -905,4 +1007,40 @@ func parallel[T any](workers int, items []T, f func(T) error) []error {
 	close(next)
 	wg.Wait()
 	return errs
+}
+
+// dirCache opens each destination directory once per Finish, for
+// renameNoReplace, which works on a directory descriptor so that only base
+// names, never a path, are resolved outside the os.Root.
+type dirCache struct {
+	root *os.Root
+	mu   sync.Mutex
+	m    map[string]*os.File // nil value: could not open, or unsupported
+}
+
+func newDirCache(root *os.Root) *dirCache {
+	return &dirCache{root: root, m: make(map[string]*os.File)}
+}
+
+// get returns dir opened, or nil if renameNoReplace cannot use it.
+func (c *dirCache) get(dir string) *os.File {
+	if !haveRenameNoReplace {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[dir]
+	if !ok {
+		d, _ = c.root.Open(dir)
+		c.m[dir] = d
+	}
+	return d
+}
+
+func (c *dirCache) close() {
+	for _, d := range c.m {
+		if d != nil {
+			d.Close()
+		}
+	}
 }

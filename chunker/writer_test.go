@@ -147,51 +147,55 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestSubdirectories(t *testing.T) {
-	dst := t.TempDir()
-	names := []string{"top", "a/b/c.txt", "a/d", "e/f"}
-	datas := [][]byte{randBytes(1, 100), randBytes(2, testCS+1), nil, randBytes(3, 5)}
-	m := manifestOf(t, testCS, names, datas)
-	w, err := CreateWriter(dst, m, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	writeAll(t, w, m, datas, shuffled(m.NumChunks(), 1))
-	if err := w.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range names {
-		if !bytes.Equal(mustRead(t, filepath.Join(dst, filepath.FromSlash(n))), datas[i]) {
-			t.Errorf("%s differs", n)
+	bothFinishes(t, func(t *testing.T) {
+		dst := t.TempDir()
+		names := []string{"top", "a/b/c.txt", "a/d", "e/f"}
+		datas := [][]byte{randBytes(1, 100), randBytes(2, testCS+1), nil, randBytes(3, 5)}
+		m := manifestOf(t, testCS, names, datas)
+		w, err := CreateWriter(dst, m, WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		defer w.Close()
+		writeAll(t, w, m, datas, shuffled(m.NumChunks(), 1))
+		if err := w.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range names {
+			if !bytes.Equal(mustRead(t, filepath.Join(dst, filepath.FromSlash(n))), datas[i]) {
+				t.Errorf("%s differs", n)
+			}
+		}
+	})
 }
 
 // TestManyFiles exceeds the open-part cache so parts are closed and reopened.
 func TestManyFiles(t *testing.T) {
-	lowerOpenParts(t)
-	dst := t.TempDir()
-	var names []string
-	var datas [][]byte
-	for i := range 2*maxOpenParts + 5 {
-		names = append(names, "f"+strings.Repeat("x", i%7)+string(rune('A'+i%26))+string(rune('a'+i/26)))
-		datas = append(datas, randBytes(uint64(i), (i%3)*testCS+i))
-	}
-	m := manifestOf(t, testCS, names, datas)
-	w, err := CreateWriter(dst, m, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	writeAll(t, w, m, datas, shuffled(m.NumChunks(), 2))
-	if err := w.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range names {
-		if !bytes.Equal(mustRead(t, filepath.Join(dst, n)), datas[i]) {
-			t.Fatalf("%s differs", n)
+	bothFinishes(t, func(t *testing.T) {
+		lowerOpenParts(t)
+		dst := t.TempDir()
+		var names []string
+		var datas [][]byte
+		for i := range 2*maxOpenParts + 5 {
+			names = append(names, "f"+strings.Repeat("x", i%7)+string(rune('A'+i%26))+string(rune('a'+i/26)))
+			datas = append(datas, randBytes(uint64(i), (i%3)*testCS+i))
 		}
-	}
+		m := manifestOf(t, testCS, names, datas)
+		w, err := CreateWriter(dst, m, WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		writeAll(t, w, m, datas, shuffled(m.NumChunks(), 2))
+		if err := w.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range names {
+			if !bytes.Equal(mustRead(t, filepath.Join(dst, n)), datas[i]) {
+				t.Fatalf("%s differs", n)
+			}
+		}
+	})
 }
 
 func resumeSetup(t *testing.T) (dst string, m *Manifest, datas [][]byte) {
@@ -419,33 +423,35 @@ func TestWriteChunkRefusals(t *testing.T) {
 }
 
 func TestFinishFileHash(t *testing.T) {
-	dst := t.TempDir()
-	datas := [][]byte{randBytes(1, 3*testCS), []byte("ok")}
-	files := []File{fileFor("liar", datas[0], testCS), fileFor("ok", datas[1], testCS)}
-	files[0].SHA256[0] ^= 1 // chunks right, whole-file hash wrong
-	m, err := NewManifest(testCS, files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := CreateWriter(dst, m, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAll(t, w, m, datas, []int{0, 1, 2, 3})
-	w.save()
-	err = w.Finish()
-	if !errors.Is(err, ErrFileHash) || !strings.Contains(err.Error(), `"liar"`) {
-		t.Fatalf("Finish: %v", err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if exists(filepath.Join(dst, "liar")) || exists(filepath.Join(dst, StateName("liar"))) {
-		t.Error("mismatching file placed or its state kept")
-	}
-	if !bytes.Equal(mustRead(t, filepath.Join(dst, "ok")), datas[1]) {
-		t.Error("the good file was not placed")
-	}
+	bothFinishes(t, func(t *testing.T) {
+		dst := t.TempDir()
+		datas := [][]byte{randBytes(1, 3*testCS), []byte("ok")}
+		files := []File{fileFor("liar", datas[0], testCS), fileFor("ok", datas[1], testCS)}
+		files[0].SHA256[0] ^= 1 // chunks right, whole-file hash wrong
+		m, err := NewManifest(testCS, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := CreateWriter(dst, m, WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAll(t, w, m, datas, []int{0, 1, 2, 3})
+		w.save()
+		err = w.Finish()
+		if !errors.Is(err, ErrFileHash) || !strings.Contains(err.Error(), `"liar"`) {
+			t.Fatalf("Finish: %v", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if exists(filepath.Join(dst, "liar")) || exists(filepath.Join(dst, StateName("liar"))) {
+			t.Error("mismatching file placed or its state kept")
+		}
+		if !bytes.Equal(mustRead(t, filepath.Join(dst, "ok")), datas[1]) {
+			t.Error("the good file was not placed")
+		}
+	})
 }
 
 func TestExistingFinal(t *testing.T) {
@@ -486,38 +492,40 @@ func TestExistingFinal(t *testing.T) {
 
 // A final file that appears during the transfer is not overwritten.
 func TestExistingFinalRace(t *testing.T) {
-	dst := t.TempDir()
-	datas := [][]byte{randBytes(1, testCS+1)}
-	m := manifestOf(t, testCS, []string{"f"}, datas)
-	w, err := CreateWriter(dst, m, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAll(t, w, m, datas, []int{0, 1})
-	final := filepath.Join(dst, "f")
-	writeFile(t, final, []byte("appeared"))
-	if err := w.Finish(); !errors.Is(err, ErrExists) {
-		t.Fatalf("Finish: %v", err)
-	}
-	w.Close()
-	if string(mustRead(t, final)) != "appeared" {
-		t.Error("overwritten")
-	}
-	// The verified part survives for a rerun with --force.
-	w, err = CreateWriter(dst, m, WriterOptions{Force: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if len(w.Missing()) != 0 {
-		t.Fatalf("Missing %v", w.Missing())
-	}
-	if err := w.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(mustRead(t, final), datas[0]) {
-		t.Error("not replaced")
-	}
+	bothFinishes(t, func(t *testing.T) {
+		dst := t.TempDir()
+		datas := [][]byte{randBytes(1, testCS+1)}
+		m := manifestOf(t, testCS, []string{"f"}, datas)
+		w, err := CreateWriter(dst, m, WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAll(t, w, m, datas, []int{0, 1})
+		final := filepath.Join(dst, "f")
+		writeFile(t, final, []byte("appeared"))
+		if err := w.Finish(); !errors.Is(err, ErrExists) {
+			t.Fatalf("Finish: %v", err)
+		}
+		w.Close()
+		if string(mustRead(t, final)) != "appeared" {
+			t.Error("overwritten")
+		}
+		// The verified part survives for a rerun with --force.
+		w, err = CreateWriter(dst, m, WriterOptions{Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if len(w.Missing()) != 0 {
+			t.Fatalf("Missing %v", w.Missing())
+		}
+		if err := w.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(mustRead(t, final), datas[0]) {
+			t.Error("not replaced")
+		}
+	})
 }
 
 func TestNoEscape(t *testing.T) {
