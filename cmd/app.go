@@ -195,6 +195,16 @@ func commonFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "stun", Usage: "STUN server `URL` (repeatable); 'none' for a LAN without STUN (default " + defaultSTUN + ")"},
 		&cli.StringSliceFlag{Name: "interface", Usage: "use only this network `NAME` for the transfer (repeatable)"},
 		&cli.BoolFlag{Name: "loopback", Usage: "also offer loopback addresses (both ends on this machine)"},
+		&cli.IntFlag{
+			Name: "lanes", Value: peer.DefaultLanes,
+			Usage: fmt.Sprintf("peer connections between two peers, 1 to %d (the smaller of both ends' counts): more keep a distant transfer going through bursts of loss", peer.MaxLanes),
+			Action: func(_ *cli.Context, n int) error {
+				if n < 1 || n > peer.MaxLanes {
+					return usagef("--lanes %d: give 1 to %d", n, peer.MaxLanes)
+				}
+				return nil
+			},
+		},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log diagnostics to stderr"},
 	}
 }
@@ -204,6 +214,7 @@ func peerConfig(env Env, c *cli.Context, log *slog.Logger) peer.Config {
 		STUN:       stunServers(c.StringSlice("stun")),
 		Interfaces: c.StringSlice("interface"),
 		Loopback:   c.Bool("loopback"),
+		Lanes:      c.Int("lanes"),
 		Logger:     log,
 	}
 	if env.PeerConfig != nil {

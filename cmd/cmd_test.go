@@ -241,6 +241,8 @@ func TestUsageErrors(t *testing.T) {
 		{"recv without server", nil, []string{"recv", "abcdefgh"}, "--signal"},
 		{"recv without password", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "P2PXFER_PASSWORD"},
 		{"unknown flag", nil, []string{"recv", "--no-seed", "--password", "x", "abcdefgh"}, "password"},
+		{"send too many lanes", nil, []string{"send", "--lanes", "5", "cmd_test.go"}, "--lanes 5: give 1 to 4"},
+		{"recv no lanes", nil, []string{"recv", "--lanes", "0", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "--lanes 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

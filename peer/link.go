@@ -31,6 +31,9 @@ type link struct {
 	// myKey goes into our sealed answer (the sender's manifest key);
 	// theirKey is what the other end's sealed answer carried.
 	myKey, theirKey []byte
+	// myLanes is how many connections we would use (see wire.go);
+	// theirLanes what the other end's offer or answer said.
+	myLanes, theirLanes int
 
 	gone     chan struct{}
 	goneOnce sync.Once
@@ -233,6 +236,14 @@ func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 			switch m.T {
 			case sigBye:
 				return nil, fmt.Errorf("%w: %s", ErrRemote, m.Why)
+			case sigLanes:
+				// Sent after the first connection's offer, so an answerer
+				// still waiting for one was waiting for a lane.
+				l.theirLanes = min(l.theirLanes, m.Lanes)
+				if !offerer && !haveRemote {
+					return nil, errNoMoreLanes
+				}
+				continue
 			case sigCand:
 				c := webrtc.ICECandidateInit{Candidate: m.Cand.Candidate, SDPMid: m.Cand.SDPMid, SDPMLineIndex: m.Cand.SDPMLineIndex}
 				if !haveRemote {
@@ -249,6 +260,9 @@ func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 				if offerer || haveRemote {
 					return nil, fmt.Errorf("%w: unexpected offer", ErrProtocol)
 				}
+				if m.Lanes != 0 {
+					l.theirLanes = m.Lanes
+				}
 				if err := l.answer(ctx, pc, m.SDP); err != nil {
 					return nil, err
 				}
@@ -258,6 +272,9 @@ func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 					return nil, fmt.Errorf("%w: unexpected answer", ErrProtocol)
 				}
 				l.theirKey = m.Key
+				if m.Lanes != 0 {
+					l.theirLanes = m.Lanes
+				}
 				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 					return nil, fmt.Errorf("%w: answer: %v", ErrProtocol, err)
 				}
@@ -286,7 +303,7 @@ func (l *link) answer(ctx context.Context, pc *webrtc.PeerConnection, sdp string
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("peer: set answer: %w", err)
 	}
-	return l.sendSealed(ctx, &signalMsg{T: sigAnswer, SDP: ans.SDP, Key: l.myKey})
+	return l.sendSealed(ctx, &signalMsg{T: sigAnswer, SDP: ans.SDP, Key: l.myKey, Lanes: l.lanes()})
 }
 
 // offer creates the offer for dc's connection and sends it sealed.
@@ -298,11 +315,28 @@ func (l *link) offer(ctx context.Context, pc *webrtc.PeerConnection) error {
 	if err := pc.SetLocalDescription(off); err != nil {
 		return fmt.Errorf("peer: set offer: %w", err)
 	}
-	return l.sendSealed(ctx, &signalMsg{T: sigOffer, SDP: off.SDP})
+	return l.sendSealed(ctx, &signalMsg{T: sigOffer, SDP: off.SDP, Lanes: l.myLanes})
 }
+
+// errNoMoreLanes ends an answerer's wait for a lane the other end will not
+// open.
+var errNoMoreLanes = errors.New("no more lanes")
+
+// lanes is how many connections both ends agreed on (see wire.go).
+func (l *link) lanes() int { return max(1, min(l.myLanes, l.theirLanes)) }
 
 // isWrongPassword reports whether err means the PAKE failed on the password.
 func isWrongPassword(err error) bool { return errors.Is(err, pake.ErrWrongPassword) }
+
+// watchFailed stops reading raw once its connection fails: a failed
+// connection does not always end a blocked Read. The goroutine ends with
+// the connection, which reports closed (as failed) when it is closed.
+func watchFailed(ev *iceEvents, raw datachannel.ReadWriteCloserDeadliner) {
+	go func() {
+		<-ev.failed
+		stopReading(raw)
+	}()
+}
 
 // stopReading ends a blocked Read on a detached channel. Close alone does
 // not: pion only sends a stream reset, and Read waits for the answer, which

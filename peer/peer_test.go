@@ -59,8 +59,17 @@ func (r *rig) dial(ctx context.Context) *signalclient.Conn {
 	return c
 }
 
-func engine(t *testing.T) *peer.Engine {
-	e, err := peer.NewEngine(loopback())
+func engine(t *testing.T) *peer.Engine { return engineLanes(t, 0, true) }
+
+// engineLanes makes an engine with Config.Lanes = lanes; always opens them
+// on loopback too, where a real engine sees too short a path for them.
+func engineLanes(t *testing.T, lanes int, always bool) *peer.Engine {
+	cfg := loopback()
+	cfg.Lanes = lanes
+	if always {
+		peer.SetLanesAlways(&cfg)
+	}
+	e, err := peer.NewEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +130,7 @@ func openSource(ctx context.Context, t *testing.T, paths []string, chunkSize int
 // senderOpts are what a test may change about the room itself.
 type senderOpts struct {
 	slots       int
+	lanes       int               // the engine's Config.Lanes
 	registerKey ed25519.PublicKey // registered at create instead of the signer's
 }
 
@@ -161,7 +171,7 @@ func startSenderWith(ctx context.Context, t *testing.T, r *rig, src peer.Source,
 			close(s.swarm)
 		}
 	}
-	eng := engine(t)
+	eng := engineLanes(t, so.lanes, true)
 	go func() {
 		err := eng.Serve(sctx, sig, src, opts)
 		_ = conn.Close() // leave the room, as the CLI does
@@ -191,6 +201,12 @@ func (rc *receiver) events() ([]peer.SourceEvent, []int) {
 // ctx ends (when it seeds) or it is done.
 func startReceiver(ctx context.Context, t *testing.T, r *rig, roomID, password string, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
 	t.Helper()
+	return startReceiverLanes(ctx, t, r, roomID, password, 0, true, tweak)
+}
+
+// startReceiverLanes is startReceiver with engineLanes(t, lanes, always).
+func startReceiverLanes(ctx context.Context, t *testing.T, r *rig, roomID, password string, lanes int, always bool, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
+	t.Helper()
 	conn := r.dial(ctx)
 	j, err := conn.JoinInfo(ctx, roomID)
 	rc := &receiver{out: t.TempDir(), err: make(chan error, 1), complete: make(chan struct{})}
@@ -199,7 +215,7 @@ func startReceiver(ctx context.Context, t *testing.T, r *rig, roomID, password s
 		return rc
 	}
 	rc.self = j.Self
-	eng := engine(t)
+	eng := engineLanes(t, lanes, always)
 	var w *chunker.Writer
 	opts := peer.ReceiveOptions{
 		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,

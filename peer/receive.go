@@ -843,6 +843,7 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 		return fmt.Errorf("data channel: %w", err)
 	}
 	ev.onOpen(dc)
+	l.myLanes = e.cfg.Lanes
 	if err := l.offer(ctx, pc); err != nil {
 		return err
 	}
@@ -856,30 +857,140 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 	if err != nil {
 		return fmt.Errorf("detach: %w", err)
 	}
+	// A lane that fails ends the whole source: the pieces it carried
+	// cannot be told apart from ones still coming, so the download starts
+	// over with this source, as after any lost connection.
+	ctx, fail := context.WithCancelCause(ctx)
+	var lanes sync.WaitGroup
+	defer func() {
+		fail(nil)
+		lanes.Wait()
+	}()
 	defer stopReading(raw)
 	stop := context.AfterFunc(ctx, func() { stopReading(raw) })
 	defer stop()
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // a failed connection does not always end Read
-		select {
-		case <-ev.failed:
-			stopReading(raw)
-		case <-done:
-		}
-	}()
+	watchFailed(ev, raw)
 	if !send(dlEvent{kind: dlConnected, raw: raw, key: l.theirKey}) {
 		return ctx.Err()
 	}
-	return d.readSource(ctx, raw, send)
+	// Lanes open while the manifest arrives (a few round trips in SCTP's
+	// slow start for a large transfer); they carry nothing before it. They
+	// start at the source's first frame: it sends that once it is done
+	// with this connection's signalling, which must not see a lane's
+	// offer.
+	manifestReady := make(chan struct{})
+	var laneManifest *chunker.Manifest
+	onManifest := func(m *chunker.Manifest) {
+		if laneManifest == nil { // once, whatever the source sends
+			laneManifest = m
+			close(manifestReady)
+		}
+	}
+	var onFirst func()
+	if n := l.lanes(); n > 1 && !d.e.wantLanes(pc) {
+		// Tell the source not to wait for them.
+		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+	} else if n > 1 {
+		onFirst = func() {
+			lanes.Add(1)
+			go func() {
+				defer lanes.Done()
+				manifest := func() *chunker.Manifest {
+					select {
+					case <-manifestReady:
+						return laneManifest
+					case <-ctx.Done():
+						return nil
+					}
+				}
+				if err := d.openLanes(ctx, l, manifest, n-1, send); err != nil && ctx.Err() == nil {
+					fail(err)
+				}
+			}()
+		}
+	}
+	err = d.readSource(ctx, raw, nil, onFirst, onManifest, send)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // a lane failed, and that stopped the first one
+	}
+	return err
+}
+
+// openLanes opens n more connections to a source, one after another, and
+// reads piece data from each, once manifest returns it, until ctx ends. A
+// lane that cannot connect only means fewer lanes, but one that fails once
+// it carries pieces, or tampered signalling, is an error; it returns when
+// all lanes have ended.
+func (d *download) openLanes(ctx context.Context, l *link, manifest func() *chunker.Manifest, n int, send func(dlEvent) bool) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	var releases []func()
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+		for _, release := range releases {
+			release()
+		}
+	}()
+	for range n {
+		pc, release, err := d.e.newLaneConnection()
+		if err != nil {
+			return fmt.Errorf("lane: %w", err)
+		}
+		releases = append(releases, release)
+		ev := watch(pc)
+		ordered := true
+		dc, err := pc.CreateDataChannel(DataChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+		if err != nil {
+			return fmt.Errorf("lane: data channel: %w", err)
+		}
+		ev.onOpen(dc)
+		if err := l.offer(ctx, pc); err != nil {
+			return fmt.Errorf("lane: %w", err)
+		}
+		if _, err := l.negotiate(ctx, pc, ev, dc, d.e.cfg.ConnectTimeout); err != nil {
+			if errors.Is(err, ErrTampered) || errors.Is(err, ErrProtocol) {
+				return fmt.Errorf("lane: %w", err)
+			}
+			break
+		}
+		raw, err := dc.DetachWithDeadline()
+		if err != nil {
+			return fmt.Errorf("lane: detach: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer stopReading(raw)
+			stop := context.AfterFunc(ctx, func() { stopReading(raw) })
+			defer stop()
+			watchFailed(ev, raw)
+			m := manifest() // nil once ctx ends
+			if m == nil {
+				return
+			}
+			if err := d.readSource(ctx, raw, m, nil, nil, send); ctx.Err() == nil {
+				cancel(fmt.Errorf("lane: %w", err))
+			}
+		}()
+	}
+	<-ctx.Done()
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 // readSource reads one source's frames, checking each against the
-// manifest, reassembling pieces into buffers the loop hands back.
-func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloserDeadliner, send func(dlEvent) bool) error {
+// manifest, reassembling pieces into buffers the loop hands back. On the
+// first connection lane is nil, onFirst (if not nil) is called when the
+// first frame has arrived and onManifest once the manifest has; on a lane,
+// the manifest is lane and only piece data and an error may come.
+func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloserDeadliner, lane *chunker.Manifest,
+	onFirst func(), onManifest func(*chunker.Manifest), send func(dlEvent) bool) error {
 	buf := make([]byte, maxFrame)
 	var (
-		m       *chunker.Manifest
+		m       = lane
 		man, bm assembler
 		cur     = -1
 		curBuf  []byte
@@ -894,12 +1005,19 @@ func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloser
 			}
 			return fmt.Errorf("%w: channel closed", ErrPeerLeft)
 		}
+		if onFirst != nil {
+			onFirst()
+			onFirst = nil
+		}
 		f, err := parseFrame(buf[:n])
 		if err != nil {
 			return err
 		}
 		if m == nil && f.Type != frameManifest && f.Type != frameError {
 			return fmt.Errorf("%w: %q before the manifest", ErrProtocol, f.Type)
+		}
+		if lane != nil && f.Type != frameData && f.Type != frameError {
+			return fmt.Errorf("%w: %q on a lane", ErrProtocol, f.Type)
 		}
 		switch f.Type {
 		case frameManifest:
@@ -916,6 +1034,7 @@ func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloser
 			if !send(dlEvent{kind: dlManifest, m: m, signed: man.buf}) {
 				return ctx.Err()
 			}
+			onManifest(m)
 		case frameBitmap:
 			whole, err := bm.add(f)
 			if err != nil || !whole {

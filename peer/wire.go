@@ -8,12 +8,23 @@ package peer
 //
 //	receiver                                  sender
 //	  |-- hello / reply / confirm (pake) ------->|
-//	  |-- {t:offer, sdp} ----------------------->|
+//	  |-- {t:offer, sdp, lanes} ---------------->|
 //	  |-- {t:cand, cand} ... (trickle) --------->|
-//	  |<------------------ {t:answer, sdp, key} -|   (key: the sender's
-//	  |                                          |    manifest key)
+//	  |<------------ {t:answer, sdp, key, lanes} -|   (key: the sender's
+//	  |                                          |    manifest key; lanes:
+//	  |                                          |    connections it takes)
 //	  |<----------------------- {t:cand} ...    -|
 //	  |-- {t:bye} or <--------------- {t:bye} ---|   (either side gives up)
+//	  |   ... once the manifest has arrived on the first connection:
+//	  |-- {t:offer} / {t:cand} ... <-- {t:answer} |   (lane 2, 3, ... up to
+//	  |                                          |    lanes, one at a time)
+//	  |-- or {t:lanes, lanes:1} ---------------->|   (a short path: none)
+//
+// Lanes are extra peer connections, each its own SCTP association, that
+// carry only piece data ('D' and 'E' frames) from the source to the
+// downloader. A loss burst that stalls one association (pion waits out a
+// retransmission timeout) leaves the others sending. Every other frame,
+// and all requests, use the first connection.
 //
 // 2. Data channel, version 2 (the swarm). The downloader (PAKE initiator,
 // offerer) opens one ordered, reliable channel labelled DataChannelLabel to
@@ -60,6 +71,9 @@ const (
 	sigAnswer = "answer"
 	sigCand   = "cand"
 	sigBye    = "bye"
+	// sigLanes: the downloader opens only this many connections in all
+	// (it found the path too short for lanes).
+	sigLanes = "lanes"
 )
 
 // signalMsg is the wire form of one sealed signalling message.
@@ -71,7 +85,14 @@ type signalMsg struct {
 	// Key, in the sender's answer: its manifest-signing public key, which
 	// the receiver compares with the one the signalling server gave it.
 	Key []byte `json:"key,omitempty"`
+	// Lanes, in the first offer: how many connections in all the
+	// downloader would use; in the answer, how many it will (the smaller
+	// count). 0 from a peer that predates lanes: one.
+	Lanes int `json:"lanes,omitempty"`
 }
+
+// MaxLanes bounds the connections one downloader opens to one source.
+const MaxLanes = 4
 
 // wireCand is an ICE candidate on the wire (RTCIceCandidateInit).
 type wireCand struct {
@@ -97,11 +118,18 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 			return nil, fmt.Errorf("%w: candidate message without candidate", ErrProtocol)
 		}
 	case sigBye:
+	case sigLanes:
+		if m.Lanes == 0 {
+			return nil, fmt.Errorf("%w: lanes message without a count", ErrProtocol)
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown sealed signalling type %q", ErrProtocol, m.T)
 	}
 	if m.Key != nil && (m.T != sigAnswer || len(m.Key) != ed25519.PublicKeySize) {
 		return nil, fmt.Errorf("%w: malformed key", ErrProtocol)
+	}
+	if m.Lanes != 0 && (m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes || m.Lanes < 1 || m.Lanes > MaxLanes) {
+		return nil, fmt.Errorf("%w: malformed lane count", ErrProtocol)
 	}
 	if len(m.Why) > maxWhy || !utf8.ValidString(m.Why) {
 		return nil, fmt.Errorf("%w: malformed reason", ErrProtocol)

@@ -79,13 +79,16 @@ func TestFrames(t *testing.T) {
 func TestDecodeSignal(t *testing.T) {
 	key := `"` + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" + `"`
 	for _, s := range []string{`{"t":"offer","sdp":"v=0"}`, `{"t":"cand","cand":{"candidate":"x"}}`, `{"t":"bye","why":"x"}`,
-		`{"t":"answer","sdp":"v=0","key":` + key + `}`} {
+		`{"t":"answer","sdp":"v=0","key":` + key + `}`, `{"t":"offer","sdp":"v=0","lanes":3}`,
+		`{"t":"answer","sdp":"v=0","lanes":4}`, `{"t":"lanes","lanes":1}`} {
 		if _, err := decodeSignal([]byte(s)); err != nil {
 			t.Errorf("decodeSignal(%s): %v", s, err)
 		}
 	}
 	for _, s := range []string{``, `{}`, `{"t":"offer"}`, `{"t":"cand"}`, `{"t":"hack","sdp":"x"}`, `[1]`,
-		`{"t":"offer","sdp":"v=0","key":` + key + `}`, `{"t":"answer","sdp":"v=0","key":"AAAA"}`} {
+		`{"t":"offer","sdp":"v=0","key":` + key + `}`, `{"t":"answer","sdp":"v=0","key":"AAAA"}`,
+		`{"t":"lanes"}`, `{"t":"lanes","lanes":5}`, `{"t":"offer","sdp":"v=0","lanes":-1}`,
+		`{"t":"cand","cand":{"candidate":"x"},"lanes":2}`, `{"t":"bye","lanes":2}`} {
 		if _, err := decodeSignal([]byte(s)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("decodeSignal(%s) = %v, want ErrProtocol", s, err)
 		}
@@ -135,6 +138,8 @@ func FuzzDecodeSignal(f *testing.F) {
 	f.Add([]byte(`{"t":"answer","sdp":"v=0\r\n"}`))
 	f.Add([]byte(`{"t":"cand","cand":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"}}`))
 	f.Add([]byte(`{"t":"bye","why":"connection failed"}`))
+	f.Add([]byte(`{"t":"lanes","lanes":1}`))
+	f.Add([]byte(`{"t":"offer","sdp":"v=0\r\n","lanes":3}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeSignal(b)
 		if err != nil {
@@ -148,6 +153,10 @@ func FuzzDecodeSignal(f *testing.F) {
 		}
 		if m.Key != nil && (m.T != sigAnswer || len(m.Key) != 32) {
 			t.Fatalf("accepted malformed key in %+v", m)
+		}
+		if m.Lanes < 0 || m.Lanes > MaxLanes || m.T == sigLanes && m.Lanes == 0 ||
+			m.Lanes != 0 && m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes {
+			t.Fatalf("accepted malformed lane count in %+v", m)
 		}
 	})
 }
