@@ -183,6 +183,33 @@ func watch(pc *webrtc.PeerConnection) *iceEvents {
 	return ev
 }
 
+// watchOfferer watches pc for the side that offers, and creates the
+// transfer channel the offer will carry.
+func watchOfferer(pc *webrtc.PeerConnection) (*iceEvents, *webrtc.DataChannel, error) {
+	ev := watch(pc)
+	ordered := true
+	dc, err := pc.CreateDataChannel(DataChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return nil, nil, fmt.Errorf("data channel: %w", err)
+	}
+	ev.onOpen(dc)
+	return ev, dc, nil
+}
+
+// watchAnswerer watches pc for the side that answers, including for the
+// channel the offerer opens.
+func watchAnswerer(pc *webrtc.PeerConnection) *iceEvents {
+	ev := watch(pc)
+	pc.OnDataChannel(func(d *webrtc.DataChannel) {
+		ev.onOpen(d)
+		select {
+		case ev.dc <- d:
+		default:
+		}
+	})
+	return ev
+}
+
 func (ev *iceEvents) onOpen(dc *webrtc.DataChannel) {
 	dc.OnOpen(func() {
 		select {

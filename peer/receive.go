@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pion/datachannel"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
@@ -836,13 +835,10 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 		return err
 	}
 	defer pc.Close()
-	ev := watch(pc)
-	ordered := true
-	dc, err := pc.CreateDataChannel(DataChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+	ev, dc, err := watchOfferer(pc)
 	if err != nil {
-		return fmt.Errorf("data channel: %w", err)
+		return err
 	}
-	ev.onOpen(dc)
 	l.myLanes = e.cfg.Lanes
 	if err := l.offer(ctx, pc); err != nil {
 		return err
@@ -938,13 +934,10 @@ func (d *download) openLanes(ctx context.Context, l *link, manifest func() *chun
 			return fmt.Errorf("lane: %w", err)
 		}
 		releases = append(releases, release)
-		ev := watch(pc)
-		ordered := true
-		dc, err := pc.CreateDataChannel(DataChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+		ev, dc, err := watchOfferer(pc)
 		if err != nil {
-			return fmt.Errorf("lane: data channel: %w", err)
+			return fmt.Errorf("lane: %w", err)
 		}
-		ev.onOpen(dc)
 		if err := l.offer(ctx, pc); err != nil {
 			return fmt.Errorf("lane: %w", err)
 		}

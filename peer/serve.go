@@ -388,14 +388,7 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 		return res
 	}
 	defer pc.Close()
-	ev := watch(pc)
-	pc.OnDataChannel(func(d *webrtc.DataChannel) {
-		ev.onOpen(d)
-		select {
-		case ev.dc <- d:
-		default:
-		}
-	})
+	ev := watchAnswerer(pc)
 	l.myKey, l.myLanes = cfg.key, e.cfg.Lanes
 	dc, err := l.negotiate(ctx, pc, ev, nil, e.cfg.ConnectTimeout)
 	if err != nil {
@@ -463,14 +456,7 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<
 			return
 		}
 		pcs = append(pcs, pc)
-		ev := watch(pc)
-		pc.OnDataChannel(func(d *webrtc.DataChannel) {
-			ev.onOpen(d)
-			select {
-			case ev.dc <- d:
-			default:
-			}
-		})
+		ev := watchAnswerer(pc)
 		dc, err := l.negotiate(ctx, pc, ev, nil, sp.e.cfg.ConnectTimeout)
 		if err != nil {
 			return
