@@ -766,7 +766,7 @@ func (w *Writer) Finish() error {
 		placedIn[path.Dir(w.m.Files[fi].Name)] = true
 	}
 	for d := range placedIn {
-		if err := syncDir(w.root, d); err != nil {
+		if err := dirs.sync(d); err != nil {
 			errs = append(errs, fmt.Errorf("chunker finish: sync directory %q: %w", d, err))
 		}
 	}
@@ -1011,7 +1011,8 @@ func parallel[T any](workers int, items []T, f func(T) error) []error {
 
 // dirCache opens each destination directory once per Finish, for
 // renameNoReplace, which works on a directory descriptor so that only base
-// names, never a path, are resolved outside the os.Root.
+// names, never a path, are resolved outside the os.Root, and for the
+// directory's fsync after.
 type dirCache struct {
 	root *os.Root
 	mu   sync.Mutex
@@ -1035,6 +1036,15 @@ func (c *dirCache) get(dir string) *os.File {
 		c.m[dir] = d
 	}
 	return d
+}
+
+// sync makes the renames and links in dir durable, through the
+// descriptor get opened where there is one.
+func (c *dirCache) sync(dir string) error {
+	if d := c.get(dir); d != nil {
+		return d.Sync()
+	}
+	return syncDir(c.root, dir)
 }
 
 func (c *dirCache) close() {
