@@ -169,7 +169,13 @@ func (e *Engine) Close() error { return e.mux.Close() }
 func (e *Engine) LocalAddrs() []net.Addr { return e.mux.GetListenAddresses() }
 
 func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, error) {
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{ICEServers: e.iceURLs})
+	return e.newPeerConnectionOn(e.api)
+}
+
+// newPeerConnectionOn makes a peer connection with api (and so its
+// sockets) and the engine's ICE servers.
+func (e *Engine) newPeerConnectionOn(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: e.iceURLs})
 	if err != nil {
 		return nil, fmt.Errorf("peer: new peer connection: %w", err)
 	}
@@ -208,10 +214,10 @@ func (e *Engine) newLaneConnection() (pc *webrtc.PeerConnection, release func(),
 	if err != nil {
 		return nil, nil, err
 	}
-	pc, err = e.newAPI(mux).NewPeerConnection(webrtc.Configuration{ICEServers: e.iceURLs})
+	pc, err = e.newPeerConnectionOn(e.newAPI(mux))
 	if err != nil {
 		_ = mux.Close()
-		return nil, nil, fmt.Errorf("peer: new peer connection: %w", err)
+		return nil, nil, err
 	}
 	return pc, func() {
 		_ = pc.Close()

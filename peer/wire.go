@@ -15,7 +15,7 @@ package peer
 //	  |                                          |    connections it takes)
 //	  |<----------------------- {t:cand} ...    -|
 //	  |-- {t:bye} or <--------------- {t:bye} ---|   (either side gives up)
-//	  |   ... once the manifest has arrived on the first connection:
+//	  |   ... once the source's first frame has come on the first connection:
 //	  |-- {t:offer} / {t:cand} ... <-- {t:answer} |   (lane 2, 3, ... up to
 //	  |                                          |    lanes, one at a time)
 //	  |-- or {t:lanes, lanes:1} ---------------->|   (a short path: none)
