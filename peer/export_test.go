@@ -9,4 +9,5 @@ func SetServeFilter(o *ServeOptions, f func(peer string, piece int) bool) { o.fi
 func SetAllowSource(o *ReceiveOptions, f func(peer string) bool)          { o.allowSource = f }
 func SetCorrupt(o *ReceiveOptions, f func(piece int, data []byte))        { o.corrupt = f }
 func SetSentOn(o *ServeOptions, f func(peer string, lane int))            { o.sentOn = f }
+func SetLanesFirst(o *ServeOptions)                                       { o.lanesFirst = true }
 func SetLanesAlways(c *Config)                                            { c.lanesAlways = true }

@@ -71,6 +71,9 @@ type ServeOptions struct {
 
 	filter func(peer string, piece int) bool // tests: pieces offered to each peer
 	sentOn func(peer string, lane int)       // tests: called for each piece sent
+	// tests: send no piece before every lane is open or given up on, so
+	// a short transfer on loopback still uses them all
+	lanesFirst bool
 }
 
 const (
@@ -122,7 +125,7 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 	sp := newServePool(e, sig, serveConfig{
 		room: opts.Room, self: opts.Self, password: opts.Password,
 		maxFailures: opts.MaxFailures, maxConcurrent: opts.MaxConcurrent,
-		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn,
+		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn, lanesFirst: opts.lanesFirst,
 	}, &wg)
 	sp.setHolding(newFull(src, signed))
 	if len(opts.Signer) == ed25519.PrivateKeySize {
@@ -203,6 +206,7 @@ type serveConfig struct {
 	emit                 func(Event)
 	filter               func(peer string, piece int) bool
 	sentOn               func(peer string, lane int)
+	lanesFirst           bool
 	corrupt              func(piece int, b []byte)
 }
 
@@ -419,6 +423,8 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 			defer wg.Done()
 			sp.acceptLanes(lctx, l, n-1, newLanes)
 		}()
+	} else {
+		close(newLanes)
 	}
 	res.seeding, res.err = sp.sendPieces(ctx, l.peer, &lane{dc: dc, raw: raw, ev: ev}, newLanes)
 	res.finished = res.err == nil
@@ -435,10 +441,10 @@ type lane struct {
 }
 
 // acceptLanes answers up to n more connections from a receiver, one after
-// another, and hands each to sendPieces through more. It gives up quietly
-// (the transfer goes on with the lanes it has) when one fails to connect,
-// and keeps the connections open until ctx ends: sendPieces has stopped
-// writing to them by then.
+// another, hands each to sendPieces through more, and closes more when no
+// more will come. It gives up quietly (the transfer goes on with the lanes
+// it has) when one fails to connect, and keeps the connections open until
+// ctx ends: sendPieces has stopped writing to them by then.
 func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<- *lane) {
 	var pcs []*webrtc.PeerConnection
 	defer func() {
@@ -447,6 +453,7 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<
 			pc.Close()
 		}
 	}()
+	defer close(more) // first: sendPieces need not wait for ctx
 	for i := range n {
 		if l.lanes() < i+2 { // the receiver said it opens fewer
 			return
@@ -569,7 +576,12 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 	low := make(chan struct{}, MaxLanes) // some lane's buffer drained
 	failed := make(chan struct{}, 1)     // some lane's connection failed
 	var lanes []*lane
-	addLane := func(ln *lane) {
+	// addLane starts using ln; !ok means no more lanes will come.
+	addLane := func(ln *lane, ok bool) {
+		if !ok {
+			newLanes = nil
+			return
+		}
 		ln.dc.SetBufferedAmountLowThreshold(lowWater)
 		ln.dc.OnBufferedAmountLow(func() {
 			select {
@@ -591,7 +603,7 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 			}
 		}()
 	}
-	addLane(first)
+	addLane(first, true)
 	tick := time.NewTicker(250 * time.Millisecond) // in case a low event is lost
 	defer tick.Stop()
 	var finished *readResult
@@ -601,8 +613,8 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 		select {
 		case <-low:
 		case <-tick.C:
-		case ln := <-newLanes:
-			addLane(ln)
+		case ln, ok := <-newLanes:
+			addLane(ln, ok)
 		case <-failed:
 			return fmt.Errorf("%w: connection lost", ErrPeerLeft)
 		case r := <-readDone:
@@ -684,8 +696,8 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 			err = ctx.Err()
 		case <-failed:
 			err = fmt.Errorf("%w: connection lost", ErrPeerLeft)
-		case ln := <-newLanes:
-			addLane(ln)
+		case ln, ok := <-newLanes:
+			addLane(ln, ok)
 		case r := <-readDone:
 			finished = &r
 			err = errReaderDone
@@ -706,7 +718,13 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 			if sp.cfg.corrupt != nil {
 				sp.cfg.corrupt(int(idx), data)
 			}
+			for sp.cfg.lanesFirst && newLanes != nil && err == nil {
+				err = wait()
+			}
 			var ln *lane
+			if err != nil {
+				break
+			}
 			if ln, err = pick(); err != nil {
 				break
 			}
