@@ -645,15 +645,21 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 		return nil
 	}
 	// pick returns the lane with the least data waiting, once one has room.
+	// Lanes tie when all have drained (a sender slower than its paths):
+	// then they take turns rather than the first always winning.
+	turn := 0
 	pick := func() (*lane, error) {
 		for {
-			best, least := lanes[0], lanes[0].dc.BufferedAmount()
-			for _, ln := range lanes[1:] {
-				if b := ln.dc.BufferedAmount(); b < least {
+			var best *lane
+			var least uint64
+			for k := range lanes {
+				ln := lanes[(turn+k)%len(lanes)]
+				if b := ln.dc.BufferedAmount(); best == nil || b < least {
 					best, least = ln, b
 				}
 			}
 			if least <= highWater {
+				turn++
 				return best, nil
 			}
 			if err := wait(); err != nil {
