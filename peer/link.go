@@ -34,6 +34,9 @@ type link struct {
 	// myLanes is how many connections we would use (see wire.go);
 	// theirLanes what the other end's offer or answer said.
 	myLanes, theirLanes int
+	// theirDirect is the downloader's end of a direct lane, from its
+	// {t:lanes, lanes:2, direct}.
+	theirDirect *wireDirect
 
 	gone     chan struct{}
 	goneOnce sync.Once
@@ -267,6 +270,7 @@ func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 				// Sent after the first connection's offer, so an answerer
 				// still waiting for one was waiting for a lane.
 				l.theirLanes = min(l.theirLanes, m.Lanes)
+				l.theirDirect = m.Direct
 				if !offerer && !haveRemote {
 					return nil, errNoMoreLanes
 				}

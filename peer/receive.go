@@ -882,28 +882,35 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 			close(manifestReady)
 		}
 	}
-	var onFirst func()
-	if n := l.lanes(); n > 1 && !d.e.wantLanes(pc) {
-		// Tell the source not to wait for them.
-		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-	} else if n > 1 {
-		onFirst = func() {
+	manifest := func() *chunker.Manifest { // for lanes: nil once ctx ends
+		select {
+		case <-manifestReady:
+			return laneManifest
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	laneRunner := func(open func() error) func() {
+		return func() {
 			lanes.Add(1)
 			go func() {
 				defer lanes.Done()
-				manifest := func() *chunker.Manifest {
-					select {
-					case <-manifestReady:
-						return laneManifest
-					case <-ctx.Done():
-						return nil
-					}
-				}
-				if err := d.openLanes(ctx, l, manifest, n-1, send); err != nil && ctx.Err() == nil {
+				if err := open(); err != nil && ctx.Err() == nil {
 					fail(err)
 				}
 			}()
 		}
+	}
+	var onFirst func()
+	switch n := l.lanes(); {
+	case n <= 1:
+	case !d.e.cfg.lanesAlways && sameHost(pc):
+		onFirst = laneRunner(func() error { return d.openDirect(ctx, l, manifest, send) })
+	case !d.e.wantLanes(pc):
+		// Tell the source not to wait for them.
+		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+	default:
+		onFirst = laneRunner(func() error { return d.openLanes(ctx, l, manifest, n-1, send) })
 	}
 	err = d.readSource(ctx, raw, nil, onFirst, onManifest, send)
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
@@ -970,6 +977,59 @@ func (d *download) openLanes(ctx context.Context, l *link, manifest func() *chun
 	<-ctx.Done()
 	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// openDirect opens a direct lane to a source on this host (see wire.go)
+// and reads piece data from it until ctx ends. A lane that cannot connect
+// only means none, but one that fails once it carries pieces, or tampered
+// signalling, is an error.
+func (d *download) openDirect(ctx context.Context, l *link, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
+	end, err := d.e.newDirectEnd()
+	if err != nil {
+		return l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+	}
+	if err := l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 2, Direct: end.wire()}); err != nil {
+		end.close()
+		return err
+	}
+	b, err := l.recv(ctx, directTimeout)
+	if err != nil {
+		end.close()
+		if errors.Is(err, ErrTimeout) { // a source that predates direct lanes
+			return nil
+		}
+		return err
+	}
+	m, err := l.open(b)
+	if err != nil {
+		end.close()
+		return fmt.Errorf("lane: %w", err)
+	}
+	switch m.T {
+	case sigDirect:
+	case sigLanes, sigBye: // it opens none
+		end.close()
+		return nil
+	default:
+		end.close()
+		return fmt.Errorf("lane: %w: unexpected %q", ErrProtocol, m.T)
+	}
+	dc, release, err := end.connect(ctx, true, m.Direct)
+	if err != nil {
+		return nil
+	}
+	defer release()
+	defer stopReading(dc)
+	stop := context.AfterFunc(ctx, func() { stopReading(dc) })
+	defer stop()
+	man := manifest()
+	if man == nil {
+		return nil
+	}
+	if err := d.readSource(ctx, dc, man, nil, nil, send); ctx.Err() == nil {
+		return fmt.Errorf("lane: %w", err)
 	}
 	return nil
 }

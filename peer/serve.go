@@ -426,7 +426,7 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 	} else {
 		close(newLanes)
 	}
-	res.seeding, res.err = sp.sendPieces(ctx, l.peer, &lane{dc: dc, raw: raw, ev: ev}, newLanes)
+	res.seeding, res.err = sp.sendPieces(ctx, l.peer, peerLane(dc, raw, ev), newLanes)
 	res.finished = res.err == nil
 	stopLanes()
 	wg.Wait()
@@ -435,9 +435,22 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 
 // lane is one connection we send a receiver pieces on (see wire.go).
 type lane struct {
-	dc  *webrtc.DataChannel
-	raw datachannel.ReadWriteCloserDeadliner
-	ev  *iceEvents
+	ch     bufferedChannel
+	raw    datachannel.ReadWriteCloserDeadliner
+	failed <-chan struct{} // nil for a direct lane, which has no ICE
+	direct bool
+}
+
+// bufferedChannel is the flow-control side of a data channel, which a
+// peer connection's and a direct lane's share.
+type bufferedChannel interface {
+	BufferedAmount() uint64
+	SetBufferedAmountLowThreshold(uint64)
+	OnBufferedAmountLow(func())
+}
+
+func peerLane(dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents) *lane {
+	return &lane{ch: dc, raw: raw, failed: ev.failed}
 }
 
 // acceptLanes answers up to n more connections from a receiver, one after
@@ -447,16 +460,20 @@ type lane struct {
 // ctx ends: sendPieces has stopped writing to them by then.
 func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<- *lane) {
 	var pcs []*webrtc.PeerConnection
+	var release func() // a direct lane's
 	defer func() {
 		<-ctx.Done()
 		for _, pc := range pcs {
 			pc.Close()
 		}
+		if release != nil {
+			release()
+		}
 	}()
 	defer close(more) // first: sendPieces need not wait for ctx
 	for i := range n {
-		if l.lanes() < i+2 { // the receiver said it opens fewer
-			return
+		if l.lanes() < i+2 || l.theirDirect != nil { // the receiver said it opens fewer
+			break
 		}
 		pc, err := sp.e.newPeerConnection()
 		if err != nil {
@@ -466,14 +483,39 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<
 		ev := watchAnswerer(pc)
 		dc, err := l.negotiate(ctx, pc, ev, nil, sp.e.cfg.ConnectTimeout)
 		if err != nil {
-			return
+			break
 		}
 		raw, err := dc.DetachWithDeadline()
 		if err != nil {
 			return
 		}
-		more <- &lane{dc: dc, raw: raw, ev: ev} // room for MaxLanes
+		more <- peerLane(dc, raw, ev) // room for MaxLanes
 	}
+	if len(pcs) <= 1 && l.theirDirect != nil { // the downloader asked for a direct lane instead
+		var ln *lane
+		if ln, release = sp.acceptDirect(ctx, l); ln != nil {
+			more <- ln
+		}
+	}
+}
+
+// acceptDirect answers a downloader's direct lane (see wire.go), or says
+// it opens none. nil means no lane.
+func (sp *servePool) acceptDirect(ctx context.Context, l *link) (*lane, func()) {
+	end, err := sp.e.newDirectEnd()
+	if err != nil {
+		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+		return nil, nil
+	}
+	if err := l.sendSealed(ctx, &signalMsg{T: sigDirect, Direct: end.wire()}); err != nil {
+		end.close()
+		return nil, nil
+	}
+	dc, release, err := end.connect(ctx, false, l.theirDirect)
+	if err != nil {
+		return nil, nil
+	}
+	return &lane{ch: dc, raw: dc, direct: true}, release
 }
 
 // reqQueue is what a receiver asked us for, in order, with its cancels:
@@ -575,26 +617,32 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 
 	low := make(chan struct{}, MaxLanes) // some lane's buffer drained
 	failed := make(chan struct{}, 1)     // some lane's connection failed
-	var lanes []*lane
+	var lanes []*lane                    // all, in the order they came (the first first)
+	var pieceLanes []*lane               // those that take pieces: all, or the direct one
 	// addLane starts using ln; !ok means no more lanes will come.
 	addLane := func(ln *lane, ok bool) {
 		if !ok {
 			newLanes = nil
 			return
 		}
-		ln.dc.SetBufferedAmountLowThreshold(lowWater)
-		ln.dc.OnBufferedAmountLow(func() {
+		ln.ch.SetBufferedAmountLowThreshold(lowWater)
+		ln.ch.OnBufferedAmountLow(func() {
 			select {
 			case low <- struct{}{}:
 			default:
 			}
 		})
 		lanes = append(lanes, ln)
+		if ln.direct { // pieces cost it a fraction of the CPU
+			pieceLanes = []*lane{ln}
+		} else if len(pieceLanes) == 0 || !pieceLanes[0].direct {
+			pieceLanes = append(pieceLanes, ln)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
-			case <-ln.ev.failed:
+			case <-ln.failed:
 				select {
 				case failed <- struct{}{}:
 				default:
@@ -626,7 +674,7 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 		return nil
 	}
 	writeOn := func(ln *lane, b []byte) error {
-		for ln.dc.BufferedAmount() > highWater {
+		for ln.ch.BufferedAmount() > highWater {
 			if err := wait(); err != nil {
 				return err
 			}
@@ -652,9 +700,9 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 		for {
 			var best *lane
 			var least uint64
-			for k := range lanes {
-				ln := lanes[(turn+k)%len(lanes)]
-				if b := ln.dc.BufferedAmount(); best == nil || b < least {
+			for k := range pieceLanes {
+				ln := pieceLanes[(turn+k)%len(pieceLanes)]
+				if b := ln.ch.BufferedAmount(); best == nil || b < least {
 					best, least = ln, b
 				}
 			}

@@ -19,12 +19,25 @@ package peer
 //	  |-- {t:offer} / {t:cand} ... <-- {t:answer} |   (lane 2, 3, ... up to
 //	  |                                          |    lanes, one at a time)
 //	  |-- or {t:lanes, lanes:1} ---------------->|   (a short path: none)
+//	  |-- or {t:lanes, lanes:2, direct} -------->|   (one host: one direct
+//	  |<--------------------- {t:direct, direct} |    lane, see below; the
+//	  |                                          |    sender says {t:lanes,
+//	  |                                          |    lanes:1} if it cannot)
 //
 // Lanes are extra peer connections, each its own SCTP association, that
 // carry only piece data ('D' and 'E' frames) from the source to the
 // downloader. A loss burst that stalls one association (pion waits out a
 // retransmission timeout) leaves the others sending. Every other frame,
 // and all requests, use the first connection.
+//
+// A direct lane is one without ICE, for two peers on one host (the first
+// connection's ICE pair joins two addresses of this machine): DTLS, SCTP
+// and a data channel (DCEP, as a peer connection opens one) over a UDP
+// socket on 127.0.0.1 at each end, each end's port and the SHA-256 of its
+// DTLS certificate in the sealed {direct} object. The downloader is the
+// DTLS and SCTP client. SCTP packets on it are up to directMTU bytes where
+// a peer connection sends 1191 (see direct.go). When it opens, the source
+// sends pieces only on it.
 //
 // 2. Data channel, version 2 (the swarm). The downloader (PAKE initiator,
 // offerer) opens one ordered, reliable channel labelled DataChannelLabel to
@@ -52,6 +65,7 @@ package peer
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -74,6 +88,8 @@ const (
 	// sigLanes: the downloader opens only this many connections in all
 	// (it found the path too short for lanes).
 	sigLanes = "lanes"
+	// sigDirect: the source's end of a direct lane.
+	sigDirect = "direct"
 )
 
 // signalMsg is the wire form of one sealed signalling message.
@@ -89,6 +105,16 @@ type signalMsg struct {
 	// downloader would use; in the answer, how many it will (the smaller
 	// count). 0 from a peer that predates lanes: one.
 	Lanes int `json:"lanes,omitempty"`
+	// Direct, in {t:lanes, lanes:2} from the downloader and in {t:direct}
+	// from the source: that end of a direct lane.
+	Direct *wireDirect `json:"direct,omitempty"`
+}
+
+// wireDirect is one end of a direct lane: its UDP port on 127.0.0.1 and
+// the SHA-256 of its DTLS certificate, which the other end requires.
+type wireDirect struct {
+	Port        uint16 `json:"port"`
+	Fingerprint []byte `json:"fp"`
 }
 
 // MaxLanes bounds the connections one downloader opens to one source.
@@ -122,6 +148,10 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 		if m.Lanes == 0 {
 			return nil, fmt.Errorf("%w: lanes message without a count", ErrProtocol)
 		}
+	case sigDirect:
+		if m.Direct == nil {
+			return nil, fmt.Errorf("%w: direct message without its end", ErrProtocol)
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown sealed signalling type %q", ErrProtocol, m.T)
 	}
@@ -130,6 +160,10 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 	}
 	if m.Lanes != 0 && (m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes || m.Lanes < 1 || m.Lanes > MaxLanes) {
 		return nil, fmt.Errorf("%w: malformed lane count", ErrProtocol)
+	}
+	if m.Direct != nil && (m.T != sigDirect && (m.T != sigLanes || m.Lanes != 2) ||
+		m.Direct.Port == 0 || len(m.Direct.Fingerprint) != sha256.Size) {
+		return nil, fmt.Errorf("%w: malformed direct lane", ErrProtocol)
 	}
 	if len(m.Why) > maxWhy || !utf8.ValidString(m.Why) {
 		return nil, fmt.Errorf("%w: malformed reason", ErrProtocol)

@@ -1,0 +1,211 @@
+package peer
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/sctp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Direct lanes (wire.go) exist for one reason: pion's peer connection
+// sends SCTP packets of at most 1191 bytes, a constant no setting reaches,
+// and on one host a transfer's cost is per packet (docs/performance.md).
+// On the loopback interface a datagram can be 64 KiB; what limits a packet
+// here is pion's read buffers, 8192 bytes in DTLS and SCTP alike, less the
+// DTLS record's 37 bytes of header, nonce and tag (AES-GCM).
+const directMTU = 8192 - 37
+
+// directTimeout bounds a direct lane's set-up: on one host every step is a
+// few round trips of microseconds, so a lane that takes longer will not
+// come (another process holds the port, say) and the transfer goes on.
+const directTimeout = 5 * time.Second
+
+// directEnd is our end of a direct lane until it connects: a UDP socket
+// on 127.0.0.1 and a fresh DTLS certificate.
+type directEnd struct {
+	e    *Engine
+	conn *batchConn
+	cert tls.Certificate
+	fp   [sha256.Size]byte
+}
+
+func (e *Engine) newDirectEnd() (*directEnd, error) {
+	cert, err := selfsign.GenerateSelfSigned()
+	if err != nil {
+		return nil, fmt.Errorf("peer: direct lane certificate: %w", err)
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("peer: direct lane: %w", err)
+	}
+	_ = c.SetReadBuffer(e.cfg.UDPBufferSize)
+	_ = c.SetWriteBuffer(e.cfg.UDPBufferSize)
+	return &directEnd{e: e, conn: newBatchConn(c, false), cert: cert, fp: sha256.Sum256(cert.Certificate[0])}, nil
+}
+
+func (d *directEnd) wire() *wireDirect {
+	return &wireDirect{Port: uint16(d.conn.LocalAddr().(*net.UDPAddr).Port), Fingerprint: d.fp[:]}
+}
+
+// close releases an end that never connected.
+func (d *directEnd) close() { _ = d.conn.Close() }
+
+// connect runs DTLS (pinned to the certificate the other end announced in
+// the sealed signalling), SCTP and the data channel's open over d, the
+// downloader as client. On success the lane owns d, and release closes it
+// all; on failure d is closed.
+func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect) (dc *datachannel.DataChannel, release func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, directTimeout)
+	defer cancel()
+	raddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), remote.Port))
+	pin := func(certs [][]byte, _ [][]*x509.Certificate) error {
+		if len(certs) == 0 {
+			return errors.New("no certificate")
+		}
+		got := sha256.Sum256(certs[0])
+		if subtle.ConstantTimeCompare(got[:], remote.Fingerprint) != 1 {
+			return errors.New("certificate does not match the signalled fingerprint")
+		}
+		return nil
+	}
+	shared := []dtls.Option{
+		dtls.WithCertificates(d.cert),
+		// Chains mean nothing between two self-signed peers; pin checks
+		// the certificate itself, as WebRTC's fingerprint does.
+		dtls.WithInsecureSkipVerify(true),
+		dtls.WithVerifyPeerCertificate(pin),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		// directMTU counts on AES-GCM's 37 bytes of record overhead.
+		dtls.WithCipherSuites(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+		dtls.WithLoggerFactory(d.e.lf),
+	}
+	var tc *dtls.Conn
+	if client {
+		opts := make([]dtls.ClientOption, 0, len(shared))
+		for _, o := range shared {
+			opts = append(opts, o)
+		}
+		tc, err = dtls.ClientWithOptions(d.conn, raddr, opts...)
+	} else {
+		opts := make([]dtls.ServerOption, 0, len(shared)+2)
+		for _, o := range shared {
+			opts = append(opts, o)
+		}
+		// The cookie exchange guards against spoofed sources, which only
+		// another process on this host could be; the pin keeps it out.
+		opts = append(opts, dtls.WithClientAuth(dtls.RequireAnyClientCert), dtls.WithInsecureSkipVerifyHello(true))
+		tc, err = dtls.ServerWithOptions(d.conn, raddr, opts...)
+	}
+	if err != nil {
+		d.close()
+		return nil, nil, fmt.Errorf("peer: direct lane: dtls: %w", err)
+	}
+	// Closing the DTLS connection ends SCTP's handshake and the channel's
+	// open too, which take no context.
+	stop := context.AfterFunc(ctx, func() { _ = tc.Close() })
+	fail := func(what string, err error) (*datachannel.DataChannel, func(), error) {
+		stop()
+		_ = tc.Close()
+		d.close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("peer: direct lane: %s: %w", what, err)
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fail("dtls", err)
+	}
+	sctpOpts := []sctp.AssociationOption{
+		sctp.WithNetConn(tc),
+		sctp.WithLoggerFactory(d.e.lf),
+		sctp.WithMTU(directMTU),
+		sctp.WithMaxReceiveBufferSize(sctpReceiveBuffer),
+		sctp.WithMinCwnd(sctpMinCwnd),
+		sctp.WithCwndCAStep(sctpCwndCAStep),
+	}
+	var assoc *sctp.Association
+	if client {
+		co := make([]sctp.ClientOption, len(sctpOpts))
+		for i, o := range sctpOpts {
+			co[i] = o
+		}
+		assoc, err = sctp.ClientWithOptions(co...)
+	} else {
+		so := make([]sctp.ServerOption, len(sctpOpts))
+		for i, o := range sctpOpts {
+			so[i] = o
+		}
+		assoc, err = sctp.ServerWithOptions(so...)
+	}
+	if err != nil {
+		return fail("sctp", err)
+	}
+	cfg := &datachannel.Config{ChannelType: datachannel.ChannelTypeReliable, Label: DataChannelLabel, LoggerFactory: d.e.lf}
+	if client {
+		dc, err = datachannel.Dial(assoc, 0, cfg) // even: the DTLS client's
+	} else {
+		dc, err = datachannel.Accept(assoc, cfg)
+		if err == nil && (dc.Config.Label != DataChannelLabel || dc.Config.ChannelType != datachannel.ChannelTypeReliable) {
+			_ = dc.Close()
+			err = fmt.Errorf("%w: unexpected data channel %q", ErrProtocol, dc.Config.Label)
+		}
+	}
+	if err != nil {
+		_ = assoc.Close()
+		return fail("data channel", err)
+	}
+	if !stop() {
+		_ = assoc.Close()
+		return fail("connect", ctx.Err())
+	}
+	return dc, func() {
+		_ = dc.Close()
+		_ = assoc.Close()
+		_ = tc.Close()
+		d.close()
+	}, nil
+}
+
+// sameHost reports whether pc's selected ICE pair joins two addresses of
+// this host, where a direct lane can be opened.
+func sameHost(pc *webrtc.PeerConnection) bool {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return false
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Remote == nil || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		return false
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if mine, ok := netip.AddrFromSlice(n.IP); ok && mine.Unmap() == ip.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
+}
