@@ -62,11 +62,27 @@ func (d *directEnd) wire() *wireDirect {
 // close releases an end that never connected.
 func (d *directEnd) close() { _ = d.conn.Close() }
 
+// directLane is a connected direct lane.
+type directLane struct {
+	dc    *datachannel.DataChannel
+	assoc *sctp.Association
+	tc    *dtls.Conn
+	end   *directEnd
+}
+
+// close releases the lane, its socket last.
+func (l *directLane) close() {
+	_ = l.dc.Close()
+	_ = l.assoc.Close()
+	_ = l.tc.Close()
+	l.end.close()
+}
+
 // connect runs DTLS (pinned to the certificate the other end announced in
 // the sealed signalling), SCTP and the data channel's open over d, the
-// downloader as client. On success the lane owns d, and release closes it
-// all; on failure d is closed.
-func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect) (dc *datachannel.DataChannel, release func(), err error) {
+// downloader as client. On success the lane owns d; on failure d is
+// closed.
+func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect) (*directLane, error) {
 	ctx, cancel := context.WithTimeout(ctx, directTimeout)
 	defer cancel()
 	raddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), remote.Port))
@@ -92,6 +108,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		dtls.WithLoggerFactory(d.e.lf),
 	}
 	var tc *dtls.Conn
+	var err error
 	if client {
 		opts := make([]dtls.ClientOption, 0, len(shared))
 		for _, o := range shared {
@@ -110,19 +127,19 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 	}
 	if err != nil {
 		d.close()
-		return nil, nil, fmt.Errorf("peer: direct lane: dtls: %w", err)
+		return nil, fmt.Errorf("peer: direct lane: dtls: %w", err)
 	}
 	// Closing the DTLS connection ends SCTP's handshake and the channel's
 	// open too, which take no context.
 	stop := context.AfterFunc(ctx, func() { _ = tc.Close() })
-	fail := func(what string, err error) (*datachannel.DataChannel, func(), error) {
+	fail := func(what string, err error) (*directLane, error) {
 		stop()
 		_ = tc.Close()
 		d.close()
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return nil, nil, fmt.Errorf("peer: direct lane: %s: %w", what, err)
+		return nil, fmt.Errorf("peer: direct lane: %s: %w", what, err)
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fail("dtls", err)
@@ -153,6 +170,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		return fail("sctp", err)
 	}
 	cfg := &datachannel.Config{ChannelType: datachannel.ChannelTypeReliable, Label: DataChannelLabel, LoggerFactory: d.e.lf}
+	var dc *datachannel.DataChannel
 	if client {
 		dc, err = datachannel.Dial(assoc, 0, cfg) // even: the DTLS client's
 	} else {
@@ -170,12 +188,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		_ = assoc.Close()
 		return fail("connect", ctx.Err())
 	}
-	return dc, func() {
-		_ = dc.Close()
-		_ = assoc.Close()
-		_ = tc.Close()
-		d.close()
-	}, nil
+	return &directLane{dc: dc, assoc: assoc, tc: tc, end: d}, nil
 }
 
 // sameHost reports whether pc's selected ICE pair joins two addresses of

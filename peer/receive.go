@@ -114,6 +114,7 @@ func (e *Engine) Receive(ctx context.Context, sig Signaller, opts ReceiveOptions
 	d := &download{
 		e: e, sig: sig, opts: opts, sp: sp, wg: &wg,
 		events: make(chan dlEvent, 16),
+		opened: make(chan struct{}),
 		srcs:   map[string]*dsource{},
 		banned: map[string]bool{},
 
@@ -135,6 +136,9 @@ type download struct {
 	wg   *sync.WaitGroup
 
 	events chan dlEvent
+	// opened is closed once the loop has opened the manifest (open):
+	// a lane's reader takes piece buffers only after that.
+	opened chan struct{}
 	srcs   map[string]*dsource
 	seq    uint64
 	banned map[string]bool
@@ -532,6 +536,7 @@ func (d *download) open(ctx context.Context, ev dlEvent) error {
 		d.sp.setHolding(d.st)
 		_ = d.sig.Send(ctx, &room.Message{Type: room.TypeSeed, Slots: d.opts.Slots})
 	}
+	close(d.opened)
 	for _, s := range d.srcs {
 		if s.raw != nil {
 			d.sendBitmap(s)
@@ -882,13 +887,19 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 			close(manifestReady)
 		}
 	}
-	manifest := func() *chunker.Manifest { // for lanes: nil once ctx ends
-		select {
-		case <-manifestReady:
-			return laneManifest
-		case <-ctx.Done():
-			return nil
+	// manifest is for lanes: the manifest once this source has sent it
+	// and the loop has opened one, nil if ctx ends first. (Pieces come
+	// only after the loop's requests, but through the network, which
+	// orders nothing for the race detector.)
+	manifest := func() *chunker.Manifest {
+		for _, ready := range []chan struct{}{manifestReady, d.opened} {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return nil
+			}
 		}
+		return laneManifest
 	}
 	laneRunner := func(open func() error) func() {
 		return func() {
@@ -1016,11 +1027,12 @@ func (d *download) openDirect(ctx context.Context, l *link, manifest func() *chu
 		end.close()
 		return fmt.Errorf("lane: %w: unexpected %q", ErrProtocol, m.T)
 	}
-	dc, release, err := end.connect(ctx, true, m.Direct)
+	dl, err := end.connect(ctx, true, m.Direct)
 	if err != nil {
 		return nil
 	}
-	defer release()
+	defer dl.close()
+	dc := dl.dc
 	defer stopReading(dc)
 	stop := context.AfterFunc(ctx, func() { stopReading(dc) })
 	defer stop()

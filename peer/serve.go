@@ -511,11 +511,11 @@ func (sp *servePool) acceptDirect(ctx context.Context, l *link) (*lane, func()) 
 		end.close()
 		return nil, nil
 	}
-	dc, release, err := end.connect(ctx, false, l.theirDirect)
+	dl, err := end.connect(ctx, false, l.theirDirect)
 	if err != nil {
 		return nil, nil
 	}
-	return &lane{ch: dc, raw: dc, direct: true}, release
+	return &lane{ch: dl.dc, raw: dl.dc, direct: true}, dl.close
 }
 
 // reqQueue is what a receiver asked us for, in order, with its cancels:

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -78,9 +79,11 @@ func TestFrames(t *testing.T) {
 
 func TestDecodeSignal(t *testing.T) {
 	key := `"` + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" + `"`
+	direct := func(port int, fp string) string { return fmt.Sprintf(`"direct":{"port":%d,"fp":%s}`, port, fp) }
 	for _, s := range []string{`{"t":"offer","sdp":"v=0"}`, `{"t":"cand","cand":{"candidate":"x"}}`, `{"t":"bye","why":"x"}`,
 		`{"t":"answer","sdp":"v=0","key":` + key + `}`, `{"t":"offer","sdp":"v=0","lanes":3}`,
-		`{"t":"answer","sdp":"v=0","lanes":4}`, `{"t":"lanes","lanes":1}`} {
+		`{"t":"answer","sdp":"v=0","lanes":4}`, `{"t":"lanes","lanes":1}`,
+		`{"t":"lanes","lanes":2,` + direct(5000, key) + `}`, `{"t":"direct",` + direct(65535, key) + `}`} {
 		if _, err := decodeSignal([]byte(s)); err != nil {
 			t.Errorf("decodeSignal(%s): %v", s, err)
 		}
@@ -88,7 +91,11 @@ func TestDecodeSignal(t *testing.T) {
 	for _, s := range []string{``, `{}`, `{"t":"offer"}`, `{"t":"cand"}`, `{"t":"hack","sdp":"x"}`, `[1]`,
 		`{"t":"offer","sdp":"v=0","key":` + key + `}`, `{"t":"answer","sdp":"v=0","key":"AAAA"}`,
 		`{"t":"lanes"}`, `{"t":"lanes","lanes":5}`, `{"t":"offer","sdp":"v=0","lanes":-1}`,
-		`{"t":"cand","cand":{"candidate":"x"},"lanes":2}`, `{"t":"bye","lanes":2}`} {
+		`{"t":"cand","cand":{"candidate":"x"},"lanes":2}`, `{"t":"bye","lanes":2}`,
+		`{"t":"direct"}`, `{"t":"direct",` + direct(0, key) + `}`, `{"t":"direct",` + direct(65536, key) + `}`,
+		`{"t":"direct",` + direct(5000, `"AAAA"`) + `}`, `{"t":"direct",` + direct(5000, `null`) + `}`,
+		`{"t":"lanes","lanes":1,` + direct(5000, key) + `}`, `{"t":"lanes","lanes":3,` + direct(5000, key) + `}`,
+		`{"t":"offer","sdp":"v=0",` + direct(5000, key) + `}`, `{"t":"bye",` + direct(5000, key) + `}`} {
 		if _, err := decodeSignal([]byte(s)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("decodeSignal(%s) = %v, want ErrProtocol", s, err)
 		}
@@ -140,6 +147,8 @@ func FuzzDecodeSignal(f *testing.F) {
 	f.Add([]byte(`{"t":"bye","why":"connection failed"}`))
 	f.Add([]byte(`{"t":"lanes","lanes":1}`))
 	f.Add([]byte(`{"t":"offer","sdp":"v=0\r\n","lanes":3}`))
+	f.Add([]byte(`{"t":"direct","direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
+	f.Add([]byte(`{"t":"lanes","lanes":2,"direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeSignal(b)
 		if err != nil {
@@ -157,6 +166,10 @@ func FuzzDecodeSignal(f *testing.F) {
 		if m.Lanes < 0 || m.Lanes > MaxLanes || m.T == sigLanes && m.Lanes == 0 ||
 			m.Lanes != 0 && m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes {
 			t.Fatalf("accepted malformed lane count in %+v", m)
+		}
+		if m.T == sigDirect && m.Direct == nil || m.Direct != nil && (m.Direct.Port == 0 || len(m.Direct.Fingerprint) != 32 ||
+			m.T != sigDirect && !(m.T == sigLanes && m.Lanes == 2)) {
+			t.Fatalf("accepted malformed direct lane in %+v", m)
 		}
 	})
 }
