@@ -191,6 +191,35 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 	return &directLane{dc: dc, assoc: assoc, tc: tc, end: d}, nil
 }
 
+// awaitDirect waits for the source's end of a direct lane; nil (and no
+// error) when it opens none or does not answer in time (it predates
+// direct lanes).
+func (l *link) awaitDirect(ctx context.Context) (*wireDirect, error) {
+	deadline := time.Now().Add(directTimeout)
+	for {
+		b, err := l.recv(ctx, time.Until(deadline))
+		if errors.Is(err, ErrTimeout) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		m, err := l.open(b)
+		if err != nil {
+			return nil, fmt.Errorf("lane: %w", err)
+		}
+		switch m.T {
+		case sigDirect:
+			return m.Direct, nil
+		case sigCand: // the first connection's, trickled after it opened
+		case sigLanes, sigBye: // it opens none
+			return nil, nil
+		default:
+			return nil, fmt.Errorf("lane: %w: unexpected %q", ErrProtocol, m.T)
+		}
+	}
+}
+
 // sameHost reports whether pc's selected ICE pair joins two addresses of
 // this host, where a direct lane can be opened.
 func sameHost(pc *webrtc.PeerConnection) bool {

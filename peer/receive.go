@@ -1005,29 +1005,12 @@ func (d *download) openDirect(ctx context.Context, l *link, manifest func() *chu
 		end.close()
 		return err
 	}
-	b, err := l.recv(ctx, directTimeout)
-	if err != nil {
+	theirs, err := l.awaitDirect(ctx)
+	if err != nil || theirs == nil {
 		end.close()
-		if errors.Is(err, ErrTimeout) { // a source that predates direct lanes
-			return nil
-		}
 		return err
 	}
-	m, err := l.open(b)
-	if err != nil {
-		end.close()
-		return fmt.Errorf("lane: %w", err)
-	}
-	switch m.T {
-	case sigDirect:
-	case sigLanes, sigBye: // it opens none
-		end.close()
-		return nil
-	default:
-		end.close()
-		return fmt.Errorf("lane: %w: unexpected %q", ErrProtocol, m.T)
-	}
-	dl, err := end.connect(ctx, true, m.Direct)
+	dl, err := end.connect(ctx, true, theirs)
 	if err != nil {
 		return nil
 	}

@@ -47,10 +47,10 @@ type batchConn struct {
 
 	// The flusher's own: whether GSO is on, and the scratch it builds
 	// coalesced messages in.
-	gso   bool
-	coal  []ipv4.Message
-	iov   [][]byte
-	oob   []byte
+	gso  bool
+	coal []ipv4.Message
+	iov  [][]byte
+	oob  []byte
 }
 
 const (
