@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/p2pxfer/p2pxfer/pake"
+	"github.com/p2pxfer/p2pxfer/room"
 )
 
 func testEngine() *Engine {
@@ -111,5 +114,90 @@ func TestDirectLanePinned(t *testing.T) {
 	}
 	if errors.Is(cerr, io.EOF) && errors.Is(serr, io.EOF) {
 		t.Fatalf("errors say nothing: %v / %v", cerr, serr)
+	}
+}
+
+// pipeSig delivers what one link sends to the other's inbox.
+type pipeSig struct{ to *link }
+
+func (p pipeSig) Send(_ context.Context, m *room.Message) error {
+	p.to.deliver(m.Data)
+	return nil
+}
+func (pipeSig) Recv(ctx context.Context) (*room.Message, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// linkPair is two links joined by a finished PAKE.
+func linkPair(t *testing.T) (recv, send *link) {
+	t.Helper()
+	params := pake.Params{Room: "room", Initiator: "r", Responder: "s"}
+	ini, hello, err := pake.NewInitiator("pw", params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, reply, err := pake.Respond("pw", params, hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, confirm, err := ini.Finish(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := resp.Finish(confirm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv, send = newLink(nil, "s"), newLink(nil, "r")
+	recv.sig, send.sig = pipeSig{send}, pipeSig{recv}
+	recv.sess, send.sess = rs, ss
+	return recv, send
+}
+
+// TestAwaitDirect: a downloader waiting for the source's end of a direct
+// lane passes over the first connection's late candidates, takes "none"
+// for an answer, and refuses anything else.
+func TestAwaitDirect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	end := &wireDirect{Port: 4242, Fingerprint: bytes.Repeat([]byte{7}, 32)}
+	for _, c := range []struct {
+		name string
+		msgs []*signalMsg
+		want *wireDirect
+		err  error
+	}{
+		{"late candidates first", []*signalMsg{{T: sigCand, Cand: &wireCand{Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host"}}, {T: sigDirect, Direct: end}}, end, nil},
+		{"none", []*signalMsg{{T: sigLanes, Lanes: 1}}, nil, nil},
+		{"bye", []*signalMsg{{T: sigBye, Why: "x"}}, nil, nil},
+		{"an offer", []*signalMsg{{T: sigOffer, SDP: "v=0"}}, nil, ErrProtocol},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			recv, send := linkPair(t)
+			for _, m := range c.msgs {
+				if err := send.sendSealed(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := recv.awaitDirect(ctx)
+			if !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+				t.Fatalf("error %v, want %v", err, c.err)
+			}
+			if (got == nil) != (c.want == nil) || got != nil && (got.Port != c.want.Port || !bytes.Equal(got.Fingerprint, c.want.Fingerprint)) {
+				t.Fatalf("got %+v, want %+v", got, c.want)
+			}
+		})
+	}
+	// Tampered signalling is an error too.
+	recv, send := linkPair(t)
+	frame, err := send.sess.Seal([]byte(`{"t":"direct"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame[len(frame)-1] ^= 1
+	recv.deliver(frame)
+	if _, err := recv.awaitDirect(ctx); !errors.Is(err, ErrTampered) {
+		t.Fatalf("tampered frame: %v", err)
 	}
 }
