@@ -139,7 +139,9 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return nil, fmt.Errorf("peer: direct lane: %s: %w", what, err)
+		err = fmt.Errorf("peer: direct lane: %s: %w", what, err)
+		d.e.log.Debug("no direct lane", "err", err)
+		return nil, err
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fail("dtls", err)
@@ -188,6 +190,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		_ = assoc.Close()
 		return fail("connect", ctx.Err())
 	}
+	d.e.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", directMTU)
 	return &directLane{dc: dc, assoc: assoc, tc: tc, end: d}, nil
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 func testEngine() *Engine {
-	return &Engine{cfg: Config{UDPBufferSize: 1 << 20}, lf: &slogFactory{log: slog.New(slog.DiscardHandler)}}
+	log := slog.New(slog.DiscardHandler)
+	return &Engine{cfg: Config{UDPBufferSize: 1 << 20}, log: log, lf: &slogFactory{log: log}}
 }
 
 // connectPair connects a direct lane between two ends on this host; each
