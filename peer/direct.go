@@ -146,27 +146,20 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fail("dtls", err)
 	}
-	sctpOpts := []sctp.AssociationOption{
-		sctp.WithNetConn(tc),
-		sctp.WithLoggerFactory(d.e.lf),
-		sctp.WithMTU(directMTU),
-		sctp.WithMaxReceiveBufferSize(sctpReceiveBuffer),
-		sctp.WithMinCwnd(sctpMinCwnd),
-		sctp.WithCwndCAStep(sctpCwndCAStep),
+	// A Config is both a client's and a server's option.
+	sc := sctp.Config{
+		NetConn:              tc,
+		LoggerFactory:        d.e.lf,
+		MTU:                  directMTU,
+		MaxReceiveBufferSize: sctpReceiveBuffer,
+		MinCwnd:              sctpMinCwnd,
+		CwndCAStep:           sctpCwndCAStep,
 	}
 	var assoc *sctp.Association
 	if client {
-		co := make([]sctp.ClientOption, len(sctpOpts))
-		for i, o := range sctpOpts {
-			co[i] = o
-		}
-		assoc, err = sctp.ClientWithOptions(co...)
+		assoc, err = sctp.ClientWithOptions(sc)
 	} else {
-		so := make([]sctp.ServerOption, len(sctpOpts))
-		for i, o := range sctpOpts {
-			so[i] = o
-		}
-		assoc, err = sctp.ServerWithOptions(so...)
+		assoc, err = sctp.ServerWithOptions(sc)
 	}
 	if err != nil {
 		return fail("sctp", err)
