@@ -21,7 +21,8 @@ import (
 // On Linux, datagrams of one size to one address that leave together go
 // as one with UDP_SEGMENT (GSO): the kernel takes them through its stack
 // once and splits them at the end (the sender's CPU on bench/latency's
-// path: median 8.5 against 9.1 s, 5 alternating runs). A kernel or device
+// path, two series of alternating runs: medians 8.5 against 9.1 and 8.1
+// against 8.45 CPU-s; docs/performance.md). A kernel or device
 // that refuses it turns it off for the socket, and the datagrams go one by
 // one.
 type batchConn struct {
