@@ -10,4 +10,5 @@ func SetAllowSource(o *ReceiveOptions, f func(peer string) bool)          { o.al
 func SetCorrupt(o *ReceiveOptions, f func(piece int, data []byte))        { o.corrupt = f }
 func SetSentOn(o *ServeOptions, f func(peer string, lane int))            { o.sentOn = f }
 func SetLanesFirst(o *ServeOptions)                                       { o.lanesFirst = true }
+func SetNoDirect(o *ServeOptions)                                         { o.noDirect = true }
 func SetLanesAlways(c *Config)                                            { c.lanesAlways = true }

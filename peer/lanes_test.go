@@ -21,16 +21,19 @@ func TestLanes(t *testing.T) {
 		name                 string
 		sendLanes, recvLanes int
 		oneHost              bool  // the receiver sees loopback as it is
+		noDirect             bool  // the sender cannot open a direct lane
 		want                 []int // the lanes that carry pieces
 	}{
-		{"both two", 2, 2, false, []int{0, 1}},
-		{"sender one", 1, 2, false, []int{0}},
-		{"receiver one", 2, 1, false, []int{0}},
-		{"three of four", 4, 3, false, []int{0, 1, 2}},
+		{"both two", 2, 2, false, false, []int{0, 1}},
+		{"sender one", 1, 2, false, false, []int{0}},
+		{"receiver one", 2, 1, false, false, []int{0}},
+		{"three of four", 4, 3, false, false, []int{0, 1, 2}},
 		// The sender, which would take three peer connections, is asked
 		// for one direct lane instead.
-		{"one host", 3, 3, true, []int{1}},
-		{"one host, sender one", 1, 3, true, []int{0}},
+		{"one host", 3, 3, true, false, []int{1}},
+		{"one host, sender one", 1, 3, true, false, []int{0}},
+		// It says it opens none, and all goes on the first connection.
+		{"one host, no direct lane", 3, 3, true, true, []int{0}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -41,6 +44,9 @@ func TestLanes(t *testing.T) {
 			perLane := map[int]int{}
 			opts := peer.ServeOptions{Password: "pw", MaxReceivers: 1}
 			peer.SetLanesFirst(&opts)
+			if c.noDirect {
+				peer.SetNoDirect(&opts)
+			}
 			peer.SetSentOn(&opts, func(_ string, lane int) {
 				mu.Lock()
 				perLane[lane]++

@@ -37,6 +37,9 @@ type link struct {
 	// theirDirect is the downloader's end of a direct lane, from its
 	// {t:lanes, lanes:2, direct}.
 	theirDirect *wireDirect
+	// next is what an answerer's negotiation received for the one after
+	// it (see negotiate).
+	next []*signalMsg
 
 	gone     chan struct{}
 	goneOnce sync.Once
@@ -226,6 +229,11 @@ func (ev *iceEvents) onOpen(dc *webrtc.DataChannel) {
 // data channel is open, and returns it. The offerer (receiver) created dc
 // before the offer; the answerer passes nil and gets the channel the
 // offerer opened.
+//
+// The offerer's channel opens a moment before the answerer hears of its
+// own (pion acknowledges the channel before it calls us), so the next
+// lane's offer, and its candidates, can reach an answerer still waiting
+// here: they are kept in l.next for the next negotiation.
 func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *iceEvents, dc *webrtc.DataChannel, timeout time.Duration) (*webrtc.DataChannel, error) {
 	offerer := dc != nil
 	deadline := time.NewTimer(timeout)
@@ -233,9 +241,97 @@ func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 	var pending []webrtc.ICECandidateInit
 	haveRemote := false
 	opened := false
+	replay := l.next // what the last negotiation kept for this one
+	l.next = nil
+	keeping := false // the next lane's offer came: keep the rest for it
+	// handle takes one message from the other end; done reports that the
+	// caller should return (dc, err).
+	handle := func(m *signalMsg) (done bool, err error) {
+		if keeping {
+			if len(l.next) >= inboxSize {
+				return true, fmt.Errorf("%w: signalling flood", ErrProtocol)
+			}
+			l.next = append(l.next, m)
+			return false, nil
+		}
+		switch m.T {
+		case sigBye:
+			return true, fmt.Errorf("%w: %s", ErrRemote, m.Why)
+		case sigLanes:
+			// Sent after the first connection's offer, so an answerer
+			// still waiting for one was waiting for a lane.
+			l.theirLanes = min(l.theirLanes, m.Lanes)
+			l.theirDirect = m.Direct
+			if !offerer && !haveRemote {
+				return true, errNoMoreLanes
+			}
+			return false, nil
+		case sigCand:
+			c := webrtc.ICECandidateInit{Candidate: m.Cand.Candidate, SDPMid: m.Cand.SDPMid, SDPMLineIndex: m.Cand.SDPMLineIndex}
+			if !haveRemote {
+				if len(pending) >= inboxSize {
+					return true, fmt.Errorf("%w: too many candidates", ErrProtocol)
+				}
+				pending = append(pending, c)
+				return false, nil
+			}
+			if err := pc.AddICECandidate(c); err != nil {
+				return true, fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
+			}
+		case sigOffer:
+			if !offerer && haveRemote {
+				// The next lane's: the offerer sends it once the channel
+				// of this one is open, which we are about to hear.
+				keeping = true
+				l.next = append(l.next, m)
+				return false, nil
+			}
+			if offerer || haveRemote {
+				return true, fmt.Errorf("%w: unexpected offer", ErrProtocol)
+			}
+			if m.Lanes != 0 {
+				l.theirLanes = m.Lanes
+			}
+			if err := l.answer(ctx, pc, m.SDP); err != nil {
+				return true, err
+			}
+			haveRemote = true
+		case sigAnswer:
+			if !offerer || haveRemote {
+				return true, fmt.Errorf("%w: unexpected answer", ErrProtocol)
+			}
+			l.theirKey = m.Key
+			if m.Lanes != 0 {
+				l.theirLanes = m.Lanes
+			}
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+				return true, fmt.Errorf("%w: answer: %v", ErrProtocol, err)
+			}
+			haveRemote = true
+		case sigDirect: // a source's, late: its downloader stopped waiting
+			return false, nil
+		}
+		if haveRemote {
+			for _, c := range pending {
+				if err := pc.AddICECandidate(c); err != nil {
+					return true, fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
+				}
+			}
+			pending = nil
+		}
+		return false, nil
+	}
 	for {
 		if opened && dc != nil {
 			return dc, nil
+		}
+		if len(replay) > 0 {
+			m := replay[0]
+			replay = replay[1:]
+			if done, err := handle(m); done {
+				return nil, err
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -263,61 +359,8 @@ func (l *link) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 			if err != nil {
 				return nil, err
 			}
-			switch m.T {
-			case sigBye:
-				return nil, fmt.Errorf("%w: %s", ErrRemote, m.Why)
-			case sigLanes:
-				// Sent after the first connection's offer, so an answerer
-				// still waiting for one was waiting for a lane.
-				l.theirLanes = min(l.theirLanes, m.Lanes)
-				l.theirDirect = m.Direct
-				if !offerer && !haveRemote {
-					return nil, errNoMoreLanes
-				}
-				continue
-			case sigCand:
-				c := webrtc.ICECandidateInit{Candidate: m.Cand.Candidate, SDPMid: m.Cand.SDPMid, SDPMLineIndex: m.Cand.SDPMLineIndex}
-				if !haveRemote {
-					if len(pending) >= inboxSize {
-						return nil, fmt.Errorf("%w: too many candidates", ErrProtocol)
-					}
-					pending = append(pending, c)
-					continue
-				}
-				if err := pc.AddICECandidate(c); err != nil {
-					return nil, fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
-				}
-			case sigOffer:
-				if offerer || haveRemote {
-					return nil, fmt.Errorf("%w: unexpected offer", ErrProtocol)
-				}
-				if m.Lanes != 0 {
-					l.theirLanes = m.Lanes
-				}
-				if err := l.answer(ctx, pc, m.SDP); err != nil {
-					return nil, err
-				}
-				haveRemote = true
-			case sigAnswer:
-				if !offerer || haveRemote {
-					return nil, fmt.Errorf("%w: unexpected answer", ErrProtocol)
-				}
-				l.theirKey = m.Key
-				if m.Lanes != 0 {
-					l.theirLanes = m.Lanes
-				}
-				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
-					return nil, fmt.Errorf("%w: answer: %v", ErrProtocol, err)
-				}
-				haveRemote = true
-			}
-			if haveRemote {
-				for _, c := range pending {
-					if err := pc.AddICECandidate(c); err != nil {
-						return nil, fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
-					}
-				}
-				pending = nil
+			if done, err := handle(m); done {
+				return nil, err
 			}
 		}
 	}

@@ -74,6 +74,7 @@ type ServeOptions struct {
 	// tests: send no piece before every lane is open or given up on, so
 	// a short transfer on loopback still uses them all
 	lanesFirst bool
+	noDirect   bool // tests: a source that cannot open a direct lane
 }
 
 const (
@@ -125,7 +126,7 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 	sp := newServePool(e, sig, serveConfig{
 		room: opts.Room, self: opts.Self, password: opts.Password,
 		maxFailures: opts.MaxFailures, maxConcurrent: opts.MaxConcurrent,
-		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn, lanesFirst: opts.lanesFirst,
+		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn, lanesFirst: opts.lanesFirst, noDirect: opts.noDirect,
 	}, &wg)
 	sp.setHolding(newFull(src, signed))
 	if len(opts.Signer) == ed25519.PrivateKeySize {
@@ -207,6 +208,7 @@ type serveConfig struct {
 	filter               func(peer string, piece int) bool
 	sentOn               func(peer string, lane int)
 	lanesFirst           bool
+	noDirect             bool
 	corrupt              func(piece int, b []byte)
 }
 
@@ -503,6 +505,10 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<
 // it opens none. nil means no lane.
 func (sp *servePool) acceptDirect(ctx context.Context, l *link) (*lane, func()) {
 	end, err := sp.e.newDirectEnd()
+	if err == nil && sp.cfg.noDirect {
+		end.close()
+		err = errors.New("direct lanes off (test)")
+	}
 	if err != nil {
 		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
 		return nil, nil
