@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,13 +39,14 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	small := flag.Int("small", 1000, "also time this many 4 KiB files in one send, and a 1-byte file (0: skip)")
+	one := flag.Bool("one", true, "also time the file over one peer connection (--lanes 1), as between two hosts")
 	lat := flag.Bool("latency", true, "also run the latency scenario (Linux, as root): TCP and p2pxfer over one emulated 50 ms, 200 Mbit/s path")
 	latSize := flag.Int("latency-size", 256, "file size in MiB for the latency scenario")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var sum summary
-	err := run(ctx, *sizeMiB, *runs, *small, *keep, &sum, func(bin string) error {
+	err := run(ctx, *sizeMiB, *runs, *small, *one, *keep, &sum, func(bin string) error {
 		if !*lat {
 			return nil
 		}
@@ -79,7 +81,7 @@ type result struct {
 	sendRSS, recvRSS int64   // KiB
 }
 
-func run(ctx context.Context, sizeMiB, runs, small int, keep bool, sum *summary, more func(bin string) error) error {
+func run(ctx context.Context, sizeMiB, runs, small int, one, keep bool, sum *summary, more func(bin string) error) error {
 	work, err := os.MkdirTemp("", "p2pxfer-bench-")
 	if err != nil {
 		return err
@@ -111,32 +113,48 @@ func run(ctx context.Context, sizeMiB, runs, small int, keep bool, sum *summary,
 		}
 		tcp = append(tcp, s)
 	}
-	var res []result
-	for i := 0; i < runs; i++ {
-		out := filepath.Join(work, "out")
-		r, err := transfer(bin, out, []string{src}, [][32]byte{want})
-		_ = os.RemoveAll(out)
-		if err != nil {
-			return fmt.Errorf("p2pxfer run %d: %w", i+1, err)
-		}
-		fmt.Printf("  run %d: %.2fs  %.1f MB/s\n", i+1, r.secs, float64(size)/1e6/r.secs)
-		res = append(res, r)
+	// On one host the receiver opens a direct lane (what a user gets on
+	// one machine); --lanes 1 keeps to one peer connection, which is what
+	// two hosts use on a short path.
+	type variant struct {
+		name, row string
+		flags     []string
+	}
+	variants := []variant{{"p2pxfer send -> recv", fmt.Sprintf("loopback, %d MiB", sizeMiB), nil}}
+	if one {
+		variants = append(variants, variant{"  one peer connection", "  one peer connection (--lanes 1)", []string{"--lanes", "1"}})
 	}
 	sort.Float64s(tcp)
-	sort.Slice(res, func(i, j int) bool { return res[i].secs < res[j].secs })
-	mt, mr := tcp[len(tcp)/2], res[len(res)/2]
+	mt := tcp[len(tcp)/2]
 	mb := func(s float64) float64 { return float64(size) / 1e6 / s }
+	var lines []string
+	for _, v := range variants {
+		var res []result
+		for i := 0; i < runs; i++ {
+			out := filepath.Join(work, "out")
+			r, err := transfer(bin, out, []string{src}, [][32]byte{want}, v.flags...)
+			_ = os.RemoveAll(out)
+			if err != nil {
+				return fmt.Errorf("p2pxfer %s run %d: %w", v.flags, i+1, err)
+			}
+			fmt.Printf("  %s run %d: %.2fs  %.1f MB/s\n", strings.Join(append([]string{"p2pxfer"}, v.flags...), " "), i+1, r.secs, mb(r.secs))
+			res = append(res, r)
+		}
+		sort.Slice(res, func(i, j int) bool { return res[i].secs < res[j].secs })
+		mr := res[len(res)/2]
+		lines = append(lines, fmt.Sprintf("%-26s %10.1f %8.3f   send %.2f CPU-s, %d MiB; recv %.2f CPU-s, %d MiB",
+			v.name, mb(mr.secs), mt/mr.secs, mr.sendCPU, mr.sendRSS>>10, mr.recvCPU, mr.recvRSS>>10))
+		sum.add(v.row, fmt.Sprintf("%.1f MB/s", mb(mr.secs)), fmt.Sprintf("%.3f of raw TCP (%.0f MB/s)", mt/mr.secs, mb(mt)))
+		indent := strings.Repeat(" ", 2+len(v.row)-len(strings.TrimLeft(v.row, " ")))
+		sum.add(indent+"send: peak RSS, MB per CPU-second", fmt.Sprintf("%d MiB, %.1f", mr.sendRSS>>10, float64(size)/1e6/mr.sendCPU), "")
+		sum.add(indent+"recv: peak RSS, MB per CPU-second", fmt.Sprintf("%d MiB, %.1f", mr.recvRSS>>10, float64(size)/1e6/mr.recvCPU), "")
+	}
 	fmt.Printf("\n%d MiB over loopback, median of %d, %d CPUs\n", sizeMiB, runs, benchkit.NumCPU())
-	fmt.Printf("%-26s %10s %8s\n", "", "MB/s", "ratio")
+	fmt.Printf("%-26s %10s %8s   %s\n", "", "MB/s", "ratio", "CPU and peak RSS per side")
 	fmt.Printf("%-26s %10.1f %8s\n", "raw TCP io.Copy (baseline)", mb(mt), "1.00")
-	fmt.Printf("%-26s %10.1f %8.3f\n", "p2pxfer send -> recv", mb(mr.secs), mt/mr.secs)
-	fmt.Printf("\n%-10s %12s %14s %16s\n", "side", "peak RSS", "CPU seconds", "MB per CPU-s")
-	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "send", mr.sendRSS>>10, mr.sendCPU, float64(size)/1e6/mr.sendCPU)
-	fmt.Printf("%-10s %9d MiB %14.2f %16.1f\n", "recv", mr.recvRSS>>10, mr.recvCPU, float64(size)/1e6/mr.recvCPU)
-	sum.add(fmt.Sprintf("loopback, %d MiB", sizeMiB), fmt.Sprintf("%.1f MB/s", mb(mr.secs)),
-		fmt.Sprintf("%.3f of raw TCP (%.0f MB/s)", mt/mr.secs, mb(mt)))
-	sum.add("  send: peak RSS, MB per CPU-second", fmt.Sprintf("%d MiB, %.1f", mr.sendRSS>>10, float64(size)/1e6/mr.sendCPU), "")
-	sum.add("  recv: peak RSS, MB per CPU-second", fmt.Sprintf("%d MiB, %.1f", mr.recvRSS>>10, float64(size)/1e6/mr.recvCPU), "")
+	for _, l := range lines {
+		fmt.Println(l)
+	}
 	if small > 0 {
 		if err := smallFiles(bin, work, runs, small, sum); err != nil {
 			return err
@@ -259,11 +277,11 @@ var (
 // from its start to its exit with verified files.
 // transfer sends srcs into the new directory out and checks them against
 // wants; the caller removes out.
-func transfer(bin, out string, srcs []string, wants [][32]byte) (result, error) {
+func transfer(bin, out string, srcs []string, wants [][32]byte, flags ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	env := append(os.Environ(), "P2PXFER_PASSWORD=bench-password")
-	common := []string{"--stun", "none", "--loopback", "--interface", "lo"}
+	common := append([]string{"--stun", "none", "--loopback", "--interface", "lo"}, flags...)
 
 	sig := exec.CommandContext(ctx, bin, "signal", "--addr", "127.0.0.1", "--port", "0")
 	sigOut, _ := sig.StdoutPipe()
