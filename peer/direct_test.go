@@ -202,3 +202,20 @@ func TestAwaitDirect(t *testing.T) {
 		t.Fatalf("tampered frame: %v", err)
 	}
 }
+
+func TestDirectWindow(t *testing.T) {
+	const asked = 4 << 20
+	for _, c := range []struct {
+		got  int
+		want uint32
+	}{
+		{0, sctpReceiveBuffer},      // unknown: the usual window
+		{asked, sctpReceiveBuffer},  // what we asked for: the usual window
+		{212992, 212992},            // a distribution's default cap
+		{32 << 10, directMinWindow}, // a whole message must fit
+	} {
+		if got := directWindow(c.got, asked); got != c.want {
+			t.Errorf("directWindow(%d, %d) = %d, want %d", c.got, asked, got, c.want)
+		}
+	}
+}
