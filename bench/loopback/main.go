@@ -107,6 +107,7 @@ func run(ctx context.Context, sizeMiB, runs, small int, one, keep bool, sum *sum
 
 	var tcp []float64
 	for i := 0; i < runs; i++ {
+		syscall.Sync() // as before each transfer
 		s, err := tcpCopy(src, filepath.Join(work, "tcp.out"))
 		if err != nil {
 			return fmt.Errorf("tcp baseline: %w", err)
@@ -203,12 +204,6 @@ func smallFiles(bin, work string, runs, n int, sum *summary) error {
 			// doing, not p2pxfer's.
 			out := filepath.Join(work, fmt.Sprintf("out-%d-files-%d", c.count, i))
 			defer os.RemoveAll(out)
-			// p2pxfer makes the files durable before it exits, so it waits
-			// for the disk; the benchmark's own writes (the large file, the
-			// TCP baseline's copies, these sources) must not still be going
-			// there. Without this, the 1000 files took 0.33 to 0.50 s in
-			// one run, depending on what was left to write back.
-			syscall.Sync()
 			r, err := transfer(bin, out, srcs, wants)
 			if err != nil {
 				return fmt.Errorf("%s, run %d: %w", c.name, i+1, err)
@@ -278,6 +273,12 @@ var (
 // transfer sends srcs into the new directory out and checks them against
 // wants; the caller removes out.
 func transfer(bin, out string, srcs []string, wants [][32]byte, flags ...string) (result, error) {
+	// p2pxfer makes the files durable before it exits, so it waits for the
+	// disk; the benchmark's own writes (the large file, the TCP baseline's
+	// copies, the small sources) must not still be going there. Without
+	// this, 1000 files took 0.33 to 0.50 s in one run, depending on what
+	// was left to write back.
+	syscall.Sync()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	env := append(os.Environ(), "P2PXFER_PASSWORD=bench-password")
