@@ -504,10 +504,10 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<
 // acceptDirect answers a downloader's direct lane (see wire.go), or says
 // it opens none. nil means no lane.
 func (sp *servePool) acceptDirect(ctx context.Context, l *link) (*lane, func()) {
-	end, err := sp.e.newDirectEnd()
-	if err == nil && sp.cfg.noDirect {
-		end.close()
-		err = errors.New("direct lanes off (test)")
+	var end *directEnd
+	err := errors.New("direct lanes off (test)")
+	if !sp.cfg.noDirect {
+		end, err = sp.e.newDirectEnd()
 	}
 	if err != nil {
 		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})

@@ -235,7 +235,7 @@ func (b *batchConn) coalesce(out []ipv4.Message) []ipv4.Message {
 			}
 		}
 		if j-i == 1 {
-			msgs = append(msgs, ipv4.Message{Buffers: out[i].Buffers, Addr: out[i].Addr})
+			msgs = append(msgs, out[i])
 		} else {
 			start := len(iov)
 			for k := i; k < j; k++ {
