@@ -137,3 +137,26 @@ func renameNoReplace(dir *os.File, oldBase, newBase string) error {
 	}
 	return &os.LinkError{Op: "renameat2", Old: oldBase, New: newBase, Err: rerr}
 }
+
+// startWriteback asks the kernel to begin writing [off, off+n) of f back
+// and returns without waiting (see flushStep). Variables so tests can
+// watch the calls.
+var startWriteback = func(f *os.File, off, n int64) {
+	if n > 0 { // 0 would mean "to the end of the file"
+		withFD(f, func(fd int) { unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE) })
+	}
+}
+
+// dropCached drops [off, off+n) of f from the page cache; pages still
+// dirty or under write-back stay.
+var dropCached = func(f *os.File, off, n int64) {
+	if n > 0 { // 0 would mean "to the end of the file"
+		withFD(f, func(fd int) { unix.Fadvise(fd, off, n, unix.FADV_DONTNEED) })
+	}
+}
+
+func withFD(f *os.File, fn func(fd int)) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { fn(int(fd)) })
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestKernelAtLeast(t *testing.T) {
@@ -114,5 +117,54 @@ func TestParseDirty(t *testing.T) {
 	}
 	if _, ok := dirtyBytes(); !ok {
 		t.Error("cannot read this system's /proc/meminfo")
+	}
+}
+
+// TestDropCached checks write-behind's system calls on a real file: after
+// write-back started by startWriteback and an fsync, dropCached leaves none
+// of the range in the page cache (mincore) and the rest untouched.
+func TestDropCached(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.TMPFS_MAGIC {
+		t.Skip("tmpfs pages are the file: nothing to drop")
+	}
+	// Large enough that the halves are whole folios: the kernel caches
+	// files in folios of up to 2 MiB and drops none it only partly covers.
+	const size = 8 << 20
+	data := randBytes(3, size)
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	startWriteback(f, 0, size/2)
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	dropCached(f, 0, size/2)
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, size/os.Getpagesize())
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal("mincore:", e)
+	}
+	half := len(vec) / 2
+	for i, v := range vec {
+		if in := v&1 != 0; in != (i >= half) {
+			t.Fatalf("page %d resident %v; want the first half dropped, the rest cached", i, in)
+		}
+	}
+	if got := mustRead(t, f.Name()); !bytes.Equal(got, data) {
+		t.Error("content changed")
 	}
 }

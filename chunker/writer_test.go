@@ -671,3 +671,77 @@ func TestTimedSave(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteBehind checks the ranges write-behind hands the kernel: write-back
+// starts only on what the whole-file hash has passed, step by step without
+// gaps, and each stretch is dropped from the cache one step after its
+// write-back started. Out-of-order chunks hold the steps back.
+func TestWriteBehind(t *testing.T) {
+	defer func(step int64, wb, drop func(*os.File, int64, int64)) {
+		flushStep, startWriteback, dropCached = step, wb, drop
+	}(flushStep, startWriteback, dropCached)
+	flushStep = 4 * testCS
+
+	data := randBytes(7, 21*testCS+100)
+	m := manifestOf(t, testCS, []string{"f"}, [][]byte{data})
+	dst := t.TempDir()
+	w, err := CreateWriter(dst, m, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	type span struct{ off, n int64 }
+	var started, dropped []span
+	allWritten := func(s span) {
+		for off := s.off; off < s.off+s.n; off += testCS {
+			if !w.Have(int(off / testCS)) {
+				t.Errorf("range %+v includes chunk %d, not written yet", s, off/testCS)
+			}
+		}
+	}
+	startWriteback = func(f *os.File, off, n int64) {
+		if filepath.Base(f.Name()) != PartName("f") {
+			t.Errorf("write-back on %s", f.Name())
+		}
+		allWritten(span{off, n})
+		started = append(started, span{off, n})
+	}
+	dropCached = func(_ *os.File, off, n int64) { dropped = append(dropped, span{off, n}) }
+
+	// 0-4 in order, then 9 down to 6 before 5: no step while 5 is
+	// missing, then one reaching past all of them. The 100-byte tail
+	// chunk 21 leaves less than a step.
+	order := []int{0, 1, 2, 3, 4, 9, 8, 7, 6, 5}
+	for i := 10; i < m.NumChunks(); i++ {
+		order = append(order, i)
+	}
+	for _, i := range order {
+		if err := w.WriteChunk(i, chunkData(m, [][]byte{data}, i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 6 && len(started) != 1 {
+			t.Fatalf("after chunk 6 (5 missing): %d write-backs, want 1", len(started))
+		}
+	}
+	want := []span{{0, 4 * testCS}, {4 * testCS, 6 * testCS}, {10 * testCS, 4 * testCS}, {14 * testCS, 4 * testCS}}
+	if !slices.Equal(started, want) {
+		t.Errorf("write-back ranges %v, want %v", started, want)
+	}
+	// Each drop is the range whose write-back started a step before (the
+	// first call drops nothing: n 0).
+	if len(dropped) != len(started) || dropped[0].n != 0 {
+		t.Fatalf("drops %v for write-backs %v", dropped, started)
+	}
+	for k := 1; k < len(dropped); k++ {
+		if dropped[k] != started[k-1] {
+			t.Errorf("drop %d is %v, want %v", k, dropped[k], started[k-1])
+		}
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, filepath.Join(dst, "f")); !bytes.Equal(got, data) {
+		t.Error("file differs")
+	}
+}
