@@ -44,6 +44,7 @@ const (
 // what arrived out of order, and the freed pages are reused while they are
 // still warm: on the development VM, writing 1 GiB with fsync took 2.3-2.7
 // CPU-s of system time without it and 0.3-0.6 with it (docs/performance.md).
+// Peers fetching from a download read those stretches back from the disk.
 // Hints only: errors are ignored, and durability still comes from fsync. A
 // variable so tests can lower it.
 var flushStep int64 = 8 << 20
