@@ -972,16 +972,9 @@ func (d *download) openLanes(ctx context.Context, l *link, manifest func() *chun
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer stopReading(raw)
-			stop := context.AfterFunc(ctx, func() { stopReading(raw) })
-			defer stop()
 			watchFailed(ev, raw)
-			m := manifest() // nil once ctx ends
-			if m == nil {
-				return
-			}
-			if err := d.readSource(ctx, raw, m, nil, nil, send); ctx.Err() == nil {
-				cancel(fmt.Errorf("lane: %w", err))
+			if err := d.readLane(ctx, raw, manifest, send); err != nil {
+				cancel(err)
 			}
 		}()
 	}
@@ -1015,15 +1008,20 @@ func (d *download) openDirect(ctx context.Context, l *link, manifest func() *chu
 		return nil
 	}
 	defer dl.close()
-	dc := dl.dc
-	defer stopReading(dc)
-	stop := context.AfterFunc(ctx, func() { stopReading(dc) })
+	return d.readLane(ctx, dl.dc, manifest, send)
+}
+
+// readLane reads piece data from a lane (raw) until ctx ends, then stops
+// it; the error is the lane's failure, nil when ctx ended first.
+func (d *download) readLane(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
+	defer stopReading(raw)
+	stop := context.AfterFunc(ctx, func() { stopReading(raw) })
 	defer stop()
-	man := manifest()
-	if man == nil {
+	m := manifest() // nil once ctx ends
+	if m == nil {
 		return nil
 	}
-	if err := d.readSource(ctx, dc, man, nil, nil, send); ctx.Err() == nil {
+	if err := d.readSource(ctx, raw, m, nil, nil, send); ctx.Err() == nil {
 		return fmt.Errorf("lane: %w", err)
 	}
 	return nil
