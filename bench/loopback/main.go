@@ -131,14 +131,15 @@ func run(ctx context.Context, sizeMiB, runs, small int, one, keep bool, sum *sum
 	var lines []string
 	for _, v := range variants {
 		var res []result
+		label := strings.Join(append([]string{"p2pxfer"}, v.flags...), " ")
 		for i := 0; i < runs; i++ {
 			out := filepath.Join(work, "out")
 			r, err := transfer(bin, out, []string{src}, [][32]byte{want}, v.flags...)
 			_ = os.RemoveAll(out)
 			if err != nil {
-				return fmt.Errorf("p2pxfer %s run %d: %w", v.flags, i+1, err)
+				return fmt.Errorf("%s run %d: %w", label, i+1, err)
 			}
-			fmt.Printf("  %s run %d: %.2fs  %.1f MB/s\n", strings.Join(append([]string{"p2pxfer"}, v.flags...), " "), i+1, r.secs, mb(r.secs))
+			fmt.Printf("  %s run %d: %.2fs  %.1f MB/s\n", label, i+1, r.secs, mb(r.secs))
 			res = append(res, r)
 		}
 		sort.Slice(res, func(i, j int) bool { return res[i].secs < res[j].secs })
