@@ -10,7 +10,9 @@
 // checks each chunk against the manifest before it touches the disk, confines
 // every file operation to the destination directory through os.Root, keeps
 // resume state next to each partial file, and makes a final file appear only
-// once it is complete and its whole-file SHA-256 matches.
+// once it is complete. Chunk hashes are links of one SHA-256 chain per file
+// (chain.go), so a chunk is checked on its own, in any order, and a file
+// whose chunks all passed has its whole-file SHA-256, with no second pass.
 //
 // With forward error correction (OpenSourceFEC, see fec.go) the manifest
 // also groups chunks into Reed-Solomon stripes with parity pieces, which

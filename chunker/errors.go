@@ -88,11 +88,6 @@ var (
 	// ErrIncomplete: Finish was called before every chunk was verified.
 	ErrIncomplete = errors.New("transfer incomplete")
 
-	// ErrFileHash: every chunk matched but the whole file's SHA-256 does
-	// not, so the manifest contradicts itself. The file is not put in place
-	// and its resume state is deleted.
-	ErrFileHash = errors.New("file hash mismatch")
-
 	// ErrExists: a final file already exists and WriterOptions.Force is not
 	// set (the CLI's --force), or it is a directory, which even Force does
 	// not replace; nothing was overwritten.

@@ -128,7 +128,18 @@ type PieceRef struct {
 	Stripe int  // stripe it belongs to, or -1 when FEC is off
 	Parity bool // a parity piece rather than a data chunk
 	Size   int  // the chunk's size for data, the stripe's ShardSize for parity
-	Hash   Hash // expected SHA-256 of the piece's bytes
+	Hash   Hash // the chunk's hash (ChunkRef.Hash) for data, the piece's SHA-256 for parity
+
+	chunk ChunkRef // a data piece's chunk, for Verify
+}
+
+// Verify reports whether b is this piece: a data chunk by ChunkRef.Verify, a
+// parity piece by its size and SHA-256.
+func (p PieceRef) Verify(b []byte) bool {
+	if !p.Parity {
+		return p.chunk.Verify(b)
+	}
+	return len(b) == p.Size && sha256.Sum256(b) == p.Hash
 }
 
 // NumStripes returns the number of stripes: ceil(NumChunks/FEC.K), or 0
@@ -180,7 +191,7 @@ func (m *Manifest) Piece(p int) PieceRef {
 	n := m.NumChunks()
 	if p < n {
 		c := m.Chunk(p)
-		return PieceRef{Index: p, Stripe: m.StripeOf(p), Size: c.Size, Hash: c.Hash}
+		return PieceRef{Index: p, Stripe: m.StripeOf(p), Size: c.Size, Hash: c.Hash, chunk: c}
 	}
 	s := m.StripeOf(p)
 	return PieceRef{Index: p, Stripe: s, Parity: true, Size: m.Stripe(s).ShardSize, Hash: m.Parity[p-n]}
@@ -220,7 +231,7 @@ func (m *Manifest) Reconstruct(s int, pieces map[int][]byte) (map[int][]byte, er
 		if len(b) != ref.Size {
 			return nil, fmt.Errorf("chunker reconstruct stripe %d: piece %d: %w: %d bytes, want %d", s, p, ErrChunkSize, len(b), ref.Size)
 		}
-		if sha256.Sum256(b) != ref.Hash {
+		if !ref.Verify(b) {
 			return nil, fmt.Errorf("chunker reconstruct stripe %d: piece %d: %w", s, p, ErrChunkHash)
 		}
 		shards[k] = b
@@ -265,7 +276,7 @@ func (m *Manifest) Reconstruct(s int, pieces map[int][]byte) (map[int][]byte, er
 	for _, k := range missing {
 		ref := m.Chunk(st.FirstChunk + k)
 		b := shards[k][:ref.Size:ref.Size]
-		if sha256.Sum256(b) != ref.Hash {
+		if !ref.Verify(b) {
 			return nil, fmt.Errorf("chunker reconstruct stripe %d: rebuilt chunk %d: %w: the parity contradicts the data", s, ref.Index, ErrChunkHash)
 		}
 		out[ref.Index] = b

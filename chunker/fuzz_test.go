@@ -15,7 +15,7 @@ import (
 func FuzzDecodeManifest(f *testing.F) {
 	valid, _ := json.Marshal(validWire())
 	f.Add(valid)
-	f.Add([]byte(`{"v":1,"chunk_size":16384,"files":[{"name":"e","size":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","chunks":""}]}`))
+	f.Add([]byte(`{"v":2,"chunk_size":16384,"files":[{"name":"e","size":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","chunks":""}]}`))
 	names, datas := filesOfSizes(5, []int{3*testCS + 1, 0, 9})
 	withFEC, _ := EncodeManifest(fecData(f, testCS, FEC{2, 2}, names, datas).m)
 	f.Add(withFEC)
@@ -55,6 +55,9 @@ func FuzzDecodeManifest(f *testing.F) {
 			fl := m.Files[ref.File]
 			if ref.Size <= 0 || ref.Size > m.ChunkSize || ref.Offset < 0 || ref.Offset+int64(ref.Size) > fl.Size {
 				t.Fatalf("chunk %d out of its file: %+v size %d", i, ref, fl.Size)
+			}
+			if ref.Last != (ref.Offset+int64(ref.Size) == fl.Size) || ref.Last && ref.Hash != fl.SHA256 {
+				t.Fatalf("chunk %d: Last %v, hash %s, file size %d sha256 %s", i, ref.Last, ref.Hash, fl.Size, fl.SHA256)
 			}
 			total += int64(ref.Size)
 		}

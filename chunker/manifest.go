@@ -1,6 +1,6 @@
 package chunker
 
-// Manifest wire format, version 1 (ManifestVersion).
+// Manifest wire format, version 2 (ManifestVersion).
 //
 // A manifest is one JSON object, at most MaxManifestSize bytes:
 //
@@ -11,7 +11,9 @@ package chunker
 //
 //   - v: ManifestVersion. Any other value is ErrManifestVersion; a format
 //     change bumps it rather than adding fields, so unknown fields are refused.
-//     (fec and parity joined version 1 before any release.)
+//     (fec and parity joined version 1 before any release. Version 2 made
+//     the chunk hashes chained, see chain.go; version 1 listed each chunk's
+//     own SHA-256, which cost receivers a second hash pass for the file.)
 //   - chunk_size: a power of two in [MinChunkSize, MaxChunkSize]. Every chunk
 //     is chunk_size bytes except the last of each file; chunks never span
 //     files.
@@ -26,8 +28,11 @@ package chunker
 //     state files, not a duplicate, and not a directory of another name.
 //   - size: bytes, 0..MaxFileSize.
 //   - sha256: SHA-256 of the whole file, what sha256sum prints.
-//   - chunks: SHA-256 of each chunk, 32*ceil(size/chunk_size) bytes before
-//     base64 (empty for an empty file); MaxChunks over all files.
+//   - chunks: the hash of every chunk but the last (whose hash is sha256),
+//     32*(ceil(size/chunk_size)-1) bytes before base64, empty for files of
+//     at most one chunk; MaxChunks chunks over all files. A chunk's hash is
+//     SHA-256's chaining value after the file's bytes up to the chunk's end
+//     (chain.go). An empty file's sha256 must be that of no bytes.
 //   - parity: present exactly when fec is. The SHA-256 of every parity
 //     piece in piece order (stripe 0's m pieces, then stripe 1's, ...),
 //     32*m*ceil(N/k) bytes before base64, N being the chunk count over all
@@ -56,7 +61,7 @@ import (
 )
 
 // ManifestVersion is the manifest format version described above.
-const ManifestVersion = 1
+const ManifestVersion = 2
 
 // Chunking parameters and manifest limits. The limits bound what a hostile
 // manifest can make a receiver allocate or create.
@@ -90,6 +95,9 @@ var (
 	limitChunks = int64(MaxChunks)
 )
 
+// emptySHA256 is the SHA-256 of no bytes.
+var emptySHA256 = Hash(sha256.Sum256(nil))
+
 // Hash is a SHA-256 digest.
 type Hash [HashSize]byte
 
@@ -105,8 +113,9 @@ type File struct {
 	Size int64
 	// SHA256 is the whole-file SHA-256 (what sha256sum prints).
 	SHA256 Hash
-	// Chunks holds the SHA-256 of each chunk; len == ceil(Size/ChunkSize),
-	// so 0 for an empty file.
+	// Chunks holds each chunk's hash (chain.go): len == ceil(Size/ChunkSize),
+	// so 0 for an empty file, and the last is SHA256. On the wire that last
+	// one is left out.
 	Chunks []Hash
 }
 
@@ -131,13 +140,15 @@ type Manifest struct {
 }
 
 // ChunkRef locates one chunk: global index, file index, byte offset in that
-// file, size, and expected SHA-256.
+// file, size, and what Verify checks it against.
 type ChunkRef struct {
 	Index  int   // global chunk index
 	File   int   // index into Manifest.Files
 	Offset int64 // byte offset within the file
 	Size   int   // ChunkSize, or less for a file's last chunk
-	Hash   Hash  // expected SHA-256 of the chunk's bytes
+	Hash   Hash  // the chunk's hash: its chaining value, or the file's SHA-256 if Last
+	Prev   Hash  // the chaining value before it: the previous chunk's, or SHA-256's initial value
+	Last   bool  // the file's last chunk
 }
 
 // NewManifest validates files exactly as DecodeManifest would and builds the
@@ -173,7 +184,12 @@ func (m *Manifest) Chunk(i int) ChunkRef {
 	if rem := m.Files[f].Size - off; rem < int64(size) {
 		size = int(rem)
 	}
-	return ChunkRef{Index: i, File: f, Offset: off, Size: size, Hash: m.Files[f].Chunks[local]}
+	ref := ChunkRef{Index: i, File: f, Offset: off, Size: size, Hash: m.Files[f].Chunks[local], Prev: initialChain,
+		Last: local == len(m.Files[f].Chunks)-1}
+	if local > 0 {
+		ref.Prev = m.Files[f].Chunks[local-1]
+	}
+	return ref
 }
 
 // FileChunks returns the global index of file f's first chunk and how many
@@ -345,11 +361,14 @@ func decodeFiles(raw json.RawMessage) ([]File, error) {
 		if len(wf.Chunks)%HashSize != 0 {
 			return nil, badf(nil, "file %d: chunk hashes are %d bytes, not a multiple of %d", i, len(wf.Chunks), HashSize)
 		}
-		if len(wf.Chunks) > 0 {
-			f.Chunks = make([]Hash, len(wf.Chunks)/HashSize)
-			for k := range f.Chunks {
+		if f.Size > 0 { // build checks the count against the size
+			f.Chunks = make([]Hash, len(wf.Chunks)/HashSize+1)
+			for k := range len(f.Chunks) - 1 {
 				copy(f.Chunks[k][:], wf.Chunks[k*HashSize:])
 			}
+			f.Chunks[len(f.Chunks)-1] = f.SHA256
+		} else if len(wf.Chunks) > 0 {
+			return nil, badf(nil, "file %d: chunk hashes for an empty file", i)
 		}
 		files = append(files, f)
 	}
@@ -425,6 +444,11 @@ func build(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, erro
 		}
 		if int64(len(f.Chunks)) != n {
 			return nil, badf(nil, "file %d %q: %d chunk hashes for %d bytes, want %d", i, f.Name, len(f.Chunks), f.Size, n)
+		}
+		// Verify takes the last chunk's hash as the whole file's, and an
+		// empty file has no chunk to check at all.
+		if n > 0 && f.Chunks[n-1] != f.SHA256 || n == 0 && f.SHA256 != emptySHA256 {
+			return nil, badf(nil, "file %d %q: sha256 is not its last chunk's hash or, empty, that of no bytes", i, f.Name)
 		}
 		nchunks += n
 		total += f.Size
@@ -518,7 +542,7 @@ func writeCanonical(w io.Writer, m *Manifest) error {
 		bw.Write(name)
 		fmt.Fprintf(bw, `,"size":%d,"sha256":"%x","chunks":"`, f.Size, f.SHA256[:])
 		enc := base64.NewEncoder(base64.StdEncoding, bw)
-		for k := range f.Chunks {
+		for k := range max(len(f.Chunks)-1, 0) { // the last is sha256
 			enc.Write(f.Chunks[k][:])
 		}
 		enc.Close()

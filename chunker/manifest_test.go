@@ -48,7 +48,7 @@ func TestManifestIndex(t *testing.T) {
 		if ref.Index != i || ref.File != w.file || ref.Offset != w.offset || ref.Size != w.size {
 			t.Errorf("Chunk(%d) = %+v, want %+v", i, ref, w)
 		}
-		if ref.Hash != sha256.Sum256(chunkData(m, datas, i)) {
+		if !ref.Verify(chunkData(m, datas, i)) {
 			t.Errorf("Chunk(%d) hash wrong", i)
 		}
 	}
@@ -68,7 +68,7 @@ func TestEncodeDecode(t *testing.T) {
 	w := testWire{V: ManifestVersion, ChunkSize: m.ChunkSize}
 	for _, f := range m.Files {
 		chunks := []byte{}
-		for _, c := range f.Chunks {
+		for _, c := range f.Chunks[:max(len(f.Chunks)-1, 0)] { // the last is sha256
 			chunks = append(chunks, c[:]...)
 		}
 		w.Files = append(w.Files, wireFile{f.Name, f.Size, hex.EncodeToString(f.SHA256[:]), chunks})
@@ -135,12 +135,12 @@ type testWire struct {
 func validWire() testWire {
 	data := randBytes(7, 2*testCS+3)
 	f := fileFor("a.bin", data, testCS)
-	var chunks []byte
-	for _, c := range f.Chunks {
+	var chunks []byte // every chunk hash but the last, which is sha256
+	for _, c := range f.Chunks[:len(f.Chunks)-1] {
 		chunks = append(chunks, c[:]...)
 	}
 	empty := sha256.Sum256(nil)
-	return testWire{V: 1, ChunkSize: testCS, Files: []wireFile{
+	return testWire{V: ManifestVersion, ChunkSize: testCS, Files: []wireFile{
 		{Name: "a.bin", Size: f.Size, SHA256: hex.EncodeToString(f.SHA256[:]), Chunks: chunks},
 		{Name: "e", Size: 0, SHA256: hex.EncodeToString(empty[:])},
 	}}
@@ -176,10 +176,11 @@ func TestDecodeHostile(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		{"version 2", mut(func(w *testWire) { w.V = 2 }), ErrManifestVersion},
+		{"version 1", mut(func(w *testWire) { w.V = 1 }), ErrManifestVersion},
+		{"version 3", mut(func(w *testWire) { w.V = 3 }), ErrManifestVersion},
 		{"version 0", mut(func(w *testWire) { w.V = 0 }), ErrManifestVersion},
 		{"version missing", []byte(`{"chunk_size":16384,"files":[]}`), ErrManifestVersion},
-		{"version 2, other shape", []byte(`{"v":2,"files":"elsewhere","x":1}`), ErrManifestVersion},
+		{"version 1, other shape", []byte(`{"v":1,"files":"elsewhere","x":1}`), ErrManifestVersion},
 		{"chunk size 0", mut(func(w *testWire) { w.ChunkSize = 0 }), ErrInvalidChunkSize},
 		{"chunk size negative", mut(func(w *testWire) { w.ChunkSize = -16384 }), ErrInvalidChunkSize},
 		{"chunk size 8 KiB", mut(func(w *testWire) { w.ChunkSize = 8 << 10 }), ErrInvalidChunkSize},
@@ -192,24 +193,26 @@ func TestDecodeHostile(t *testing.T) {
 		{"size float", []byte(strings.Replace(string(valid), `"size":0`, `"size":0.5`, 1)), ErrBadManifest},
 		{"size larger than chunks", mut(func(w *testWire) { w.Files[0].Size += testCS }), ErrBadManifest},
 		{"size smaller than chunks", mut(func(w *testWire) { w.Files[0].Size = testCS }), ErrBadManifest},
-		{"chunks missing for size", mut(func(w *testWire) { w.Files[1].Size = 1 }), ErrBadManifest},
-		{"chunk blob short", mut(func(w *testWire) { w.Files[0].Chunks = w.Files[0].Chunks[:64] }), ErrBadManifest},
+		{"chunks missing for size", mut(func(w *testWire) { w.Files[1].Size = testCS + 1 }), ErrBadManifest},
+		{"chunk blob short", mut(func(w *testWire) { w.Files[0].Chunks = w.Files[0].Chunks[:32] }), ErrBadManifest},
 		{"chunk blob long", mut(func(w *testWire) { w.Files[0].Chunks = append(w.Files[0].Chunks, make([]byte, 32)...) }), ErrBadManifest},
-		{"chunk blob ragged", mut(func(w *testWire) { w.Files[0].Chunks = w.Files[0].Chunks[:95] }), ErrBadManifest},
+		{"chunk blob ragged", mut(func(w *testWire) { w.Files[0].Chunks = w.Files[0].Chunks[:63] }), ErrBadManifest},
+		{"chunks for an empty file", mut(func(w *testWire) { w.Files[1].Chunks = make([]byte, 32) }), ErrBadManifest},
+		{"empty file, sha256 not of no bytes", mut(func(w *testWire) { w.Files[1].SHA256 = w.Files[0].SHA256 }), ErrBadManifest},
 		{"chunk blob not base64", []byte(strings.Replace(string(valid), `"chunks":"`, `"chunks":"!!`, 1)), ErrBadManifest},
 		{"sha256 short", mut(func(w *testWire) { w.Files[0].SHA256 = w.Files[0].SHA256[:62] }), ErrBadManifest},
 		{"sha256 not hex", mut(func(w *testWire) { w.Files[0].SHA256 = strings.Repeat("zz", 32) }), ErrBadManifest},
 		{"no files", mut(func(w *testWire) { w.Files = nil }), ErrBadManifest},
-		{"unknown field", []byte(strings.Replace(string(valid), `{"v":1`, `{"v":1,"extra":true`, 1)), ErrBadManifest},
+		{"unknown field", []byte(strings.Replace(string(valid), `{"v":2`, `{"v":2,"extra":true`, 1)), ErrBadManifest},
 		{"trailing data", append(append([]byte{}, valid...), []byte(` {}`)...), ErrBadManifest},
 		{"truncated", valid[:len(valid)-1], ErrBadManifest},
 		{"empty input", nil, ErrBadManifest},
 		{"array", []byte(`[1,2]`), ErrBadManifest},
 		{"null", []byte(`null`), ErrBadManifest},
-		{"files not an array", []byte(`{"v":1,"chunk_size":16384,"files":{"name":"a"}}`), ErrBadManifest},
-		{"files null", []byte(`{"v":1,"chunk_size":16384,"files":null}`), ErrBadManifest},
+		{"files not an array", []byte(`{"v":2,"chunk_size":16384,"files":{"name":"a"}}`), ErrBadManifest},
+		{"files null", []byte(`{"v":2,"chunk_size":16384,"files":null}`), ErrBadManifest},
 		{"file unknown field", []byte(strings.Replace(string(valid), `"size":0`, `"size":0,"mode":420`, 1)), ErrBadManifest},
-		{"file not an object", []byte(`{"v":1,"chunk_size":16384,"files":[1]}`), ErrBadManifest},
+		{"file not an object", []byte(`{"v":2,"chunk_size":16384,"files":[1]}`), ErrBadManifest},
 		{"too large", bytes.Repeat([]byte(" "), MaxManifestSize+1), ErrManifestTooLarge},
 		{"name ../x", name("../x"), ErrBadName},
 		{"name /etc/passwd", name("/etc/passwd"), ErrBadName},
@@ -259,7 +262,7 @@ func TestManifestLimits(t *testing.T) {
 	defer func(f int, c int64) { limitFiles, limitChunks = f, c }(limitFiles, limitChunks)
 	limitFiles, limitChunks = 2, 3
 	entry := `{"name":"e","size":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},`
-	many := []byte(`{"v":1,"chunk_size":16384,"files":[` + strings.Repeat(entry, 1000) + `{}]}`)
+	many := []byte(`{"v":2,"chunk_size":16384,"files":[` + strings.Repeat(entry, 1000) + `{}]}`)
 	if _, err := DecodeManifest(many); !errors.Is(err, ErrManifestTooLarge) {
 		t.Errorf("many empty files: %v", err)
 	}

@@ -2,7 +2,6 @@ package chunker
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -52,8 +51,8 @@ func ChooseChunkSize(total int64) int {
 
 // OpenSource opens and hashes the regular files at paths, in order, and
 // builds their manifest; each file's name is its base name. chunkSize 0
-// means ChooseChunkSize of the total. Each file is read once, computing its
-// chunk hashes and whole-file SHA-256 side by side; progress, if not nil, is
+// means ChooseChunkSize of the total. Each file is read once, and one
+// SHA-256 pass gives its chunk hashes and whole-file SHA-256 (chain.go); progress, if not nil, is
 // called from the calling goroutine after every MiB or so with bytes hashed
 // and the total. Cancelling ctx stops the pass. The files stay open until
 // Close so ReadChunk reads the very files that were hashed. OpenSource is
@@ -224,16 +223,16 @@ func (sf *srcFile) check() error {
 	return nil
 }
 
-// hashFile reads sf once from the start. The calling goroutine reads and
-// hashes chunks while a second one hashes the whole file from the same
-// buffers, so the two SHA-256 passes run on two cores instead of halving
-// throughput. With par, a third goroutine feeds the buffers to the parity
-// pass after the whole-file hasher. hashBufs buffers circulate: the last
-// stage hands each back when done, and every stage is finished with a
-// buffer before it hands it on.
+// hashFile reads sf once from the start. The calling goroutine reads while
+// a second one computes the chunk hashes, one SHA-256 pass that also gives
+// the whole-file hash (chain.go), so reading and hashing overlap. With par, a
+// third goroutine feeds the buffers to the parity pass after the hasher.
+// hashBufs buffers circulate: the last stage hands each back when done, and
+// every stage is finished with a buffer before it hands it on.
 func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64), par *parityPass) (Hash, []Hash, error) {
 	var whole Hash
 	chunks := make([]Hash, 0, chunksFor(sf.size, chunkSize))
+	chainOK := true
 	// A small file gets small buffers: 4 MiB allocated and zeroed per file
 	// made hashing a thousand 4 KiB files take seconds. One byte more than
 	// the size lets a file that grew meanwhile be noticed.
@@ -243,7 +242,7 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 		free <- make([]byte, bufSize)
 	}
 	work := make(chan []byte, hashBufs)
-	wholeDone := make(chan struct{})
+	hashDone := make(chan struct{})
 	parDone := make(chan struct{})
 	var parWork chan []byte
 	if par != nil {
@@ -259,10 +258,24 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 		close(parDone)
 	}
 	go func() {
-		defer close(wholeDone)
-		h := sha256.New()
+		defer close(hashDone)
+		c := newChainer()
+		var off int64
+		cs := int64(chunkSize)
 		for b := range work {
-			h.Write(b)
+			for p := b; len(p) > 0; {
+				take := min(int64(len(p)), cs-off%cs)
+				c.Write(p[:take])
+				p = p[take:]
+				// A boundary at the end is the last chunk's: its hash is
+				// the file's SHA-256, taken below. If the file grew, the
+				// caller reports it and the hashes are dropped.
+				if off += take; off%cs == 0 && off < sf.size {
+					v, ok := c.Cut()
+					chainOK = chainOK && ok
+					chunks = append(chunks, v)
+				}
+			}
 			if parWork != nil {
 				parWork <- b
 			} else {
@@ -272,11 +285,12 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 		if parWork != nil {
 			close(parWork)
 		}
-		h.Sum(whole[:0])
+		whole = c.Sum()
+		if off > 0 {
+			chunks = append(chunks, whole)
+		}
 	}()
 
-	ch := sha256.New()
-	inChunk := 0
 	var read int64
 	var err error
 	for {
@@ -287,21 +301,6 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 		var n int
 		n, err = io.ReadFull(sf.f, buf)
 		if n > 0 {
-			for p := buf[:n]; len(p) > 0; {
-				if inChunk == 0 && len(p) >= chunkSize {
-					chunks = append(chunks, sha256.Sum256(p[:chunkSize]))
-					p = p[chunkSize:]
-					continue
-				}
-				take := min(len(p), chunkSize-inChunk)
-				ch.Write(p[:take])
-				p = p[take:]
-				if inChunk += take; inChunk == chunkSize {
-					chunks = append(chunks, Hash(ch.Sum(nil)))
-					ch.Reset()
-					inChunk = 0
-				}
-			}
 			read += int64(n)
 			work <- buf[:n]
 			report(int64(n))
@@ -318,13 +317,13 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 		}
 	}
 	close(work)
-	<-wholeDone
+	<-hashDone
 	<-parDone
+	if err == nil && !chainOK {
+		err = errChainState
+	}
 	if err != nil {
 		return Hash{}, nil, err
-	}
-	if inChunk > 0 {
-		chunks = append(chunks, Hash(ch.Sum(nil)))
 	}
 	if read != sf.size {
 		return Hash{}, nil, fmt.Errorf("%w: size %d, read %d bytes", ErrSourceChanged, sf.size, read)

@@ -2,7 +2,6 @@ package chunker
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"io/fs"
@@ -65,7 +64,7 @@ func TestOpenSource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sha256.Sum256(b) != m.Chunk(i).Hash {
+			if !m.Chunk(i).Verify(b) {
 				t.Fatalf("ReadChunk(%d) wrong data", i)
 			}
 		}

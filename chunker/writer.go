@@ -1,11 +1,8 @@
 package chunker
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -30,15 +27,14 @@ const (
 	// files are not saved one by one in the middle of their transfer
 	// (Close still saves everything).
 	minSavePerFile = 64 << 10
-	readBackSize   = 1 << 20 // buffer for reading chunks back from disk
 )
 
 // flushStep paces write-behind. Left alone, the kernel keeps every page a
 // download writes cached and dirty until Finish's fsync, which then writes
 // the whole file back while the user waits, and fills memory with a cache
-// that nobody reads: each byte is read back at most once, by the running
-// whole-file hash. So each time the hash has passed another flushStep of a
-// file, the Writer starts write-back of that stretch (sync_file_range) and
+// that nobody reads: each chunk was checked before it was written. So each
+// time the written prefix of a file (every chunk up to there present) has
+// passed another flushStep, the Writer starts write-back of that stretch (sync_file_range) and
 // drops the stretch before it, clean by then, from the cache
 // (POSIX_FADV_DONTNEED). A download's page cache stays a few steps plus
 // what arrived out of order, and the freed pages are reused while they are
@@ -63,7 +59,8 @@ type WriterOptions struct {
 // Writer rebuilds a manifest's files under a destination directory from
 // chunks arriving in any order. For each file it fills PartName(name),
 // keeps resume state in StateName(name), and at Finish moves the part to
-// name once the whole-file SHA-256 matches. Every file operation goes
+// name: every chunk matched its hash in the manifest's chain, so the file
+// matches its SHA-256 (chain.go). Every file operation goes
 // through an os.Root, so no name and no symlink in the destination can make
 // it write outside the directory.
 //
@@ -104,7 +101,6 @@ type Writer struct {
 
 	saveMu sync.Mutex     // one state save at a time
 	bg     sync.WaitGroup // background saves; Finish and Close wait for them
-	bufs   sync.Pool      // *[]byte of readBackSize
 }
 
 // wfile is the Writer's per-file bookkeeping.
@@ -114,9 +110,8 @@ type wfile struct {
 	file  *os.File
 	refs  int // users of file; it is only closed at 0
 	dirty bool
-	// placed and failed only change under life held exclusively.
+	// placed only changes under life held exclusively.
 	placed bool // final file in place
-	failed bool // whole-file hash mismatch; state deleted, never re-saved
 	// dev is the device holding the part, if fileID knows it (devOK):
 	// syncFS on the destination does not reach a part under a mount point.
 	dev   uint64
@@ -125,15 +120,13 @@ type wfile struct {
 	// placing the file must remove it; saves an unlink per small file.
 	hasState bool
 
-	// The running whole-file hash, fed strictly in chunk order. hmu is
-	// separate from Writer.mu so reading chunks back does not stall writers.
-	hmu    sync.Mutex
-	h      hash.Hash
-	next   int // file-local index of the next chunk to feed to h
-	summed bool
-	sum    Hash
-	// Write-behind under hmu: write-back was started up to flushed and
-	// the cache dropped up to dropped (see flushStep).
+	// Write-behind, under wmu (apart from Writer.mu, which its system
+	// calls must not hold up): next is the file-local index of the first
+	// chunk not yet written, the end of the written prefix; write-back was
+	// started up to flushed and the cache dropped up to dropped (see
+	// flushStep).
+	wmu              sync.Mutex
+	next             int
 	flushed, dropped int64
 }
 
@@ -159,7 +152,6 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 		files:    make([]wfile, len(m.Files)),
 		lastSave: time.Now(),
 	}
-	w.bufs.New = func() any { b := make([]byte, min(readBackSize, m.ChunkSize)); return &b }
 	if b, err := openFSBarrier(root); err == nil {
 		if st, err := b.Stat(); err == nil {
 			if id, ok := fileID(st); ok {
@@ -381,24 +373,15 @@ func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf
 		if w.opts.Progress != nil {
 			w.opts.Progress(*checked, claimed)
 		}
-		if sha256.Sum256(b) != ref.Hash {
+		if !ref.Verify(b) {
 			dropped = true
 			continue
 		}
 		w.have.Set(first + k)
 		w.verified += int64(ref.Size)
 		if k == wf.next {
-			// In order from the start: feed the whole-file hash now
-			// rather than reading this back again later.
-			if wf.h == nil {
-				wf.h = sha256.New()
-			}
-			wf.h.Write(b)
 			wf.next++
 		}
-	}
-	if wf.next == n {
-		wf.sumNow()
 	}
 	if dropped {
 		w.markDirty(fi) // so the next save stops claiming the bad chunks
@@ -419,16 +402,6 @@ func (w *Writer) abort(created []int) {
 		w.barrier.Close()
 	}
 	w.root.Close()
-}
-
-// sumNow finishes the running hash; the caller holds hmu (or is setup).
-func (wf *wfile) sumNow() {
-	if wf.h == nil {
-		wf.h = sha256.New()
-	}
-	wf.h.Sum(wf.sum[:0])
-	wf.summed = true
-	wf.h = nil
 }
 
 // markDirty queues fi for the next state save; the caller holds mu (or is
@@ -477,8 +450,9 @@ func (w *Writer) Verified() int64 {
 // WriteChunk checks data against chunk i of the manifest and writes it to
 // its part file. A wrong index, size or hash (ErrChunkIndex, ErrChunkSize,
 // ErrChunkHash) writes nothing; a valid chunk already verified is a no-op.
-// The hash is computed outside any lock so several peers' chunks are checked in
-// parallel. Resume state is saved from here about every second or 64 MiB; a
+// The check is one SHA-256 pass over the chunk from its predecessor's
+// chaining value (chain.go), outside any lock, so several peers' chunks are
+// checked in parallel and in any order. Resume state is saved from here about every second or 64 MiB; a
 // failure to save is retried then and reported by Close.
 func (w *Writer) WriteChunk(i int, data []byte) error {
 	w.life.RLock()
@@ -496,7 +470,7 @@ func (w *Writer) WriteChunk(i int, data []byte) error {
 	}
 	// Hashed even when we already have the chunk, so ErrChunkHash always
 	// exposes a peer that sends bad data.
-	if sha256.Sum256(data) != ref.Hash {
+	if !ref.Verify(data) {
 		return fmt.Errorf("chunker write chunk %d of %q: %w", i, name, ErrChunkHash)
 	}
 	if w.Have(i) {
@@ -526,35 +500,36 @@ func (w *Writer) WriteChunk(i int, data []byte) error {
 	w.mu.Unlock()
 
 	first, _ := w.m.FileChunks(ref.File)
-	w.advanceHash(ref.File, i-first, data)
+	w.advance(ref.File, i-first)
 	if due {
 		w.saveBackground()
 	}
 	return nil
 }
 
-// advanceHash feeds chunk k of fi (just written, still in memory) to the
-// running whole-file hash if it is next, then any following chunks already
-// on disk, so Finish rarely has to re-read a file.
-func (w *Writer) advanceHash(fi, k int, data []byte) {
+// advance moves fi's written prefix on past chunk k, just written, if the
+// prefix ended there, and starts write-behind when a step has gathered.
+// Chunks written meanwhile are set in have before their own advance, so
+// whichever call comes last takes the prefix past all of them.
+func (w *Writer) advance(fi, k int) {
 	wf := &w.files[fi]
-	wf.hmu.Lock()
-	defer wf.hmu.Unlock()
-	if wf.summed || k != wf.next {
+	wf.wmu.Lock()
+	defer wf.wmu.Unlock()
+	if k != wf.next {
 		return
 	}
-	if wf.h == nil {
-		wf.h = sha256.New()
+	first, n := w.m.FileChunks(fi)
+	w.mu.Lock()
+	for wf.next < n && w.have.Has(first+wf.next) {
+		wf.next++
 	}
-	wf.h.Write(data)
-	wf.next++
-	w.hashForward(fi) // an error resets the hash; Finish retries and reports it
+	w.mu.Unlock()
 	w.writeBehind(fi)
 }
 
-// writeBehind starts write-back of what the hash has passed since the last
-// step and drops the step before from the cache, once a flushStep has
-// gathered; the caller holds fi's hmu.
+// writeBehind starts write-back of the written prefix since the last step
+// and drops the step before from the cache, once a flushStep has gathered;
+// the caller holds fi's wmu.
 func (w *Writer) writeBehind(fi int) {
 	wf := &w.files[fi]
 	if wf.next == 0 {
@@ -574,42 +549,6 @@ func (w *Writer) writeBehind(fi int) {
 	startWriteback(pf, wf.flushed, end-wf.flushed)
 	dropCached(pf, wf.dropped, wf.flushed-wf.dropped)
 	wf.dropped, wf.flushed = wf.flushed, end
-}
-
-// hashForward feeds chunks from disk while they are present and next in
-// order; the caller holds fi's hmu. On a read error it starts the hash over,
-// since a partly fed chunk cannot be taken back.
-func (w *Writer) hashForward(fi int) error {
-	wf := &w.files[fi]
-	first, n := w.m.FileChunks(fi)
-	for wf.next < n && w.Have(first+wf.next) {
-		if wf.h == nil {
-			wf.h = sha256.New()
-		}
-		if err := w.feedFromDisk(fi, first+wf.next, wf.h); err != nil {
-			wf.h, wf.next = nil, 0
-			return err
-		}
-		wf.next++
-	}
-	if wf.next == n {
-		wf.sumNow()
-	}
-	return nil
-}
-
-// feedFromDisk writes chunk i, read back from its part file, to h.
-func (w *Writer) feedFromDisk(fi, i int, h hash.Hash) error {
-	ref := w.m.Chunk(i)
-	pf, err := w.acquire(fi)
-	if err != nil {
-		return err
-	}
-	defer w.release(fi)
-	bp := w.bufs.Get().(*[]byte)
-	defer w.bufs.Put(bp)
-	_, err = io.CopyBuffer(h, io.NewSectionReader(pf, ref.Offset, int64(ref.Size)), *bp)
-	return err
 }
 
 // acquire returns fi's open file, opening it if needed; release must
@@ -720,7 +659,7 @@ func (w *Writer) saveLocked() error {
 	for _, fi := range w.dirty {
 		wf := &w.files[fi]
 		wf.dirty = false
-		if wf.placed || wf.failed {
+		if wf.placed {
 			continue
 		}
 		first, n := w.m.FileChunks(fi)
@@ -766,11 +705,9 @@ func (w *Writer) syncPart(fi int) error {
 }
 
 // Finish completes the transfer once every chunk is verified (ErrIncomplete
-// otherwise). For each file it completes the whole-file SHA-256, reading
-// back only what was not hashed on the way in, and compares it with the
-// manifest (ErrFileHash: the file is not placed and its state is deleted so
-// a rerun starts afresh). Then it fsyncs the part, puts it in place and
-// removes the state. Without Force the part is hard-linked to the final
+// otherwise). For each file it fsyncs the part, puts it in place and
+// removes the state; there is nothing left to check, since every chunk was
+// checked against the manifest's hash chain on the way in. Without Force the part is hard-linked to the final
 // name, which fails rather than overwrite a file that appeared meanwhile
 // (ErrExists; the part and state stay for a rerun with --force); where hard
 // links are unsupported it falls back to check-then-rename. With Force it
@@ -817,13 +754,12 @@ func (w *Writer) Finish() error {
 	return errors.Join(errs...)
 }
 
-// finishFiles checks, makes durable and places each file of todo, and
+// finishFiles makes durable and places each file of todo, and
 // returns their errors in todo's order. Making a file durable takes a disk
 // cache flush: one per fsync, which costs more than everything else
 // together for a thousand small files even with syncWorkers overlapping
 // them. With at least syncFSMin files, one syncFS serves them all.
 func (w *Writer) finishFiles(todo []int, dirs *dirCache) []error {
-	workers := w.finishWorkers()
 	oneByOne := func(fi int) error {
 		if err := w.syncPart(fi); err != nil {
 			return err
@@ -831,36 +767,19 @@ func (w *Writer) finishFiles(todo []int, dirs *dirCache) []error {
 		return w.placeFile(fi, dirs)
 	}
 	if !w.useSyncFS(todo) {
-		// Files are independent: each is placed as soon as it is checked.
-		return parallel(workers, todo, func(fi int) error {
-			if err := w.checkFile(fi); err != nil {
-				return err
-			}
-			return oneByOne(fi)
-		})
-	}
-	errs := parallel(workers, todo, w.checkFile)
-	var good []int // indices into todo
-	for i, err := range errs {
-		if err == nil {
-			good = append(good, i)
-		}
+		// Files are independent: each is placed as soon as it is durable.
+		return parallel(syncWorkers, todo, oneByOne)
 	}
 	synced := syncFS(w.barrier) == nil
 	// A failed syncfs names no file: fsyncing each then says which
 	// failed, and is the only way where a part sits on another file
 	// system (under a mount point) than the destination.
-	done := parallel(workers, good, func(i int) error {
-		fi := todo[i]
+	return parallel(syncWorkers, todo, func(fi int) error {
 		if wf := &w.files[fi]; !synced || !wf.devOK || wf.dev != w.rootDev {
 			return oneByOne(fi)
 		}
 		return w.placeFile(fi, dirs)
 	})
-	for k, i := range good {
-		errs[i] = done[k]
-	}
-	return errs
 }
 
 // useSyncFS says whether finishFiles should make todo durable with one
@@ -879,39 +798,7 @@ func (w *Writer) useSyncFS(todo []int) bool {
 	return ok && dirty <= ours+maxForeignDirty
 }
 
-// checkFile completes fi's whole-file hash and compares it with the
-// manifest. It runs concurrently for different files.
-func (w *Writer) checkFile(fi int) error {
-	f := &w.m.Files[fi]
-	wf := &w.files[fi]
-	if wf.failed {
-		return fmt.Errorf("%w (reported before)", ErrFileHash)
-	}
-	wf.hmu.Lock()
-	var err error
-	if !wf.summed {
-		err = w.hashForward(fi)
-	}
-	sum, summed := wf.sum, wf.summed
-	wf.hmu.Unlock()
-	if err != nil {
-		return err
-	}
-	if !summed {
-		return fmt.Errorf("whole-file hash incomplete") // unreachable: every chunk is present
-	}
-	if sum != f.SHA256 {
-		wf.failed = true
-		err := fmt.Errorf("%w: got %s, manifest says %s", ErrFileHash, sum, f.SHA256)
-		if rerr := w.removeState(fi); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return err
-	}
-	return nil
-}
-
-// placeFile moves fi's checked, durable part into place and drops its
+// placeFile moves fi's durable part into place and drops its
 // state.
 func (w *Writer) placeFile(fi int, dirs *dirCache) error {
 	f, wf := &w.m.Files[fi], &w.files[fi]
@@ -1022,13 +909,6 @@ const maxForeignDirty = 64 << 20
 // runs without one): for 1000 new 4 KiB files there, 16 at a time took
 // ~120 ms and 64 ~55 ms.
 const syncWorkers = 64
-
-// finishWorkers bounds Finish's concurrency: besides fsyncing, a worker may
-// read a file back to hash it, with a buffer of up to readBackSize; at most
-// 16 MiB of those.
-func (w *Writer) finishWorkers() int {
-	return min(syncWorkers, max(16, (16<<20)/min(readBackSize, w.m.ChunkSize)))
-}
 
 // parallel calls f for every item on up to workers goroutines and returns
 // the errors in the order of items.

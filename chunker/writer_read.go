@@ -1,7 +1,6 @@
 package chunker
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"io"
 )
@@ -50,7 +49,7 @@ func (w *Writer) ReadChunk(i int, buf []byte) ([]byte, error) {
 	// Verified once is not enough: the disk, or the user, may have changed
 	// the file since, and a seed must never pass bad data on. Unlike a
 	// Source's size and mtime check this also catches silent corruption.
-	if sha256.Sum256(buf) != ref.Hash {
+	if !ref.Verify(buf) {
 		return nil, fmt.Errorf("chunker read chunk %d of %q: %w: no longer matches the manifest", i, name, ErrSourceChanged)
 	}
 	return buf, nil

@@ -86,7 +86,7 @@ func exitCode(err error) (int, string) {
 	case errors.Is(err, peer.ErrForged):
 		return ExitVerify, "someone in the room, or the signalling server, is not the sender; nothing was written"
 	case errors.Is(err, peer.ErrTampered), errors.Is(err, peer.ErrCorrupt), errors.Is(err, chunker.ErrChunkHash),
-		errors.Is(err, chunker.ErrFileHash), errors.Is(err, chunker.ErrBadManifest):
+		errors.Is(err, chunker.ErrBadManifest):
 		return ExitVerify, "nothing unverified was kept; try again, and tell the sender if it repeats"
 	case errors.Is(err, errUnreachable):
 		return ExitConnect, "check the --signal address and that the server is running"

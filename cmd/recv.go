@@ -192,7 +192,7 @@ func runRecv(c *cli.Context, env Env) error {
 		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) {
 			return err
 		}
-		if w != nil && !errors.Is(err, chunker.ErrFileHash) {
+		if w != nil {
 			fmt.Fprintln(env.Stderr, "the partial download is kept; run the same command again to resume")
 		}
 		return err

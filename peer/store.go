@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"sync"
 
@@ -191,7 +190,7 @@ func checkParity(m *chunker.Manifest, p int, b []byte) error {
 	if len(b) != ref.Size {
 		return fmt.Errorf("peer parity piece %d: %w: %d bytes, want %d", p, chunker.ErrChunkSize, len(b), ref.Size)
 	}
-	if sha256.Sum256(b) != ref.Hash {
+	if !ref.Verify(b) {
 		return fmt.Errorf("peer parity piece %d: %w", p, chunker.ErrChunkHash)
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 )
 
 func testManifest(t testing.TB) []byte {
-	m, err := chunker.NewManifest(chunker.MinChunkSize, []chunker.File{{Name: "a", Size: 3, Chunks: []chunker.Hash{{1}}, SHA256: chunker.Hash{2}}})
+	m, err := chunker.NewManifest(chunker.MinChunkSize, []chunker.File{{Name: "a", Size: 3, Chunks: []chunker.Hash{{2}}, SHA256: chunker.Hash{2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
