@@ -85,6 +85,8 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "the sender offered a file name that is not safe to write"
 	case errors.Is(err, peer.ErrForged):
 		return ExitVerify, "someone in the room, or the signalling server, is not the sender; nothing was written"
+	case errors.Is(err, pake.ErrVersion), errors.Is(err, room.ErrVersion), errors.Is(err, chunker.ErrManifestVersion):
+		return ExitError, "both sides need the same p2pxfer version"
 	case errors.Is(err, peer.ErrTampered), errors.Is(err, peer.ErrCorrupt), errors.Is(err, chunker.ErrChunkHash),
 		errors.Is(err, chunker.ErrBadManifest):
 		return ExitVerify, "nothing unverified was kept; try again, and tell the sender if it repeats"
@@ -94,8 +96,6 @@ func exitCode(err error) (int, string) {
 		errors.Is(err, peer.ErrNoSources),
 		errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):
 		return ExitConnect, "run the same command again to resume; a firewall between the machines can also cause this"
-	case errors.Is(err, pake.ErrVersion), errors.Is(err, room.ErrVersion):
-		return ExitError, "both sides need the same p2pxfer version"
 	}
 	return ExitError, ""
 }

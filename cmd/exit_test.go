@@ -1,0 +1,24 @@
+package cmd
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/p2pxfer/p2pxfer/chunker"
+)
+
+// TestExitManifestVersion: a manifest of another version is a version
+// mismatch for the user, not a sign of tampering, although it is also a bad
+// manifest.
+func TestExitManifestVersion(t *testing.T) {
+	_, err := chunker.DecodeManifest([]byte(`{"v":1,"chunk_size":16384,"files":[]}`))
+	code, hint := exitCode(fmt.Errorf("recv: %w", err))
+	if code != ExitError || !strings.Contains(hint, "same p2pxfer version") {
+		t.Errorf("exit %d, %q for %v", code, hint, err)
+	}
+	_, err = chunker.DecodeManifest([]byte(`{"v":2,"chunk_size":16384,"files":[]}`))
+	if code, _ := exitCode(err); code != ExitVerify {
+		t.Errorf("bad manifest: exit %d for %v", code, err)
+	}
+}
