@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -17,7 +18,7 @@ func refSum(data []byte) Hash {
 		msg = append(msg, 0)
 	}
 	msg = binary.BigEndian.AppendUint64(msg, uint64(len(data))*8)
-	h := [8]uint32{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
+	h := refIV
 	for ; len(msg) > 0; msg = msg[64:] {
 		refBlock(&h, msg[:64])
 	}
@@ -41,7 +42,7 @@ func TestChainMatchesSHA256(t *testing.T) {
 		}
 	}
 	var iv Hash
-	for i, w := range [8]uint32{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {
+	for i, w := range refIV {
 		binary.BigEndian.PutUint32(iv[4*i:], w)
 	}
 	if initialChain != iv {
@@ -64,7 +65,7 @@ func TestChainMatchesSHA256(t *testing.T) {
 					cuts = append(cuts, v)
 				}
 			}
-			if !slicesEqual(cuts, want[:len(want)-1]) {
+			if !slices.Equal(cuts, want[:len(want)-1]) {
 				t.Errorf("cs %d size %d: chaining values differ from the reference", cs, size)
 			}
 			if c.Sum() != sha256.Sum256(data) {
@@ -81,18 +82,6 @@ func TestChainMatchesSHA256(t *testing.T) {
 			}
 		}
 	}
-}
-
-func slicesEqual(a, b []Hash) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestVerify: a chunk verifies with its own bytes only, at its own place in
@@ -188,7 +177,7 @@ func TestManifestChainRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Digest() != m.Digest() || !slicesEqual(back.Files[0].Chunks, f.Chunks) {
+	if back.Digest() != m.Digest() || !slices.Equal(back.Files[0].Chunks, f.Chunks) {
 		t.Error("decoded manifest differs")
 	}
 	// The last chunk's hash sent as well is one too many.

@@ -43,7 +43,7 @@ func fileFor(name string, data []byte, cs int) File {
 // replace with the file's SHA-256. It runs FIPS 180-4's compression
 // function in plain Go, a reference for chain.go.
 func refChain(data []byte, cs int) []Hash {
-	h := [8]uint32{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
+	h := refIV
 	var out []Hash
 	for off := 0; off < len(data); off += cs {
 		c := data[off:min(off+cs, len(data))]
@@ -59,6 +59,9 @@ func refChain(data []byte, cs int) []Hash {
 	}
 	return out
 }
+
+// refIV is SHA-256's initial value (FIPS 180-4 §5.3.3).
+var refIV = [8]uint32{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
 
 var refK = [64]uint32{
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

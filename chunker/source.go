@@ -52,9 +52,9 @@ func ChooseChunkSize(total int64) int {
 // OpenSource opens and hashes the regular files at paths, in order, and
 // builds their manifest; each file's name is its base name. chunkSize 0
 // means ChooseChunkSize of the total. Each file is read once, and one
-// SHA-256 pass gives its chunk hashes and whole-file SHA-256 (chain.go); progress, if not nil, is
-// called from the calling goroutine after every MiB or so with bytes hashed
-// and the total. Cancelling ctx stops the pass. The files stay open until
+// SHA-256 pass gives its chunk hashes and whole-file SHA-256 (chain.go);
+// progress, if not nil, is called from the calling goroutine after every
+// MiB or so with bytes hashed and the total. Cancelling ctx stops the pass. The files stay open until
 // Close so ReadChunk reads the very files that were hashed. OpenSource is
 // OpenSourceFEC with FEC off.
 func OpenSource(ctx context.Context, paths []string, chunkSize int, progress func(done, total int64)) (*Source, error) {

@@ -34,9 +34,9 @@ const (
 // the whole file back while the user waits, and fills memory with a cache
 // that nobody reads: each chunk was checked before it was written. So each
 // time the written prefix of a file (every chunk up to there present) has
-// passed another flushStep, the Writer starts write-back of that stretch (sync_file_range) and
-// drops the stretch before it, clean by then, from the cache
-// (POSIX_FADV_DONTNEED). A download's page cache stays a few steps plus
+// passed another flushStep, the Writer starts write-back of that stretch
+// (sync_file_range) and drops the stretch before it, clean by then, from
+// the cache (POSIX_FADV_DONTNEED). A download's page cache stays a few steps plus
 // what arrived out of order, and the freed pages are reused while they are
 // still warm: on the development VM, writing 1 GiB with fsync took 2.3-2.7
 // CPU-s of system time without it and 0.3-0.6 with it (docs/performance.md).
@@ -452,8 +452,9 @@ func (w *Writer) Verified() int64 {
 // ErrChunkHash) writes nothing; a valid chunk already verified is a no-op.
 // The check is one SHA-256 pass over the chunk from its predecessor's
 // chaining value (chain.go), outside any lock, so several peers' chunks are
-// checked in parallel and in any order. Resume state is saved from here about every second or 64 MiB; a
-// failure to save is retried then and reported by Close.
+// checked in parallel and in any order. Resume state is saved from here
+// about every second or 64 MiB; a failure to save is retried then and
+// reported by Close.
 func (w *Writer) WriteChunk(i int, data []byte) error {
 	w.life.RLock()
 	defer w.life.RUnlock()
@@ -707,11 +708,11 @@ func (w *Writer) syncPart(fi int) error {
 // Finish completes the transfer once every chunk is verified (ErrIncomplete
 // otherwise). For each file it fsyncs the part, puts it in place and
 // removes the state; there is nothing left to check, since every chunk was
-// checked against the manifest's hash chain on the way in. Without Force the part is hard-linked to the final
-// name, which fails rather than overwrite a file that appeared meanwhile
-// (ErrExists; the part and state stay for a rerun with --force); where hard
-// links are unsupported it falls back to check-then-rename. With Force it
-// renames over the old file. Files are processed independently and all
+// checked against the manifest's hash chain on the way in. Without Force
+// the part is hard-linked to the final name, which fails rather than
+// overwrite a file that appeared meanwhile (ErrExists; the part and state
+// stay for a rerun with --force); where hard links are unsupported it
+// falls back to check-then-rename. With Force it renames over the old file. Files are processed independently and all
 // errors are returned joined; calling Finish again retries the failed ones.
 // ReadChunk waits for Finish; afterwards ReadChunk and ReadPiece serve the
 // files placed from their final names, until Close.
@@ -754,8 +755,8 @@ func (w *Writer) Finish() error {
 	return errors.Join(errs...)
 }
 
-// finishFiles makes durable and places each file of todo, and
-// returns their errors in todo's order. Making a file durable takes a disk
+// finishFiles makes durable and places each file of todo, and returns
+// their errors in todo's order. Making a file durable takes a disk
 // cache flush: one per fsync, which costs more than everything else
 // together for a thousand small files even with syncWorkers overlapping
 // them. With at least syncFSMin files, one syncFS serves them all.
@@ -798,8 +799,7 @@ func (w *Writer) useSyncFS(todo []int) bool {
 	return ok && dirty <= ours+maxForeignDirty
 }
 
-// placeFile moves fi's durable part into place and drops its
-// state.
+// placeFile moves fi's durable part into place and drops its state.
 func (w *Writer) placeFile(fi int, dirs *dirCache) error {
 	f, wf := &w.m.Files[fi], &w.files[fi]
 	// Closed before the move: Windows cannot rename an open file.
