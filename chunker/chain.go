@@ -70,8 +70,9 @@ func resumeChain(prev *Hash, off int64) (hash.Hash, bool) {
 	return h, ok && u.UnmarshalBinary(st[:]) == nil
 }
 
-// chainValue returns h's chaining value; h has absorbed a whole number of
-// blocks.
+// chainValue returns h's chaining value, a chunk's hash; h has absorbed a
+// whole number of blocks. OpenSource takes one at every chunk boundary of
+// a single SHA-256 pass over the file, whose Sum is the last chunk's hash.
 func chainValue(h hash.Hash) (Hash, bool) {
 	a, ok := h.(encoding.BinaryAppender)
 	if !ok {
@@ -98,32 +99,8 @@ func (c ChunkRef) Verify(data []byte) bool {
 	}
 	h.Write(data)
 	if c.Last {
-		var sum Hash
-		h.Sum(sum[:0])
-		return sum == c.Hash
+		return Hash(h.Sum(nil)) == c.Hash
 	}
 	v, ok := chainValue(h)
 	return ok && v == c.Hash
-}
-
-// chainer computes a file's chunk hashes in one pass as its bytes stream
-// by: Write the file, calling Cut at every chunk boundary, then Sum.
-type chainer struct {
-	h hash.Hash
-}
-
-func newChainer() chainer { return chainer{h: sha256.New()} }
-
-func (c chainer) Write(p []byte) { c.h.Write(p) }
-
-// Cut returns the chaining value after the bytes written so far, a whole
-// number of chunks.
-func (c chainer) Cut() (Hash, bool) { return chainValue(c.h) }
-
-// Sum returns the SHA-256 of everything written: the file's last chunk hash
-// and its whole-file hash.
-func (c chainer) Sum() Hash {
-	var sum Hash
-	c.h.Sum(sum[:0])
-	return sum
 }

@@ -2,6 +2,7 @@ package chunker
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -259,19 +260,19 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 	}
 	go func() {
 		defer close(hashDone)
-		c := newChainer()
+		h := sha256.New()
 		var off int64
 		cs := int64(chunkSize)
 		for b := range work {
 			for p := b; len(p) > 0; {
 				take := min(int64(len(p)), cs-off%cs)
-				c.Write(p[:take])
+				h.Write(p[:take])
 				p = p[take:]
 				// A boundary at the end is the last chunk's: its hash is
 				// the file's SHA-256, taken below. If the file grew, the
 				// caller reports it and the hashes are dropped.
 				if off += take; off%cs == 0 && off < sf.size {
-					v, ok := c.Cut()
+					v, ok := chainValue(h)
 					chainOK = chainOK && ok
 					chunks = append(chunks, v)
 				}
@@ -285,7 +286,7 @@ func hashFile(ctx context.Context, sf srcFile, chunkSize int, report func(int64)
 		if parWork != nil {
 			close(parWork)
 		}
-		whole = c.Sum()
+		whole = Hash(h.Sum(nil))
 		if off > 0 {
 			chunks = append(chunks, whole)
 		}
