@@ -37,34 +37,68 @@ import (
 // (docs/performance.md).
 const directMTU = 6912 - 37
 
-// directTimeout bounds a direct lane's set-up: on one host every step is a
-// few round trips of microseconds, so a lane that takes longer will not
-// come (another process holds the port, say) and the transfer goes on.
+// directTimeout bounds a direct lane's set-up: every step is a few round
+// trips, so a lane that takes longer will not come (another process holds
+// the port, a firewall drops the new port's packets) and the transfer goes
+// on without it.
 const directTimeout = 5 * time.Second
 
+// directPath is where direct lanes run. On one host (loopback) both ends
+// bind 127.0.0.1 and send directMTU. Between two hosts whose first
+// connection's ICE pair joins two host candidates (a LAN, or two public
+// addresses), each end binds the address of its side of that pair, which
+// ICE has shown reaches the other; the source then probes how large a
+// packet the path carries (pmtu.go), since nothing says the path takes
+// more than the 1191-byte packets the first connection sends.
+type directPath struct {
+	local, remote netip.Addr
+	probe         bool // between hosts: probe the path MTU
+}
+
+var loopbackPath = directPath{local: netip.AddrFrom4([4]byte{127, 0, 0, 1}), remote: netip.AddrFrom4([4]byte{127, 0, 0, 1})}
+
 // directEnd is our end of a direct lane until it connects: a UDP socket
-// on 127.0.0.1 and a fresh DTLS certificate.
+// on the path's local address and a DTLS certificate (one for all the
+// lanes of a request).
 type directEnd struct {
 	e      *Engine
-	conn   *batchConn
+	path   directPath
+	conn   *probeConn
 	cert   tls.Certificate
 	fp     [sha256.Size]byte
 	window uint32 // SCTP's receive window (directWindow)
 }
 
-func (e *Engine) newDirectEnd() (*directEnd, error) {
+// newDirectEnds binds k ends on path, sharing one certificate.
+func (e *Engine) newDirectEnds(path directPath, k int) ([]*directEnd, error) {
 	cert, err := selfsign.GenerateSelfSigned()
 	if err != nil {
 		return nil, fmt.Errorf("peer: direct lane certificate: %w", err)
 	}
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return nil, fmt.Errorf("peer: direct lane: %w", err)
+	fp := sha256.Sum256(cert.Certificate[0])
+	ends := make([]*directEnd, 0, k)
+	for range k {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(path.local, 0)))
+		if err == nil && path.probe {
+			// Probes must arrive whole or not at all: with the kernel
+			// fragmenting them, a path that cannot carry a size would
+			// still pass it.
+			if err = setDontFragment(c, path.local.Is6()); err != nil {
+				_ = c.Close()
+			}
+		}
+		if err != nil {
+			for _, d := range ends {
+				d.close()
+			}
+			return nil, fmt.Errorf("peer: direct lane: %w", err)
+		}
+		_ = c.SetReadBuffer(e.cfg.UDPBufferSize)
+		_ = c.SetWriteBuffer(e.cfg.UDPBufferSize)
+		ends = append(ends, &directEnd{e: e, path: path, conn: newProbeConn(newBatchConn(c, path.local.Is6())), cert: cert, fp: fp,
+			window: directWindow(readBufferSize(c), e.cfg.UDPBufferSize)})
 	}
-	_ = c.SetReadBuffer(e.cfg.UDPBufferSize)
-	_ = c.SetWriteBuffer(e.cfg.UDPBufferSize)
-	return &directEnd{e: e, conn: newBatchConn(c, false), cert: cert, fp: sha256.Sum256(cert.Certificate[0]),
-		window: directWindow(readBufferSize(c), e.cfg.UDPBufferSize)}, nil
+	return ends, nil
 }
 
 // directWindow is the SCTP receive window of a direct lane whose socket
@@ -88,12 +122,26 @@ func directWindow(got, asked int) uint32 {
 
 const directMinWindow = 128 << 10
 
-func (d *directEnd) wire() *wireDirect {
-	return &wireDirect{Port: uint16(d.conn.LocalAddr().(*net.UDPAddr).Port), Fingerprint: d.fp[:]}
+// wireDirects is ends on the wire: the first end's port and the shared
+// certificate's hash, then the other ends' ports.
+func wireDirects(ends []*directEnd) *wireDirect {
+	w := &wireDirect{Port: ends[0].port(), Fingerprint: ends[0].fp[:]}
+	for _, d := range ends[1:] {
+		w.More = append(w.More, d.port())
+	}
+	return w
 }
+
+func (d *directEnd) port() uint16 { return uint16(d.conn.LocalAddr().(*net.UDPAddr).Port) }
 
 // close releases an end that never connected.
 func (d *directEnd) close() { _ = d.conn.Close() }
+
+func closeEnds(ends []*directEnd) {
+	for _, d := range ends {
+		d.close()
+	}
+}
 
 // directLane is a connected direct lane.
 type directLane struct {
@@ -111,20 +159,25 @@ func (l *directLane) close() {
 	l.end.close()
 }
 
-// connect runs DTLS (pinned to the certificate the other end announced in
-// the sealed signalling), SCTP and the data channel's open over d, the
-// downloader as client. On success the lane owns d; on failure d is
-// closed.
-func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect) (*directLane, error) {
+// connect runs DTLS (pinned to the certificate whose hash fp the other
+// end announced in the sealed signalling), SCTP and the data channel's
+// open over d to the other end's port, the downloader as client. Between
+// hosts the source (server) probes the path MTU meanwhile and sends
+// packets of the largest size that got through; the downloader sends
+// only acknowledgements, in packets of the first connection's size. On
+// success the lane owns d; on failure d is closed.
+func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []byte) (*directLane, error) {
 	ctx, cancel := context.WithTimeout(ctx, directTimeout)
 	defer cancel()
-	raddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), remote.Port))
+	rap := netip.AddrPortFrom(d.path.remote, port)
+	raddr := net.UDPAddrFromAddrPort(rap)
+	d.conn.setRemote(rap)
 	pin := func(certs [][]byte, _ [][]*x509.Certificate) error {
 		if len(certs) == 0 {
 			return errors.New("no certificate")
 		}
 		got := sha256.Sum256(certs[0])
-		if subtle.ConstantTimeCompare(got[:], remote.Fingerprint) != 1 {
+		if subtle.ConstantTimeCompare(got[:], fp) != 1 {
 			return errors.New("certificate does not match the signalled fingerprint")
 		}
 		return nil
@@ -153,8 +206,9 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		for _, o := range shared {
 			opts = append(opts, o)
 		}
-		// The cookie exchange guards against spoofed sources, which only
-		// another process on this host could be; the pin keeps it out.
+		// The cookie exchange guards against spoofed sources; only the
+		// address ICE checked may send here, and the pin keeps out
+		// anyone else.
 		opts = append(opts, dtls.WithClientAuth(dtls.RequireAnyClientCert), dtls.WithInsecureSkipVerifyHello(true))
 		tc, err = dtls.ServerWithOptions(d.conn, raddr, opts...)
 	}
@@ -176,14 +230,31 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		d.e.log.Debug("no direct lane", "err", err)
 		return nil, err
 	}
-	if err := tc.HandshakeContext(ctx); err != nil {
+	mtu := directMTU
+	var probed <-chan int
+	handshaken := make(chan struct{})
+	if d.path.probe {
+		mtu = sctpBaseMTU
+		if !client {
+			ch := make(chan int, 1)
+			probed = ch
+			sizes := probeSizes(d.path.local)
+			go func() { ch <- d.conn.probe(ctx, rap, sizes, handshaken) }()
+		}
+	}
+	err = tc.HandshakeContext(ctx)
+	close(handshaken)
+	if probed != nil {
+		mtu = <-probed // ends with ctx at the latest
+	}
+	if err != nil {
 		return fail("dtls", err)
 	}
 	// A Config is both a client's and a server's option.
 	sc := sctp.Config{
 		NetConn:              tc,
 		LoggerFactory:        d.e.lf,
-		MTU:                  directMTU,
+		MTU:                  uint32(mtu),
 		MaxReceiveBufferSize: d.window,
 		MinCwnd:              sctpMinCwnd,
 		CwndCAStep:           sctpCwndCAStep,
@@ -216,7 +287,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, remote *wireDirect
 		_ = assoc.Close()
 		return fail("connect", ctx.Err())
 	}
-	d.e.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", directMTU)
+	d.e.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", mtu)
 	return &directLane{dc: dc, assoc: assoc, tc: tc, end: d}, nil
 }
 
@@ -249,21 +320,41 @@ func (l *link) awaitDirect(ctx context.Context) (*wireDirect, error) {
 	}
 }
 
-// sameHost reports whether pc's selected ICE pair joins two addresses of
-// this host, where a direct lane can be opened.
-func sameHost(pc *webrtc.PeerConnection) bool {
+// directPathOf says where direct lanes to the peer of pc can run, from
+// the ICE pair its first connection selected: between two addresses of
+// this host, or between two host candidates where the path MTU can be
+// probed. Not through a relay or a NAT (a new port would not be let
+// through), nor to a link-local address (it needs a zone).
+func (e *Engine) directPathOf(pc *webrtc.PeerConnection) (directPath, bool) {
 	sctp := pc.SCTP()
 	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
-		return false
+		return directPath{}, false
 	}
 	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Remote == nil || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
-		return false
+	if err != nil || pair == nil || pair.Remote == nil || pair.Local == nil {
+		return directPath{}, false
 	}
-	ip, err := netip.ParseAddr(pair.Remote.Address)
-	if err != nil {
-		return false
+	remote, err1 := netip.ParseAddr(pair.Remote.Address)
+	local, err2 := netip.ParseAddr(pair.Local.Address)
+	if err1 != nil || err2 != nil || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		return directPath{}, false
 	}
+	remote, local = remote.Unmap(), local.Unmap()
+	if e.cfg.directProbe && remote.IsLoopback() { // tests: between hosts, on loopback
+		return directPath{local: local, remote: remote, probe: true}, true
+	}
+	if isLocalAddr(remote) {
+		return loopbackPath, true
+	}
+	if pair.Local.Typ != webrtc.ICECandidateTypeHost || pair.Remote.Typ != webrtc.ICECandidateTypeHost ||
+		remote.IsLinkLocalUnicast() || local.IsLinkLocalUnicast() || local.Is4() != remote.Is4() || !probeSupported {
+		return directPath{}, false
+	}
+	return directPath{local: local, remote: remote, probe: true}, true
+}
+
+// isLocalAddr reports whether ip is one of this host's addresses.
+func isLocalAddr(ip netip.Addr) bool {
 	if ip.IsLoopback() {
 		return true
 	}
@@ -273,7 +364,7 @@ func sameHost(pc *webrtc.PeerConnection) bool {
 	}
 	for _, a := range addrs {
 		if n, ok := a.(*net.IPNet); ok {
-			if mine, ok := netip.AddrFromSlice(n.IP); ok && mine.Unmap() == ip.Unmap() {
+			if mine, ok := netip.AddrFromSlice(n.IP); ok && mine.Unmap() == ip {
 				return true
 			}
 		}

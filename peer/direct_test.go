@@ -23,26 +23,31 @@ func testEngine() *Engine {
 // end is told the other's port, and the fingerprint tamper returns.
 func connectPair(t *testing.T, ctx context.Context, tamper func(fp []byte) []byte) (client, server *directLane, cerr, serr error) {
 	t.Helper()
-	e := testEngine()
-	c, err := e.newDirectEnd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := e.newDirectEnd()
-	if err != nil {
-		c.close()
-		t.Fatal(err)
-	}
-	cw, sw := c.wire(), s.wire()
-	cw.Fingerprint = tamper(cw.Fingerprint)
+	c, s := endPair(t, loopbackPath)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		server, serr = s.connect(ctx, false, cw)
+		server, serr = s.connect(ctx, false, c.port(), tamper(c.fp[:]))
 	}()
-	client, cerr = c.connect(ctx, true, sw)
+	client, cerr = c.connect(ctx, true, s.port(), s.fp[:])
 	<-done
 	return client, server, cerr, serr
+}
+
+// endPair makes a downloader's and a source's end on path.
+func endPair(t *testing.T, path directPath) (client, server *directEnd) {
+	t.Helper()
+	e := testEngine()
+	c, err := e.newDirectEnds(path, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.newDirectEnds(path, 1)
+	if err != nil {
+		closeEnds(c)
+		t.Fatal(err)
+	}
+	return c[0], s[0]
 }
 
 // TestDirectLane: a direct lane carries data intact in packets of

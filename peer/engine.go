@@ -47,6 +47,7 @@ type Config struct {
 	Lanes int
 
 	lanesAlways bool // tests: open lanes on loopback too
+	directProbe bool // tests: direct lanes on loopback as between hosts (probing the path MTU)
 	// Logger receives pion's and our diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -77,6 +78,9 @@ const (
 	// lane. After a retransmission timeout pion starts again from here
 	// rather than from one packet.
 	sctpMinCwnd = 10 * 1191
+	// sctpBaseMTU is the SCTP packet size of pion's peer connection, a
+	// constant there: what any path that connected us carries.
+	sctpBaseMTU = 1191
 )
 
 // Engine holds what all peer connections of a process share: the pion API

@@ -12,3 +12,4 @@ func SetSentOn(o *ServeOptions, f func(peer string, lane int))            { o.se
 func SetLanesFirst(o *ServeOptions)                                       { o.lanesFirst = true }
 func SetNoDirect(o *ServeOptions)                                         { o.noDirect = true }
 func SetLanesAlways(c *Config)                                            { c.lanesAlways = true }
+func SetDirectProbe(c *Config)                                            { c.directProbe = true }

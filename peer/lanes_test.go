@@ -15,25 +15,30 @@ import (
 // ends allow, the sender spreads pieces over them, and peers that allow
 // one connection (as before lanes) still transfer over one. On one host
 // (loopback seen as it is) the downloader opens one direct lane instead,
-// and every piece goes on it.
+// and every piece goes on it. Between two hosts on a long path it opens as
+// many direct lanes as it would lanes, and pieces go only on those.
 func TestLanes(t *testing.T) {
 	for _, c := range []struct {
 		name                 string
 		sendLanes, recvLanes int
-		oneHost              bool  // the receiver sees loopback as it is
+		path                 pathMode
 		noDirect             bool  // the sender cannot open a direct lane
 		want                 []int // the lanes that carry pieces
 	}{
-		{"both two", 2, 2, false, false, []int{0, 1}},
-		{"sender one", 1, 2, false, false, []int{0}},
-		{"receiver one", 2, 1, false, false, []int{0}},
-		{"three of four", 4, 3, false, false, []int{0, 1, 2}},
+		{"both two", 2, 2, pathLanes, false, []int{0, 1}},
+		{"sender one", 1, 2, pathLanes, false, []int{0}},
+		{"receiver one", 2, 1, pathLanes, false, []int{0}},
+		{"three of four", 4, 3, pathLanes, false, []int{0, 1, 2}},
 		// The sender, which would take three peer connections, is asked
 		// for one direct lane instead.
-		{"one host", 3, 3, true, false, []int{1}},
-		{"one host, sender one", 1, 3, true, false, []int{0}},
+		{"one host", 3, 3, pathOneHost, false, []int{1}},
+		{"one host, sender one", 1, 3, pathOneHost, false, []int{0}},
 		// It says it opens none, and all goes on the first connection.
-		{"one host, no direct lane", 3, 3, true, true, []int{0}},
+		{"one host, no direct lane", 3, 3, pathOneHost, true, []int{0}},
+		// Asked for three direct lanes, the sender opens the two it allows.
+		{"hosts", 2, 3, pathHosts, false, []int{1, 2}},
+		{"hosts, three", 3, 3, pathHosts, false, []int{1, 2, 3}},
+		{"hosts, no direct lane", 3, 3, pathHosts, true, []int{0}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -52,8 +57,8 @@ func TestLanes(t *testing.T) {
 				perLane[lane]++
 				mu.Unlock()
 			})
-			s := startSenderWith(ctx, t, r, openSource(ctx, t, paths, 256<<10, chunker.FEC{}), opts, senderOpts{lanes: c.sendLanes}, nil)
-			rc := startReceiverLanes(ctx, t, r, s.room, "pw", c.recvLanes, !c.oneHost, nil)
+			s := startSenderWith(ctx, t, r, openSource(ctx, t, paths, 256<<10, chunker.FEC{}), opts, senderOpts{lanes: c.sendLanes, path: c.path}, nil)
+			rc := startReceiverLanes(ctx, t, r, s.room, "pw", c.recvLanes, c.path, nil)
 			if err := <-rc.err; err != nil {
 				t.Fatal(err)
 			}

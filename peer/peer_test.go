@@ -59,15 +59,34 @@ func (r *rig) dial(ctx context.Context) *signalclient.Conn {
 	return c
 }
 
-func engine(t *testing.T) *peer.Engine { return engineLanes(t, 0, true) }
+func engine(t *testing.T) *peer.Engine { return engineLanes(t, 0, pathLanes) }
 
-// engineLanes makes an engine with Config.Lanes = lanes; always opens them
-// on loopback too, where a real engine sees too short a path for them.
-func engineLanes(t *testing.T, lanes int, always bool) *peer.Engine {
+// pathMode is how an engine sees the loopback path between two tests'
+// peers.
+type pathMode int
+
+const (
+	// pathLanes: as a path where lanes pay, so peer connections open
+	// them, where a real engine sees too short a path for them.
+	pathLanes pathMode = iota
+	// pathOneHost: as it is, so downloaders open one direct lane.
+	pathOneHost
+	// pathHosts: as a long path between two hosts, so downloaders open
+	// as many direct lanes as lanes, and sources probe the path MTU.
+	pathHosts
+)
+
+// engineLanes makes an engine with Config.Lanes = lanes that sees the
+// path as mode says.
+func engineLanes(t *testing.T, lanes int, mode pathMode) *peer.Engine {
 	cfg := loopback()
 	cfg.Lanes = lanes
-	if always {
+	switch mode {
+	case pathLanes:
 		peer.SetLanesAlways(&cfg)
+	case pathHosts:
+		peer.SetLanesAlways(&cfg)
+		peer.SetDirectProbe(&cfg)
 	}
 	e, err := peer.NewEngine(cfg)
 	if err != nil {
@@ -131,6 +150,7 @@ func openSource(ctx context.Context, t *testing.T, paths []string, chunkSize int
 type senderOpts struct {
 	slots       int
 	lanes       int               // the engine's Config.Lanes
+	path        pathMode          // how the engine sees the path
 	registerKey ed25519.PublicKey // registered at create instead of the signer's
 }
 
@@ -171,7 +191,7 @@ func startSenderWith(ctx context.Context, t *testing.T, r *rig, src peer.Source,
 			close(s.swarm)
 		}
 	}
-	eng := engineLanes(t, so.lanes, true)
+	eng := engineLanes(t, so.lanes, so.path)
 	go func() {
 		err := eng.Serve(sctx, sig, src, opts)
 		_ = conn.Close() // leave the room, as the CLI does
@@ -201,11 +221,11 @@ func (rc *receiver) events() ([]peer.SourceEvent, []int) {
 // ctx ends (when it seeds) or it is done.
 func startReceiver(ctx context.Context, t *testing.T, r *rig, roomID, password string, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
 	t.Helper()
-	return startReceiverLanes(ctx, t, r, roomID, password, 0, true, tweak)
+	return startReceiverLanes(ctx, t, r, roomID, password, 0, pathLanes, tweak)
 }
 
-// startReceiverLanes is startReceiver with engineLanes(t, lanes, always).
-func startReceiverLanes(ctx context.Context, t *testing.T, r *rig, roomID, password string, lanes int, always bool, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
+// startReceiverLanes is startReceiver with engineLanes(t, lanes, mode).
+func startReceiverLanes(ctx context.Context, t *testing.T, r *rig, roomID, password string, lanes int, mode pathMode, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
 	t.Helper()
 	conn := r.dial(ctx)
 	j, err := conn.JoinInfo(ctx, roomID)
@@ -215,7 +235,7 @@ func startReceiverLanes(ctx context.Context, t *testing.T, r *rig, roomID, passw
 		return rc
 	}
 	rc.self = j.Self
-	eng := engineLanes(t, lanes, always)
+	eng := engineLanes(t, lanes, mode)
 	var w *chunker.Writer
 	opts := peer.ReceiveOptions{
 		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,

@@ -913,10 +913,17 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 		}
 	}
 	var onFirst func()
+	path, direct := d.e.directPathOf(pc)
 	switch n := l.lanes(); {
 	case n <= 1:
-	case !d.e.cfg.lanesAlways && sameHost(pc):
-		onFirst = laneRunner(func() error { return d.openDirect(ctx, l, manifest, send) })
+	case direct && (path.probe || !d.e.cfg.lanesAlways):
+		// One lane where lanes would not pay (on one host, or a short
+		// path), as many as lanes where they would.
+		k := 1
+		if path.probe && d.e.wantLanes(pc) {
+			k = min(n, MaxLanes-1)
+		}
+		onFirst = laneRunner(func() error { return d.openDirect(ctx, l, path, k, manifest, send) })
 	case !d.e.wantLanes(pc):
 		// Tell the source not to wait for them.
 		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
@@ -985,30 +992,52 @@ func (d *download) openLanes(ctx context.Context, l *link, manifest func() *chun
 	return nil
 }
 
-// openDirect opens a direct lane to a source on this host (see wire.go)
-// and reads piece data from it until ctx ends. A lane that cannot connect
-// only means none, but one that fails once it carries pieces, or tampered
-// signalling, is an error.
-func (d *download) openDirect(ctx context.Context, l *link, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
-	end, err := d.e.newDirectEnd()
+// openDirect asks a source for k direct lanes on path (see wire.go) and
+// reads piece data from those that open until ctx ends. A lane that cannot
+// connect only means fewer, but one that fails once it carries pieces, or
+// tampered signalling, is an error; it returns when all lanes have ended.
+func (d *download) openDirect(ctx context.Context, l *link, path directPath, k int, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
+	ends, err := d.e.newDirectEnds(path, k)
 	if err != nil {
 		return l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
 	}
-	if err := l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 2, Direct: end.wire()}); err != nil {
-		end.close()
+	if err := l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1 + k, Direct: wireDirects(ends)}); err != nil {
+		closeEnds(ends)
 		return err
 	}
 	theirs, err := l.awaitDirect(ctx)
 	if err != nil || theirs == nil {
-		end.close()
+		closeEnds(ends)
 		return err
 	}
-	dl, err := end.connect(ctx, true, theirs)
-	if err != nil {
-		return nil
+	ports := theirs.ports()
+	if len(ports) > len(ends) {
+		closeEnds(ends)
+		return fmt.Errorf("lane: %w: %d direct lanes where %d were asked for", ErrProtocol, len(ports), len(ends))
 	}
-	defer dl.close()
-	return d.readLane(ctx, dl.dc, manifest, send)
+	closeEnds(ends[len(ports):])
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for i, port := range ports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl, err := ends[i].connect(ctx, true, port, theirs.Fingerprint)
+			if err != nil {
+				return
+			}
+			defer dl.close()
+			if err := d.readLane(ctx, dl.dc, manifest, send); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 // readLane reads piece data from a lane (raw) until ctx ends, then stops

@@ -423,7 +423,7 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sp.acceptLanes(lctx, l, n-1, newLanes)
+			sp.acceptLanes(lctx, l, pc, n-1, newLanes)
 		}()
 	} else {
 		close(newLanes)
@@ -460,7 +460,7 @@ func peerLane(dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, 
 // more will come. It gives up quietly (the transfer goes on with the lanes
 // it has) when one fails to connect, and keeps the connections open until
 // ctx ends: sendPieces has stopped writing to them by then.
-func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<- *lane) {
+func (sp *servePool) acceptLanes(ctx context.Context, l *link, first *webrtc.PeerConnection, n int, more chan<- *lane) {
 	var pcs []*webrtc.PeerConnection
 	var release func() // a direct lane's
 	defer func() {
@@ -493,35 +493,55 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, n int, more chan<
 		}
 		more <- peerLane(dc, raw, ev) // room for MaxLanes
 	}
-	if len(pcs) <= 1 && l.theirDirect != nil { // the downloader asked for a direct lane instead
-		var ln *lane
-		if ln, release = sp.acceptDirect(ctx, l); ln != nil {
-			more <- ln
-		}
+	if len(pcs) <= 1 && l.theirDirect != nil { // the downloader asked for direct lanes instead
+		release = sp.acceptDirect(ctx, l, first, more)
 	}
 }
 
-// acceptDirect answers a downloader's direct lane (see wire.go), or says
-// it opens none. nil means no lane.
-func (sp *servePool) acceptDirect(ctx context.Context, l *link) (*lane, func()) {
-	var end *directEnd
+// acceptDirect answers a downloader's direct lanes (see wire.go), as many
+// as both ends allow, and hands each to more as it opens; or says it opens
+// none. release closes those that opened.
+func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.PeerConnection, more chan<- *lane) (release func()) {
+	var ends []*directEnd
 	err := errors.New("direct lanes off (test)")
-	if !sp.cfg.noDirect {
-		end, err = sp.e.newDirectEnd()
+	if path, ok := sp.e.directPathOf(first); !ok {
+		err = errors.New("no direct path")
+	} else if !sp.cfg.noDirect {
+		ends, err = sp.e.newDirectEnds(path, min(len(l.theirDirect.ports()), l.lanes()))
 	}
 	if err != nil {
 		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-		return nil, nil
+		return nil
 	}
-	if err := l.sendSealed(ctx, &signalMsg{T: sigDirect, Direct: end.wire()}); err != nil {
-		end.close()
-		return nil, nil
+	if err := l.sendSealed(ctx, &signalMsg{T: sigDirect, Direct: wireDirects(ends)}); err != nil {
+		closeEnds(ends)
+		return nil
 	}
-	dl, err := end.connect(ctx, false, l.theirDirect)
-	if err != nil {
-		return nil, nil
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		opened []*directLane
+	)
+	for i, port := range l.theirDirect.ports()[:len(ends)] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl, err := ends[i].connect(ctx, false, port, l.theirDirect.Fingerprint)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			opened = append(opened, dl)
+			mu.Unlock()
+			more <- &lane{ch: dl.dc, raw: dl.dc, direct: true} // room for MaxLanes
+		}()
 	}
-	return &lane{ch: dl.dc, raw: dl.dc, direct: true}, dl.close
+	wg.Wait()
+	return func() {
+		for _, dl := range opened {
+			dl.close()
+		}
+	}
 }
 
 // reqQueue is what a receiver asked us for, in order, with its cancels:
@@ -639,9 +659,12 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 			}
 		})
 		lanes = append(lanes, ln)
-		if ln.direct { // pieces cost it a fraction of the CPU
+		switch {
+		case ln.direct && (len(pieceLanes) == 0 || !pieceLanes[0].direct):
+			// Direct lanes take all pieces: larger packets cost less CPU
+			// per byte.
 			pieceLanes = []*lane{ln}
-		} else if len(pieceLanes) == 0 || !pieceLanes[0].direct {
+		case ln.direct || len(pieceLanes) == 0 || !pieceLanes[0].direct:
 			pieceLanes = append(pieceLanes, ln)
 		}
 		wg.Add(1)

@@ -19,10 +19,10 @@ package peer
 //	  |-- {t:offer} / {t:cand} ... <-- {t:answer} |   (lane 2, 3, ... up to
 //	  |                                          |    lanes, one at a time)
 //	  |-- or {t:lanes, lanes:1} ---------------->|   (a short path: none)
-//	  |-- or {t:lanes, lanes:2, direct} -------->|   (one host: one direct
-//	  |<--------------------- {t:direct, direct} |    lane, see below; the
-//	  |                                          |    sender says {t:lanes,
-//	  |                                          |    lanes:1} if it cannot)
+//	  |-- or {t:lanes, lanes:1+k, direct} ------>|   (k direct lanes, see
+//	  |<--------------------- {t:direct, direct} |    below; the sender says
+//	  |                                          |    {t:lanes, lanes:1} if
+//	  |                                          |    it cannot)
 //
 // Lanes are extra peer connections, each its own SCTP association, that
 // carry only piece data ('D' and 'E' frames) from the source to the
@@ -30,14 +30,19 @@ package peer
 // retransmission timeout) leaves the others sending. Every other frame,
 // and all requests, use the first connection.
 //
-// A direct lane is one without ICE, for two peers on one host (the first
-// connection's ICE pair joins two addresses of this machine): DTLS, SCTP
-// and a data channel (DCEP, as a peer connection opens one) over a UDP
-// socket on 127.0.0.1 at each end, each end's port and the SHA-256 of its
-// DTLS certificate in the sealed {direct} object. The downloader is the
-// DTLS and SCTP client. SCTP packets on it are up to directMTU bytes where
-// a peer connection sends 1191 (see direct.go). When it opens, the source
-// sends pieces only on it.
+// A direct lane is one without ICE, where the first connection's ICE pair
+// shows none is needed: two peers on one host (each end binds 127.0.0.1),
+// or two host candidates (each end binds its address of that pair). It is
+// DTLS, SCTP and a data channel (DCEP, as a peer connection opens one)
+// over a UDP socket at each end; the sealed {direct} object holds each
+// lane's port and the SHA-256 of the ends' DTLS certificate. The
+// downloader is the DTLS and SCTP client. SCTP packets on it are up to
+// directMTU bytes on one host, where a peer connection sends 1191; between
+// hosts the source first probes what the path carries (pmtu.go). A
+// downloader asks for one direct lane, or for as many as it would open
+// lanes where the path is long; the source opens as many as both allow,
+// the first ones asked for. Once one opens, the source sends pieces only on
+// direct lanes.
 //
 // 2. Data channel, version 2 (the swarm). The downloader (PAKE initiator,
 // offerer) opens one ordered, reliable channel labelled DataChannelLabel to
@@ -69,6 +74,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -105,17 +111,22 @@ type signalMsg struct {
 	// downloader would use; in the answer, how many it will (the smaller
 	// count). 0 from a peer that predates lanes: one.
 	Lanes int `json:"lanes,omitempty"`
-	// Direct, in {t:lanes, lanes:2} from the downloader and in {t:direct}
-	// from the source: that end of a direct lane.
+	// Direct, in {t:lanes} from the downloader and in {t:direct} from the
+	// source: that end of the direct lanes.
 	Direct *wireDirect `json:"direct,omitempty"`
 }
 
-// wireDirect is one end of a direct lane: its UDP port on 127.0.0.1 and
-// the SHA-256 of its DTLS certificate, which the other end requires.
+// wireDirect is one end of direct lanes: the first lane's UDP port, the
+// SHA-256 of the DTLS certificate of all of them, which the other end
+// requires, and the other lanes' ports.
 type wireDirect struct {
-	Port        uint16 `json:"port"`
-	Fingerprint []byte `json:"fp"`
+	Port        uint16   `json:"port"`
+	Fingerprint []byte   `json:"fp"`
+	More        []uint16 `json:"more,omitempty"`
 }
+
+// ports lists the lanes' ports in order.
+func (w *wireDirect) ports() []uint16 { return append([]uint16{w.Port}, w.More...) }
 
 // MaxLanes bounds the connections one downloader opens to one source.
 const MaxLanes = 4
@@ -161,8 +172,8 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 	if m.Lanes != 0 && (m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes || m.Lanes < 1 || m.Lanes > MaxLanes) {
 		return nil, fmt.Errorf("%w: malformed lane count", ErrProtocol)
 	}
-	if m.Direct != nil && (m.T != sigDirect && (m.T != sigLanes || m.Lanes != 2) ||
-		m.Direct.Port == 0 || len(m.Direct.Fingerprint) != sha256.Size) {
+	if m.Direct != nil && (m.T != sigDirect && (m.T != sigLanes || m.Lanes != 2+len(m.Direct.More)) ||
+		len(m.Direct.More) > MaxLanes-2 || slices.Contains(m.Direct.ports(), 0) || len(m.Direct.Fingerprint) != sha256.Size) {
 		return nil, fmt.Errorf("%w: malformed direct lane", ErrProtocol)
 	}
 	if len(m.Why) > maxWhy || !utf8.ValidString(m.Why) {

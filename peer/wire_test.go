@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -80,10 +81,12 @@ func TestFrames(t *testing.T) {
 func TestDecodeSignal(t *testing.T) {
 	key := `"` + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" + `"`
 	direct := func(port int, fp string) string { return fmt.Sprintf(`"direct":{"port":%d,"fp":%s}`, port, fp) }
+	more := func(ports string) string { return `"direct":{"port":5000,"fp":` + key + `,"more":` + ports + `}` }
 	for _, s := range []string{`{"t":"offer","sdp":"v=0"}`, `{"t":"cand","cand":{"candidate":"x"}}`, `{"t":"bye","why":"x"}`,
 		`{"t":"answer","sdp":"v=0","key":` + key + `}`, `{"t":"offer","sdp":"v=0","lanes":3}`,
 		`{"t":"answer","sdp":"v=0","lanes":4}`, `{"t":"lanes","lanes":1}`,
-		`{"t":"lanes","lanes":2,` + direct(5000, key) + `}`, `{"t":"direct",` + direct(65535, key) + `}`} {
+		`{"t":"lanes","lanes":2,` + direct(5000, key) + `}`, `{"t":"direct",` + direct(65535, key) + `}`,
+		`{"t":"lanes","lanes":4,` + more(`[5001,5002]`) + `}`, `{"t":"direct",` + more(`[5001]`) + `}`} {
 		if _, err := decodeSignal([]byte(s)); err != nil {
 			t.Errorf("decodeSignal(%s): %v", s, err)
 		}
@@ -95,7 +98,9 @@ func TestDecodeSignal(t *testing.T) {
 		`{"t":"direct"}`, `{"t":"direct",` + direct(0, key) + `}`, `{"t":"direct",` + direct(65536, key) + `}`,
 		`{"t":"direct",` + direct(5000, `"AAAA"`) + `}`, `{"t":"direct",` + direct(5000, `null`) + `}`,
 		`{"t":"lanes","lanes":1,` + direct(5000, key) + `}`, `{"t":"lanes","lanes":3,` + direct(5000, key) + `}`,
-		`{"t":"offer","sdp":"v=0",` + direct(5000, key) + `}`, `{"t":"bye",` + direct(5000, key) + `}`} {
+		`{"t":"offer","sdp":"v=0",` + direct(5000, key) + `}`, `{"t":"bye",` + direct(5000, key) + `}`,
+		`{"t":"lanes","lanes":2,` + more(`[5001]`) + `}`, `{"t":"direct",` + more(`[5001,0]`) + `}`,
+		`{"t":"direct",` + more(`[5001,5002,5003]`) + `}`, `{"t":"direct",` + more(`[70000]`) + `}`} {
 		if _, err := decodeSignal([]byte(s)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("decodeSignal(%s) = %v, want ErrProtocol", s, err)
 		}
@@ -149,6 +154,7 @@ func FuzzDecodeSignal(f *testing.F) {
 	f.Add([]byte(`{"t":"offer","sdp":"v=0\r\n","lanes":3}`))
 	f.Add([]byte(`{"t":"direct","direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
 	f.Add([]byte(`{"t":"lanes","lanes":2,"direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
+	f.Add([]byte(`{"t":"lanes","lanes":4,"direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","more":[5001,5002]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeSignal(b)
 		if err != nil {
@@ -167,8 +173,8 @@ func FuzzDecodeSignal(f *testing.F) {
 			m.Lanes != 0 && m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes {
 			t.Fatalf("accepted malformed lane count in %+v", m)
 		}
-		if m.T == sigDirect && m.Direct == nil || m.Direct != nil && (m.Direct.Port == 0 || len(m.Direct.Fingerprint) != 32 ||
-			m.T != sigDirect && !(m.T == sigLanes && m.Lanes == 2)) {
+		if m.T == sigDirect && m.Direct == nil || m.Direct != nil && (slices.Contains(m.Direct.ports(), 0) || len(m.Direct.Fingerprint) != 32 ||
+			len(m.Direct.ports()) > MaxLanes-1 || m.T != sigDirect && !(m.T == sigLanes && m.Lanes == 1+len(m.Direct.ports()))) {
 			t.Fatalf("accepted malformed direct lane in %+v", m)
 		}
 	})
