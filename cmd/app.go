@@ -197,7 +197,7 @@ func commonFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "loopback", Usage: "also offer loopback addresses (both ends on this machine)"},
 		&cli.IntFlag{
 			Name: "lanes", Value: peer.DefaultLanes,
-			Usage: fmt.Sprintf("peer connections between two peers, 1 to %d (the smaller of both ends' counts): more keep a distant transfer going through bursts of loss; on one host, 2 or more open a faster direct lane; 1 turns both off", peer.MaxLanes),
+			Usage: fmt.Sprintf("connections between two peers, 1 to %d (the smaller of both ends' counts): more keep a distant transfer going through bursts of loss; 2 or more also let peers on one host or a network without NAT open direct lanes, with larger packets; 1 turns both off", peer.MaxLanes),
 			Action: func(_ *cli.Context, n int) error {
 				if n < 1 || n > peer.MaxLanes {
 					return usagef("--lanes %d: give 1 to %d", n, peer.MaxLanes)
