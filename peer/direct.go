@@ -358,16 +358,28 @@ func isLocalAddr(ip netip.Addr) bool {
 	if ip.IsLoopback() {
 		return true
 	}
-	addrs, err := net.InterfaceAddrs()
+	_, ok := interfaceOf(ip)
+	return ok
+}
+
+// interfaceOf finds the network interface that holds ip.
+func interfaceOf(ip netip.Addr) (net.Interface, bool) {
+	ifaces, err := net.Interfaces()
 	if err != nil {
-		return false
+		return net.Interface{}, false
 	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if mine, ok := netip.AddrFromSlice(n.IP); ok && mine.Unmap() == ip {
-				return true
+	for _, ifc := range ifaces {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if mine, ok := netip.AddrFromSlice(n.IP); ok && mine.Unmap() == ip {
+					return ifc, true
+				}
 			}
 		}
 	}
-	return false
+	return net.Interface{}, false
 }

@@ -42,8 +42,9 @@ type Config struct {
 	// Lanes is how many peer connections a downloader uses to one source
 	// (see wire.go), at most 4: the smaller of both ends' counts. 0 means
 	// DefaultLanes; 1 turns lanes off. A downloader opens lanes only where
-	// the path's round trip is at least lanesMinRTT; when both ends are on
-	// this host, it opens one direct lane (direct.go) instead.
+	// the path's round trip is at least lanesMinRTT. Where no NAT or relay
+	// is between the two ends (one host, a LAN), it opens direct lanes
+	// (direct.go) instead: one, or as many as lanes where lanes would open.
 	Lanes int
 
 	lanesAlways bool // tests: open lanes on loopback too

@@ -11,5 +11,6 @@ func SetCorrupt(o *ReceiveOptions, f func(piece int, data []byte))        { o.co
 func SetSentOn(o *ServeOptions, f func(peer string, lane int))            { o.sentOn = f }
 func SetLanesFirst(o *ServeOptions)                                       { o.lanesFirst = true }
 func SetNoDirect(o *ServeOptions)                                         { o.noDirect = true }
+func SetDirectUnreachable(o *ServeOptions)                                { o.directUnreachable = true }
 func SetLanesAlways(c *Config)                                            { c.lanesAlways = true }
 func SetDirectProbe(c *Config)                                            { c.directProbe = true }

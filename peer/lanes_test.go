@@ -23,22 +23,26 @@ func TestLanes(t *testing.T) {
 		sendLanes, recvLanes int
 		path                 pathMode
 		noDirect             bool  // the sender cannot open a direct lane
+		unreachable          bool  // the sender's direct lanes do not connect
 		want                 []int // the lanes that carry pieces
 	}{
-		{"both two", 2, 2, pathLanes, false, []int{0, 1}},
-		{"sender one", 1, 2, pathLanes, false, []int{0}},
-		{"receiver one", 2, 1, pathLanes, false, []int{0}},
-		{"three of four", 4, 3, pathLanes, false, []int{0, 1, 2}},
+		{"both two", 2, 2, pathLanes, false, false, []int{0, 1}},
+		{"sender one", 1, 2, pathLanes, false, false, []int{0}},
+		{"receiver one", 2, 1, pathLanes, false, false, []int{0}},
+		{"three of four", 4, 3, pathLanes, false, false, []int{0, 1, 2}},
 		// The sender, which would take three peer connections, is asked
 		// for one direct lane instead.
-		{"one host", 3, 3, pathOneHost, false, []int{1}},
-		{"one host, sender one", 1, 3, pathOneHost, false, []int{0}},
+		{"one host", 3, 3, pathOneHost, false, false, []int{1}},
+		{"one host, sender one", 1, 3, pathOneHost, false, false, []int{0}},
 		// It says it opens none, and all goes on the first connection.
-		{"one host, no direct lane", 3, 3, pathOneHost, true, []int{0}},
+		{"one host, no direct lane", 3, 3, pathOneHost, true, false, []int{0}},
 		// Asked for three direct lanes, the sender opens the two it allows.
-		{"hosts", 2, 3, pathHosts, false, []int{1, 2}},
-		{"hosts, three", 3, 3, pathHosts, false, []int{1, 2, 3}},
-		{"hosts, no direct lane", 3, 3, pathHosts, true, []int{0}},
+		{"hosts", 2, 3, pathHosts, false, false, []int{1, 2}},
+		{"hosts, three", 3, 3, pathHosts, false, false, []int{1, 2, 3}},
+		{"hosts, no direct lane", 3, 3, pathHosts, true, false, []int{0}},
+		// None connects (a firewall): peer lanes instead, after a while.
+		{"hosts, unreachable", 3, 3, pathHosts, false, true, []int{0, 1, 2}},
+		{"one host, unreachable", 3, 3, pathOneHost, false, true, []int{0}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -51,6 +55,9 @@ func TestLanes(t *testing.T) {
 			peer.SetLanesFirst(&opts)
 			if c.noDirect {
 				peer.SetNoDirect(&opts)
+			}
+			if c.unreachable {
+				peer.SetDirectUnreachable(&opts)
 			}
 			peer.SetSentOn(&opts, func(_ string, lane int) {
 				mu.Lock()

@@ -172,22 +172,6 @@ func probeSizes(local netip.Addr) []int {
 
 // interfaceMTU is the MTU of the interface that holds ip, 0 if none does.
 func interfaceMTU(ip netip.Addr) int {
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return 0
-	}
-	for _, ifc := range ifaces {
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				if mine, ok := netip.AddrFromSlice(n.IP); ok && mine.Unmap() == ip {
-					return ifc.MTU
-				}
-			}
-		}
-	}
-	return 0
+	ifc, _ := interfaceOf(ip)
+	return ifc.MTU
 }

@@ -923,7 +923,11 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 		if path.probe && d.e.wantLanes(pc) {
 			k = min(n, MaxLanes-1)
 		}
-		onFirst = laneRunner(func() error { return d.openDirect(ctx, l, path, k, manifest, send) })
+		fallback := 0 // peer lanes, should no direct lane open
+		if path.probe && d.e.wantLanes(pc) {
+			fallback = n - 1
+		}
+		onFirst = laneRunner(func() error { return d.openDirect(ctx, l, path, k, fallback, manifest, send) })
 	case !d.e.wantLanes(pc):
 		// Tell the source not to wait for them.
 		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
@@ -994,9 +998,10 @@ func (d *download) openLanes(ctx context.Context, l *link, manifest func() *chun
 
 // openDirect asks a source for k direct lanes on path (see wire.go) and
 // reads piece data from those that open until ctx ends. A lane that cannot
-// connect only means fewer, but one that fails once it carries pieces, or
-// tampered signalling, is an error; it returns when all lanes have ended.
-func (d *download) openDirect(ctx context.Context, l *link, path directPath, k int, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
+// connect only means fewer, and if none does, it opens fallback peer lanes
+// instead (openLanes); but one that fails once it carries pieces, or
+// tampered signalling, is an error. It returns when all lanes have ended.
+func (d *download) openDirect(ctx context.Context, l *link, path directPath, k, fallback int, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
 	ends, err := d.e.newDirectEnds(path, k)
 	if err != nil {
 		return l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
@@ -1016,28 +1021,37 @@ func (d *download) openDirect(ctx context.Context, l *link, path directPath, k i
 		return fmt.Errorf("lane: %w: %d direct lanes where %d were asked for", ErrProtocol, len(ports), len(ends))
 	}
 	closeEnds(ends[len(ports):])
-	ctx, cancel := context.WithCancelCause(ctx)
+	lctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	var opened atomic.Int32
 	for i, port := range ports {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dl, err := ends[i].connect(ctx, true, port, theirs.Fingerprint)
+			dl, err := ends[i].connect(lctx, true, port, theirs.Fingerprint)
 			if err != nil {
 				return
 			}
+			opened.Add(1)
 			defer dl.close()
-			if err := d.readLane(ctx, dl.dc, manifest, send); err != nil {
+			if err := d.readLane(lctx, dl.dc, manifest, send); err != nil {
 				cancel(err)
 			}
 		}()
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := context.Cause(lctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	return nil
+	if opened.Load() > 0 || ctx.Err() != nil {
+		return nil
+	}
+	// None opened, and the source now waits for peer lanes.
+	if fallback == 0 {
+		return l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+	}
+	return d.openLanes(ctx, l, manifest, fallback, send)
 }
 
 // readLane reads piece data from a lane (raw) until ctx ends, then stops

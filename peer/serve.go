@@ -75,6 +75,9 @@ type ServeOptions struct {
 	// a short transfer on loopback still uses them all
 	lanesFirst bool
 	noDirect   bool // tests: a source that cannot open a direct lane
+	// tests: a source that announces direct lanes nobody answers on, as
+	// behind a firewall that lets only ICE through
+	directUnreachable bool
 }
 
 const (
@@ -127,6 +130,7 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 		room: opts.Room, self: opts.Self, password: opts.Password,
 		maxFailures: opts.MaxFailures, maxConcurrent: opts.MaxConcurrent,
 		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn, lanesFirst: opts.lanesFirst, noDirect: opts.noDirect,
+		directUnreachable: opts.directUnreachable,
 	}, &wg)
 	sp.setHolding(newFull(src, signed))
 	if len(opts.Signer) == ed25519.PrivateKeySize {
@@ -209,6 +213,7 @@ type serveConfig struct {
 	sentOn               func(peer string, lane int)
 	lanesFirst           bool
 	noDirect             bool
+	directUnreachable    bool
 	corrupt              func(piece int, b []byte)
 }
 
@@ -473,35 +478,52 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, first *webrtc.Pee
 		}
 	}()
 	defer close(more) // first: sendPieces need not wait for ctx
-	for i := range n {
-		if l.lanes() < i+2 || l.theirDirect != nil { // the receiver said it opens fewer
-			break
+	// peerLanes answers peer connections until the receiver has opened all
+	// it said, asks for direct lanes, or one fails; false: stop altogether.
+	peerLanes := func() bool {
+		for i := range n {
+			if l.lanes() < i+2 || l.theirDirect != nil { // the receiver said it opens fewer
+				break
+			}
+			pc, err := sp.e.newPeerConnection()
+			if err != nil {
+				return false
+			}
+			pcs = append(pcs, pc)
+			ev := watchAnswerer(pc)
+			dc, err := l.negotiate(ctx, pc, ev, nil, sp.e.cfg.ConnectTimeout)
+			if err != nil {
+				break
+			}
+			raw, err := dc.DetachWithDeadline()
+			if err != nil {
+				return false
+			}
+			more <- peerLane(dc, raw, ev) // room for MaxLanes
 		}
-		pc, err := sp.e.newPeerConnection()
-		if err != nil {
-			return
-		}
-		pcs = append(pcs, pc)
-		ev := watchAnswerer(pc)
-		dc, err := l.negotiate(ctx, pc, ev, nil, sp.e.cfg.ConnectTimeout)
-		if err != nil {
-			break
-		}
-		raw, err := dc.DetachWithDeadline()
-		if err != nil {
-			return
-		}
-		more <- peerLane(dc, raw, ev) // room for MaxLanes
+		return true
+	}
+	if !peerLanes() {
+		return
 	}
 	if len(pcs) <= 1 && l.theirDirect != nil { // the downloader asked for direct lanes instead
-		release = sp.acceptDirect(ctx, l, first, more)
+		var fallback bool
+		release, fallback = sp.acceptDirect(ctx, l, first, more)
+		if fallback && ctx.Err() == nil {
+			// None opened (a firewall that lets only ICE through, say):
+			// peer connections, if the downloader falls back to them; it
+			// says {t:lanes, lanes:1} if not.
+			l.theirDirect = nil
+			peerLanes()
+		}
 	}
 }
 
 // acceptDirect answers a downloader's direct lanes (see wire.go), as many
 // as both ends allow, and hands each to more as it opens; or says it opens
-// none. release closes those that opened.
-func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.PeerConnection, more chan<- *lane) (release func()) {
+// none. release closes those that opened; fallback says none did although
+// both ends tried, so the downloader may ask for peer lanes instead.
+func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.PeerConnection, more chan<- *lane) (release func(), fallback bool) {
 	var ends []*directEnd
 	err := errors.New("direct lanes off (test)")
 	if path, ok := sp.e.directPathOf(first); !ok {
@@ -511,16 +533,23 @@ func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.Pe
 	}
 	if err != nil {
 		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-		return nil
+		return nil, false
 	}
-	if err := l.sendSealed(ctx, &signalMsg{T: sigDirect, Direct: wireDirects(ends)}); err != nil {
+	w := wireDirects(ends)
+	if sp.cfg.directUnreachable {
+		w.Port, w.More = 9, make([]uint16, len(w.More)) // discard: nothing answers there
+		for i := range w.More {
+			w.More[i] = 9
+		}
+	}
+	if err := l.sendSealed(ctx, &signalMsg{T: sigDirect, Direct: w}); err != nil {
 		closeEnds(ends)
-		return nil
+		return nil, false
 	}
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		opened []*directLane
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		lanes []*directLane
 	)
 	for i, port := range l.theirDirect.ports()[:len(ends)] {
 		wg.Add(1)
@@ -531,17 +560,17 @@ func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.Pe
 				return
 			}
 			mu.Lock()
-			opened = append(opened, dl)
+			lanes = append(lanes, dl)
 			mu.Unlock()
 			more <- &lane{ch: dl.dc, raw: dl.dc, direct: true} // room for MaxLanes
 		}()
 	}
 	wg.Wait()
 	return func() {
-		for _, dl := range opened {
+		for _, dl := range lanes {
 			dl.close()
 		}
-	}
+	}, len(lanes) == 0
 }
 
 // reqQueue is what a receiver asked us for, in order, with its cancels:

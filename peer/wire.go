@@ -1,7 +1,9 @@
 package peer
 
 // Peer-to-peer protocols, version 1. Two live here because both run between
-// the same two peers and share their limits.
+// the same two peers and share their limits. (Direct lanes between hosts
+// added ports to {direct} that an older peer refuses; the manifest's
+// version already keeps peers of different releases apart.)
 //
 // 1. Sealed signalling. After the PAKE (package pake), each relay frame is a
 // pake sealed frame whose plaintext is one JSON signalMsg:
