@@ -159,8 +159,16 @@ func exists(t *testing.T, path string) bool {
 // ctx does) and returns its URL.
 func signalServer(ctx context.Context, t *testing.T) string {
 	t.Helper()
+	url, _ := signalServerRun(ctx, t)
+	return url
+}
+
+// signalServerRun is signalServer, with the server's run for its log.
+func signalServerRun(ctx context.Context, t *testing.T) (string, *run) {
+	t.Helper()
 	sctx, stop := context.WithCancel(ctx)
 	t.Cleanup(stop)
-	url, _ := start(sctx, nil, "signal", "--addr", "127.0.0.1", "--port", "0").listening(t)
-	return url
+	r := start(sctx, nil, "signal", "--addr", "127.0.0.1", "--port", "0")
+	url, _ := r.listening(t)
+	return url, r
 }

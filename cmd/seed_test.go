@@ -33,7 +33,7 @@ func waitFor(t *testing.T, r *run, s string, d time.Duration) {
 func TestSeedAfterSenderLeft(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	url := signalServer(ctx, t)
+	url, sig := signalServerRun(ctx, t)
 
 	src := t.TempDir()
 	want := randomFile(t, src, "movie.mkv", 3<<20+5)
@@ -51,6 +51,9 @@ func TestSeedAfterSenderLeft(t *testing.T) {
 	if c := snd.wait(t); c != ExitOK {
 		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
 	}
+	// The server forgets the sender once it has read the close; a receiver
+	// joining before that would still be given the sender as a source.
+	waitFor(t, sig, "host left; room kept for its members", 10*time.Second)
 
 	out := t.TempDir()
 	late := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)

@@ -919,13 +919,9 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 	case direct && (path.probe || !d.e.cfg.lanesAlways):
 		// One lane where lanes would not pay (on one host, or a short
 		// path), as many as lanes where they would.
-		k := 1
+		k, fallback := 1, 0 // fallback: peer lanes, should no direct lane open
 		if path.probe && d.e.wantLanes(pc) {
-			k = min(n, MaxLanes-1)
-		}
-		fallback := 0 // peer lanes, should no direct lane open
-		if path.probe && d.e.wantLanes(pc) {
-			fallback = n - 1
+			k, fallback = min(n, MaxLanes-1), n-1
 		}
 		onFirst = laneRunner(func() error { return d.openDirect(ctx, l, path, k, fallback, manifest, send) })
 	case !d.e.wantLanes(pc):

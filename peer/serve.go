@@ -551,11 +551,12 @@ func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.Pe
 		mu    sync.Mutex
 		lanes []*directLane
 	)
-	for i, port := range l.theirDirect.ports()[:len(ends)] {
+	theirs := l.theirDirect
+	for i, port := range theirs.ports()[:len(ends)] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dl, err := ends[i].connect(ctx, false, port, l.theirDirect.Fingerprint)
+			dl, err := ends[i].connect(ctx, false, port, theirs.Fingerprint)
 			if err != nil {
 				return
 			}
