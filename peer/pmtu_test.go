@@ -159,6 +159,43 @@ func TestDirectLaneProbe(t *testing.T) {
 	}
 }
 
+// TestDirectLaneProbeIPv6: between two IPv6 addresses the probes go with
+// IPv6's don't-fragment option, and the lane opens with the largest size.
+func TestDirectLaneProbeIPv6(t *testing.T) {
+	if !probeSupported {
+		t.Skip("no path MTU probing on this system")
+	}
+	lo6 := netip.MustParseAddr("::1")
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: lo6.AsSlice()}); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		_ = c.Close()
+	}
+	if interfaceMTU(lo6) < directMTU+dtlsOverhead+48 {
+		t.Skip("loopback MTU too small")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ce, se := endPair(t, directPath{local: lo6, remote: lo6, probe: true})
+	var server *directLane
+	var serr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		server, serr = se.connect(ctx, false, ce.port(), ce.fp[:])
+	}()
+	client, cerr := ce.connect(ctx, true, se.port(), se.fp[:])
+	<-done
+	if cerr != nil || serr != nil {
+		t.Fatalf("connect: client %v, server %v", cerr, serr)
+	}
+	defer client.close()
+	defer server.close()
+	if got := server.assoc.MTU(); got != directMTU {
+		t.Fatalf("source's SCTP MTU %d, want %d", got, directMTU)
+	}
+}
+
 // TestProbeHandle: an end answers probes from the other end only, with the
 // length it received, and takes only acknowledgements of its own probes.
 func TestProbeHandle(t *testing.T) {
