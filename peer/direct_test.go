@@ -24,14 +24,49 @@ func testEngine() *Engine {
 func connectPair(t *testing.T, ctx context.Context, tamper func(fp []byte) []byte) (client, server *directLane, cerr, serr error) {
 	t.Helper()
 	c, s := endPair(t, loopbackPath)
+	return connectEnds(ctx, c, s, s.port(), c.port(), tamper(c.fp[:]))
+}
+
+// connectEnds connects a downloader's end c, sending to cport, and a
+// source's end s, sending to sport, which takes cfp as c's certificate.
+func connectEnds(ctx context.Context, c, s *directEnd, cport, sport uint16, cfp []byte) (client, server *directLane, cerr, serr error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		server, serr = s.connect(ctx, false, c.port(), tamper(c.fp[:]))
+		server, serr = s.connect(ctx, false, sport, cfp)
 	}()
-	client, cerr = c.connect(ctx, true, s.port(), s.fp[:])
+	client, cerr = c.connect(ctx, true, cport, s.fp[:])
 	<-done
 	return client, server, cerr, serr
+}
+
+// carries checks that size random bytes the source's end writes arrive
+// intact at the downloader's.
+func carries(t *testing.T, client, server *directLane, size int) {
+	t.Helper()
+	want := make([]byte, size)
+	_, _ = rand.Read(want)
+	go func() {
+		for off := 0; off < len(want); off += maxFrame {
+			if _, err := server.dc.Write(want[off:min(off+maxFrame, len(want))]); err != nil {
+				return
+			}
+		}
+	}()
+	got := make([]byte, 0, len(want))
+	buf := make([]byte, maxFrame)
+	_ = client.dc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for len(got) < len(want) {
+		n, err := client.dc.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	_ = client.dc.SetReadDeadline(time.Time{}) // ends its timer goroutine
+	if !bytes.Equal(got, want) {
+		t.Fatal("data differs")
+	}
 }
 
 // endPair makes a downloader's and a source's end on path.
@@ -68,30 +103,9 @@ func TestDirectLane(t *testing.T) {
 		t.Fatalf("label %q", got)
 	}
 
-	want := make([]byte, 4<<20)
-	_, _ = rand.Read(want)
-	go func() {
-		for off := 0; off < len(want); off += maxFrame {
-			if _, err := server.dc.Write(want[off:min(off+maxFrame, len(want))]); err != nil {
-				return
-			}
-		}
-	}()
-	got := make([]byte, 0, len(want))
-	buf := make([]byte, maxFrame)
-	_ = client.dc.SetReadDeadline(time.Now().Add(20 * time.Second))
-	for len(got) < len(want) {
-		n, err := client.dc.Read(buf)
-		if err != nil {
-			t.Fatalf("read after %d bytes: %v", len(got), err)
-		}
-		got = append(got, buf[:n]...)
-	}
-	_ = client.dc.SetReadDeadline(time.Time{}) // ends its timer goroutine
-	if !bytes.Equal(got, want) {
-		t.Fatal("data differs")
-	}
-	if st := server.assoc.BytesSent(); st < uint64(len(want)) {
+	const size = 4 << 20
+	carries(t, client, server, size)
+	if st := server.assoc.BytesSent(); st < size {
 		t.Fatalf("association sent %d bytes", st)
 	}
 }

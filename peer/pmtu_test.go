@@ -3,7 +3,6 @@ package peer
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -110,15 +109,7 @@ func TestDirectLaneProbe(t *testing.T) {
 				r := newMTURelay(t, c.pathMTU, ce.port(), se.port())
 				cport, sport = port(r.client), port(r.server)
 			}
-			var server *directLane
-			var serr error
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				server, serr = se.connect(ctx, false, sport, ce.fp[:])
-			}()
-			client, cerr := ce.connect(ctx, true, cport, se.fp[:])
-			<-done
+			client, server, cerr, serr := connectEnds(ctx, ce, se, cport, sport, ce.fp[:])
 			if cerr != nil || serr != nil {
 				t.Fatalf("connect: client %v, server %v", cerr, serr)
 			}
@@ -132,29 +123,7 @@ func TestDirectLaneProbe(t *testing.T) {
 			}
 			// Data crosses in packets of that size: a size the path
 			// dropped would stall the lane.
-			want := make([]byte, 2<<20)
-			_, _ = rand.Read(want)
-			go func() {
-				for off := 0; off < len(want); off += maxFrame {
-					if _, err := server.dc.Write(want[off:min(off+maxFrame, len(want))]); err != nil {
-						return
-					}
-				}
-			}()
-			got := make([]byte, 0, len(want))
-			buf := make([]byte, maxFrame)
-			_ = client.dc.SetReadDeadline(time.Now().Add(20 * time.Second))
-			for len(got) < len(want) {
-				n, err := client.dc.Read(buf)
-				if err != nil {
-					t.Fatalf("read after %d bytes: %v", len(got), err)
-				}
-				got = append(got, buf[:n]...)
-			}
-			_ = client.dc.SetReadDeadline(time.Time{})
-			if !bytes.Equal(got, want) {
-				t.Fatal("data differs")
-			}
+			carries(t, client, server, 2<<20)
 		})
 	}
 }
@@ -177,15 +146,7 @@ func TestDirectLaneProbeIPv6(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ce, se := endPair(t, directPath{local: lo6, remote: lo6, probe: true})
-	var server *directLane
-	var serr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		server, serr = se.connect(ctx, false, ce.port(), ce.fp[:])
-	}()
-	client, cerr := ce.connect(ctx, true, se.port(), se.fp[:])
-	<-done
+	client, server, cerr, serr := connectEnds(ctx, ce, se, se.port(), ce.port(), ce.fp[:])
 	if cerr != nil || serr != nil {
 		t.Fatalf("connect: client %v, server %v", cerr, serr)
 	}
