@@ -88,9 +88,7 @@ func (e *Engine) newDirectEnds(path directPath, k int) ([]*directEnd, error) {
 			}
 		}
 		if err != nil {
-			for _, d := range ends {
-				d.close()
-			}
+			closeEnds(ends)
 			return nil, fmt.Errorf("peer: direct lane: %w", err)
 		}
 		_ = c.SetReadBuffer(e.cfg.UDPBufferSize)
