@@ -46,11 +46,13 @@ const (
 	dtlsOverhead = 37
 )
 
-// probeConn is a direct lane's socket as DTLS sees it: probes and their
-// acknowledgements are dealt with here and never reach DTLS.
+// probeConn is a direct lane's socket as DTLS sees it: only the other
+// end's datagrams get through (between hosts anyone on the network can
+// send to the port), and probes and their acknowledgements are dealt with
+// here and never reach DTLS.
 type probeConn struct {
 	*batchConn
-	remote atomic.Pointer[netip.AddrPort] // the only address probes are taken from
+	remote atomic.Pointer[netip.AddrPort] // the other end
 	nonce  [probeNonceLen]byte
 	acks   chan int // lengths the other end acknowledged, for probe
 }
@@ -64,27 +66,34 @@ func newProbeConn(b *batchConn) *probeConn {
 // setRemote names the other end; before DTLS reads.
 func (c *probeConn) setRemote(ap netip.AddrPort) { c.remote.Store(&ap) }
 
-// ReadFrom returns the next datagram that is not a probe's.
+// ReadFrom returns the next datagram from the other end that is not a
+// probe's.
 func (c *probeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, ap, err := c.batchConn.ReadFromAddrPort(p)
 		if err != nil {
 			return 0, nil, err
 		}
+		from := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if !c.fromRemote(from) {
+			continue
+		}
 		if n > 0 && (p[0] == probeMsg || p[0] == probeAck) {
-			c.handle(p[:n], netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+			c.handle(p[:n], from)
 			continue
 		}
 		return n, net.UDPAddrFromAddrPort(ap), nil
 	}
 }
 
-// handle answers a probe, or passes an acknowledgement of one of ours to
-// probe; anything else, or from anyone else, is dropped.
+func (c *probeConn) fromRemote(ap netip.AddrPort) bool {
+	r := c.remote.Load()
+	return r != nil && *r == ap
+}
+
+// handle answers a probe from the other end (at from), or passes an
+// acknowledgement of one of ours to probe; anything else is dropped.
 func (c *probeConn) handle(b []byte, from netip.AddrPort) {
-	if r := c.remote.Load(); r == nil || *r != from {
-		return
-	}
 	switch {
 	case b[0] == probeMsg && len(b) >= 1+probeNonceLen:
 		var ack [probeAckLen]byte

@@ -177,11 +177,40 @@ func TestProbeHandle(t *testing.T) {
 
 	probe := append([]byte{probeMsg}, bytes.Repeat([]byte{9}, probeNonceLen)...)
 	probe = append(probe, make([]byte, 1000)...)
-	pc.handle(probe, other) // not the other end: no answer
+	if pc.fromRemote(other) || !pc.fromRemote(them) {
+		t.Fatal("takes datagrams from another address than the other end's")
+	}
+	// Through the socket: a stranger's datagrams, probes or records, are
+	// dropped unanswered; the other end's record gets through.
+	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	mine := c.LocalAddr()
+	record := func(b byte) []byte { return []byte{23, 254, 253, b} }
+	for _, b := range [][]byte{probe, record(1)} {
+		if _, err := stranger.WriteTo(b, mine); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := peerSock.WriteTo(record(2), mine); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, maxDatagram)
+	n, from, err := pc.ReadFrom(got)
+	if err != nil || !bytes.Equal(got[:n], record(2)) || from.(*net.UDPAddr).AddrPort() != them {
+		t.Fatalf("read %x from %v (%v), want the other end's record", got[:n], from, err)
+	}
+	_ = stranger.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := stranger.Read(got); err == nil {
+		t.Fatalf("the stranger got %x", got[:n])
+	}
+
 	pc.handle(probe, them)
 	_ = peerSock.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 100)
-	n, err := peerSock.Read(buf)
+	n, err = peerSock.Read(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +225,6 @@ func TestProbeHandle(t *testing.T) {
 	}
 	var wrong [probeNonceLen]byte
 	pc.handle(ack(wrong, 1472), them)                    // not our nonce
-	pc.handle(ack(pc.nonce, 1472), other)                // not the other end
 	pc.handle(append(ack(pc.nonce, 1472), 0), them)      // too long
 	pc.handle(ack(pc.nonce, 1472)[:probeAckLen-1], them) // too short
 	pc.handle(ack(pc.nonce, 1400), them)
