@@ -320,9 +320,14 @@ func (l *link) awaitDirect(ctx context.Context) (*wireDirect, error) {
 
 // directPathOf says where direct lanes to the peer of pc can run, from
 // the ICE pair its first connection selected: between two addresses of
-// this host, or between two host candidates where the path MTU can be
-// probed. Not through a relay or a NAT (a new port would not be let
-// through), nor to a link-local address (it needs a zone).
+// this host, or from a host candidate of ours to the peer's address where
+// the path MTU can be probed. Not through a relay or our NAT (a new port
+// would not be let through), nor to a link-local address (it needs a
+// zone). The peer's side of the pair may be peer-reflexive: with trickled
+// candidates that is often how its host address was first seen. Should a
+// NAT on its side hide behind that, the lane does not connect (its
+// packets come from another port than the one signalled) and the
+// downloader falls back to peer lanes.
 func (e *Engine) directPathOf(pc *webrtc.PeerConnection) (directPath, bool) {
 	sctp := pc.SCTP()
 	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
@@ -344,7 +349,8 @@ func (e *Engine) directPathOf(pc *webrtc.PeerConnection) (directPath, bool) {
 	if isLocalAddr(remote) {
 		return loopbackPath, true
 	}
-	if pair.Local.Typ != webrtc.ICECandidateTypeHost || pair.Remote.Typ != webrtc.ICECandidateTypeHost ||
+	if pair.Local.Typ != webrtc.ICECandidateTypeHost ||
+		pair.Remote.Typ != webrtc.ICECandidateTypeHost && pair.Remote.Typ != webrtc.ICECandidateTypePrflx ||
 		remote.IsLinkLocalUnicast() || local.IsLinkLocalUnicast() || local.Is4() != remote.Is4() || !probeSupported {
 		return directPath{}, false
 	}

@@ -1007,9 +1007,13 @@ func (d *download) openDirect(ctx context.Context, l *link, path directPath, k, 
 		return err
 	}
 	theirs, err := l.awaitDirect(ctx)
-	if err != nil || theirs == nil {
+	if err != nil {
 		closeEnds(ends)
 		return err
+	}
+	if theirs == nil { // it opens none
+		closeEnds(ends)
+		return d.directFallback(ctx, l, fallback, manifest, send)
 	}
 	ports := theirs.ports()
 	if len(ports) > len(ends) {
@@ -1040,14 +1044,22 @@ func (d *download) openDirect(ctx context.Context, l *link, path directPath, k, 
 	if err := context.Cause(lctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	if opened.Load() > 0 || ctx.Err() != nil {
+	if opened.Load() > 0 {
 		return nil
 	}
-	// None opened, and the source now waits for peer lanes.
-	if fallback == 0 {
+	return d.directFallback(ctx, l, fallback, manifest, send)
+}
+
+// directFallback opens n peer lanes to a source that opened no direct
+// lane and now waits for them, or tells it none will come (n 0).
+func (d *download) directFallback(ctx context.Context, l *link, n int, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if n == 0 {
 		return l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
 	}
-	return d.openLanes(ctx, l, manifest, fallback, send)
+	return d.openLanes(ctx, l, manifest, n, send)
 }
 
 // readLane reads piece data from a lane (raw) until ctx ends, then stops

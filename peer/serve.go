@@ -510,9 +510,9 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, first *webrtc.Pee
 		var fallback bool
 		release, fallback = sp.acceptDirect(ctx, l, first, more)
 		if fallback && ctx.Err() == nil {
-			// None opened (a firewall that lets only ICE through, say):
-			// peer connections, if the downloader falls back to them; it
-			// says {t:lanes, lanes:1} if not.
+			// None opened (we could not, or a firewall lets only ICE
+			// through): peer connections, if the downloader falls back to
+			// them; it says {t:lanes, lanes:1} if not.
 			l.theirDirect = nil
 			peerLanes()
 		}
@@ -521,8 +521,8 @@ func (sp *servePool) acceptLanes(ctx context.Context, l *link, first *webrtc.Pee
 
 // acceptDirect answers a downloader's direct lanes (see wire.go), as many
 // as both ends allow, and hands each to more as it opens; or says it opens
-// none. release closes those that opened; fallback says none did although
-// both ends tried, so the downloader may ask for peer lanes instead.
+// none. release closes those that opened; fallback says none did, so the
+// downloader may ask for peer lanes instead.
 func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.PeerConnection, more chan<- *lane) (release func(), fallback bool) {
 	var ends []*directEnd
 	err := errors.New("direct lanes off (test)")
@@ -533,7 +533,7 @@ func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.Pe
 	}
 	if err != nil {
 		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-		return nil, false
+		return nil, true
 	}
 	w := wireDirects(ends)
 	if sp.cfg.directUnreachable {
