@@ -14,3 +14,6 @@ func SetNoDirect(o *ServeOptions)                                         { o.no
 func SetDirectUnreachable(o *ServeOptions)                                { o.directUnreachable = true }
 func SetLanesAlways(c *Config)                                            { c.lanesAlways = true }
 func SetDirectProbe(c *Config)                                            { c.directProbe = true }
+
+// ProbeSupported: direct lanes between hosts (path MTU probing) work here.
+const ProbeSupported = probeSupported

@@ -45,6 +45,9 @@ func TestLanes(t *testing.T) {
 		{"one host, unreachable", 3, 3, pathOneHost, false, true, []int{0}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.path == pathHosts && !peer.ProbeSupported {
+				t.Skip("no direct lanes between hosts on this system")
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			r := newRig(t)
