@@ -35,7 +35,7 @@ import (
 // pairs: 137-160 MB/s against 132-147 for 8155, ahead in every pair, the
 // sender's CPU ~8 % lower although the packets are 19 % more
 // (docs/performance.md).
-const directMTU = 6912 - 37
+const directMTU = 6912 - dtlsOverhead
 
 // directTimeout bounds a direct lane's set-up: every step is a few round
 // trips, so a lane that takes longer will not come (another process holds

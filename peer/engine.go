@@ -70,7 +70,7 @@ const (
 	// 32 packets (~38 KB) per round trip measured, over 6 runs of 128 MiB
 	// each on bench/internal/latency's path: median 13.4 MB/s against 8.8,
 	// worst 11.4 against 4.1. It still halves on every loss.
-	sctpCwndCAStep = 32 * 1191
+	sctpCwndCAStep = 32 * sctpBaseMTU
 	// sctpMinCwnd is pion's floor for the congestion window, which is also
 	// where it starts: ten packets, TCP's initial window (RFC 6928), where
 	// pion starts at under four. The manifest of a large transfer (175 KB
@@ -78,7 +78,7 @@ const (
 	// round trip saved there is 50 ms before the first piece, for each
 	// lane. After a retransmission timeout pion starts again from here
 	// rather than from one packet.
-	sctpMinCwnd = 10 * 1191
+	sctpMinCwnd = 10 * sctpBaseMTU
 	// sctpBaseMTU is the SCTP packet size of pion's peer connection, a
 	// constant there: what any path that connected us carries.
 	sctpBaseMTU = 1191

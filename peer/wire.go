@@ -25,6 +25,7 @@ package peer
 //	  |<--------------------- {t:direct, direct} |    below; the sender says
 //	  |                                          |    {t:lanes, lanes:1} if
 //	  |                                          |    it cannot)
+//	  |   ... if none opens: lanes as above, or {t:lanes, lanes:1}
 //
 // Lanes are extra peer connections, each its own SCTP association, that
 // carry only piece data ('D' and 'E' frames) from the source to the
