@@ -145,15 +145,19 @@ func closeEnds(ends []*directEnd) {
 type directLane struct {
 	dc    *datachannel.DataChannel
 	assoc *sctp.Association
-	tc    *dtls.Conn
+	nc    net.Conn // the DTLS connection, or a sackPacer over it
 	end   *directEnd
 }
 
 // close releases the lane, its socket last.
 func (l *directLane) close() {
+	if p, ok := l.nc.(*sackPacer); ok {
+		plain, held := p.counts()
+		l.end.e.log.Debug("direct lane closed", "plain SACKs", plain, "held back", held)
+	}
 	_ = l.dc.Close()
 	_ = l.assoc.Close()
-	_ = l.tc.Close()
+	_ = l.nc.Close()
 	l.end.close()
 }
 
@@ -214,12 +218,18 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 		d.close()
 		return nil, fmt.Errorf("peer: direct lane: dtls: %w", err)
 	}
+	// SCTP runs over nc: on the downloader, whose association sends
+	// little but SACKs, a sackPacer over the DTLS connection.
+	var nc net.Conn = tc
+	if client {
+		nc = newSackPacer(tc, sackGap)
+	}
 	// Closing the DTLS connection ends SCTP's handshake and the channel's
 	// open too, which take no context.
-	stop := context.AfterFunc(ctx, func() { _ = tc.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
 	fail := func(what string, err error) (*directLane, error) {
 		stop()
-		_ = tc.Close()
+		_ = nc.Close()
 		d.close()
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -250,7 +260,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 	}
 	// A Config is both a client's and a server's option.
 	sc := sctp.Config{
-		NetConn:              tc,
+		NetConn:              nc,
 		LoggerFactory:        d.e.lf,
 		MTU:                  uint32(mtu),
 		MaxReceiveBufferSize: d.window,
@@ -286,7 +296,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 		return fail("connect", ctx.Err())
 	}
 	d.e.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", mtu)
-	return &directLane{dc: dc, assoc: assoc, tc: tc, end: d}, nil
+	return &directLane{dc: dc, assoc: assoc, nc: nc, end: d}, nil
 }
 
 // awaitDirect waits for the source's end of a direct lane; nil (and no

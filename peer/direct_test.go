@@ -108,6 +108,10 @@ func TestDirectLane(t *testing.T) {
 	if st := server.assoc.BytesSent(); st < size {
 		t.Fatalf("association sent %d bytes", st)
 	}
+	// pion's SACKs are what the pacer takes them for.
+	if plain, _ := client.nc.(*sackPacer).counts(); plain == 0 {
+		t.Fatal("the downloader's pacer saw no plain SACK")
+	}
 }
 
 // TestDirectLanePinned: an end whose certificate is not the one signalled
