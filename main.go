@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -21,7 +22,9 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := cmd.Run(ctx, cmd.OSEnv(), os.Args)
+	env := cmd.OSEnv()
+	env.SharedCPUs = cpuSharer()
+	code := cmd.Run(ctx, env, os.Args)
 	stop()
 	os.Exit(code)
 }
@@ -38,5 +41,26 @@ func tuneGC() {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(64 << 20)
+	}
+}
+
+// cpuSharer halves GOMAXPROCS while a direct lane to a peer on this host
+// is open, and gives the runtime back its default after. Both processes
+// of the transfer then work on the same CPUs, each with a P for every
+// one of them; with half as many each, 1 GiB on loopback on this 2-CPU
+// machine took ~0.9 CPU-s less on each side and went ~15 % faster
+// (docs/performance.md): fewer thread wakeups, cheaper allocation, and
+// the goroutines that hand a packet along share one core's cache. A
+// GOMAXPROCS set by the user wins.
+func cpuSharer() func(shared bool) {
+	if os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) < 2 {
+		return nil
+	}
+	return func(shared bool) {
+		if shared {
+			runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/2))
+		} else {
+			runtime.SetDefaultGOMAXPROCS()
+		}
 	}
 }

@@ -35,6 +35,9 @@ type Env struct {
 	Terminal bool
 	// Logger gets diagnostics; nil logs warnings and errors to Stderr.
 	Logger *slog.Logger
+	// SharedCPUs is peer.Config's: told when a transfer with a peer on
+	// this host starts and ends (main tunes the runtime for it).
+	SharedCPUs func(shared bool)
 }
 
 // OSEnv is the Env of the real process.
@@ -216,6 +219,7 @@ func peerConfig(env Env, c *cli.Context, log *slog.Logger) peer.Config {
 		Loopback:   c.Bool("loopback"),
 		Lanes:      c.Int("lanes"),
 		Logger:     log,
+		SharedCPUs: env.SharedCPUs,
 	}
 	if env.PeerConfig != nil {
 		env.PeerConfig(&cfg)

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,13 +138,16 @@ func TestSendRecv(t *testing.T) {
 	defer cancel()
 	src := t.TempDir()
 	want := randomFile(t, src, "photo.jpg", 1<<20+77)
-	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "photo.jpg"))
+	// Both ends run on this host: each hears when their direct lane
+	// opens and closes.
+	var sendShared, recvShared sharedLog
+	snd := startWith(ctx, nil, sendShared.adjust, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "photo.jpg"))
 	roomID, password, url := snd.offer(t)
 	if len(password) < 11 {
 		t.Fatalf("generated password %q too short", password)
 	}
 	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	rcv := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, recvShared.adjust, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 	if c := rcv.wait(t); c != ExitOK {
 		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
 	}
@@ -157,6 +161,31 @@ func TestSendRecv(t *testing.T) {
 	if !strings.Contains(rcv.stdout.String(), "photo.jpg") {
 		t.Errorf("recv did not list the file:\n%s", rcv.stdout.String())
 	}
+	for side, l := range map[string]*sharedLog{"send": &sendShared, "recv": &recvShared} {
+		if got := l.heard(); !slices.Equal(got, []bool{true, false}) {
+			t.Errorf("%s: SharedCPUs heard %v, want [true false]", side, got)
+		}
+	}
+}
+
+// sharedLog records what Env.SharedCPUs is told.
+type sharedLog struct {
+	mu    sync.Mutex
+	calls []bool
+}
+
+func (l *sharedLog) adjust(env *Env) {
+	env.SharedCPUs = func(shared bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.calls = append(l.calls, shared)
+	}
+}
+
+func (l *sharedLog) heard() []bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls)
 }
 
 func TestRecvErrors(t *testing.T) {

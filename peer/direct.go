@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/pion/datachannel"
@@ -147,18 +148,24 @@ type directLane struct {
 	assoc *sctp.Association
 	nc    net.Conn // the DTLS connection, or a sackPacer over it
 	end   *directEnd
+	once  sync.Once
 }
 
 // close releases the lane, its socket last.
 func (l *directLane) close() {
-	if p, ok := l.nc.(*sackPacer); ok {
-		plain, held := p.counts()
-		l.end.e.log.Debug("direct lane closed", "plain SACKs", plain, "held back", held)
-	}
-	_ = l.dc.Close()
-	_ = l.assoc.Close()
-	_ = l.nc.Close()
-	l.end.close()
+	l.once.Do(func() {
+		if p, ok := l.nc.(*sackPacer); ok {
+			plain, held := p.counts()
+			l.end.e.log.Debug("direct lane closed", "plain SACKs", plain, "held back", held)
+		}
+		_ = l.dc.Close()
+		_ = l.assoc.Close()
+		_ = l.nc.Close()
+		l.end.close()
+		if l.end.path == loopbackPath {
+			l.end.e.shareCPUs(-1)
+		}
+	})
 }
 
 // connect runs DTLS (pinned to the certificate whose hash fp the other
@@ -296,6 +303,9 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 		return fail("connect", ctx.Err())
 	}
 	d.e.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", mtu)
+	if d.path == loopbackPath {
+		d.e.shareCPUs(1)
+	}
 	return &directLane{dc: dc, assoc: assoc, nc: nc, end: d}, nil
 }
 

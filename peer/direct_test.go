@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,6 +241,61 @@ func TestDirectWindow(t *testing.T) {
 	} {
 		if got := directWindow(c.got, asked); got != c.want {
 			t.Errorf("directWindow(%d, %d) = %d, want %d", c.got, asked, got, c.want)
+		}
+	}
+}
+
+// TestSharedCPUs: Config.SharedCPUs hears when the first direct lane to a
+// peer on this host opens and when the last one closes, and nothing of
+// lanes between hosts.
+func TestSharedCPUs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		calls []bool
+	)
+	heard := func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(calls)
+	}
+	for _, c := range []struct {
+		name string
+		path directPath
+		want []bool // heard after both ends opened, after one closed, after both
+	}{
+		{"one host", loopbackPath, []bool{true, true, true, false}},
+		{"between hosts", directPath{local: loopbackPath.local, remote: loopbackPath.remote, probe: true}, []bool{}},
+	} {
+		calls = nil
+		e := testEngine()
+		e.cfg.SharedCPUs = func(shared bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, shared)
+		}
+		ce, err := e.newDirectEnds(c.path, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		se, err := e.newDirectEnds(c.path, 1)
+		if err != nil {
+			closeEnds(ce)
+			t.Fatal(err)
+		}
+		client, server, cerr, serr := connectEnds(ctx, ce[0], se[0], se[0].port(), ce[0].port(), ce[0].fp[:])
+		if cerr != nil || serr != nil {
+			t.Fatalf("%s: connect: client %v, server %v", c.name, cerr, serr)
+		}
+		got := heard()
+		client.close()
+		client.close() // a second close changes nothing
+		got = append(got, heard()...)
+		server.close()
+		got = append(got, heard()...)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: heard %v, want %v", c.name, got, c.want)
 		}
 	}
 }

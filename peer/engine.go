@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -51,6 +52,12 @@ type Config struct {
 	directProbe bool // tests: direct lanes on loopback as between hosts (probing the path MTU)
 	// Logger receives pion's and our diagnostics; nil discards them.
 	Logger *slog.Logger
+	// SharedCPUs, if set, is called with true when the first direct lane
+	// to a peer on this host opens, and with false when the last one
+	// closes: meanwhile the two ends of a transfer run on the same CPUs.
+	// It is called with a lock held, so it must return soon and must not
+	// call back into the Engine.
+	SharedCPUs func(shared bool)
 }
 
 // Defaults for Config fields left zero.
@@ -95,6 +102,9 @@ type Engine struct {
 	mux     *ice.MultiUDPMuxDefault
 	iceURLs []webrtc.ICEServer
 	bufSize int
+
+	sharedMu sync.Mutex
+	shared   int // open direct lanes to peers on this host
 }
 
 // SocketBuffer is the receive buffer the kernel actually gave the UDP
@@ -137,6 +147,17 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.iceURLs = []webrtc.ICEServer{{URLs: cfg.STUN}}
 	}
 	return e, nil
+}
+
+// shareCPUs counts direct lanes to peers on this host up (+1) or down
+// (-1) and tells Config.SharedCPUs when there come to be some or none.
+func (e *Engine) shareCPUs(delta int) {
+	e.sharedMu.Lock()
+	defer e.sharedMu.Unlock()
+	e.shared += delta
+	if f := e.cfg.SharedCPUs; f != nil && (e.shared == 1 && delta > 0 || e.shared == 0 && delta < 0) {
+		f(e.shared > 0)
+	}
 }
 
 // newAPI prepares pion for peer connections over mux.
