@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 )
 
 // Version is the program version, set at build time with -ldflags.
@@ -35,7 +36,7 @@ type Env struct {
 	Terminal bool
 	// Logger gets diagnostics; nil logs warnings and errors to Stderr.
 	Logger *slog.Logger
-	// SharedCPUs is peer.Config's: told when a transfer with a peer on
+	// SharedCPUs is lane.Config's: told when a transfer with a peer on
 	// this host starts and ends (main tunes the runtime for it).
 	SharedCPUs func(shared bool)
 }
@@ -199,11 +200,11 @@ func commonFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "interface", Usage: "use only this network `NAME` for the transfer (repeatable)"},
 		&cli.BoolFlag{Name: "loopback", Usage: "also offer loopback addresses (both ends on this machine)"},
 		&cli.IntFlag{
-			Name: "lanes", Value: peer.DefaultLanes,
-			Usage: fmt.Sprintf("connections between two peers, 1 to %d (the smaller of both ends' counts): more keep a distant transfer going through bursts of loss; 2 or more also let peers on one host or a network without NAT open direct lanes, with larger packets; 1 turns both off", peer.MaxLanes),
+			Name: "lanes", Value: lane.DefaultLanes,
+			Usage: fmt.Sprintf("connections between two peers, 1 to %d (the smaller of both ends' counts); 1 turns lanes and direct lanes off", lane.MaxLanes),
 			Action: func(_ *cli.Context, n int) error {
-				if n < 1 || n > peer.MaxLanes {
-					return usagef("--lanes %d: give 1 to %d", n, peer.MaxLanes)
+				if n < 1 || n > lane.MaxLanes {
+					return usagef("--lanes %d: give 1 to %d", n, lane.MaxLanes)
 				}
 				return nil
 			},
@@ -213,14 +214,14 @@ func commonFlags() []cli.Flag {
 }
 
 func peerConfig(env Env, c *cli.Context, log *slog.Logger) peer.Config {
-	cfg := peer.Config{
+	cfg := peer.Config{Transport: lane.Config{
 		STUN:       stunServers(c.StringSlice("stun")),
 		Interfaces: c.StringSlice("interface"),
 		Loopback:   c.Bool("loopback"),
 		Lanes:      c.Int("lanes"),
 		Logger:     log,
 		SharedCPUs: env.SharedCPUs,
-	}
+	}}
 	if env.PeerConfig != nil {
 		env.PeerConfig(&cfg)
 	}
@@ -241,10 +242,10 @@ func newEngine(env Env, cfg peer.Config) (*peer.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if got := eng.SocketBuffer(); got > 0 && got < peer.DefaultUDPBufferSize/2 {
+	if got := eng.SocketBuffer(); got > 0 && got < lane.DefaultUDPBufferSize/2 {
 		fmt.Fprintf(env.Stderr, "note: the UDP socket buffer is only %s (net.core.rmem_max), which slows transfers down;\n"+
 			"  raise it with: sudo sysctl -w net.core.rmem_max=%d net.core.wmem_max=%d\n",
-			humanBytes(int64(got)), peer.DefaultUDPBufferSize, peer.DefaultUDPBufferSize)
+			humanBytes(int64(got)), lane.DefaultUDPBufferSize, lane.DefaultUDPBufferSize)
 	}
 	return eng, nil
 }

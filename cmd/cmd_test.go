@@ -21,6 +21,7 @@ import (
 
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 	"github.com/p2pxfer/p2pxfer/signalclient"
 	"github.com/p2pxfer/p2pxfer/sigserver"
 )
@@ -77,7 +78,7 @@ func startWith(ctx context.Context, vars map[string]string, adjust func(*Env), a
 		Stdout: &r.stdout, Stderr: &r.stderr,
 		Getenv: func(k string) string { return vars[k] },
 		PeerConfig: func(c *peer.Config) {
-			c.Loopback, c.Interfaces, c.STUN = true, []string{"lo"}, nil
+			c.Transport.Loopback, c.Transport.Interfaces, c.Transport.STUN = true, []string{"lo"}, nil
 		},
 	}
 	if adjust != nil {
@@ -339,7 +340,7 @@ func TestHostileNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := peer.Config{Loopback: true, Interfaces: []string{"lo"}}
+			cfg := peer.Config{Transport: lane.Config{Loopback: true, Interfaces: []string{"lo"}}}
 			eng, err := peer.NewEngine(cfg)
 			if err != nil {
 				t.Fatal(err)

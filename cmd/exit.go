@@ -85,7 +85,8 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "the sender offered a file name that is not safe to write"
 	case errors.Is(err, peer.ErrForged):
 		return ExitVerify, "someone in the room, or the signalling server, is not the sender; nothing was written"
-	case errors.Is(err, pake.ErrVersion), errors.Is(err, room.ErrVersion), errors.Is(err, chunker.ErrManifestVersion):
+	case errors.Is(err, pake.ErrVersion), errors.Is(err, room.ErrVersion), errors.Is(err, chunker.ErrManifestVersion),
+		errors.Is(err, peer.ErrVersion):
 		return ExitError, "both sides need the same p2pxfer version"
 	case errors.Is(err, peer.ErrTampered), errors.Is(err, peer.ErrCorrupt), errors.Is(err, chunker.ErrChunkHash),
 		errors.Is(err, chunker.ErrBadManifest):

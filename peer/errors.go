@@ -1,24 +1,34 @@
 package peer
 
-import "errors"
+import (
+	"errors"
 
-// Sentinel errors. Errors returned by this package wrap one of these, or one
-// of pake's (pake.ErrWrongPassword), room's or chunker's sentinels.
+	"github.com/p2pxfer/p2pxfer/peer/lane"
+)
+
+// Sentinel errors. Errors returned by this package wrap one of these, or
+// one of pake's (pake.ErrWrongPassword), room's or chunker's sentinels.
+// Those that the transport reports too are lane's own.
 var (
 	// ErrConnect: no working peer-to-peer path (ICE, DTLS or SCTP did not
 	// come up in time). Usually a firewall or NAT between the peers.
-	ErrConnect = errors.New("could not connect to peer")
+	ErrConnect = lane.ErrConnect
 	// ErrTampered: a sealed signalling message failed authentication, so
 	// something between the peers (the signalling server, say) altered it.
-	ErrTampered = errors.New("signalling message was tampered with")
+	ErrTampered = lane.ErrTampered
 	// ErrProtocol: the peer broke the data channel or sealed signalling
 	// protocol (a frame out of place, an index out of range, ...).
-	ErrProtocol = errors.New("peer protocol violation")
+	ErrProtocol = lane.ErrProtocol
+	// ErrVersion: the peer runs another p2pxfer version, whose sealed
+	// signalling differs.
+	ErrVersion = lane.ErrVersion
+	// ErrRemote: the peer reported an error and ended the transfer.
+	ErrRemote = lane.ErrRemote
+	// ErrPeerLeft: the other side went away before the transfer finished.
+	ErrPeerLeft = lane.ErrPeerLeft
 	// ErrCorrupt: the peer sent a piece that fails verification; it is
 	// dropped for the rest of the transfer.
 	ErrCorrupt = errors.New("peer sent corrupt data")
-	// ErrRemote: the peer reported an error and ended the transfer.
-	ErrRemote = errors.New("peer ended the transfer")
 	// ErrTimeout: the peer stopped answering during the handshake.
 	ErrTimeout = errors.New("peer did not answer in time")
 	// ErrTooManyFailures: Serve closed the room after too many handshakes
@@ -30,6 +40,4 @@ var (
 	// ErrNoSources: every source left and none can be found; the download
 	// is kept for a resume.
 	ErrNoSources = errors.New("no peer has the missing pieces")
-	// ErrPeerLeft: the other side went away before the transfer finished.
-	ErrPeerLeft = errors.New("peer left")
 )

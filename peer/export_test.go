@@ -1,5 +1,7 @@
 package peer
 
+import "github.com/p2pxfer/p2pxfer/peer/lane"
+
 // Test hooks for package peer_test: they let a test play a sender that
 // offers each receiver only some pieces, a receiver that may only use some
 // sources, a seed that corrupts what it serves, and a sender that reports
@@ -9,11 +11,12 @@ func SetServeFilter(o *ServeOptions, f func(peer string, piece int) bool) { o.fi
 func SetAllowSource(o *ReceiveOptions, f func(peer string) bool)          { o.allowSource = f }
 func SetCorrupt(o *ReceiveOptions, f func(piece int, data []byte))        { o.corrupt = f }
 func SetSentOn(o *ServeOptions, f func(peer string, lane int))            { o.sentOn = f }
-func SetLanesFirst(o *ServeOptions)                                       { o.lanesFirst = true }
-func SetNoDirect(o *ServeOptions)                                         { o.noDirect = true }
-func SetDirectUnreachable(o *ServeOptions)                                { o.directUnreachable = true }
-func SetLanesAlways(c *Config)                                            { c.lanesAlways = true }
-func SetDirectProbe(c *Config)                                            { c.directProbe = true }
 
 // ProbeSupported: direct lanes between hosts (path MTU probing) work here.
-const ProbeSupported = probeSupported
+const ProbeSupported = lane.ProbeSupported
+
+// SetQuickPacing makes a receiver look after its sources ten times as
+// often as the CLI's does, so that tests wait less for its timers.
+func SetQuickPacing(o *ReceiveOptions) {
+	o.pace = &pacing{tick: defaultPacing.tick / 10, wantEvery: defaultPacing.wantEvery / 10, wantAfterDrop: defaultPacing.wantAfterDrop / 10}
+}

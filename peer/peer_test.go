@@ -18,6 +18,7 @@ import (
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/signalclient"
 	"github.com/p2pxfer/p2pxfer/sigserver"
@@ -28,7 +29,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // loopback keeps every packet of these tests on 127.0.0.1: no STUN, no
 // mDNS, loopback candidates only.
 func loopback() peer.Config {
-	return peer.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 20 * time.Second, HandshakeTimeout: 10 * time.Second}
+	return peer.Config{
+		Transport:        lane.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 20 * time.Second},
+		HandshakeTimeout: 10 * time.Second,
+	}
 }
 
 type rig struct {
@@ -59,35 +63,18 @@ func (r *rig) dial(ctx context.Context) *signalclient.Conn {
 	return c
 }
 
-func engine(t *testing.T) *peer.Engine { return engineLanes(t, 0, pathLanes) }
+func engine(t *testing.T) *peer.Engine {
+	return engineWith(t, lane.Config{LoopbackAs: lane.LoopbackNAT})
+}
 
-// pathMode is how an engine sees the loopback path between two tests'
-// peers.
-type pathMode int
-
-const (
-	// pathLanes: as a path where lanes pay, so peer connections open
-	// them, where a real engine sees too short a path for them.
-	pathLanes pathMode = iota
-	// pathOneHost: as it is, so downloaders open one direct lane.
-	pathOneHost
-	// pathHosts: as a long path between two hosts, so downloaders open
-	// as many direct lanes as lanes, and sources probe the path MTU.
-	pathHosts
-)
-
-// engineLanes makes an engine with Config.Lanes = lanes that sees the
-// path as mode says.
-func engineLanes(t *testing.T, lanes int, mode pathMode) *peer.Engine {
+// engineWith makes an engine whose transport has tc's lanes, kind of
+// path and test knobs. Unless told otherwise, tests take loopback for a
+// path through NATs, where peer lanes open, so that they cover the
+// transfer over lanes too.
+func engineWith(t *testing.T, tc lane.Config) *peer.Engine {
 	cfg := loopback()
-	cfg.Lanes = lanes
-	switch mode {
-	case pathLanes:
-		peer.SetLanesAlways(&cfg)
-	case pathHosts:
-		peer.SetLanesAlways(&cfg)
-		peer.SetDirectProbe(&cfg)
-	}
+	tc.Loopback, tc.Interfaces, tc.ConnectTimeout = cfg.Transport.Loopback, cfg.Transport.Interfaces, cfg.Transport.ConnectTimeout
+	cfg.Transport = tc
 	e, err := peer.NewEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +136,7 @@ func openSource(ctx context.Context, t *testing.T, paths []string, chunkSize int
 // senderOpts are what a test may change about the room itself.
 type senderOpts struct {
 	slots       int
-	lanes       int               // the engine's Config.Lanes
-	path        pathMode          // how the engine sees the path
+	transport   *lane.Config      // the engine's, if not engine's default
 	registerKey ed25519.PublicKey // registered at create instead of the signer's
 }
 
@@ -191,7 +177,10 @@ func startSenderWith(ctx context.Context, t *testing.T, r *rig, src peer.Source,
 			close(s.swarm)
 		}
 	}
-	eng := engineLanes(t, so.lanes, so.path)
+	eng := engine(t)
+	if so.transport != nil {
+		eng = engineWith(t, *so.transport)
+	}
 	go func() {
 		err := eng.Serve(sctx, sig, src, opts)
 		_ = conn.Close() // leave the room, as the CLI does
@@ -221,11 +210,11 @@ func (rc *receiver) events() ([]peer.SourceEvent, []int) {
 // ctx ends (when it seeds) or it is done.
 func startReceiver(ctx context.Context, t *testing.T, r *rig, roomID, password string, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
 	t.Helper()
-	return startReceiverLanes(ctx, t, r, roomID, password, 0, pathLanes, tweak)
+	return startReceiverOn(ctx, t, r, engine(t), roomID, password, tweak)
 }
 
-// startReceiverLanes is startReceiver with engineLanes(t, lanes, mode).
-func startReceiverLanes(ctx context.Context, t *testing.T, r *rig, roomID, password string, lanes int, mode pathMode, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
+// startReceiverOn is startReceiver with the engine eng.
+func startReceiverOn(ctx context.Context, t *testing.T, r *rig, eng *peer.Engine, roomID, password string, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
 	t.Helper()
 	conn := r.dial(ctx)
 	j, err := conn.JoinInfo(ctx, roomID)
@@ -235,7 +224,6 @@ func startReceiverLanes(ctx context.Context, t *testing.T, r *rig, roomID, passw
 		return rc
 	}
 	rc.self = j.Self
-	eng := engineLanes(t, lanes, mode)
 	var w *chunker.Writer
 	opts := peer.ReceiveOptions{
 		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,
@@ -256,6 +244,7 @@ func startReceiverLanes(ctx context.Context, t *testing.T, r *rig, roomID, passw
 			rc.mu.Unlock()
 		},
 	}
+	peer.SetQuickPacing(&opts)
 	if tweak != nil {
 		tweak(j.Self, &opts)
 	}
@@ -474,6 +463,19 @@ func mustSign(t *testing.T, key ed25519.PrivateKey, manifest []byte) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// eventually waits up to 20 s for cond, and fails the test saying what
+// never happened if it does not come true.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // the poll interval
+	}
 }
 
 func readDir(dir string) ([]string, error) {

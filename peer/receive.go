@@ -11,10 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/datachannel"
-
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/sched"
 )
@@ -52,6 +51,7 @@ type ReceiveOptions struct {
 
 	allowSource func(peer string) bool       // tests: sources we may request from
 	corrupt     func(piece int, data []byte) // tests: play a malicious seed
+	pace        *pacing                      // tests: quicker than defaultPacing
 }
 
 // SourceEventKind says what happened to one source we download from.
@@ -77,15 +77,25 @@ const (
 	// sourceStall drops a source that owes us pieces and sends nothing
 	// for this long; its pieces go to the others.
 	sourceStall = 30 * time.Second
-	// wantEvery paces asking the server for more sources while we have
-	// fewer than MaxSources.
-	wantEvery = 3 * time.Second
 	// finishGrace lets our finished frame reach the sources before we cut
 	// the connections.
 	finishGrace = 2 * time.Second
 	// maxConnectTries is how often we try a source we never reached.
 	maxConnectTries = 2
 )
+
+// pacing is how often a download looks after its sources.
+type pacing struct {
+	// tick is how often it updates their rates, drops stalled and
+	// finished ones, and asks for more.
+	tick time.Duration
+	// wantEvery paces asking the server for more sources while we have
+	// fewer than MaxSources; wantAfterDrop is how long after the last
+	// ask a dropped source is replaced at once.
+	wantEvery, wantAfterDrop time.Duration
+}
+
+var defaultPacing = pacing{tick: time.Second, wantEvery: 3 * time.Second, wantAfterDrop: time.Second}
 
 // Receive downloads the room's files from up to MaxSources peers at once,
 // asking the signalling server for sources (the sender, seeds, receivers
@@ -100,6 +110,9 @@ func (e *Engine) Receive(ctx context.Context, sig Signaller, opts ReceiveOptions
 	}
 	if opts.MaxSources <= 0 {
 		opts.MaxSources = defaultMaxSources
+	}
+	if opts.pace == nil {
+		opts.pace = &defaultPacing
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -233,7 +246,7 @@ func (d *download) isHost(id string) bool { return id == d.opts.Host }
 
 func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-chan error) error {
 	d.want(ctx)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(d.opts.pace.tick)
 	defer tick.Stop()
 	var seedEnd <-chan time.Time
 	for {
@@ -399,7 +412,7 @@ func (d *download) drop(ctx context.Context, s *dsource, kind SourceEventKind, e
 	if d.opts.OnSource != nil && (s.raw != nil || err != nil) {
 		d.opts.OnSource(SourceEvent{Kind: kind, Peer: s.id, Host: d.isHost(s.id), Err: err})
 	}
-	if !d.complete && time.Since(d.lastWant) > time.Second {
+	if !d.complete && time.Since(d.lastWant) > d.opts.pace.wantAfterDrop {
 		d.want(ctx)
 	}
 }
@@ -413,11 +426,12 @@ func (d *download) stopAll() {
 func (d *download) housekeeping(ctx context.Context) {
 	now := time.Now()
 	for _, s := range d.srcs {
-		// Called about once a second: got is the last second's bytes.
+		// Called once a tick: got is the last tick's bytes.
+		perSec := float64(s.got) / d.opts.pace.tick.Seconds()
 		if s.rate == 0 {
-			s.rate = float64(s.got)
+			s.rate = perSec
 		} else {
-			s.rate = 0.5*s.rate + 0.5*float64(s.got)
+			s.rate = 0.5*s.rate + 0.5*perSec
 		}
 		s.got = 0
 		switch {
@@ -427,7 +441,7 @@ func (d *download) housekeeping(ctx context.Context) {
 			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: nothing received for %v", ErrTimeout, sourceStall))
 		}
 	}
-	if !d.complete && len(d.srcs) < d.opts.MaxSources && now.Sub(d.lastWant) >= wantEvery {
+	if !d.complete && len(d.srcs) < d.opts.MaxSources && now.Sub(d.lastWant) >= d.opts.pace.wantEvery {
 		d.want(ctx)
 	}
 }
@@ -835,28 +849,9 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 		return err
 	}
 
-	pc, err := e.newPeerConnection()
+	conn, err := e.tr.Dial(ctx, l, lane.Options{Label: DataChannelLabel})
 	if err != nil {
 		return err
-	}
-	defer pc.Close()
-	ev, dc, err := watchOfferer(pc)
-	if err != nil {
-		return err
-	}
-	l.myLanes = e.cfg.Lanes
-	if err := l.offer(ctx, pc); err != nil {
-		return err
-	}
-	if _, err := l.negotiate(ctx, pc, ev, dc, e.cfg.ConnectTimeout); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, ErrRemote) {
-			_ = l.sendSealed(ctx, &signalMsg{T: sigBye, Why: "connection failed"})
-		}
-		return err
-	}
-	raw, err := dc.DetachWithDeadline()
-	if err != nil {
-		return fmt.Errorf("detach: %w", err)
 	}
 	// A lane that fails ends the whole source: the pieces it carried
 	// cannot be told apart from ones still coming, so the download starts
@@ -865,20 +860,17 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 	var lanes sync.WaitGroup
 	defer func() {
 		fail(nil)
+		conn.Close()
 		lanes.Wait()
 	}()
-	defer stopReading(raw)
-	stop := context.AfterFunc(ctx, func() { stopReading(raw) })
-	defer stop()
-	watchFailed(ev, raw)
-	if !send(dlEvent{kind: dlConnected, raw: raw, key: l.theirKey}) {
+	// Ends a blocked read once the loop drops this source or a lane fails.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	ch := conn.Channel()
+	if !send(dlEvent{kind: dlConnected, raw: ch, key: conn.Info()}) {
 		return ctx.Err()
 	}
 	// Lanes open while the manifest arrives (a few round trips in SCTP's
-	// slow start for a large transfer); they carry nothing before it. They
-	// start at the source's first frame: it sends that once it is done
-	// with this connection's signalling, which must not see a lane's
-	// offer.
+	// slow start for a large transfer); they carry nothing before it.
 	manifestReady := make(chan struct{})
 	var laneManifest *chunker.Manifest
 	onManifest := func(m *chunker.Manifest) {
@@ -901,193 +893,37 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 		}
 		return laneManifest
 	}
-	laneRunner := func(open func() error) func() {
-		return func() {
-			lanes.Add(1)
-			go func() {
-				defer lanes.Done()
-				if err := open(); err != nil && ctx.Err() == nil {
-					fail(err)
-				}
-			}()
+	lanes.Add(1)
+	go func() {
+		defer lanes.Done()
+		err := conn.More(ctx, func(ctx context.Context, ch lane.Channel) error {
+			m := manifest() // nil once ctx ends
+			if m == nil {
+				return nil
+			}
+			return d.readSource(ctx, ch, m, nil, send)
+		})
+		if err != nil {
+			fail(err)
 		}
-	}
-	var onFirst func()
-	path, direct := d.e.directPathOf(pc)
-	switch n := l.lanes(); {
-	case n <= 1:
-	case direct && (path.probe || !d.e.cfg.lanesAlways):
-		// One lane where lanes would not pay (on one host, or a short
-		// path), as many as lanes where they would.
-		k, fallback := 1, 0 // fallback: peer lanes, should no direct lane open
-		if path.probe && d.e.wantLanes(pc) {
-			k, fallback = min(n, MaxLanes-1), n-1
-		}
-		onFirst = laneRunner(func() error { return d.openDirect(ctx, l, path, k, fallback, manifest, send) })
-	case !d.e.wantLanes(pc):
-		// Tell the source not to wait for them.
-		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-	default:
-		onFirst = laneRunner(func() error { return d.openLanes(ctx, l, manifest, n-1, send) })
-	}
-	err = d.readSource(ctx, raw, nil, onFirst, onManifest, send)
+	}()
+	err = d.readSource(ctx, ch, nil, onManifest, send)
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause // a lane failed, and that stopped the first one
 	}
 	return err
 }
 
-// openLanes opens n more connections to a source, one after another, and
-// reads piece data from each, once manifest returns it, until ctx ends. A
-// lane that cannot connect only means fewer lanes, but one that fails once
-// it carries pieces, or tampered signalling, is an error; it returns when
-// all lanes have ended.
-func (d *download) openLanes(ctx context.Context, l *link, manifest func() *chunker.Manifest, n int, send func(dlEvent) bool) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	var releases []func()
-	defer func() {
-		cancel(nil)
-		wg.Wait()
-		for _, release := range releases {
-			release()
-		}
-	}()
-	for range n {
-		pc, release, err := d.e.newLaneConnection()
-		if err != nil {
-			return fmt.Errorf("lane: %w", err)
-		}
-		releases = append(releases, release)
-		ev, dc, err := watchOfferer(pc)
-		if err != nil {
-			return fmt.Errorf("lane: %w", err)
-		}
-		if err := l.offer(ctx, pc); err != nil {
-			return fmt.Errorf("lane: %w", err)
-		}
-		if _, err := l.negotiate(ctx, pc, ev, dc, d.e.cfg.ConnectTimeout); err != nil {
-			if errors.Is(err, ErrTampered) || errors.Is(err, ErrProtocol) {
-				return fmt.Errorf("lane: %w", err)
-			}
-			break
-		}
-		raw, err := dc.DetachWithDeadline()
-		if err != nil {
-			return fmt.Errorf("lane: detach: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			watchFailed(ev, raw)
-			if err := d.readLane(ctx, raw, manifest, send); err != nil {
-				cancel(err)
-			}
-		}()
-	}
-	<-ctx.Done()
-	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-// openDirect asks a source for k direct lanes on path (see wire.go) and
-// reads piece data from those that open until ctx ends. A lane that cannot
-// connect only means fewer, and if none does, it opens fallback peer lanes
-// instead (openLanes); but one that fails once it carries pieces, or
-// tampered signalling, is an error. It returns when all lanes have ended.
-func (d *download) openDirect(ctx context.Context, l *link, path directPath, k, fallback int, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
-	ends, err := d.e.newDirectEnds(path, k)
-	if err != nil {
-		return l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-	}
-	if err := l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1 + k, Direct: wireDirects(ends)}); err != nil {
-		closeEnds(ends)
-		return err
-	}
-	theirs, err := l.awaitDirect(ctx)
-	if err != nil {
-		closeEnds(ends)
-		return err
-	}
-	if theirs == nil { // it opens none
-		closeEnds(ends)
-		return d.directFallback(ctx, l, fallback, manifest, send)
-	}
-	ports := theirs.ports()
-	if len(ports) > len(ends) {
-		closeEnds(ends)
-		return fmt.Errorf("lane: %w: %d direct lanes where %d were asked for", ErrProtocol, len(ports), len(ends))
-	}
-	closeEnds(ends[len(ports):])
-	lctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	var opened atomic.Int32
-	for i, port := range ports {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dl, err := ends[i].connect(lctx, true, port, theirs.Fingerprint)
-			if err != nil {
-				return
-			}
-			opened.Add(1)
-			defer dl.close()
-			if err := d.readLane(lctx, dl.dc, manifest, send); err != nil {
-				cancel(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := context.Cause(lctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	if opened.Load() > 0 {
-		return nil
-	}
-	return d.directFallback(ctx, l, fallback, manifest, send)
-}
-
-// directFallback opens n peer lanes to a source that opened no direct
-// lane and now waits for them, or tells it none will come (n 0).
-func (d *download) directFallback(ctx context.Context, l *link, n int, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
-	if ctx.Err() != nil {
-		return nil
-	}
-	if n == 0 {
-		return l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-	}
-	return d.openLanes(ctx, l, manifest, n, send)
-}
-
-// readLane reads piece data from a lane (raw) until ctx ends, then stops
-// it; the error is the lane's failure, nil when ctx ended first.
-func (d *download) readLane(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner, manifest func() *chunker.Manifest, send func(dlEvent) bool) error {
-	defer stopReading(raw)
-	stop := context.AfterFunc(ctx, func() { stopReading(raw) })
-	defer stop()
-	m := manifest() // nil once ctx ends
-	if m == nil {
-		return nil
-	}
-	if err := d.readSource(ctx, raw, m, nil, nil, send); ctx.Err() == nil {
-		return fmt.Errorf("lane: %w", err)
-	}
-	return nil
-}
-
 // readSource reads one source's frames, checking each against the
 // manifest, reassembling pieces into buffers the loop hands back. On the
-// first connection lane is nil, onFirst (if not nil) is called when the
-// first frame has arrived and onManifest once the manifest has; on a lane,
-// the manifest is lane and only piece data and an error may come.
-func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloserDeadliner, lane *chunker.Manifest,
-	onFirst func(), onManifest func(*chunker.Manifest), send func(dlEvent) bool) error {
+// first connection onLane is nil and onManifest is called once the
+// manifest has arrived; on a lane, the manifest is onLane and only piece
+// data and an error may come.
+func (d *download) readSource(ctx context.Context, r io.Reader, onLane *chunker.Manifest,
+	onManifest func(*chunker.Manifest), send func(dlEvent) bool) error {
 	buf := make([]byte, maxFrame)
 	var (
-		m       = lane
+		m       = onLane
 		man, bm assembler
 		cur     = -1
 		curBuf  []byte
@@ -1102,10 +938,6 @@ func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloser
 			}
 			return fmt.Errorf("%w: channel closed", ErrPeerLeft)
 		}
-		if onFirst != nil {
-			onFirst()
-			onFirst = nil
-		}
 		f, err := parseFrame(buf[:n])
 		if err != nil {
 			return err
@@ -1113,7 +945,7 @@ func (d *download) readSource(ctx context.Context, r datachannel.ReadWriteCloser
 		if m == nil && f.Type != frameManifest && f.Type != frameError {
 			return fmt.Errorf("%w: %q before the manifest", ErrProtocol, f.Type)
 		}
-		if lane != nil && f.Type != frameData && f.Type != frameError {
+		if onLane != nil && f.Type != frameData && f.Type != frameError {
 			return fmt.Errorf("%w: %q on a lane", ErrProtocol, f.Type)
 		}
 		switch f.Type {

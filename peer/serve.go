@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"time"
 
-	"github.com/pion/datachannel"
-	"github.com/pion/webrtc/v4"
-
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 	"github.com/p2pxfer/p2pxfer/room"
 )
 
@@ -71,29 +68,11 @@ type ServeOptions struct {
 
 	filter func(peer string, piece int) bool // tests: pieces offered to each peer
 	sentOn func(peer string, lane int)       // tests: called for each piece sent
-	// tests: send no piece before every lane is open or given up on, so
-	// a short transfer on loopback still uses them all
-	lanesFirst bool
-	noDirect   bool // tests: a source that cannot open a direct lane
-	// tests: a source that announces direct lanes nobody answers on, as
-	// behind a firewall that lets only ICE through
-	directUnreachable bool
 }
 
 const (
 	defaultMaxFailures   = 10
 	defaultMaxConcurrent = 16
-	// Flow control on the sending side, per lane: stop queueing at
-	// highWater bytes buffered in SCTP, resume at lowWater. pion counts
-	// what is in flight as buffered until it is acknowledged, so lowWater
-	// must stay above a lane's bandwidth-delay product or the lane idles
-	// (a third of these per lane held 3 lanes at 110 Mbit/s on a 50 ms,
-	// 200 Mbit/s path). highWater bounds memory per receiver and lane.
-	// Refilling a MiB at a time rather than 3 keeps SCTP's send loop fed
-	// where it takes turns with us on one P (both ends on one host):
-	// 1 GiB on loopback went from ~220 to ~250 MB/s (docs/performance.md).
-	highWater = 4 << 20
-	lowWater  = 3 << 20
 	// maxOutstanding bounds piece requests one receiver may queue at us.
 	maxOutstanding = 4096
 )
@@ -132,8 +111,7 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 	sp := newServePool(e, sig, serveConfig{
 		room: opts.Room, self: opts.Self, password: opts.Password,
 		maxFailures: opts.MaxFailures, maxConcurrent: opts.MaxConcurrent,
-		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn, lanesFirst: opts.lanesFirst, noDirect: opts.noDirect,
-		directUnreachable: opts.directUnreachable,
+		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn,
 	}, &wg)
 	sp.setHolding(newFull(src, signed))
 	if len(opts.Signer) == ed25519.PrivateKeySize {
@@ -214,9 +192,6 @@ type serveConfig struct {
 	emit                 func(Event)
 	filter               func(peer string, piece int) bool
 	sentOn               func(peer string, lane int)
-	lanesFirst           bool
-	noDirect             bool
-	directUnreachable    bool
 	corrupt              func(piece int, b []byte)
 }
 
@@ -396,185 +371,16 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 		return res
 	}
 
-	pc, err := e.newPeerConnection()
+	conn, err := e.tr.Accept(ctx, l, lane.Options{Label: DataChannelLabel, Info: cfg.key})
 	if err != nil {
 		res.err = err
 		return res
 	}
-	defer pc.Close()
-	ev := watchAnswerer(pc)
-	l.myKey, l.myLanes = cfg.key, e.cfg.Lanes
-	dc, err := l.negotiate(ctx, pc, ev, nil, e.cfg.ConnectTimeout)
-	if err != nil {
-		if ctx.Err() == nil {
-			why := "connection failed"
-			if errors.Is(err, ErrTampered) {
-				why = "signalling tampered with"
-			}
-			_ = l.sendSealed(ctx, &signalMsg{T: sigBye, Why: why})
-		}
-		res.err = err
-		return res
-	}
-	raw, err := dc.DetachWithDeadline()
-	if err != nil {
-		res.err = fmt.Errorf("peer: detach: %w", err)
-		return res
-	}
-	total := sp.h.manifest().TotalSize()
-	cfg.emit(Event{Kind: EventConnected, Peer: l.peer, Total: total})
-	newLanes := make(chan *lane, MaxLanes)
-	lctx, stopLanes := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	n := l.lanes()
-	if n > 1 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sp.acceptLanes(lctx, l, pc, n-1, newLanes)
-		}()
-	} else {
-		close(newLanes)
-	}
-	res.seeding, res.err = sp.sendPieces(ctx, l.peer, peerLane(dc, raw, ev), newLanes)
+	defer conn.Close()
+	cfg.emit(Event{Kind: EventConnected, Peer: l.peer, Total: sp.h.manifest().TotalSize()})
+	res.seeding, res.err = sp.sendPieces(ctx, l.peer, conn)
 	res.finished = res.err == nil
-	stopLanes()
-	wg.Wait()
 	return res
-}
-
-// lane is one connection we send a receiver pieces on (see wire.go).
-type lane struct {
-	ch     bufferedChannel
-	raw    datachannel.ReadWriteCloserDeadliner
-	failed <-chan struct{} // nil for a direct lane, which has no ICE
-	direct bool
-}
-
-// bufferedChannel is the flow-control side of a data channel, which a
-// peer connection's and a direct lane's share.
-type bufferedChannel interface {
-	BufferedAmount() uint64
-	SetBufferedAmountLowThreshold(uint64)
-	OnBufferedAmountLow(func())
-}
-
-func peerLane(dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, ev *iceEvents) *lane {
-	return &lane{ch: dc, raw: raw, failed: ev.failed}
-}
-
-// acceptLanes answers up to n more connections from a receiver, one after
-// another, hands each to sendPieces through more, and closes more when no
-// more will come. It gives up quietly (the transfer goes on with the lanes
-// it has) when one fails to connect, and keeps the connections open until
-// ctx ends: sendPieces has stopped writing to them by then.
-func (sp *servePool) acceptLanes(ctx context.Context, l *link, first *webrtc.PeerConnection, n int, more chan<- *lane) {
-	var pcs []*webrtc.PeerConnection
-	var release func() // a direct lane's
-	defer func() {
-		<-ctx.Done()
-		for _, pc := range pcs {
-			pc.Close()
-		}
-		if release != nil {
-			release()
-		}
-	}()
-	defer close(more) // first: sendPieces need not wait for ctx
-	// peerLanes answers peer connections until the receiver has opened all
-	// it said, asks for direct lanes, or one fails; false: stop altogether.
-	peerLanes := func() bool {
-		for i := range n {
-			if l.lanes() < i+2 || l.theirDirect != nil { // the receiver said it opens fewer
-				break
-			}
-			pc, err := sp.e.newPeerConnection()
-			if err != nil {
-				return false
-			}
-			pcs = append(pcs, pc)
-			ev := watchAnswerer(pc)
-			dc, err := l.negotiate(ctx, pc, ev, nil, sp.e.cfg.ConnectTimeout)
-			if err != nil {
-				break
-			}
-			raw, err := dc.DetachWithDeadline()
-			if err != nil {
-				return false
-			}
-			more <- peerLane(dc, raw, ev) // room for MaxLanes
-		}
-		return true
-	}
-	if !peerLanes() {
-		return
-	}
-	if len(pcs) <= 1 && l.theirDirect != nil { // the downloader asked for direct lanes instead
-		var fallback bool
-		release, fallback = sp.acceptDirect(ctx, l, first, more)
-		if fallback && ctx.Err() == nil {
-			// None opened (we could not, or a firewall lets only ICE
-			// through): peer connections, if the downloader falls back to
-			// them; it says {t:lanes, lanes:1} if not.
-			l.theirDirect = nil
-			peerLanes()
-		}
-	}
-}
-
-// acceptDirect answers a downloader's direct lanes (see wire.go), as many
-// as both ends allow, and hands each to more as it opens; or says it opens
-// none. release closes those that opened; fallback says none did, so the
-// downloader may ask for peer lanes instead.
-func (sp *servePool) acceptDirect(ctx context.Context, l *link, first *webrtc.PeerConnection, more chan<- *lane) (release func(), fallback bool) {
-	var ends []*directEnd
-	err := errors.New("direct lanes off (test)")
-	if path, ok := sp.e.directPathOf(first); !ok {
-		err = errors.New("no direct path")
-	} else if !sp.cfg.noDirect {
-		ends, err = sp.e.newDirectEnds(path, min(len(l.theirDirect.ports()), l.lanes()))
-	}
-	if err != nil {
-		_ = l.sendSealed(ctx, &signalMsg{T: sigLanes, Lanes: 1})
-		return nil, true
-	}
-	w := wireDirects(ends)
-	if sp.cfg.directUnreachable {
-		w.Port, w.More = 9, make([]uint16, len(w.More)) // discard: nothing answers there
-		for i := range w.More {
-			w.More[i] = 9
-		}
-	}
-	if err := l.sendSealed(ctx, &signalMsg{T: sigDirect, Direct: w}); err != nil {
-		closeEnds(ends)
-		return nil, false
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		lanes []*directLane
-	)
-	theirs := l.theirDirect
-	for i, port := range theirs.ports()[:len(ends)] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dl, err := ends[i].connect(ctx, false, port, theirs.Fingerprint)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			lanes = append(lanes, dl)
-			mu.Unlock()
-			more <- &lane{ch: dl.dc, raw: dl.dc, direct: true} // room for MaxLanes
-		}()
-	}
-	wg.Wait()
-	return func() {
-		for _, dl := range lanes {
-			dl.close()
-		}
-	}, len(lanes) == 0
 }
 
 // reqQueue is what a receiver asked us for, in order, with its cancels:
@@ -625,13 +431,13 @@ func (q *reqQueue) take(i uint32) bool {
 // sendPieces streams the signed manifest and what we hold, then the pieces
 // the receiver asks for and our new haves, until it says it has verified
 // everything (seeding reports whether it stays as a seed). All but piece
-// data goes on first, where the receiver's requests come from; each piece
-// goes whole on the lane with the least data waiting, which leaves out a
-// lane whose association has stalled.
-func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane, newLanes <-chan *lane) (seeding bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	raw := first.raw
+// data goes on the first lane, where the receiver's requests come from;
+// each piece goes whole on the lane the Set picks.
+func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.Conn) (seeding bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	set := conn.Set()
+	first := set.First()
 	h := sp.h
 	m := h.manifest()
 	var off *offering // nil: offer all we hold
@@ -645,15 +451,15 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 	refill := make(chan struct{}, 1)
 
 	q := &reqQueue{wants: make(chan uint32, maxOutstanding), queued: map[uint32]int{}, cancelled: map[uint32]int{}}
-	type readResult struct {
+	// The reader ends the session with errReaderDone as ctx's cause once
+	// the receiver finished or failed; read says which.
+	var read struct {
 		seeding bool
 		err     error
 	}
-	readDone := make(chan readResult, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer cancel() // before wg.Wait: ends the lane watchers
-	defer stopReading(raw)
+	defer conn.Close() // before wg.Wait: ends the reader
 	prog := &theirProgress{m: m, have: chunker.NewBitmap(m.NumPieces())}
 	report := func(newly []int) {
 		if off != nil && off.got(newly) {
@@ -670,112 +476,17 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s, err := readRequests(raw, m, offered, q, prog, report)
-		readDone <- readResult{s, err}
+		read.seeding, read.err = readRequests(conn.Channel(), m, offered, q, prog, report)
+		cancel(errReaderDone)
 	}()
 
-	low := make(chan struct{}, MaxLanes) // some lane's buffer drained
-	failed := make(chan struct{}, 1)     // some lane's connection failed
-	var lanes []*lane                    // all, in the order they came (the first first)
-	var pieceLanes []*lane               // those that take pieces: all, or the direct one
-	// addLane starts using ln; !ok means no more lanes will come.
-	addLane := func(ln *lane, ok bool) {
-		if !ok {
-			newLanes = nil
-			return
-		}
-		ln.ch.SetBufferedAmountLowThreshold(lowWater)
-		ln.ch.OnBufferedAmountLow(func() {
-			select {
-			case low <- struct{}{}:
-			default:
-			}
-		})
-		lanes = append(lanes, ln)
-		switch {
-		case ln.direct && (len(pieceLanes) == 0 || !pieceLanes[0].direct):
-			// Direct lanes take all pieces: larger packets cost less CPU
-			// per byte.
-			pieceLanes = []*lane{ln}
-		case ln.direct || len(pieceLanes) == 0 || !pieceLanes[0].direct:
-			pieceLanes = append(pieceLanes, ln)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case <-ln.failed:
-				select {
-				case failed <- struct{}{}:
-				default:
-				}
-			case <-ctx.Done():
-			}
-		}()
-	}
-	addLane(first, true)
-	tick := time.NewTicker(250 * time.Millisecond) // in case a low event is lost
-	defer tick.Stop()
-	var finished *readResult
-	// wait blocks until something changed: room on a lane, a new lane, or
-	// the end of the session.
-	wait := func() error {
-		select {
-		case <-low:
-		case <-tick.C:
-		case ln, ok := <-newLanes:
-			addLane(ln, ok)
-		case <-failed:
-			return fmt.Errorf("%w: connection lost", ErrPeerLeft)
-		case r := <-readDone:
-			finished = &r
-			return errReaderDone
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		return nil
-	}
-	writeOn := func(ln *lane, b []byte) error {
-		for ln.ch.BufferedAmount() > highWater {
-			if err := wait(); err != nil {
-				return err
-			}
-		}
-		if _, err := ln.raw.Write(b); err != nil {
-			return fmt.Errorf("%w: write: %v", ErrPeerLeft, err)
-		}
-		return nil
-	}
 	writeAll := func(frames [][]byte) error {
 		for _, f := range frames {
-			if err := writeOn(first, f); err != nil {
+			if err := first.Write(ctx, f); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
-	// pick returns the lane with the least data waiting, once one has room.
-	// Lanes tie when all have drained (a sender slower than its paths):
-	// then they take turns rather than the first always winning.
-	turn := 0
-	pick := func() (*lane, error) {
-		for {
-			var best *lane
-			var least uint64
-			for k := range pieceLanes {
-				ln := pieceLanes[(turn+k)%len(pieceLanes)]
-				if b := ln.ch.BufferedAmount(); best == nil || b < least {
-					best, least = ln, b
-				}
-			}
-			if least <= highWater {
-				turn++
-				return best, nil
-			}
-			if err := wait(); err != nil {
-				return nil, err
-			}
-		}
 	}
 	bm, pos := h.snapshot()
 	if off != nil {
@@ -802,21 +513,14 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 		var more <-chan struct{}
 		news, pos, more = h.since(pos)
 		if len(news) > 0 {
-			if err = writeAll(listFrames(frameHave, news)); err != nil {
-				break
-			}
+			err = writeAll(listFrames(frameHave, news))
 			continue
 		}
 		select {
 		case <-ctx.Done():
-			err = ctx.Err()
-		case <-failed:
+			err = context.Cause(ctx)
+		case <-set.Failed():
 			err = fmt.Errorf("%w: connection lost", ErrPeerLeft)
-		case ln, ok := <-newLanes:
-			addLane(ln, ok)
-		case r := <-readDone:
-			finished = &r
-			err = errReaderDone
 		case <-more:
 		case <-refill:
 			if ids := off.more(); len(ids) > 0 {
@@ -828,34 +532,28 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, first *lane,
 			}
 			data, rerr := h.readPiece(int(idx), buf)
 			if rerr != nil {
-				_, _ = raw.Write(errorFrame("source cannot read its files"))
+				_, _ = conn.Channel().Write(errorFrame("source cannot read its files"))
 				return false, fmt.Errorf("peer serve piece %d: %w", idx, rerr)
 			}
 			if sp.cfg.corrupt != nil {
 				sp.cfg.corrupt(int(idx), data)
 			}
-			for sp.cfg.lanesFirst && newLanes != nil && err == nil {
-				err = wait()
-			}
-			var ln *lane
-			if err != nil {
-				break
-			}
-			if ln, err = pick(); err != nil {
+			var ln *lane.Lane
+			if ln, err = set.Pick(ctx); err != nil {
 				break
 			}
 			if sp.cfg.sentOn != nil {
-				sp.cfg.sentOn(peerID, slices.Index(lanes, ln))
+				sp.cfg.sentOn(peerID, ln.Index())
 			}
 			for off := 0; off < len(data) && err == nil; off += maxDataPayload {
 				end := min(off+maxDataPayload, len(data))
 				frame = appendDataHeader(frame[:0], idx, uint32(off))
-				err = writeOn(ln, append(frame, data[off:end]...))
+				err = ln.Write(ctx, append(frame, data[off:end]...))
 			}
 		}
 	}
 	if errors.Is(err, errReaderDone) {
-		return finished.seeding, finished.err
+		return read.seeding, read.err
 	}
 	return false, err
 }

@@ -3,6 +3,7 @@ package peer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,9 +40,10 @@ func stopAll(t *testing.T, cancel context.CancelFunc, rcs ...*receiver) {
 	}
 }
 
-// TestSwarmSenderLeaves: a sender and six receivers joining at different
-// times. The sender leaves as soon as the swarm holds a full copy; the
-// receivers that join after that get everything from the others.
+// TestSwarmSenderLeaves: a sender and six receivers joining one after
+// another, each once the one before has a source. The sender leaves as
+// soon as the swarm holds a full copy; the receivers that join after that
+// get everything from the others.
 func TestSwarmSenderLeaves(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -53,9 +55,13 @@ func TestSwarmSenderLeaves(t *testing.T) {
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var rcs []*receiver
+	join := func() {
+		rc := startReceiver(rctx, t, r, s.room, "pw", seeding)
+		rcs = append(rcs, rc)
+		eventually(t, "a receiver connected to a source", func() bool { evs, _ := rc.events(); return len(evs) > 0 })
+	}
 	for range 3 {
-		rcs = append(rcs, startReceiver(rctx, t, r, s.room, "pw", seeding))
-		time.Sleep(100 * time.Millisecond)
+		join()
 	}
 	select {
 	case <-s.swarm:
@@ -66,9 +72,11 @@ func TestSwarmSenderLeaves(t *testing.T) {
 	if err := <-s.done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Serve: %v", err)
 	}
+	// The server forgets the sender once it has read the close; a
+	// receiver joining before that would still be given the sender.
+	eventually(t, "the server forgot the sender", func() bool { return r.srv.Stats().Conns == len(rcs) })
 	for range 3 {
-		rcs = append(rcs, startReceiver(rctx, t, r, s.room, "pw", seeding))
-		time.Sleep(100 * time.Millisecond)
+		join()
 	}
 	waitComplete(ctx, t, rcs...)
 	for i, rc := range rcs {
@@ -110,18 +118,10 @@ func TestQueueFIFO(t *testing.T) {
 				mu.Unlock()
 			}
 		})
-		// Wait until this receiver is connected (the first) or queued.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		eventually(t, fmt.Sprintf("receiver %d connected (the first) or queued", i), func() bool {
 			evs, q := rcs[i].events()
-			if (i == 0 && len(evs) > 0) || (i > 0 && len(q) > 0) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("receiver %d neither connected nor queued", i)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return (i == 0 && len(evs) > 0) || (i > 0 && len(q) > 0)
+		})
 	}
 	gate.Store(true)
 	for i, rc := range rcs {

@@ -1,56 +1,11 @@
 package peer
 
-// Peer-to-peer protocols, version 1. Two live here because both run between
-// the same two peers and share their limits. (Direct lanes between hosts
-// added ports to {direct} that an older peer refuses; the manifest's
-// version already keeps peers of different releases apart.)
-//
-// 1. Sealed signalling. After the PAKE (package pake), each relay frame is a
-// pake sealed frame whose plaintext is one JSON signalMsg:
-//
-//	receiver                                  sender
-//	  |-- hello / reply / confirm (pake) ------->|
-//	  |-- {t:offer, sdp, lanes} ---------------->|
-//	  |-- {t:cand, cand} ... (trickle) --------->|
-//	  |<------------ {t:answer, sdp, key, lanes} -|   (key: the sender's
-//	  |                                          |    manifest key; lanes:
-//	  |                                          |    connections it takes)
-//	  |<----------------------- {t:cand} ...    -|
-//	  |-- {t:bye} or <--------------- {t:bye} ---|   (either side gives up)
-//	  |   ... once the source's first frame has come on the first connection:
-//	  |-- {t:offer} / {t:cand} ... <-- {t:answer} |   (lane 2, 3, ... up to
-//	  |                                          |    lanes, one at a time)
-//	  |-- or {t:lanes, lanes:1} ---------------->|   (a short path: none)
-//	  |-- or {t:lanes, lanes:1+k, direct} ------>|   (k direct lanes, see
-//	  |<--------------------- {t:direct, direct} |    below; the sender says
-//	  |                                          |    {t:lanes, lanes:1} if
-//	  |                                          |    it cannot)
-//	  |   ... if none opens: lanes as above, or {t:lanes, lanes:1}
-//
-// Lanes are extra peer connections, each its own SCTP association, that
-// carry only piece data ('D' and 'E' frames) from the source to the
-// downloader. A loss burst that stalls one association (pion waits out a
-// retransmission timeout) leaves the others sending. Every other frame,
-// and all requests, use the first connection.
-//
-// A direct lane is one without ICE, where the first connection's ICE pair
-// shows none is needed: two peers on one host (each end binds 127.0.0.1),
-// or two host candidates (each end binds its address of that pair). It is
-// DTLS, SCTP and a data channel (DCEP, as a peer connection opens one)
-// over a UDP socket at each end; the sealed {direct} object holds each
-// lane's port and the SHA-256 of the ends' DTLS certificate. The
-// downloader is the DTLS and SCTP client. SCTP packets on it are up to
-// directMTU bytes on one host, where a peer connection sends 1191; between
-// hosts the source first probes what the path carries (pmtu.go). A
-// downloader asks for one direct lane, or for as many as it would open
-// lanes where the path is long; the source opens as many as both allow,
-// the first ones asked for. Once one opens, the source sends pieces only on
-// direct lanes.
-//
-// 2. Data channel, version 2 (the swarm). The downloader (PAKE initiator,
-// offerer) opens one ordered, reliable channel labelled DataChannelLabel to
-// a source: the sender, a seed, or a receiver still downloading. Every
-// message is one frame: a type byte, then big-endian fields.
+// Data channel protocol, version 2: the swarm's. It runs on the channels
+// of a lane.Conn, whose label (DataChannelLabel) carries the version, so
+// an end refuses a channel of another version outright. The downloader
+// dials (lane.Transport.Dial) a source: the sender, a seed, or a receiver
+// still downloading. Every message is one frame: a type byte, then
+// big-endian fields.
 //
 //	downloader                                source
 //	  |<------------------- 'M' signed manifest part ...| (until total bytes)
@@ -65,6 +20,25 @@ package peer
 //	  |-- 'F' finished {seeding} ---------------------->| (all verified)
 //	  |<------------------- 'E' error (either way, ends the channel)
 //
+// The frames, at most maxFrame bytes each:
+//
+//	'M' manifest part  ['M'][total:4][offset:4][bytes]   total ≤ maxSignedManifest
+//	'H' bitmap part    ['H'][total:4][offset:4][bytes]   total ≤ maxBitmap; piece i
+//	                                                     is bit i%8 (LSB 0) of byte i/8
+//	'W' want           ['W'][n:2][piece:4 × n]           1 ≤ n ≤ maxList
+//	'X' cancel         ['X'][n:2][piece:4 × n]           1 ≤ n ≤ maxList
+//	'A' have           ['A'][n:2][piece:4 × n]           1 ≤ n ≤ maxList
+//	'D' data           ['D'][piece:4][offset:4][bytes]   at least one byte
+//	'F' finished       ['F'][flags:1]                    bit 0: it stays as a seed
+//	'S' serves         ['S'][flags:1]                    bit 0: it serves others
+//	'E' error          ['E'][reason]                     at most maxWhy bytes of UTF-8
+//
+// A whole ('M', 'H') goes in parts, in order, each with the whole's
+// total and its own offset; an empty whole is one part with total 0.
+// A piece goes in 'D' frames in order of offset, one piece at a time per
+// channel. Only 'D' and 'E' frames come on lanes (the connections beyond
+// the first); everything else, and all requests, use the first.
+//
 // Pieces are chunker's: data chunks, then Reed-Solomon parity pieces. The
 // manifest is signed by the sender (see trust.go); a source forwards the
 // signed bytes exactly as it got them. Haves flow both ways so the sender
@@ -72,118 +46,21 @@ package peer
 // only downloaders that said (with 'S') they pass pieces on.
 
 import (
-	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 )
 
-// DataChannelLabel names the transfer channel; the version is in the label
-// so a sender refuses a channel of another protocol version outright.
+// DataChannelLabel names the transfer channels; the version is in the
+// label so a source refuses a channel of another protocol version outright.
 const DataChannelLabel = "p2pxfer/2"
 
-// Sealed signalling message types.
-const (
-	sigOffer  = "offer"
-	sigAnswer = "answer"
-	sigCand   = "cand"
-	sigBye    = "bye"
-	// sigLanes: the downloader opens only this many connections in all
-	// (it found the path too short for lanes).
-	sigLanes = "lanes"
-	// sigDirect: the source's end of a direct lane.
-	sigDirect = "direct"
-)
-
-// signalMsg is the wire form of one sealed signalling message.
-type signalMsg struct {
-	T    string    `json:"t"`
-	SDP  string    `json:"sdp,omitempty"`
-	Cand *wireCand `json:"cand,omitempty"`
-	Why  string    `json:"why,omitempty"`
-	// Key, in the sender's answer: its manifest-signing public key, which
-	// the receiver compares with the one the signalling server gave it.
-	Key []byte `json:"key,omitempty"`
-	// Lanes, in the first offer: how many connections in all the
-	// downloader would use; in the answer, how many it will (the smaller
-	// count). 0 from a peer that predates lanes: one.
-	Lanes int `json:"lanes,omitempty"`
-	// Direct, in {t:lanes} from the downloader and in {t:direct} from the
-	// source: that end of the direct lanes.
-	Direct *wireDirect `json:"direct,omitempty"`
-}
-
-// wireDirect is one end of direct lanes: the first lane's UDP port, the
-// SHA-256 of the DTLS certificate of all of them, which the other end
-// requires, and the other lanes' ports.
-type wireDirect struct {
-	Port        uint16   `json:"port"`
-	Fingerprint []byte   `json:"fp"`
-	More        []uint16 `json:"more,omitempty"`
-}
-
-// ports lists the lanes' ports in order.
-func (w *wireDirect) ports() []uint16 { return append([]uint16{w.Port}, w.More...) }
-
-// MaxLanes bounds the connections one downloader opens to one source.
-const MaxLanes = 4
-
-// wireCand is an ICE candidate on the wire (RTCIceCandidateInit).
-type wireCand struct {
-	Candidate     string  `json:"candidate"`
-	SDPMid        *string `json:"sdpMid,omitempty"`
-	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
-}
-
+// maxWhy bounds an error frame's reason.
 const maxWhy = 256
-
-func decodeSignal(b []byte) (*signalMsg, error) {
-	var m signalMsg
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: sealed signalling: %v", ErrProtocol, err)
-	}
-	switch m.T {
-	case sigOffer, sigAnswer:
-		if m.SDP == "" {
-			return nil, fmt.Errorf("%w: %s without sdp", ErrProtocol, m.T)
-		}
-	case sigCand:
-		if m.Cand == nil {
-			return nil, fmt.Errorf("%w: candidate message without candidate", ErrProtocol)
-		}
-	case sigBye:
-	case sigLanes:
-		if m.Lanes == 0 {
-			return nil, fmt.Errorf("%w: lanes message without a count", ErrProtocol)
-		}
-	case sigDirect:
-		if m.Direct == nil {
-			return nil, fmt.Errorf("%w: direct message without its end", ErrProtocol)
-		}
-	default:
-		return nil, fmt.Errorf("%w: unknown sealed signalling type %q", ErrProtocol, m.T)
-	}
-	if m.Key != nil && (m.T != sigAnswer || len(m.Key) != ed25519.PublicKeySize) {
-		return nil, fmt.Errorf("%w: malformed key", ErrProtocol)
-	}
-	if m.Lanes != 0 && (m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes || m.Lanes < 1 || m.Lanes > MaxLanes) {
-		return nil, fmt.Errorf("%w: malformed lane count", ErrProtocol)
-	}
-	if m.Direct != nil && (m.T != sigDirect && (m.T != sigLanes || m.Lanes != 2+len(m.Direct.More)) ||
-		len(m.Direct.More) > MaxLanes-2 || slices.Contains(m.Direct.ports(), 0) || len(m.Direct.Fingerprint) != sha256.Size) {
-		return nil, fmt.Errorf("%w: malformed direct lane", ErrProtocol)
-	}
-	if len(m.Why) > maxWhy || !utf8.ValidString(m.Why) {
-		return nil, fmt.Errorf("%w: malformed reason", ErrProtocol)
-	}
-	return &m, nil
-}
 
 // Data channel frame types.
 const (
@@ -202,9 +79,8 @@ const (
 const finishedSeeding = 1 // the downloader stays in the room as a seed
 
 const (
-	// maxFrame bounds one data channel message: pion's default SCTP
-	// max-message-size is 64 KiB.
-	maxFrame = 64 << 10
+	// maxFrame bounds one data channel message.
+	maxFrame = lane.MaxMessage
 	// dataHeader is 'D', piece index, offset within the piece.
 	dataHeader = 1 + 4 + 4
 	// maxDataPayload is the piece bytes one 'D' frame carries.

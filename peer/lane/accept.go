@@ -1,0 +1,117 @@
+package lane
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// acceptLanes answers up to n lanes the dialer opens beyond the first
+// connection, one after another, and adds each to the Set as it opens. It
+// gives up quietly (the transfer goes on with the lanes it has) when one
+// fails to connect, and keeps the lanes open until the Conn closes.
+func (c *Conn) acceptLanes(n int) {
+	ctx := c.ctx
+	var pcs []*webrtc.PeerConnection
+	var direct []*directLane
+	defer func() {
+		<-ctx.Done()
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
+		for _, dl := range direct {
+			dl.close()
+		}
+	}()
+	defer c.set.settle() // first: Pick need not wait for the Conn to close
+	// peerLanes answers peer connections until the dialer has opened all
+	// it said, asks for direct lanes, or one fails; false: stop altogether.
+	peerLanes := func() bool {
+		for i := range n {
+			if c.lanes() < i+2 || c.theirDirect != nil { // the dialer said it opens fewer
+				break
+			}
+			pc, err := c.t.newPeerConnection()
+			if err != nil {
+				return false
+			}
+			pcs = append(pcs, pc)
+			ev := watchAnswerer(pc)
+			dc, err := c.negotiate(ctx, pc, ev, nil)
+			if err != nil {
+				break
+			}
+			raw, err := dc.DetachWithDeadline()
+			if err != nil {
+				return false
+			}
+			c.set.add(&Lane{ch: dc, raw: raw, failed: ev.failed})
+		}
+		return true
+	}
+	if !peerLanes() {
+		return
+	}
+	if len(pcs) <= 1 && c.theirDirect != nil { // the dialer asked for direct lanes instead
+		var fallback bool
+		direct, fallback = c.acceptDirect(ctx)
+		if fallback && ctx.Err() == nil {
+			// None opened (we could not, or a firewall lets only ICE
+			// through): peer lanes, if the dialer falls back to them; it
+			// says {lanes, lanes:1} if not.
+			c.theirDirect = nil
+			peerLanes()
+		}
+	}
+}
+
+// acceptDirect answers the dialer's direct lanes (wire.go), as many as
+// both ends allow, and adds each to the Set as it opens; or says it opens
+// none. fallback says none opened, so the dialer may ask for peer lanes
+// instead.
+func (c *Conn) acceptDirect(ctx context.Context) (lanes []*directLane, fallback bool) {
+	var ends []*directEnd
+	err := errors.New("no direct path")
+	if path, ok := c.t.directPathOf(c.pc); ok {
+		ends, err = c.t.newDirectEnds(path, min(len(c.theirDirect.ports()), c.lanes()), c.opts.Label)
+	}
+	if err != nil {
+		c.t.log.Debug("no direct lane", "err", err)
+		_ = c.send(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+		return nil, true
+	}
+	w := wireDirects(ends)
+	if c.t.cfg.DirectUnreachable {
+		w.Port, w.More = 9, make([]uint16, len(w.More)) // discard: nothing answers there
+		for i := range w.More {
+			w.More[i] = 9
+		}
+	}
+	if err := c.send(ctx, &signalMsg{T: sigDirect, Direct: w}); err != nil {
+		closeEnds(ends)
+		return nil, false
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	theirs := c.theirDirect
+	for i, port := range theirs.ports()[:len(ends)] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl, err := ends[i].connect(ctx, false, port, theirs.Fingerprint)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			lanes = append(lanes, dl)
+			mu.Unlock()
+			c.set.add(&Lane{ch: dl.dc, raw: dl.dc, direct: true})
+		}()
+	}
+	wg.Wait()
+	return lanes, len(lanes) == 0
+}

@@ -1,0 +1,484 @@
+package lane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+)
+
+// Options are what the protocol spoken over a Conn says of itself.
+type Options struct {
+	// Label names every data channel of the connection and carries the
+	// version of the protocol spoken on them: an end refuses a channel
+	// with another label.
+	Label string
+	// Info, at the accepting end, travels to the dialer in the sealed
+	// answer, where Conn.Info returns it: at most 64 bytes (package peer
+	// sends the sender's manifest key).
+	Info []byte
+}
+
+// Channel is one ordered, reliable data channel: each Read returns one
+// whole message, each Write sends one of at most MaxMessage bytes.
+type Channel interface {
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+}
+
+// Conn is a connection to one peer: the first peer connection, whose
+// channel carries messages both ways, and the lanes that join it.
+type Conn struct {
+	t    *Transport
+	sig  Signal
+	opts Options
+	in   *inbox
+
+	// ctx ends at Close, and with it everything the Conn started.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards closed against More's entry
+	closed bool
+	once   sync.Once
+
+	pc    *webrtc.PeerConnection
+	first *firstChannel
+	set   *Set // the accepting end's
+
+	// Negotiation state, touched by one goroutine at a time: Dial or
+	// Accept, then More or the accepting end's lane acceptor.
+	theirInfo []byte
+	// myLanes is how many connections we would use (wire.go);
+	// theirLanes what the other end's offer, answer or {lanes} said.
+	myLanes, theirLanes int
+	// theirDirect is the dialer's end of its direct lanes, from its
+	// {lanes, direct}.
+	theirDirect *wireDirect
+	// next is what an answerer's negotiation received for the one after
+	// it (see negotiate).
+	next []*signalMsg
+}
+
+func (t *Transport) newConn(sig Signal, opts Options) *Conn {
+	c := &Conn{t: t, sig: sig, opts: opts, myLanes: t.cfg.Lanes}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.in = startInbox(c.ctx, sig, &c.wg)
+	return c
+}
+
+// Dial connects to the peer at the other end of sig, which Accepts: it
+// makes the offer, and returns once the first channel is open. ctx
+// bounds the set-up only; the Conn lives until Close.
+func (t *Transport) Dial(ctx context.Context, sig Signal, opts Options) (*Conn, error) {
+	c := t.newConn(sig, opts)
+	if err := c.dial(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Conn) dial(ctx context.Context) error {
+	pc, err := c.t.newPeerConnection()
+	if err != nil {
+		return err
+	}
+	c.pc = pc
+	ev, dc, err := watchOfferer(pc, c.opts.Label)
+	if err != nil {
+		return err
+	}
+	if err := c.offer(ctx, pc); err != nil {
+		return err
+	}
+	if _, err := c.negotiate(ctx, pc, ev, dc); err != nil {
+		c.bye(ctx, err)
+		return err
+	}
+	raw, err := dc.DetachWithDeadline()
+	if err != nil {
+		return fmt.Errorf("lane: detach: %w", err)
+	}
+	c.first = newFirstChannel(raw)
+	// A failed connection does not always end a blocked Read.
+	c.goStopOnFail(ev.failed, raw)
+	return nil
+}
+
+// Accept answers the peer at the other end of sig, which Dials, and
+// returns once the first channel is open; the lanes the dialer opens
+// join Set as they come. ctx bounds the set-up only; the Conn lives
+// until Close.
+func (t *Transport) Accept(ctx context.Context, sig Signal, opts Options) (*Conn, error) {
+	c := t.newConn(sig, opts)
+	if err := c.accept(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Conn) accept(ctx context.Context) error {
+	pc, err := c.t.newPeerConnection()
+	if err != nil {
+		return err
+	}
+	c.pc = pc
+	ev := watchAnswerer(pc)
+	dc, err := c.negotiate(ctx, pc, ev, nil)
+	if err != nil {
+		c.bye(ctx, err)
+		return err
+	}
+	raw, err := dc.DetachWithDeadline()
+	if err != nil {
+		return fmt.Errorf("lane: detach: %w", err)
+	}
+	c.first = newFirstChannel(raw)
+	c.set = newSet(c.ctx.Done(), c.t.cfg.SettleFirst)
+	c.set.add(&Lane{ch: dc, raw: raw, failed: ev.failed})
+	if n := c.lanes(); n > 1 {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.acceptLanes(n - 1)
+		}()
+	} else {
+		c.set.settle()
+	}
+	return nil
+}
+
+// bye tells the other end why a negotiation failed, unless it said so
+// itself or we were told to stop.
+func (c *Conn) bye(ctx context.Context, err error) {
+	if ctx.Err() != nil || errors.Is(err, ErrRemote) {
+		return
+	}
+	why := "connection failed"
+	switch {
+	case errors.Is(err, ErrVersion):
+		why = versionMismatch
+	case errors.Is(err, ErrTampered):
+		why = "signalling tampered with"
+	}
+	_ = c.send(ctx, &signalMsg{T: sigBye, Why: why})
+}
+
+func (c *Conn) send(ctx context.Context, m *signalMsg) error {
+	b, err := encodeSignal(m)
+	if err != nil {
+		return err
+	}
+	return c.sig.Send(ctx, b)
+}
+
+// lanes is how many connections both ends agreed on (wire.go).
+func (c *Conn) lanes() int { return max(1, min(c.myLanes, c.theirLanes)) }
+
+// Channel is the first connection's channel, which carries messages both
+// ways. Reads on it end at Close.
+func (c *Conn) Channel() Channel { return c.first }
+
+// Info is what the accepting end sent as its Options.Info; nil at the
+// accepting end.
+func (c *Conn) Info() []byte { return c.theirInfo }
+
+// Set is the accepting end's lanes, to write on; nil at the dialing end.
+func (c *Conn) Set() *Set { return c.set }
+
+// Close ends the connection: reads on its channels end, its lanes close,
+// More returns. It waits for all of that, so it must not be called from
+// More's use; it may be called more than once, from any goroutine.
+func (c *Conn) Close() error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.cancel()
+		if c.first != nil {
+			stopReading(c.first.raw)
+		}
+		c.wg.Wait()
+		if c.set != nil {
+			c.set.close()
+		}
+		if c.pc != nil {
+			_ = c.pc.Close()
+		}
+	})
+	return nil
+}
+
+// enter counts a caller's goroutine among those Close waits for; false
+// once the Conn is closed.
+func (c *Conn) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
+// goStopOnFail stops reading raw once failed is closed, until the Conn
+// closes.
+func (c *Conn) goStopOnFail(failed <-chan struct{}, raw datachannel.ReadWriteCloserDeadliner) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-failed:
+			stopReading(raw)
+		case <-c.ctx.Done():
+		}
+	}()
+}
+
+// firstChannel is the first connection's channel. It notes the first
+// message read: the accepting end writes it only once its signalling for
+// the first connection is over, so lanes may be negotiated from then on.
+type firstChannel struct {
+	raw   datachannel.ReadWriteCloserDeadliner
+	once  sync.Once
+	heard chan struct{}
+}
+
+func newFirstChannel(raw datachannel.ReadWriteCloserDeadliner) *firstChannel {
+	return &firstChannel{raw: raw, heard: make(chan struct{})}
+}
+
+func (f *firstChannel) Read(p []byte) (int, error) {
+	n, err := f.raw.Read(p)
+	if err == nil {
+		f.once.Do(func() { close(f.heard) })
+	}
+	return n, err
+}
+
+func (f *firstChannel) Write(p []byte) (int, error) { return f.raw.Write(p) }
+
+// More opens the dialing end's lanes, those both ends agreed on beyond
+// the first connection, and hands each to use on a goroutine of its own
+// as it opens: direct lanes where the first connection's path allows them
+// (one on one host, as many as lanes on a long path), else peer lanes
+// where the path is long, else none. It starts once the first message
+// has been read from Channel. A lane that cannot connect only means fewer
+// lanes, but one that fails once it carries messages (use returns an
+// error while ctx lasts), or tampered signalling, ends them all and is
+// More's error. It returns once every lane has ended: when ctx ends or
+// the Conn closes (nil), or on an error.
+func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) error) error {
+	if c.first == nil || !c.enter() {
+		return nil
+	}
+	defer c.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+	select {
+	case <-c.first.heard:
+	case <-ctx.Done():
+		return nil
+	}
+	t := c.t
+	path, direct := t.directPathOf(c.pc)
+	switch n := c.lanes(); {
+	case n <= 1:
+		return nil
+	case direct:
+		// One lane where lanes would not pay (on one host, or a short
+		// path), as many as lanes where they would.
+		k, fallback := 1, 0 // fallback: peer lanes, should no direct lane open
+		if path.probe && t.wantLanes(c.pc) {
+			k, fallback = min(n, MaxLanes-1), n-1
+		}
+		return c.openDirect(ctx, path, k, fallback, use)
+	case !t.wantLanes(c.pc):
+		// Tell the accepting end not to wait for them.
+		_ = c.send(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+		return nil
+	default:
+		return c.openLanes(ctx, n-1, use)
+	}
+}
+
+// openLanes opens n peer lanes, one after another, and hands each to use
+// (see More).
+func (c *Conn) openLanes(ctx context.Context, n int, use func(context.Context, Channel) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	var releases []func()
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+		for _, release := range releases {
+			release()
+		}
+	}()
+	for range n {
+		pc, release, err := c.t.newLaneConnection()
+		if err != nil {
+			return fmt.Errorf("lane: %w", err)
+		}
+		releases = append(releases, release)
+		ev, dc, err := watchOfferer(pc, c.opts.Label)
+		if err != nil {
+			return err
+		}
+		if err := c.offer(ctx, pc); err != nil {
+			return fmt.Errorf("lane: %w", err)
+		}
+		if _, err := c.negotiate(ctx, pc, ev, dc); err != nil {
+			if errors.Is(err, ErrTampered) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion) {
+				return fmt.Errorf("lane: %w", err)
+			}
+			break
+		}
+		raw, err := dc.DetachWithDeadline()
+		if err != nil {
+			return fmt.Errorf("lane: detach: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := carry(ctx, raw, ev.failed, use); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// openDirect asks the accepting end for k direct lanes on path (wire.go)
+// and hands those that open to use (see More). If none opens, it opens
+// fallback peer lanes instead.
+func (c *Conn) openDirect(ctx context.Context, path directPath, k, fallback int, use func(context.Context, Channel) error) error {
+	ends, err := c.t.newDirectEnds(path, k, c.opts.Label)
+	if err != nil {
+		c.t.log.Debug("no direct lane", "err", err)
+		return c.send(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+	}
+	if err := c.send(ctx, &signalMsg{T: sigLanes, Lanes: 1 + k, Direct: wireDirects(ends)}); err != nil {
+		closeEnds(ends)
+		return err
+	}
+	theirs, err := c.awaitDirect(ctx)
+	if err != nil {
+		closeEnds(ends)
+		return err
+	}
+	if theirs == nil { // it opens none
+		closeEnds(ends)
+		return c.directFallback(ctx, fallback, use)
+	}
+	ports := theirs.ports()
+	if len(ports) > len(ends) {
+		closeEnds(ends)
+		return fmt.Errorf("lane: %w: %d direct lanes where %d were asked for", ErrProtocol, len(ports), len(ends))
+	}
+	closeEnds(ends[len(ports):])
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var opened atomic.Int32
+	for i, port := range ports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl, err := ends[i].connect(lctx, true, port, theirs.Fingerprint)
+			if err != nil {
+				return
+			}
+			opened.Add(1)
+			defer dl.close()
+			if err := carry(lctx, dl.dc, nil, use); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(lctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if opened.Load() > 0 {
+		return nil
+	}
+	return c.directFallback(ctx, fallback, use)
+}
+
+// directFallback opens n peer lanes to an accepting end that opened no
+// direct lane and now waits for them, or tells it none will come (n 0).
+func (c *Conn) directFallback(ctx context.Context, n int, use func(context.Context, Channel) error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if n == 0 {
+		return c.send(ctx, &signalMsg{T: sigLanes, Lanes: 1})
+	}
+	return c.openLanes(ctx, n, use)
+}
+
+// awaitDirect waits for the accepting end's direct lanes; nil (and no
+// error) when it opens none or does not answer within DirectTimeout.
+func (c *Conn) awaitDirect(ctx context.Context) (*wireDirect, error) {
+	wctx, cancel := context.WithTimeout(ctx, c.t.cfg.DirectTimeout)
+	defer cancel()
+	for {
+		m, err := c.in.next(wctx)
+		switch {
+		case err != nil && ctx.Err() == nil && wctx.Err() != nil:
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("lane: %w", err)
+		}
+		switch m.T {
+		case sigDirect:
+			return m.Direct, nil
+		case sigCand: // the first connection's, trickled after it opened
+		case sigLanes, sigBye: // it opens none
+			return nil, nil
+		default:
+			return nil, fmt.Errorf("lane: %w: unexpected %q", ErrProtocol, m.T)
+		}
+	}
+}
+
+// carry hands a lane's channel to use until ctx ends, then stops reading
+// it; the error is the lane's failure (use's, while ctx lasts), nil when
+// ctx ended first. failed, if not nil, is closed when the lane's
+// connection fails, which does not always end a blocked Read.
+func carry(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner, failed <-chan struct{}, use func(context.Context, Channel) error) error {
+	defer stopReading(raw)
+	if failed != nil {
+		var watching sync.WaitGroup
+		done := make(chan struct{})
+		defer watching.Wait()
+		defer close(done)
+		watching.Add(1)
+		go func() {
+			defer watching.Done()
+			select {
+			case <-failed:
+				stopReading(raw)
+			case <-done:
+			}
+		}()
+	}
+	stop := context.AfterFunc(ctx, func() { stopReading(raw) })
+	defer stop()
+	if err := use(ctx, raw); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("lane: %w", err)
+	}
+	return nil
+}

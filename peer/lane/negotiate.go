@@ -1,0 +1,265 @@
+package lane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+)
+
+// iceEvents collects what pion's callbacks report, so that the callbacks
+// never block: each hands its event to a buffered channel and returns.
+type iceEvents struct {
+	cands chan *webrtc.ICECandidate
+	// failed is closed once the connection failed or was closed.
+	failed   chan struct{}
+	failOnce sync.Once
+	dc       chan *webrtc.DataChannel
+	open     chan struct{}
+}
+
+func watch(pc *webrtc.PeerConnection) *iceEvents {
+	ev := &iceEvents{
+		cands:  make(chan *webrtc.ICECandidate, 64),
+		failed: make(chan struct{}),
+		dc:     make(chan *webrtc.DataChannel, 1),
+		open:   make(chan struct{}, 1),
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		select {
+		case ev.cands <- c:
+		default: // more candidates than we will ever use
+		}
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+			ev.failOnce.Do(func() { close(ev.failed) })
+		}
+	})
+	return ev
+}
+
+// watchOfferer watches pc for the side that offers, and creates the
+// channel the offer will carry.
+func watchOfferer(pc *webrtc.PeerConnection, label string) (*iceEvents, *webrtc.DataChannel, error) {
+	ev := watch(pc)
+	ordered := true
+	dc, err := pc.CreateDataChannel(label, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return nil, nil, fmt.Errorf("lane: data channel: %w", err)
+	}
+	ev.onOpen(dc)
+	return ev, dc, nil
+}
+
+// watchAnswerer watches pc for the side that answers, including for the
+// channel the offerer opens.
+func watchAnswerer(pc *webrtc.PeerConnection) *iceEvents {
+	ev := watch(pc)
+	pc.OnDataChannel(func(d *webrtc.DataChannel) {
+		ev.onOpen(d)
+		select {
+		case ev.dc <- d:
+		default:
+		}
+	})
+	return ev
+}
+
+func (ev *iceEvents) onOpen(dc *webrtc.DataChannel) {
+	dc.OnOpen(func() {
+		select {
+		case ev.open <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// errNoMoreLanes ends an answerer's wait for a lane the other end will not
+// open.
+var errNoMoreLanes = errors.New("no more lanes")
+
+// negotiate runs the sealed offer/answer and candidate exchange for pc
+// until its channel is open, and returns the channel. The offerer (the
+// dialer) created dc before its offer; the answerer passes nil and gets
+// the channel the offerer opened.
+//
+// The offerer's channel opens a moment before the answerer hears of its
+// own (pion acknowledges the channel before it calls us), so the next
+// lane's offer, and its candidates, can reach an answerer still waiting
+// here: they are kept in c.next for the next negotiation.
+func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *iceEvents, dc *webrtc.DataChannel) (*webrtc.DataChannel, error) {
+	offerer := dc != nil
+	timeout := c.t.cfg.ConnectTimeout
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	var pending []webrtc.ICECandidateInit
+	haveRemote := false
+	opened := false
+	replay := c.next // what the last negotiation kept for this one
+	c.next = nil
+	keeping := false // the next lane's offer came: keep the rest for it
+	// handle takes one message from the other end; done reports that the
+	// caller should return (nil, err).
+	handle := func(m *signalMsg) (done bool, err error) {
+		if keeping {
+			if len(c.next) >= maxKept {
+				return true, fmt.Errorf("%w: signalling flood", ErrProtocol)
+			}
+			c.next = append(c.next, m)
+			return false, nil
+		}
+		switch m.T {
+		case sigBye:
+			return true, fmt.Errorf("%w: %s", ErrRemote, m.Why)
+		case sigLanes:
+			// Sent after the first connection's offer, so an answerer
+			// still waiting for one was waiting for a lane.
+			c.theirLanes = min(c.theirLanes, m.Lanes)
+			c.theirDirect = m.Direct
+			if !offerer && !haveRemote {
+				return true, errNoMoreLanes
+			}
+			return false, nil
+		case sigCand:
+			ci := webrtc.ICECandidateInit{Candidate: m.Cand.Candidate, SDPMid: m.Cand.SDPMid, SDPMLineIndex: m.Cand.SDPMLineIndex}
+			if !haveRemote {
+				if len(pending) >= maxKept {
+					return true, fmt.Errorf("%w: too many candidates", ErrProtocol)
+				}
+				pending = append(pending, ci)
+				return false, nil
+			}
+			if err := pc.AddICECandidate(ci); err != nil {
+				return true, fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
+			}
+		case sigOffer:
+			if !offerer && haveRemote {
+				// The next lane's: the offerer sends it once the channel
+				// of this one is open, which we are about to hear.
+				keeping = true
+				c.next = append(c.next, m)
+				return false, nil
+			}
+			if offerer || haveRemote {
+				return true, fmt.Errorf("%w: unexpected offer", ErrProtocol)
+			}
+			if m.Lanes != 0 {
+				c.theirLanes = m.Lanes
+			}
+			if err := c.answer(ctx, pc, m.SDP); err != nil {
+				return true, err
+			}
+			haveRemote = true
+		case sigAnswer:
+			if !offerer || haveRemote {
+				return true, fmt.Errorf("%w: unexpected answer", ErrProtocol)
+			}
+			c.theirInfo = m.Info
+			if m.Lanes != 0 {
+				c.theirLanes = m.Lanes
+			}
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+				return true, fmt.Errorf("%w: answer: %v", ErrProtocol, err)
+			}
+			haveRemote = true
+		case sigDirect: // an accepter's, late: its dialer stopped waiting
+			return false, nil
+		}
+		if haveRemote {
+			for _, ci := range pending {
+				if err := pc.AddICECandidate(ci); err != nil {
+					return true, fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
+				}
+			}
+			pending = nil
+		}
+		return false, nil
+	}
+	for {
+		if opened && dc != nil {
+			return dc, nil
+		}
+		if len(replay) > 0 {
+			m := replay[0]
+			replay = replay[1:]
+			if done, err := handle(m); done {
+				return nil, err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return nil, fmt.Errorf("%w: no connection within %v", ErrConnect, timeout)
+		case <-ev.failed:
+			return nil, fmt.Errorf("%w: ICE failed", ErrConnect)
+		case <-c.in.done:
+			return nil, c.in.err
+		case ci := <-ev.cands:
+			init := ci.ToJSON()
+			if err := c.send(ctx, &signalMsg{T: sigCand, Cand: &wireCand{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}}); err != nil {
+				return nil, err
+			}
+		case d := <-ev.dc:
+			if offerer || d.Label() != c.opts.Label {
+				return nil, fmt.Errorf("%w: unexpected data channel %q", ErrProtocol, d.Label())
+			}
+			dc = d
+		case <-ev.open:
+			opened = true
+		case m := <-c.in.msgs:
+			if done, err := handle(m); done {
+				return nil, err
+			}
+		}
+	}
+}
+
+// maxKept bounds the candidates and early messages one negotiation keeps
+// for later: a peer that floods more is dropped.
+const maxKept = 64
+
+// answer answers the offer sdp for pc, with our info and the lane count
+// both ends agree on.
+func (c *Conn) answer(ctx context.Context, pc *webrtc.PeerConnection, sdp string) error {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: offer: %v", ErrProtocol, err)
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("lane: create answer: %w", err)
+	}
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return fmt.Errorf("lane: set answer: %w", err)
+	}
+	return c.send(ctx, &signalMsg{T: sigAnswer, SDP: ans.SDP, Info: c.opts.Info, Lanes: c.lanes()})
+}
+
+// offer creates the offer for pc's connection and sends it.
+func (c *Conn) offer(ctx context.Context, pc *webrtc.PeerConnection) error {
+	off, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("lane: create offer: %w", err)
+	}
+	if err := pc.SetLocalDescription(off); err != nil {
+		return fmt.Errorf("lane: set offer: %w", err)
+	}
+	return c.send(ctx, &signalMsg{T: sigOffer, SDP: off.SDP, Lanes: c.myLanes})
+}
+
+// stopReading ends a blocked Read on a detached channel. Close alone does
+// not: pion only sends a stream reset, and Read waits for the answer, which
+// a peer that died never gives.
+func stopReading(raw datachannel.ReadWriteCloserDeadliner) {
+	_ = raw.SetReadDeadline(time.Now())
+	_ = raw.Close()
+}

@@ -1,0 +1,270 @@
+package lane
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// batchConn is the UDP socket under the ICE mux. pion reads and writes one
+// datagram per call, and a bulk transfer is ~900,000 datagrams per GiB, so
+// system calls are a large share of a transfer's CPU. batchConn reads with
+// recvmmsg and hands the datagrams out one by one; writes go to a bounded
+// queue that one flusher goroutine drains with sendmmsg, so datagrams
+// written while a send is in progress leave together. An idle connection
+// still sends each datagram at once: nothing waits for a batch to fill.
+//
+// On Linux, datagrams of one size to one address that leave together go
+// as one with UDP_SEGMENT (GSO): the kernel takes them through its stack
+// once and splits them at the end, which costs the sender less CPU
+// (docs/performance.md). A kernel or device that refuses it turns it off
+// for the socket, and the datagrams go one by one.
+type batchConn struct {
+	*net.UDPConn
+	batch interface {
+		ReadBatch([]ipv4.Message, int) (int, error)
+		WriteBatch([]ipv4.Message, int) (int, error)
+	}
+
+	rmu   sync.Mutex
+	rmsgs []ipv4.Message
+	rn    int // datagrams in rmsgs from the last recvmmsg
+	rpos  int // next one to hand out
+
+	wmu      sync.Mutex
+	wcond    *sync.Cond
+	queue    []ipv4.Message
+	spare    [][]byte
+	lastAP   netip.AddrPort
+	lastAddr *net.UDPAddr
+	closed   bool
+	flushing sync.WaitGroup
+
+	// The flusher's own: whether GSO is on, and the scratch it builds
+	// coalesced messages in.
+	gso  bool
+	coal []ipv4.Message
+	iov  [][]byte
+	oob  []byte
+}
+
+const (
+	batchSize = 64
+	// gsoMaxSegments and gsoMaxBytes bound one coalesced datagram: the
+	// kernel's limit on segments was 64 before Linux 5.6, and the whole
+	// must fit a UDP datagram's 16-bit length with IPv6's headers.
+	gsoMaxSegments = 64
+	gsoMaxBytes    = 65535 - 40 - 8
+	// maxDatagram fits any packet ICE, DTLS or SCTP sends or accepts.
+	maxDatagram = 1 << 13
+)
+
+var errConnClosed = net.ErrClosed
+
+func newBatchConn(c *net.UDPConn, v6 bool) *batchConn {
+	b := &batchConn{UDPConn: c, rmsgs: make([]ipv4.Message, batchSize), gso: gsoAvailable}
+	if v6 {
+		b.batch = ipv6.NewPacketConn(c)
+	} else {
+		b.batch = ipv4.NewPacketConn(c)
+	}
+	for i := range b.rmsgs {
+		b.rmsgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+	}
+	b.wcond = sync.NewCond(&b.wmu)
+	b.flushing.Add(1)
+	go b.flusher()
+	return b
+}
+
+// ReadFromAddrPort returns the next datagram, reading a new batch when the
+// last one is used up.
+func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	for b.rpos >= b.rn {
+		n, err := b.batch.ReadBatch(b.rmsgs, 0)
+		if err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+		b.rn, b.rpos = n, 0
+	}
+	m := &b.rmsgs[b.rpos]
+	b.rpos++
+	var ap netip.AddrPort
+	if a, ok := m.Addr.(*net.UDPAddr); ok {
+		ap = a.AddrPort()
+	}
+	return copy(p, m.Buffers[0][:m.N]), ap, nil
+}
+
+// ReadFrom is ReadFromAddrPort for net.PacketConn users.
+func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, ap, err := b.ReadFromAddrPort(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(ap), nil
+}
+
+// WriteToAddrPort queues one datagram; it blocks only while the queue is
+// full, which is what slows a sender down to what the socket takes.
+func (b *batchConn) WriteToAddrPort(p []byte, ap netip.AddrPort) (int, error) {
+	if len(p) > maxDatagram {
+		return 0, errors.New("udp: datagram too large")
+	}
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	for len(b.queue) >= batchSize && !b.closed {
+		b.wcond.Wait()
+	}
+	if b.closed {
+		return 0, errConnClosed
+	}
+	var buf []byte
+	if n := len(b.spare); n > 0 {
+		buf, b.spare = b.spare[n-1][:len(p)], b.spare[:n-1]
+	} else {
+		buf = make([]byte, len(p), maxDatagram)
+	}
+	copy(buf, p)
+	if ap != b.lastAP || b.lastAddr == nil {
+		b.lastAP, b.lastAddr = ap, net.UDPAddrFromAddrPort(ap)
+	}
+	b.queue = append(b.queue, ipv4.Message{Buffers: [][]byte{buf}, Addr: b.lastAddr})
+	b.wcond.Broadcast()
+	return len(p), nil
+}
+
+// WriteTo is WriteToAddrPort for net.PacketConn users.
+func (b *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, errors.New("udp: not a UDP address")
+	}
+	return b.WriteToAddrPort(p, ua.AddrPort())
+}
+
+// flusher owns every write to the socket.
+func (b *batchConn) flusher() {
+	defer b.flushing.Done()
+	var out []ipv4.Message
+	b.wmu.Lock()
+	for {
+		for len(b.queue) == 0 && !b.closed {
+			b.wcond.Wait()
+		}
+		if len(b.queue) == 0 && b.closed {
+			b.wmu.Unlock()
+			return
+		}
+		out, b.queue = b.queue, out[:0]
+		b.wcond.Broadcast() // room in the queue again
+		b.wmu.Unlock()
+
+		b.send(out)
+
+		b.wmu.Lock()
+		for i := range out {
+			b.spare = append(b.spare, out[i].Buffers[0])
+			out[i] = ipv4.Message{}
+		}
+	}
+}
+
+// send writes out, coalescing runs of datagrams when GSO is on.
+func (b *batchConn) send(out []ipv4.Message) {
+	msgs := out
+	if b.gso {
+		msgs = b.coalesce(out)
+	}
+	for sent := 0; sent < len(msgs); {
+		n, err := b.batch.WriteBatch(msgs[sent:], 0)
+		if err != nil {
+			if len(msgs[sent].Buffers) > 1 && gsoRefused(err) {
+				// Send the rest one by one, from the first datagram of the
+				// one refused: out holds them in order.
+				b.gso = false
+				first := 0
+				for _, m := range msgs[:sent] {
+					first += len(m.Buffers)
+				}
+				msgs, sent = out[first:], 0
+				continue
+			}
+			// UDP is lossy anyway: drop the datagram that failed (an
+			// unreachable address, say) and go on with the rest.
+			n = 1
+		}
+		sent += n
+	}
+}
+
+// coalesce turns runs of out (same address, same size but for a shorter
+// last one) into single messages of several buffers with UDP_SEGMENT set.
+// The result shares out's buffers.
+func (b *batchConn) coalesce(out []ipv4.Message) []ipv4.Message {
+	if len(out) < 2 {
+		return out
+	}
+	msgs, iov, oob := b.coal[:0], b.iov[:0], b.oob[:0]
+	if cap(iov) < len(out) { // buffers of earlier messages must not move
+		iov = make([][]byte, 0, len(out))
+	}
+	if cap(oob) < len(out)*gsoSpace {
+		oob = make([]byte, 0, len(out)*gsoSpace)
+	}
+	for i := 0; i < len(out); {
+		size := len(out[i].Buffers[0])
+		total, j := size, i+1
+		for j < len(out) && j-i < gsoMaxSegments && sameAddr(out[j].Addr, out[i].Addr) {
+			n := len(out[j].Buffers[0])
+			if n > size || n == 0 || total+n > gsoMaxBytes {
+				break
+			}
+			total += n
+			j++
+			if n < size { // a shorter one ends the run
+				break
+			}
+		}
+		if j-i == 1 {
+			msgs = append(msgs, out[i])
+		} else {
+			start := len(iov)
+			for k := i; k < j; k++ {
+				iov = append(iov, out[k].Buffers[0])
+			}
+			o := len(oob)
+			oob = appendGSO(oob, size)
+			msgs = append(msgs, ipv4.Message{Buffers: iov[start:len(iov):len(iov)], OOB: oob[o:len(oob):len(oob)], Addr: out[i].Addr})
+		}
+		i = j
+	}
+	b.coal, b.iov, b.oob = msgs, iov, oob
+	return msgs
+}
+
+func sameAddr(a, b net.Addr) bool {
+	if a == b {
+		return true
+	}
+	ua, ok1 := a.(*net.UDPAddr)
+	ub, ok2 := b.(*net.UDPAddr)
+	return ok1 && ok2 && ua.Port == ub.Port && ua.IP.Equal(ub.IP) && ua.Zone == ub.Zone
+}
+
+// Close stops the flusher after it has sent what is queued, then closes
+// the socket.
+func (b *batchConn) Close() error {
+	b.wmu.Lock()
+	b.closed = true
+	b.wcond.Broadcast()
+	b.wmu.Unlock()
+	b.flushing.Wait()
+	return b.UDPConn.Close()
+}

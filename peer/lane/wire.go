@@ -1,0 +1,184 @@
+package lane
+
+// Sealed signalling, version 2.
+//
+// Each message travels through the caller's Signal, sealed end to end
+// (package peer seals them with the PAKE session's key), so the
+// signalling server can neither read addresses nor swap DTLS
+// fingerprints. A message is one JSON object:
+//
+//	field  JSON type     in                  meaning
+//	v      number        every message       Version; any other ends the
+//	                                         connection with ErrVersion
+//	t      string        every message       offer, answer, cand, bye,
+//	                                         lanes or direct
+//	sdp    string        offer, answer       the session description
+//	cand   object        cand                an ICE candidate:
+//	                                         {candidate, sdpMid, sdpMLineIndex}
+//	why    string        bye (optional)      why the sender gives up:
+//	                                         at most maxWhy bytes of UTF-8
+//	info   base64        answer (optional)   the accepting end's
+//	                                         Options.Info: at most maxInfo bytes
+//	lanes  number 1..4   offer, answer,      connections in all: in the
+//	                     lanes               first offer what the dialer
+//	                                         would use, in the answer what
+//	                                         both will (the smaller count),
+//	                                         in {lanes} what the dialer opens
+//	direct object        lanes, direct       one end's direct lanes:
+//	                                         {port, fp, more}, see wireDirect
+//
+// Flow, with the dialing end (the downloader) on the left:
+//
+//	dialer                                     accepter
+//	  |-- {offer, sdp, lanes} ------------------->|
+//	  |-- {cand} ... (trickle) ------------------>|
+//	  |<------------------ {answer, sdp, info, lanes}
+//	  |<------------------------------ {cand} ... |
+//	  |-- {bye} or <---------------------- {bye} -|   (either side gives up)
+//	  |   ... once the accepter's first message has come on the first
+//	  |   channel (its signalling for the first connection is over):
+//	  |-- {offer} / {cand} ... <-- {answer} ... --|   (lane 2, 3, ... up to
+//	  |                                           |    lanes, one at a time)
+//	  |-- or {lanes, lanes:1} ------------------->|   (a short path: none)
+//	  |-- or {lanes, lanes:1+k, direct} --------->|   (k direct lanes)
+//	  |<------------------------- {direct, direct} |   (or {lanes, lanes:1}:
+//	  |                                           |    it opens none)
+//	  |   ... if none opens: lanes as above, or {lanes, lanes:1}
+//
+// Lanes are extra peer connections, each its own SCTP association, that
+// carry messages from the accepter to the dialer only. A loss burst that
+// stalls one association (pion waits out a retransmission timeout) leaves
+// the others sending.
+//
+// A direct lane is one without ICE, where the first connection's ICE pair
+// shows none is needed: two peers on one host (each end binds 127.0.0.1),
+// or two host candidates (each end binds its address of that pair). It is
+// DTLS, SCTP and a data channel (DCEP, as a peer connection opens one)
+// over a UDP socket at each end; {direct} holds each lane's port and the
+// SHA-256 of the ends' DTLS certificate. The dialer is the DTLS and SCTP
+// client. SCTP packets on it are up to directMTU bytes on one host, where
+// a peer connection sends sctpBaseMTU; between hosts the accepter first
+// probes what the path carries (pmtu.go). A dialer asks for one direct
+// lane, or for as many as it would open lanes where the path is long; the
+// accepter opens as many as both allow, the first ones asked for. Once one
+// opens, the accepter sends only on direct lanes.
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// Version is the sealed signalling protocol's. Bump it on any change to
+// the messages or the flow above: peers of different versions then stop
+// at their first message with ErrVersion instead of misreading each other.
+const Version = 2
+
+// Message types.
+const (
+	sigOffer  = "offer"
+	sigAnswer = "answer"
+	sigCand   = "cand"
+	sigBye    = "bye"
+	// sigLanes: the dialer opens only this many connections in all.
+	sigLanes = "lanes"
+	// sigDirect: the accepter's end of the direct lanes.
+	sigDirect = "direct"
+)
+
+// MaxLanes bounds the connections one dialer opens to one accepter.
+const MaxLanes = 4
+
+const (
+	maxWhy  = 256
+	maxInfo = 64
+)
+
+// signalMsg is the wire form of one sealed signalling message.
+type signalMsg struct {
+	V      int         `json:"v"`
+	T      string      `json:"t"`
+	SDP    string      `json:"sdp,omitempty"`
+	Cand   *wireCand   `json:"cand,omitempty"`
+	Why    string      `json:"why,omitempty"`
+	Info   []byte      `json:"info,omitempty"`
+	Lanes  int         `json:"lanes,omitempty"`
+	Direct *wireDirect `json:"direct,omitempty"`
+}
+
+// wireDirect is one end of direct lanes: the first lane's UDP port
+// (port), the SHA-256 of the DTLS certificate of all of them (fp), which
+// the other end requires, and the other lanes' ports (more).
+type wireDirect struct {
+	Port        uint16   `json:"port"`
+	Fingerprint []byte   `json:"fp"`
+	More        []uint16 `json:"more,omitempty"`
+}
+
+// ports lists the lanes' ports in order.
+func (w *wireDirect) ports() []uint16 { return append([]uint16{w.Port}, w.More...) }
+
+// wireCand is an ICE candidate on the wire (RTCIceCandidateInit).
+type wireCand struct {
+	Candidate     string  `json:"candidate"`
+	SDPMid        *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
+}
+
+// versionMismatch is the reason a bye gives when the other end's version
+// differs: an older peer, which cannot know ErrVersion, prints it.
+const versionMismatch = "the peers run different p2pxfer versions: both sides need the same p2pxfer version"
+
+func encodeSignal(m *signalMsg) ([]byte, error) {
+	m.V = Version
+	return json.Marshal(m)
+}
+
+// decodeSignal checks one message; it comes from the other password
+// holder, who may still be hostile.
+func decodeSignal(b []byte) (*signalMsg, error) {
+	var m signalMsg
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: sealed signalling: %v", ErrProtocol, err)
+	}
+	if m.V != Version {
+		return nil, fmt.Errorf("%w: sealed signalling version %d, this end speaks %d", ErrVersion, m.V, Version)
+	}
+	switch m.T {
+	case sigOffer, sigAnswer:
+		if m.SDP == "" {
+			return nil, fmt.Errorf("%w: %s without sdp", ErrProtocol, m.T)
+		}
+	case sigCand:
+		if m.Cand == nil {
+			return nil, fmt.Errorf("%w: candidate message without candidate", ErrProtocol)
+		}
+	case sigBye:
+	case sigLanes:
+		if m.Lanes == 0 {
+			return nil, fmt.Errorf("%w: lanes message without a count", ErrProtocol)
+		}
+	case sigDirect:
+		if m.Direct == nil {
+			return nil, fmt.Errorf("%w: direct message without its end", ErrProtocol)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown sealed signalling type %q", ErrProtocol, m.T)
+	}
+	if m.Info != nil && (m.T != sigAnswer || len(m.Info) > maxInfo) {
+		return nil, fmt.Errorf("%w: malformed info", ErrProtocol)
+	}
+	if m.Lanes != 0 && (m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes || m.Lanes < 1 || m.Lanes > MaxLanes) {
+		return nil, fmt.Errorf("%w: malformed lane count", ErrProtocol)
+	}
+	if m.Direct != nil && (m.T != sigDirect && (m.T != sigLanes || m.Lanes != 2+len(m.Direct.More)) ||
+		len(m.Direct.More) > MaxLanes-2 || slices.Contains(m.Direct.ports(), 0) || len(m.Direct.Fingerprint) != sha256.Size) {
+		return nil, fmt.Errorf("%w: malformed direct lane", ErrProtocol)
+	}
+	if len(m.Why) > maxWhy || !utf8.ValidString(m.Why) {
+		return nil, fmt.Errorf("%w: malformed reason", ErrProtocol)
+	}
+	return &m, nil
+}
