@@ -75,39 +75,7 @@ func (t *Transport) newConn(sig Signal, opts Options) *Conn {
 // makes the offer, and returns once the first channel is open. ctx
 // bounds the set-up only; the Conn lives until Close.
 func (t *Transport) Dial(ctx context.Context, sig Signal, opts Options) (*Conn, error) {
-	c := t.newConn(sig, opts)
-	if err := c.dial(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *Conn) dial(ctx context.Context) error {
-	pc, err := c.t.newPeerConnection()
-	if err != nil {
-		return err
-	}
-	c.pc = pc
-	ev, dc, err := watchOfferer(pc, c.opts.Label)
-	if err != nil {
-		return err
-	}
-	if err := c.offer(ctx, pc); err != nil {
-		return err
-	}
-	if _, err := c.negotiate(ctx, pc, ev, dc); err != nil {
-		c.bye(ctx, err)
-		return err
-	}
-	raw, err := dc.DetachWithDeadline()
-	if err != nil {
-		return fmt.Errorf("lane: detach: %w", err)
-	}
-	c.first = newFirstChannel(raw)
-	// A failed connection does not always end a blocked Read.
-	c.goStopOnFail(ev.failed, raw)
-	return nil
+	return t.open(ctx, sig, opts, true)
 }
 
 // Accept answers the peer at the other end of sig, which Dials, and
@@ -115,23 +83,39 @@ func (c *Conn) dial(ctx context.Context) error {
 // join Set as they come. ctx bounds the set-up only; the Conn lives
 // until Close.
 func (t *Transport) Accept(ctx context.Context, sig Signal, opts Options) (*Conn, error) {
+	return t.open(ctx, sig, opts, false)
+}
+
+func (t *Transport) open(ctx context.Context, sig Signal, opts Options, dialer bool) (*Conn, error) {
 	c := t.newConn(sig, opts)
-	if err := c.accept(ctx); err != nil {
+	if err := c.connect(ctx, dialer); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Conn) accept(ctx context.Context) error {
+// connect opens the first connection, as the offerer (the dialer) or the
+// answerer.
+func (c *Conn) connect(ctx context.Context, offerer bool) error {
 	pc, err := c.t.newPeerConnection()
 	if err != nil {
 		return err
 	}
 	c.pc = pc
-	ev := watchAnswerer(pc)
-	dc, err := c.negotiate(ctx, pc, ev, nil)
-	if err != nil {
+	var ev *iceEvents
+	var dc *webrtc.DataChannel
+	if offerer {
+		if ev, dc, err = watchOfferer(pc, c.opts.Label); err != nil {
+			return err
+		}
+		if err := c.offer(ctx, pc); err != nil {
+			return err
+		}
+	} else {
+		ev = watchAnswerer(pc)
+	}
+	if dc, err = c.negotiate(ctx, pc, ev, dc); err != nil {
 		c.bye(ctx, err)
 		return err
 	}
@@ -140,6 +124,11 @@ func (c *Conn) accept(ctx context.Context) error {
 		return fmt.Errorf("lane: detach: %w", err)
 	}
 	c.first = newFirstChannel(raw)
+	if offerer {
+		// A failed connection does not always end a blocked Read.
+		c.goStopOnFail(ev.failed, raw)
+		return nil
+	}
 	c.set = newSet(c.ctx.Done(), c.t.cfg.SettleFirst)
 	c.set.add(&Lane{ch: dc, raw: raw, failed: ev.failed})
 	if n := c.lanes(); n > 1 {
