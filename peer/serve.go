@@ -77,16 +77,6 @@ const (
 	maxOutstanding = 4096
 )
 
-// Source is what Serve sends: a manifest and its pieces. *chunker.Source
-// is the usual one.
-type Source interface {
-	Manifest() *chunker.Manifest
-	// ReadPiece reads piece p (a data chunk or a parity piece) into buf (of
-	// at least the chunk size) and returns the filled part; it is called
-	// from several goroutines.
-	ReadPiece(p int, buf []byte) ([]byte, error)
-}
-
 // Serve offers every piece of src in the room until ctx ends, MaxReceivers
 // have finished, or MaxFailures handshakes failed (ErrTooManyFailures).
 // Each receiver gets its own handshake, peer connection and goroutines;

@@ -7,6 +7,16 @@ import (
 	"github.com/p2pxfer/p2pxfer/chunker"
 )
 
+// Source is what Serve sends: a manifest and its pieces. *chunker.Source
+// is the usual one.
+type Source interface {
+	Manifest() *chunker.Manifest
+	// ReadPiece reads piece p (a data chunk or a parity piece) into buf (of
+	// at least the chunk size) and returns the filled part; it is called
+	// from several goroutines.
+	ReadPiece(p int, buf []byte) ([]byte, error)
+}
+
 // holding is what a serving session serves: the signed manifest, which
 // pieces we hold (a snapshot, then a log of what arrives later) and the
 // pieces themselves. A sender holds everything from the start (full); a
