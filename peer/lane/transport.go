@@ -342,3 +342,25 @@ func openMux(keep func(string) bool, loopback bool, bufSize int, lf *slogFactory
 	}
 	return ice.NewMultiUDPMuxDefault(muxes...), got, nil
 }
+
+// interfaceOf finds the network interface that holds ip.
+func interfaceOf(ip netip.Addr) (net.Interface, bool) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return net.Interface{}, false
+	}
+	for _, ifc := range ifaces {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if mine, ok := netip.AddrFromSlice(n.IP); ok && mine.Unmap() == ip {
+					return ifc, true
+				}
+			}
+		}
+	}
+	return net.Interface{}, false
+}
