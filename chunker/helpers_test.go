@@ -9,7 +9,23 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
+
+// eventually waits up to 10 s for cond, for what concurrent goroutines
+// reach without telling anyone (a count they keep, say). It is the one
+// place these tests poll: every millisecond, a pause between looks at
+// cond, not a wait for anything.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // testCS is the chunk size used by most tests: the smallest allowed, so
 // multi-chunk files stay small.

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // readsBack checks that every chunk in idx reads back from w as its data.
@@ -142,6 +141,8 @@ func TestWriterReadWhileWriting(t *testing.T) {
 	var stop atomic.Bool
 	var served atomic.Int64
 	var readers sync.WaitGroup
+	defer readers.Wait() // before Close, also when the test fails early
+	defer stop.Store(true)
 	for g := range 4 {
 		readers.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(g), 7))
@@ -169,9 +170,7 @@ func TestWriterReadWhileWriting(t *testing.T) {
 	}
 	// Some reads after Finish too, from the final files.
 	after := served.Load()
-	for deadline := time.Now().Add(10 * time.Second); served.Load() < after+100 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "100 reads served after Finish", func() bool { return served.Load() >= after+100 })
 	stop.Store(true)
 	readers.Wait()
 

@@ -3,7 +3,6 @@ package cmd
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
@@ -108,26 +107,29 @@ var (
 // offer waits for a running send to print its room, password and URL.
 func (r *run) offer(t *testing.T) (roomID, password, url string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		out := r.stdout.String()
-		if m := signalRE.FindStringSubmatch(out); m != nil {
-			return roomRE.FindStringSubmatch(out)[1], passRE.FindStringSubmatch(out)[1], m[1]
+	var out string
+	var m []string
+	printed := eventually(30*time.Second, func() bool {
+		out = r.stdout.String()
+		if m = signalRE.FindStringSubmatch(out); m != nil {
+			return true
 		}
-		select {
-		case c := <-r.code:
+		if c, done := r.exited(); done {
 			t.Fatalf("send exited with %d:\n%s\n%s", c, out, r.stderr.String())
-		case <-time.After(20 * time.Millisecond):
 		}
+		return false
+	})
+	if !printed {
+		t.Fatalf("send printed no offer:\n%s", r.stderr.String())
 	}
-	t.Fatalf("send printed no offer:\n%s", r.stderr.String())
-	return
+	return roomRE.FindStringSubmatch(out)[1], passRE.FindStringSubmatch(out)[1], m[1]
 }
 
+// randomFile writes n random bytes to dir/name and returns them.
 func randomFile(t *testing.T, dir, name string, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
-	_, _ = rand.Read(b)
+	_, _ = newRandom().Read(b)
 	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 		t.Fatal(err)
 	}

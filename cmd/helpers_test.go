@@ -2,8 +2,10 @@ package cmd
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,29 +16,56 @@ import (
 	"github.com/p2pxfer/p2pxfer/chunker"
 )
 
+// newRandom returns a source of random file contents: ChaCha8 from a
+// random seed, many times quicker than crypto/rand for the tens of MiB
+// some tests move, and the bytes need not be secret.
+func newRandom() *mrand.ChaCha8 {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:])
+	return mrand.NewChaCha8(seed)
+}
+
+// eventually reports whether cond holds within d. It is the one place
+// these tests poll, for what a command shows only in its output or its
+// files: every 5 ms, a pause between looks at cond, not a wait for
+// anything, and short because a transfer moves on meanwhile (see
+// waitMidTransfer). cond may end the test itself, say when the command it
+// waits on has exited.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 // sentOffer waits for a running send to print its room and password line
 // (send prints no --signal URL when it was given one) and the closing
 // instructions, so everything it printed is there.
 func (r *run) sentOffer(t *testing.T) (roomID, password string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		out := r.stdout.String()
+	var out string
+	printed := eventually(30*time.Second, func() bool {
+		out = r.stdout.String()
 		if strings.Contains(out, "Ctrl-C stops sending") {
-			rm, pm := roomRE.FindStringSubmatch(out), passRE.FindStringSubmatch(out)
-			if rm == nil || pm == nil {
-				t.Fatalf("send printed no room or password:\n%s", out)
-			}
-			return rm[1], pm[1]
+			return true
 		}
-		select {
-		case c := <-r.code:
+		if c, done := r.exited(); done {
 			t.Fatalf("send exited with %d:\n%s\n%s", c, out, r.stderr.String())
-		case <-time.After(20 * time.Millisecond):
 		}
+		return false
+	})
+	if !printed {
+		t.Fatalf("send printed no offer:\n%s\n%s", r.stdout.String(), r.stderr.String())
 	}
-	t.Fatalf("send printed no offer:\n%s\n%s", r.stdout.String(), r.stderr.String())
-	return
+	rm, pm := roomRE.FindStringSubmatch(out), passRE.FindStringSubmatch(out)
+	if rm == nil || pm == nil {
+		t.Fatalf("send printed no room or password:\n%s", out)
+	}
+	return rm[1], pm[1]
 }
 
 // proc is a p2pxfer command running as a real process: the test binary

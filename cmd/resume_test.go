@@ -14,13 +14,43 @@ import (
 
 // resumeSize is big enough that a loopback transfer is still running when
 // the receiver first saves resume state (a second after it starts, or at
-// 64 MiB): 96 MiB at ~40 MB/s, less under the race detector, which slows
-// transfers about fivefold.
+// 64 MiB): 96 MiB leaves a third of the file after the 64 MiB save; under
+// the race detector, which slows transfers about fivefold, 32 MiB outlasts
+// the second.
 func resumeSize() int {
 	if raceEnabled {
 		return 32 << 20
 	}
 	return 96 << 20
+}
+
+// bigFile writes n random bytes to dir/name and returns their SHA-256,
+// hashing as it writes rather than holding them.
+func bigFile(t *testing.T, dir, name string, n int) [32]byte {
+	t.Helper()
+	gen := newRandom()
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for n > 0 {
+		b := buf[:min(n, len(buf))]
+		_, _ = gen.Read(b)
+		h.Write(b)
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		n -= len(b)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // midTransfer reports whether a receiver writing name into out has saved
@@ -33,19 +63,50 @@ func midTransfer(out, name string) bool {
 	return err == nil && st.Size() > 0
 }
 
-// waitMidTransfer polls every 20 ms until r is mid-transfer into out; it
-// fails if r ends first.
+// waitMidTransfer waits until r is mid-transfer into out; it fails if r
+// ends first. A loopback transfer may finish a fraction of a second after
+// the first save, so the caller stops r at once.
 func waitMidTransfer(t *testing.T, r *run, out, name string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !midTransfer(out, name) {
+	saved := eventually(60*time.Second, func() bool {
+		if midTransfer(out, name) {
+			return true
+		}
 		if c, done := r.exited(); done {
 			t.Fatalf("recv exited with %d before it could be stopped mid-transfer:\n%s\n%s", c, r.stdout.String(), r.stderr.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("recv saved no resume state in 60s:\n%s", r.stderr.String())
+		return false
+	})
+	if !saved {
+		t.Fatalf("recv saved no resume state in 60s:\n%s", r.stderr.String())
+	}
+}
+
+// quietFor is how long a download must write nothing for waitQuiet.
+const quietFor = 100 * time.Millisecond
+
+// waitQuiet waits until the part file of name in out has not changed for
+// quietFor. With its sender dead, a receiver has then taken in all that
+// was on the way and waits on a peer that sends no more; nothing else
+// shows that moment.
+func waitQuiet(t *testing.T, out, name string) {
+	t.Helper()
+	part := filepath.Join(out, chunker.PartName(name))
+	var last os.FileInfo
+	var since time.Time
+	quiet := eventually(10*time.Second, func() bool {
+		st, err := os.Stat(part)
+		if err != nil {
+			t.Fatalf("recv's part file: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if last == nil || st.Size() != last.Size() || !st.ModTime().Equal(last.ModTime()) {
+			last, since = st, time.Now()
+			return false
+		}
+		return time.Since(since) >= quietFor
+	})
+	if !quiet {
+		t.Fatalf("%s still changing after 10s", part)
 	}
 }
 
@@ -91,7 +152,7 @@ func TestRecvResumesAfterKill(t *testing.T) {
 	defer cancel()
 	const name = "big.bin"
 	src := t.TempDir()
-	want := sha256.Sum256(randomFile(t, src, name, resumeSize()))
+	want := bigFile(t, src, name, resumeSize())
 	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 
@@ -122,7 +183,7 @@ func TestRecvInterruptedThenResumed(t *testing.T) {
 	defer cancel()
 	const name = "big.bin"
 	src := t.TempDir()
-	want := sha256.Sum256(randomFile(t, src, name, resumeSize()))
+	want := bigFile(t, src, name, resumeSize())
 	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 
@@ -154,7 +215,7 @@ func TestRecvInterruptedAfterSenderKilled(t *testing.T) {
 	defer cancel()
 	const name = "big.bin"
 	src := t.TempDir()
-	randomFile(t, src, name, resumeSize())
+	bigFile(t, src, name, resumeSize())
 	snd := startProc(ctx, t, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1",
 		"--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
@@ -168,7 +229,7 @@ func TestRecvInterruptedAfterSenderKilled(t *testing.T) {
 	if c := snd.wait(t); c != -1 {
 		t.Fatalf("send was not ended by the kill: exit %d\n%s", c, snd.stderr.String())
 	}
-	time.Sleep(500 * time.Millisecond) // recv is now waiting on a dead peer
+	waitQuiet(t, out, name) // recv now waits on a dead peer
 	interrupt()
 	if c := r.waitUpTo(t, 10*time.Second, "recv interrupted after its sender died"); c != ExitInterrupted {
 		t.Fatalf("exit %d, want %d:\n%s", c, ExitInterrupted, r.stderr.String())

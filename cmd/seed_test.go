@@ -10,20 +10,21 @@ import (
 	"time"
 )
 
-// waitFor polls r's output until it contains s.
+// waitFor waits up to d for r's output to contain s.
 func waitFor(t *testing.T, r *run, s string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	printed := eventually(d, func() bool {
 		if strings.Contains(r.stdout.String()+r.stderr.String(), s) {
-			return
+			return true
 		}
 		if c, done := r.exited(); done {
 			t.Fatalf("exited with %d before printing %q:\n%s\n%s", c, s, r.stdout.String(), r.stderr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !printed {
+		t.Fatalf("no %q within %v:\n%s\n%s", s, d, r.stdout.String(), r.stderr.String())
 	}
-	t.Fatalf("no %q within %v:\n%s\n%s", s, d, r.stdout.String(), r.stderr.String())
 }
 
 // TestSeedAfterSenderLeft: through a standalone signalling server, a

@@ -22,18 +22,20 @@ var listeningRE = regexp.MustCompile(`listening on (ws://(\S+)/ws)`)
 // the ws:// URL and the host:port.
 func (r *run) listening(t *testing.T) (url, hostPort string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listeningRE.FindStringSubmatch(r.stdout.String()); m != nil {
-			return m[1], m[2]
+	var m []string
+	printed := eventually(10*time.Second, func() bool {
+		if m = listeningRE.FindStringSubmatch(r.stdout.String()); m != nil {
+			return true
 		}
 		if c, done := r.exited(); done {
 			t.Fatalf("signal exited with %d:\n%s", c, r.stderr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !printed {
+		t.Fatalf("signal printed no URL:\n%s\n%s", r.stdout.String(), r.stderr.String())
 	}
-	t.Fatalf("signal printed no URL:\n%s\n%s", r.stdout.String(), r.stderr.String())
-	return
+	return m[1], m[2]
 }
 
 // TestSignalCommand runs the standalone signalling server, checks its

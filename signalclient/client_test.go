@@ -1,14 +1,20 @@
 package signalclient_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -214,21 +220,57 @@ func TestClose(t *testing.T) {
 	}
 }
 
+// TestCloseUnresponsiveServer: Close must not wait out the library's 5 s
+// close handshake with a server that never answers, but give up after
+// closeGrace. It runs in a synctest bubble, so that grace passes on a fake
+// clock, and so that "the reader has settled" is an event (every goroutine
+// durably blocked) rather than a guess.
 func TestCloseUnresponsiveServer(t *testing.T) {
-	url := fakeServer(t, func(ws *websocket.Conn, done <-chan struct{}) {
-		<-done // never reads: our close frame is never answered
-	})
 	// At once after Dial (the library's own handshake wait may hold the
-	// read side then) and after the reader has settled.
-	for _, settle := range []time.Duration{0, 50 * time.Millisecond} {
-		c := dial(t, url)
-		time.Sleep(settle)
-		began := time.Now()
-		_ = c.Close()
-		if d := time.Since(began); d > 2*time.Second {
-			t.Fatalf("Close after %v took %v", settle, d)
-		}
+	// read side then) and after the reader has settled into its read.
+	for _, settle := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			c, err := signalclient.Dial(t.Context(), "ws://unanswering.test/ws", unanswering())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if settle {
+				synctest.Wait()
+			}
+			began := time.Now()
+			_ = c.Close()
+			if d := time.Since(began); d > 2*time.Second {
+				t.Fatalf("Close (settled: %v) took %v", settle, d)
+			}
+		})
 	}
+}
+
+// unanswering returns Options whose HTTP client reaches, over net.Pipe, a
+// server that accepts the WebSocket handshake and then never answers: what
+// the client writes is taken in and dropped, as an unread socket buffer
+// would take it. A pipe, unlike a socket, blocks durably, so this works in
+// a synctest bubble.
+func unanswering() *signalclient.Options {
+	dial := func(context.Context, string, string) (net.Conn, error) {
+		client, server := net.Pipe()
+		go func() {
+			defer server.Close()
+			br := bufio.NewReader(server)
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			accept := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) // RFC 6455 §4.2.2
+			if _, err := fmt.Fprintf(server, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+				base64.StdEncoding.EncodeToString(accept[:])); err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, br) // until the client cuts the connection
+		}()
+		return client, nil
+	}
+	return &signalclient.Options{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dial}}}
 }
 
 func TestBadServerFrames(t *testing.T) {

@@ -177,6 +177,10 @@ func expectEnd(t *testing.T, c *signalclient.Conn, target error) {
 	}
 }
 
+// eventually waits up to 5 s for cond, for server state that changes
+// without telling anyone (Stats after a connection ends, say). It is the
+// one place these tests poll: every 5 ms, a pause between looks at cond,
+// not a wait for anything.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -338,28 +338,34 @@ func TestIdleExpiry(t *testing.T) {
 }
 
 func TestHandshakeTimeout(t *testing.T) {
-	e := start(t, sigserver.Config{HandshakeTimeout: 100 * time.Millisecond})
+	const timeout = 100 * time.Millisecond
+	e := start(t, sigserver.Config{HandshakeTimeout: timeout})
 	c := e.dial()
 	began := time.Now()
 	expectEnd(t, c, net.ErrClosed)
 	if d := time.Since(began); d > 3*time.Second {
 		t.Fatalf("silent connection closed after %v", d)
 	}
-	// A connection that created in time is not affected.
+	// A connection that created in time is not affected. A deliberate
+	// pause past its handshake deadline: a timer that rightly does nothing
+	// leaves no event to wait for.
 	h, _, _ := e.host()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(2 * timeout)
 	if _, _, err := h.Create(ctxT(t)); !errors.Is(err, room.ErrNotAllowed) {
 		t.Fatalf("host conn after the handshake timeout: %v, want it alive (not_allowed for a second create)", err)
 	}
 }
 
 func TestPingDropsDeadPeer(t *testing.T) {
-	e := start(t, sigserver.Config{PingInterval: 50 * time.Millisecond})
+	const every = 50 * time.Millisecond
+	e := start(t, sigserver.Config{PingInterval: every})
 	live, _, _ := e.host() // its reader answers pings
 	ws := e.raw(nil)       // never reads, so never answers pings
 	rawWrite(t, ws, `{"type":"create","v":1}`)
 	eventually(t, "dead peer dropped", func() bool { return e.srv.Stats().Conns == 1 })
-	time.Sleep(200 * time.Millisecond)
+	// A deliberate pause for a few more rounds of pings, which the live
+	// conn must survive: answered pings leave no event to wait for.
+	time.Sleep(4 * every)
 	if _, _, err := live.Create(ctxT(t)); !errors.Is(err, room.ErrNotAllowed) {
 		t.Fatalf("live conn after pings: %v, want it alive (not_allowed for a second create)", err)
 	}
