@@ -24,9 +24,10 @@ package room
 // receiver that has relayed to it first, so the host never holds state for
 // receivers that never ask. Every frame is at most MaxMessageSize bytes.
 //
-// Seed pool (being added for the swarm; see docs/swarm.md). Any connection
-// in a room may offer upload slots; a receiver asks the server for sources
-// and waits in a FIFO queue when every slot is taken:
+// Seed pool (for the swarm; see docs/swarm.md, and sigserver/pool.go for
+// the server's side). Any connection in a room may offer upload slots; a
+// receiver asks the server for sources and waits in a FIFO queue when
+// every slot is taken:
 //
 //	source (host or seed)       server                     receiver
 //	  |-- seed{slots,complete} ->|                            |

@@ -6,8 +6,8 @@
 // and reports what a plain TCP stream and p2pxfer send -> recv get over
 // it, and their ratio. See package bench/internal/latency for how.
 //
-// Needs root, iproute2 and /dev/net/tun. Others benchmark on this machine
-// too, so serialize:
+// Needs root, iproute2 and /dev/net/tun. Other benchmarks may share the
+// host, so serialize:
 //
 //	flock /tmp/p2pxfer-bench.lock go run ./bench/latency
 //	flock /tmp/p2pxfer-bench.lock go run ./bench/latency -rtt 100ms -rate 100mbit -size 128 -runs 1

@@ -197,12 +197,11 @@ func smallFiles(bin, work string, runs, n int, sum *summary) error {
 		var secs []float64
 		for i := 0; i < runs; i++ {
 			// Each run receives into a new directory, and all are removed
-			// at the end. ext4 without a journal (this machine's) skips
-			// inodes deleted in the last 60 s (300 s while their table
-			// block is unwritten), one by one, at every file creation:
-			// creating 1000 files a second after deleting the last run's
-			// 1000 cost 3 to 5 times as much. That is the benchmark's own
-			// doing, not p2pxfer's.
+			// at the end. ext4 without a journal skips inodes deleted in
+			// the last 60 s (300 s while their table block is unwritten),
+			// one by one, at every file creation: creating 1000 files a
+			// second after deleting the last run's 1000 costs 3 to 5 times
+			// as much. That is the benchmark's own doing, not p2pxfer's.
 			out := filepath.Join(work, fmt.Sprintf("out-%d-files-%d", c.count, i))
 			defer os.RemoveAll(out)
 			r, err := transfer(bin, out, srcs, wants)
@@ -269,16 +268,15 @@ var (
 	listenRE = regexp.MustCompile(`listening on (ws://\S+)`)
 )
 
-// transfer runs signal, send and recv as processes; the time is recv's,
-// from its start to its exit with verified files.
-// transfer sends srcs into the new directory out and checks them against
-// wants; the caller removes out.
+// transfer runs signal, send and recv as processes to send srcs into the
+// new directory out, and checks them against wants; the caller removes
+// out. The time is recv's, from its start to its exit with verified files.
 func transfer(bin, out string, srcs []string, wants [][32]byte, flags ...string) (result, error) {
 	// p2pxfer makes the files durable before it exits, so it waits for the
 	// disk; the benchmark's own writes (the large file, the TCP baseline's
 	// copies, the small sources) must not still be going there. Without
-	// this, 1000 files took 0.33 to 0.50 s in one run, depending on what
-	// was left to write back.
+	// this, the time for 1000 files varies by half with what is left to
+	// write back.
 	syscall.Sync()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

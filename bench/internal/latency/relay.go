@@ -31,9 +31,9 @@ const (
 	// the requested time (the default slack is 50 µs).
 	timerSlack = time.Microsecond
 	// earlyWake: the writer asks to wake this much before a packet is
-	// due, because a wake-up comes late by about as much (40-150 µs
-	// measured on a VM); with batchWindow the packet then leaves within
-	// about ±100 µs of its time instead of always late.
+	// due, because a wake-up comes late by about as much (tens of µs, up
+	// to 150 µs on a virtual machine); with batchWindow the packet then
+	// leaves within about ±100 µs of its time instead of always late.
 	earlyWake = 50 * time.Microsecond
 )
 
@@ -166,9 +166,9 @@ func (d *direction) reader(rt func()) {
 }
 
 // writer sleeps with nanosleep on a thread of its own, with a small timer
-// slack: on the development VM that wakes 40-80 µs late (median) where
-// time.Sleep wakes 160 µs late, 400 µs at the 90th percentile, and the
-// writer wakes up to ten thousand times a second.
+// slack: that wakes a quarter to half as late as time.Sleep, whose
+// lateness also has a long tail, and the writer wakes up to ten thousand
+// times a second.
 //
 // Lateness is recorded per batch (the first packet's, for all of them):
 // an upper bound, and 0 for packets written early.
