@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -16,10 +17,9 @@ type packetLog struct {
 	mu       sync.Mutex
 	pkts     [][]byte
 	closed   bool
-	wrote    chan struct{}
 }
 
-func newPacketLog() *packetLog { return &packetLog{wrote: make(chan struct{}, 100)} }
+func newPacketLog() *packetLog { return &packetLog{} }
 
 func (l *packetLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -28,7 +28,6 @@ func (l *packetLog) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	l.pkts = append(l.pkts, bytes.Clone(p))
-	l.wrote <- struct{}{}
 	return len(p), nil
 }
 
@@ -149,41 +148,41 @@ func TestSackPacerHolds(t *testing.T) {
 	}
 }
 
-// TestSackPacerTimer: a SACK held back leaves by itself once the gap is
-// over, and one held at Close never does.
+// TestSackPacerTimer: of a burst of plain SACKs within the gap, the first
+// leaves at once and the latest by itself once the gap is over, and
+// nothing else; one held at Close never leaves. It runs in a synctest
+// bubble, so the burst takes no time and the gap passes on a fake clock.
 func TestSackPacerTimer(t *testing.T) {
-	log := newPacketLog()
-	p := newSackPacer(log, 20*time.Millisecond)
-	for i := range uint32(50) {
-		if _, err := p.Write(sackPacket(i, 0)); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		const gap = 20 * time.Millisecond
+		log := newPacketLog()
+		p := newSackPacer(log, gap)
+		for i := range uint32(50) {
+			if _, err := p.Write(sackPacket(i, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := log.written(); len(got) != 1 || !bytes.Equal(got[0], sackPacket(0, 0)) {
+			t.Fatalf("%d packets left during the burst, want the first SACK alone", len(got))
+		}
+		time.Sleep(gap)
+		synctest.Wait()
+		if got := log.written(); len(got) != 2 || !bytes.Equal(got[1], sackPacket(49, 0)) {
+			t.Fatalf("%d packets after the gap, want the first SACK and the last", len(got))
+		}
+
+		// The last SACK left just now: this one is held.
+		if _, err := p.Write(sackPacket(50, 0)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	deadline := time.After(10 * time.Second)
-	for {
-		got := log.written()
-		if bytes.Equal(got[len(got)-1], sackPacket(49, 0)) {
-			break
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
 		}
-		select {
-		case <-log.wrote:
-		case <-deadline:
-			t.Fatalf("the last SACK never left; %d packets written", len(got))
+		p.flush() // as a timer that fired just before Close would
+		time.Sleep(2 * gap)
+		synctest.Wait()
+		if got := log.written(); len(got) != 2 || !log.closed {
+			t.Fatalf("%d packets after Close, want 2; closed %v", len(got), log.closed)
 		}
-	}
-
-	p.mu.Lock()
-	p.last = time.Now().Add(time.Hour) // whatever comes now is held
-	p.mu.Unlock()
-	if _, err := p.Write(sackPacket(50, 0)); err != nil {
-		t.Fatal(err)
-	}
-	n := len(log.written())
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p.flush() // as a timer that fired just before Close would
-	if got := log.written(); len(got) != n || !log.closed {
-		t.Fatalf("%d packets after Close, want %d; closed %v", len(got), n, log.closed)
-	}
+	})
 }
