@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/peer"
 )
 
 // TestExitManifestVersion: a manifest of another version is a version
@@ -20,5 +21,20 @@ func TestExitManifestVersion(t *testing.T) {
 	_, err = chunker.DecodeManifest([]byte(`{"v":2,"chunk_size":16384,"files":[]}`))
 	if code, _ := exitCode(err); code != ExitVerify {
 		t.Errorf("bad manifest: exit %d for %v", code, err)
+	}
+}
+
+// TestExitSignallingVersion: a source of another p2pxfer version, whose
+// sealed signalling differs, is a version mismatch for the user, also
+// when it left the receiver with no source.
+func TestExitSignallingVersion(t *testing.T) {
+	mismatch := fmt.Errorf("%w: sealed signalling version 1, this end speaks 2", peer.ErrVersion)
+	for _, err := range []error{
+		fmt.Errorf("peer receive: %w", mismatch),
+		fmt.Errorf("peer receive: %w: no other source: %w", peer.ErrNoSources, mismatch),
+	} {
+		if code, hint := exitCode(err); code != ExitError || !strings.Contains(hint, "same p2pxfer version") {
+			t.Errorf("exit %d, %q for %v", code, hint, err)
+		}
 	}
 }
