@@ -93,25 +93,12 @@ func (c *Conn) acceptDirect(ctx context.Context) (lanes []*directLane, fallback 
 		closeEnds(ends)
 		return nil, false
 	}
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
-	theirs := c.theirDirect
-	for i, port := range theirs.ports()[:len(ends)] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dl, err := ends[i].connect(ctx, false, port, theirs.Fingerprint)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			lanes = append(lanes, dl)
-			mu.Unlock()
-			c.set.add(&Lane{ch: dl.dc, raw: dl.dc, direct: true})
-		}()
-	}
-	wg.Wait()
+	var mu sync.Mutex
+	connectAll(ctx, ends, false, c.theirDirect, func(dl *directLane) { // ends are no more than their lanes
+		mu.Lock()
+		lanes = append(lanes, dl)
+		mu.Unlock()
+		c.set.add(&Lane{ch: dl.dc, raw: dl.dc, direct: true})
+	})
 	return lanes, len(lanes) == 0
 }

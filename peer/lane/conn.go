@@ -379,24 +379,14 @@ func (c *Conn) openDirect(ctx context.Context, path directPath, k, fallback int,
 	closeEnds(ends[len(ports):])
 	lctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var wg sync.WaitGroup
 	var opened atomic.Int32
-	for i, port := range ports {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dl, err := ends[i].connect(lctx, true, port, theirs.Fingerprint)
-			if err != nil {
-				return
-			}
-			opened.Add(1)
-			defer dl.close()
-			if err := carry(lctx, dl.dc, nil, use); err != nil {
-				cancel(err)
-			}
-		}()
-	}
-	wg.Wait()
+	connectAll(lctx, ends[:len(ports)], true, theirs, func(dl *directLane) {
+		opened.Add(1)
+		defer dl.close()
+		if err := carry(lctx, dl.dc, nil, use); err != nil {
+			cancel(err)
+		}
+	})
 	if err := context.Cause(lctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

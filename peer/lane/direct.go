@@ -136,6 +136,25 @@ func closeEnds(ends []*directEnd) {
 	}
 }
 
+// connectAll connects each of ends, all at once, to the other end's lane
+// of the same place in theirs, which has at least as many, and calls
+// opened with each lane that connects, on that lane's goroutine. It
+// returns once every attempt, and every opened call, has returned.
+func connectAll(ctx context.Context, ends []*directEnd, client bool, theirs *wireDirect, opened func(*directLane)) {
+	ports := theirs.ports()
+	var wg sync.WaitGroup
+	for i, end := range ends {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if dl, err := end.connect(ctx, client, ports[i], theirs.Fingerprint); err == nil {
+				opened(dl)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // directLane is a connected direct lane.
 type directLane struct {
 	dc    *datachannel.DataChannel
