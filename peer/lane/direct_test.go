@@ -12,13 +12,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/p2pxfer/p2pxfer/internal/pionlog"
 )
 
 // testTransport is a Transport without sockets of its own, enough for
 // direct lanes.
 func testTransport() *Transport {
 	log := slog.New(slog.DiscardHandler)
-	return &Transport{cfg: Config{UDPBufferSize: 1 << 20, DirectTimeout: DefaultDirectTimeout}, log: log, lf: &slogFactory{log: log}}
+	return &Transport{cfg: Config{UDPBufferSize: 1 << 20, DirectTimeout: DefaultDirectTimeout}, log: log, lf: &pionlog.Factory{Log: log}}
 }
 
 const testLabel = "test/1"

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pxfer/p2pxfer/internal/pionlog"
 )
 
 // Config sets up a Transport.
@@ -122,7 +124,7 @@ const MaxMessage = 64 << 10
 type Transport struct {
 	cfg     Config
 	log     *slog.Logger
-	lf      *slogFactory
+	lf      *pionlog.Factory
 	keep    func(iface string) bool
 	api     *webrtc.API
 	mux     *ice.MultiUDPMuxDefault
@@ -154,7 +156,7 @@ func New(cfg Config) (*Transport, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	lf := &slogFactory{log: log}
+	lf := &pionlog.Factory{Log: log}
 	keep := func(name string) bool {
 		return len(cfg.Interfaces) == 0 || slices.Contains(cfg.Interfaces, name)
 	}
@@ -296,7 +298,7 @@ func (t *Transport) wantLanes(pc *webrtc.PeerConnection) bool {
 // openMux listens on every address of the interfaces keep accepts, one
 // batching UDP socket each with the buffer size asked for, and muxes all
 // peer connections of the process over them.
-func openMux(keep func(string) bool, loopback bool, bufSize int, lf *slogFactory) (*ice.MultiUDPMuxDefault, int, error) {
+func openMux(keep func(string) bool, loopback bool, bufSize int, lf *pionlog.Factory) (*ice.MultiUDPMuxDefault, int, error) {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return nil, 0, fmt.Errorf("lane: list interfaces: %w", err)

@@ -1,4 +1,4 @@
-package lane
+package pionlog
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ func TestPionLogLazy(t *testing.T) {
 	}{{slog.LevelWarn, 0}, {slog.LevelDebug, 4}} {
 		buf.Reset()
 		n := 0
-		f := &slogFactory{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: c.level}))}
+		f := &Factory{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: c.level}))}
 		l := f.NewLogger("sctp")
 		s := countingStringer{&n}
 		l.Debugf("sending %v", s)
