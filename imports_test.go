@@ -22,6 +22,7 @@ var layers = map[string][]string{
 	"sigserver":               {"room"},
 	"peer/lane":               {"internal/pionlog"},
 	"internal/pionlog":        {},
+	"relay":                   {"internal/pionlog"},
 	"chunker":                 {},
 	"pake":                    {},
 	"room":                    {},
