@@ -47,10 +47,17 @@ package room
 // closes the room with too_many_failures after the room's max_failures.
 // The host registers its manifest-signing key at create; joined hands it
 // to every receiver, so a seed cannot substitute its own.
+//
+// A server with a relay (p2pxfer signal --turn) adds to created and joined
+// the STUN and TURN servers the member may use, with TURN credentials made
+// for it alone (ice: [{urls, username, credential}]); a server without one
+// leaves ice out, and clients that predate it ignore it.
 
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // ProtocolVersion is the signalling protocol version carried in create and
@@ -118,6 +125,36 @@ type Message struct {
 	Position    int      `json:"position,omitempty"`     // queued
 	Key         []byte   `json:"key,omitempty"`          // create, joined: manifest-signing public key
 	MaxFailures int      `json:"max_failures,omitempty"` // create
+
+	ICE []ICEServer `json:"ice,omitempty"` // created, joined: STUN and TURN servers for this member
+}
+
+// ICEServer is a STUN or TURN server a member may use, as WebRTC's
+// RTCIceServer has it.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Limits of the ice field.
+const (
+	MaxICEServers = 4
+	maxICEURLs    = 4
+	maxICEField   = 256
+)
+
+func (s ICEServer) valid() bool {
+	if len(s.URLs) == 0 || len(s.URLs) > maxICEURLs || len(s.Username) > maxICEField || len(s.Credential) > maxICEField {
+		return false
+	}
+	for _, u := range s.URLs {
+		scheme, rest, ok := strings.Cut(u, ":")
+		if !ok || rest == "" || len(u) > maxICEField || !slices.Contains([]string{"stun", "stuns", "turn", "turns"}, scheme) {
+			return false
+		}
+	}
+	return true
 }
 
 // Encode returns the wire form of m after checking it.
@@ -182,6 +219,14 @@ func (m *Message) Validate() error {
 	if m.Slots < 0 || m.Slots > MaxSlots || m.Count < 0 || m.Count > MaxWant || m.Position < 0 ||
 		m.MaxFailures < 0 || m.MaxFailures > MaxFailures {
 		return fmt.Errorf("%w: field out of range", ErrBadMessage)
+	}
+	if len(m.ICE) > MaxICEServers || len(m.ICE) > 0 && m.Type != TypeCreated && m.Type != TypeJoined {
+		return fmt.Errorf("%w: ice servers out of place or too many", ErrBadMessage)
+	}
+	for _, s := range m.ICE {
+		if !s.valid() {
+			return fmt.Errorf("%w: malformed ice server", ErrBadMessage)
+		}
 	}
 	if m.Code != "" && !m.Code.known() {
 		return fmt.Errorf("%w: unknown code %q", ErrBadMessage, string(m.Code))

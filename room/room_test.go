@@ -77,6 +77,10 @@ func TestEncodeDecode(t *testing.T) {
 		{Type: TypeQueued, Position: 3},
 		{Type: TypeRelease, Peer: "abcdefghjkmn"},
 		{Type: TypeFail},
+		{Type: TypeCreated, Room: "abcdefgh", Peer: "abcdefghjkmn", ICE: []ICEServer{
+			{URLs: []string{"stun:relay.example.org:3478"}},
+			{URLs: []string{"turn:relay.example.org:3478?transport=udp", "turn:[2001:db8::1]:3478?transport=tcp"}, Username: "1900000000:abcdefgh.abcdefghjkmn", Credential: "c2VjcmV0"},
+		}},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)
@@ -101,6 +105,12 @@ func TestEncodeDecode(t *testing.T) {
 		`{"type":"peers"}`, `{"type":"peers","peers":["../x"]}`,
 		`{"type":"queued","position":0}`, `{"type":"release"}`,
 		`{"type":"create","v":1,"key":"AQID"}`, `{"type":"create","v":1,"max_failures":100000}`,
+		`{"type":"relay","peer":"abcdefghjkmn","data":"AQ==","ice":[{"urls":["stun:x"]}]}`,
+		`{"type":"created","room":"abcdefgh","peer":"abcdefghjkmn","ice":[{"urls":[]}]}`,
+		`{"type":"created","room":"abcdefgh","peer":"abcdefghjkmn","ice":[{"urls":["http://x"]}]}`,
+		`{"type":"created","room":"abcdefgh","peer":"abcdefghjkmn","ice":[{"urls":["turn:"]}]}`,
+		`{"type":"joined","room":"abcdefgh","peer":"abcdefghjkmn","host":"23456789abcd","ice":[{"urls":["stun:x"]},{"urls":["stun:x"]},{"urls":["stun:x"]},{"urls":["stun:x"]},{"urls":["stun:x"]}]}`,
+		`{"type":"joined","room":"abcdefgh","peer":"abcdefghjkmn","host":"23456789abcd","ice":[{"urls":["turn:x"],"username":"` + strings.Repeat("u", 300) + `"}]}`,
 	}
 	for _, s := range bad {
 		if _, err := Decode([]byte(s)); err == nil {

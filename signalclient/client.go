@@ -417,14 +417,30 @@ type CreateOptions struct {
 // the seed pool settings of o. Options out of range are refused before
 // anything is sent, with an error wrapping room.ErrBadMessage.
 func (c *Conn) CreateWith(ctx context.Context, o CreateOptions) (roomID, selfID string, err error) {
+	r, err := c.CreateInfo(ctx, o)
+	return r.Room, r.Self, err
+}
+
+// CreateResult is what the server tells the host of a new room.
+type CreateResult struct {
+	Room string // the room's ID
+	Self string // the host's peer ID
+	// ICE lists the STUN and TURN servers the server offers this member
+	// (a relay beside it), with credentials for it alone; nil if none.
+	ICE []room.ICEServer
+}
+
+// CreateInfo is CreateWith returning everything created carries,
+// including the relays the server offers.
+func (c *Conn) CreateInfo(ctx context.Context, o CreateOptions) (CreateResult, error) {
 	m, err := c.request(ctx, &room.Message{
 		Type: room.TypeCreate, Version: room.ProtocolVersion,
 		Slots: o.Slots, MaxFailures: o.MaxFailures, Key: o.Key,
 	}, room.TypeCreated)
 	if err != nil {
-		return "", "", fmt.Errorf("signalclient: create room: %w", err)
+		return CreateResult{}, fmt.Errorf("signalclient: create room: %w", err)
 	}
-	return m.Room, m.Peer, nil
+	return CreateResult{Room: m.Room, Self: m.Peer, ICE: m.ICE}, nil
 }
 
 // JoinResult is what the server tells a receiver that joined a room.
@@ -432,6 +448,9 @@ type JoinResult struct {
 	Self string // this receiver's peer ID
 	Host string // the host's peer ID (announced even after the host left a room that outlives it)
 	Key  []byte // the manifest-signing key the host registered; nil if none
+	// ICE lists the STUN and TURN servers the server offers this member,
+	// as in CreateResult.
+	ICE []room.ICEServer
 }
 
 // Join enters the room roomID (surrounding spaces and capitals are
@@ -455,7 +474,7 @@ func (c *Conn) JoinInfo(ctx context.Context, roomID string) (JoinResult, error) 
 	if err != nil {
 		return JoinResult{}, fmt.Errorf("signalclient: join room %s: %w", id, err)
 	}
-	return JoinResult{Self: m.Peer, Host: m.Host, Key: m.Key}, nil
+	return JoinResult{Self: m.Peer, Host: m.Host, Key: m.Key, ICE: m.ICE}, nil
 }
 
 // Seed offers slots upload slots to the room's seed pool (1 to

@@ -53,12 +53,13 @@ type outFrame struct {
 // handler reads (readLoop), writeLoop owns every data write, and pingLoop
 // checks the peer is alive. quit tells the last two to stop at once.
 type conn struct {
-	s   *Server
-	ws  *websocket.Conn
-	nc  net.Conn // the hijacked socket, for hard deadlines when closing
-	ip  string   // client address, for logs
-	key string   // rate-limit bucket of the address (see ipKey)
-	log *slog.Logger
+	s    *Server
+	ws   *websocket.Conn
+	nc   net.Conn // the hijacked socket, for hard deadlines when closing
+	ip   string   // client address, for logs
+	key  string   // rate-limit bucket of the address (see ipKey)
+	host string   // the host name the client reached us by, without the port
+	log  *slog.Logger
 
 	out      chan outFrame
 	quit     chan struct{}
@@ -129,7 +130,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(room.MaxMessageSize + 1)
 
 	c := &conn{
-		s: s, ws: ws, nc: hw.conn, ip: ip, key: key, log: log,
+		s: s, ws: ws, nc: hw.conn, ip: ip, key: key, host: requestHost(r), log: log,
 		out:  make(chan outFrame, outQueueLen),
 		quit: make(chan struct{}),
 	}

@@ -57,3 +57,20 @@ func TestSlowPeerDropped(t *testing.T) {
 		t.Fatal("dropped peer still takes frames")
 	}
 }
+
+func TestRequestHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"signal.example.org:8080": "signal.example.org",
+		"Signal.Example.org":      "signal.example.org",
+		"198.51.100.1:8080":       "198.51.100.1",
+		"[2001:db8::1]:8080":      "2001:db8::1",
+		"[::ffff:10.0.0.1]:80":    "10.0.0.1",
+		"":                        "",
+		"evil.org/x?y":            "",
+		"a b":                     "",
+	} {
+		if got := requestHost(&http.Request{Host: in}); got != want {
+			t.Errorf("requestHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

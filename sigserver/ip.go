@@ -85,3 +85,26 @@ func addrString(a netip.Addr) string {
 	}
 	return a.String()
 }
+
+// requestHost is the host a client reached us by, from the request's
+// Host header without the port: an IP address, or a name of letters,
+// digits, dots and hyphens; "" for anything else. It only ever goes back
+// to the same client, in the relay URLs handed to it.
+func requestHost(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return a.Unmap().String()
+	}
+	if host == "" || len(host) > 253 {
+		return ""
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return ""
+		}
+	}
+	return strings.ToLower(host)
+}

@@ -125,10 +125,26 @@ func (s *Server) create(c *conn, m *room.Message) error {
 	c.pool = poolState{seq: r.nextSeq, slots: cmp.Or(m.Slots, DefaultHostSlots), complete: true}
 	r.nextSeq++
 	c.ready.Store(true)
-	c.send(&room.Message{Type: room.TypeCreated, Room: id, Peer: peer})
+	c.send(&room.Message{Type: room.TypeCreated, Room: id, Peer: peer, ICE: s.ice(id, peer, c.host)})
 	c.log.Info("room created", "room", id, "peer", peer, "rooms_from_ip", ips.rooms,
 		"slots", c.pool.slots, "max_failures", m.MaxFailures, "signing_key", m.Key != nil)
 	return nil
+}
+
+// ice is what Config.ICE gives a member, if anything.
+func (s *Server) ice(roomID, peer, host string) []room.ICEServer {
+	if s.cfg.ICE == nil {
+		return nil
+	}
+	return s.cfg.ICE(roomID, peer, host)
+}
+
+// RoomOpen reports whether the room id exists: a relay's credentials for
+// its members are good while it does.
+func (s *Server) RoomOpen(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[id] != nil
 }
 
 // newRoomIDLocked draws room IDs until one is free. With 31^8 IDs a
@@ -185,7 +201,7 @@ func (s *Server) join(c *conn, m *room.Message) error {
 	c.pool = poolState{seq: r.nextSeq}
 	r.nextSeq++
 	c.ready.Store(true)
-	c.send(&room.Message{Type: room.TypeJoined, Room: r.id, Peer: peer, Host: r.hostID, Key: r.signKey})
+	c.send(&room.Message{Type: room.TypeJoined, Room: r.id, Peer: peer, Host: r.hostID, Key: r.signKey, ICE: s.ice(r.id, peer, c.host)})
 	c.log.Info("peer joined", "room", r.id, "peer", peer, "members", len(r.members))
 	return nil
 }

@@ -71,6 +71,12 @@ type Config struct {
 	// leaves or it expires. False (the default) closes the room with the
 	// host, as receivers that know only the host expect.
 	KeepRoomWithoutHost bool
+	// ICE, if set, gives a member, when it creates or joins a room, the
+	// STUN and TURN servers it may use, with TURN credentials made for it
+	// (see package relay). host is the name the member reached this
+	// server by, without the port: what it can reach a relay on this host
+	// by.
+	ICE func(roomID, peer, host string) []room.ICEServer
 }
 
 // Defaults applied by New to zero (or negative) Config fields.

@@ -494,3 +494,52 @@ func TestHTTP(t *testing.T) {
 		t.Errorf("POST /ws = %d", resp.StatusCode)
 	}
 }
+
+// TestICE: a server with Config.ICE hands every member, in created and
+// joined, the relays it makes for that member, with the host the member
+// reached the server by; RoomOpen says whether their room still exists.
+func TestICE(t *testing.T) {
+	type call struct{ room, peer, host string }
+	var mu sync.Mutex
+	var calls []call
+	e := start(t, sigserver.Config{ICE: func(roomID, peer, host string) []room.ICEServer {
+		mu.Lock()
+		calls = append(calls, call{roomID, peer, host})
+		mu.Unlock()
+		return []room.ICEServer{{URLs: []string{"turn:" + host + ":3478"}, Username: roomID + "." + peer, Credential: "x"}}
+	}})
+	h := e.dial()
+	created, err := h.CreateInfo(ctxT(t), signalclient.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := e.dial()
+	joined, err := m.JoinInfo(ctxT(t), created.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ice  []room.ICEServer
+		peer string
+	}{{created.ICE, created.Self}, {joined.ICE, joined.Self}} {
+		if len(c.ice) != 1 || c.ice[0].URLs[0] != "turn:127.0.0.1:3478" || c.ice[0].Username != created.Room+"."+c.peer {
+			t.Fatalf("ice %+v for %s", c.ice, c.peer)
+		}
+	}
+	mu.Lock()
+	if len(calls) != 2 || calls[0] != (call{created.Room, created.Self, "127.0.0.1"}) || calls[1].peer != joined.Self {
+		t.Fatalf("ICE called %+v", calls)
+	}
+	mu.Unlock()
+	if !e.srv.RoomOpen(created.Room) || e.srv.RoomOpen("zzzzzzzz") {
+		t.Fatal("RoomOpen wrong while the room lives")
+	}
+	send(t, h, &room.Message{Type: room.TypeClose})
+	eventually(t, "room closed", func() bool { return !e.srv.RoomOpen(created.Room) })
+
+	// Without Config.ICE, no ice at all.
+	plain := start(t, sigserver.Config{}).dial()
+	if r, err := plain.CreateInfo(ctxT(t), signalclient.CreateOptions{}); err != nil || r.ICE != nil {
+		t.Fatalf("CreateInfo = %+v, %v", r, err)
+	}
+}
