@@ -16,12 +16,13 @@ const module = "github.com/p2pxfer/p2pxfer"
 // a new import between packages, is a decision: make it here.
 var layers = map[string][]string{
 	".":                       {"cmd"},
-	"cmd":                     {"chunker", "pake", "peer", "peer/lane", "room", "signalclient", "sigserver"},
+	"cmd":                     {"chunker", "pake", "peer", "peer/lane", "relay", "room", "signalclient", "sigserver"},
 	"peer":                    {"chunker", "pake", "peer/lane", "room", "sched"},
 	"signalclient":            {"room"},
 	"sigserver":               {"room"},
 	"peer/lane":               {"internal/pionlog"},
 	"internal/pionlog":        {},
+	"internal/netlab":         {},
 	"relay":                   {"internal/pionlog"},
 	"chunker":                 {},
 	"pake":                    {},

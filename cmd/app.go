@@ -15,6 +15,7 @@ import (
 
 	"github.com/p2pxfer/p2pxfer/peer"
 	"github.com/p2pxfer/p2pxfer/peer/lane"
+	"github.com/p2pxfer/p2pxfer/room"
 )
 
 // Version is the program version, set at build time with -ldflags.
@@ -170,21 +171,30 @@ func signalURL(env Env, flag string) string {
 }
 
 // stunServers turns --stun flags into URLs; "none" disables STUN.
-func stunServers(flags []string) []string {
+// stunServers turns the --stun flags into STUN URLs ("none" for none):
+// a bare host[:port] gets the stun: scheme. A TURN URL is refused: relays
+// come from a signalling server run with --turn, with credentials.
+func stunServers(flags []string) ([]string, error) {
 	if len(flags) == 0 {
-		return []string{defaultSTUN}
+		return []string{defaultSTUN}, nil
 	}
 	var out []string
 	for _, s := range flags {
 		if s == "none" {
-			return nil
+			return nil, nil
+		}
+		if strings.HasPrefix(s, "turn:") || strings.HasPrefix(s, "turns:") {
+			return nil, usagef("--stun %s: a TURN relay is not a STUN server; run 'p2pxfer signal --turn' and pass --signal, which hands out its relay", s)
 		}
 		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "stuns:") {
 			s = "stun:" + s
 		}
+		if err := lane.ValidateICEURL(s); err != nil {
+			return nil, usagef("--stun: %v", err)
+		}
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 const defaultSTUN = "stun:stun.l.google.com:19302"
@@ -213,9 +223,20 @@ func commonFlags() []cli.Flag {
 	}
 }
 
-func peerConfig(env Env, c *cli.Context, log *slog.Logger) peer.Config {
+// peerConfig is the WebRTC configuration the flags ask for, with the
+// STUN and TURN servers the signalling server offered.
+func peerConfig(env Env, c *cli.Context, log *slog.Logger, offered []room.ICEServer) (peer.Config, error) {
+	stun, err := stunServers(c.StringSlice("stun"))
+	if err != nil {
+		return peer.Config{}, err
+	}
+	var ice []lane.ICEServer
+	for _, s := range offered {
+		ice = append(ice, lane.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
 	cfg := peer.Config{Transport: lane.Config{
-		STUN:       stunServers(c.StringSlice("stun")),
+		STUN:       stun,
+		ICEServers: ice,
 		Interfaces: c.StringSlice("interface"),
 		Loopback:   c.Bool("loopback"),
 		Lanes:      c.Int("lanes"),
@@ -225,7 +246,7 @@ func peerConfig(env Env, c *cli.Context, log *slog.Logger) peer.Config {
 	if env.PeerConfig != nil {
 		env.PeerConfig(&cfg)
 	}
-	return cfg
+	return cfg, nil
 }
 
 func logLevel(c *cli.Context) slog.Level {

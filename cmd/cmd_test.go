@@ -275,6 +275,12 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", nil, []string{"recv", "--no-seed", "--password", "x", "abcdefgh"}, "password"},
 		{"send too many lanes", nil, []string{"send", "--lanes", "5", "cmd_test.go"}, "--lanes 5: give 1 to 4"},
 		{"recv no lanes", nil, []string{"recv", "--lanes", "0", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "--lanes 0"},
+		{"send a relay as STUN", nil, []string{"send", "--stun", "turn:relay.example.org:3478", "cmd_test.go"}, "not a STUN server"},
+		{"recv a bad STUN port", nil, []string{"recv", "--stun", "stun.example.org:x", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "not a STUN or TURN URL"},
+		{"signal a bad relay port", nil, []string{"signal", "--turn", "--turn-port", "0"}, "--turn-port 0"},
+		{"signal a bad public IP", nil, []string{"signal", "--turn", "--turn-public-ip", "relay.example.org"}, "not an IP address"},
+		{"signal a short secret", nil, []string{"signal", "--turn", "--turn-secret", "short"}, "16 characters"},
+		{"signal a bad deny", nil, []string{"signal", "--turn", "--turn-deny", "10.0.0.0"}, "CIDR"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,6 +63,9 @@ func runRecv(c *cli.Context, env Env) error {
 	if c.Duration("seed-time") < 0 {
 		return usagef("--seed-time must not be negative")
 	}
+	if _, err := stunServers(c.StringSlice("stun")); err != nil {
+		return err
+	}
 	slots := c.Int("max-uploads")
 	if c.Bool("no-seed") {
 		slots = 0
@@ -84,11 +87,6 @@ func runRecv(c *cli.Context, env Env) error {
 	}
 	log := env.logger(logLevel(c))
 
-	eng, err := newEngine(env, peerConfig(env, c, log))
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
 	conn, err := dial(ctx, url, log)
 	if err != nil {
 		return err
@@ -98,6 +96,15 @@ func runRecv(c *cli.Context, env Env) error {
 	if err != nil {
 		return fmt.Errorf("join room %s: %w", roomID, err)
 	}
+	cfg, err := peerConfig(env, c, log, j.ICE)
+	if err != nil {
+		return err
+	}
+	eng, err := newEngine(env, cfg)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
 	fmt.Fprintf(env.Stderr, "joined room %s; looking for peers that have the files...\n", roomID)
 
 	var (
@@ -133,7 +140,7 @@ func runRecv(c *cli.Context, env Env) error {
 			}
 			switch e.Kind {
 			case peer.SourceConnected:
-				ui.println("password confirmed; connected to %s", who)
+				ui.println("password confirmed; connected to %s: %s", who, e.Path)
 			case peer.SourceBanned:
 				ui.println("dropped %s for the rest of the transfer: %v", who, e.Err)
 			case peer.SourceLeft:

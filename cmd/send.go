@@ -57,6 +57,9 @@ func runSend(c *cli.Context, env Env) error {
 	if err != nil {
 		return usagef("--fec: %v", err)
 	}
+	if _, err := stunServers(c.StringSlice("stun")); err != nil {
+		return err
+	}
 	log := env.logger(logLevel(c))
 	password, err := passwordFrom(env, c.String("password-file"))
 	if err != nil {
@@ -114,7 +117,7 @@ func runSend(c *cli.Context, env Env) error {
 	if err != nil {
 		return err
 	}
-	roomID, self, err := conn.CreateWith(ctx, signalclient.CreateOptions{
+	created, err := conn.CreateInfo(ctx, signalclient.CreateOptions{
 		Slots: c.Int("max-uploads"), Key: pub,
 		// Seeds report their failed handshakes; the server closes the room
 		// at the same limit the sender applies to its own.
@@ -123,8 +126,12 @@ func runSend(c *cli.Context, env Env) error {
 	if err != nil {
 		return fmt.Errorf("create room: %w", err)
 	}
+	roomID, self := created.Room, created.Self
 
-	cfg := peerConfig(env, c, log)
+	cfg, err := peerConfig(env, c, log, created.ICE)
+	if err != nil {
+		return err
+	}
 	eng, err := newEngine(env, cfg)
 	if err != nil {
 		return err
@@ -271,7 +278,7 @@ func (u *sendUI) event(ev peer.Event) {
 	who := "receiver " + ev.Peer[:min(6, len(ev.Peer))]
 	switch ev.Kind {
 	case peer.EventConnected:
-		u.bars.println("%s connected", who)
+		u.bars.println("%s connected: %s", who, ev.Path)
 		u.bars.add(ev.Peer, who, ev.Total)
 	case peer.EventProgress:
 		u.bars.set(ev.Peer, ev.Done)

@@ -68,7 +68,8 @@ const (
 type SourceEvent struct {
 	Kind SourceEventKind
 	Peer string
-	Host bool // the source is the room's sender
+	Host bool      // the source is the room's sender
+	Path lane.Path // SourceConnected: how the connection's packets travel
 	Err  error
 }
 
@@ -233,6 +234,7 @@ type dlEvent struct {
 	seq    uint64
 	raw    io.Writer
 	key    []byte
+	path   lane.Path
 	m      *chunker.Manifest
 	signed []byte
 	bitmap []byte
@@ -462,7 +464,7 @@ func (d *download) event(ctx context.Context, ev dlEvent) error {
 		s.raw = ev.raw
 		s.lastData = time.Now()
 		if d.opts.OnSource != nil {
-			d.opts.OnSource(SourceEvent{Kind: SourceConnected, Peer: s.id, Host: d.isHost(s.id)})
+			d.opts.OnSource(SourceEvent{Kind: SourceConnected, Peer: s.id, Host: d.isHost(s.id), Path: ev.path})
 		}
 		if d.st != nil {
 			d.sendBitmap(s)
@@ -866,7 +868,7 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 	// Ends a blocked read once the loop drops this source or a lane fails.
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	ch := conn.Channel()
-	if !send(dlEvent{kind: dlConnected, raw: ch, key: conn.Info()}) {
+	if !send(dlEvent{kind: dlConnected, raw: ch, key: conn.Info(), path: conn.Path()}) {
 		return ctx.Err()
 	}
 	// Lanes open while the manifest arrives (a few round trips in SCTP's

@@ -42,6 +42,8 @@ type Event struct {
 	Failures int
 	// Seeding: with EventFinished, the receiver stays in the room as a seed.
 	Seeding bool
+	// Path: with EventConnected, how the connection's packets travel.
+	Path lane.Path
 }
 
 // ServeOptions configure Serve.
@@ -367,7 +369,7 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 		return res
 	}
 	defer conn.Close()
-	cfg.emit(Event{Kind: EventConnected, Peer: l.peer, Total: sp.h.manifest().TotalSize()})
+	cfg.emit(Event{Kind: EventConnected, Peer: l.peer, Total: sp.h.manifest().TotalSize(), Path: conn.Path()})
 	res.seeding, res.err = sp.sendPieces(ctx, l.peer, conn)
 	res.finished = res.err == nil
 	return res

@@ -47,6 +47,7 @@ type Conn struct {
 	once   sync.Once
 
 	pc    *webrtc.PeerConnection
+	path  Path
 	first *firstChannel
 	set   *Set // the accepting end's
 
@@ -124,6 +125,8 @@ func (c *Conn) connect(ctx context.Context, offerer bool) error {
 		return fmt.Errorf("lane: detach: %w", err)
 	}
 	c.first = newFirstChannel(raw)
+	c.path = pathOf(pc)
+	c.t.log.Debug("connected", "path", c.path.String(), "pair", pairString(pc))
 	if offerer {
 		// A failed connection does not always end a blocked Read.
 		c.goStopOnFail(ev.failed, raw)
@@ -173,6 +176,9 @@ func (c *Conn) lanes() int { return max(1, min(c.myLanes, c.theirLanes)) }
 // Channel is the first connection's channel, which carries messages both
 // ways. Reads on it end at Close.
 func (c *Conn) Channel() Channel { return c.first }
+
+// Path is how the first connection's packets travel.
+func (c *Conn) Path() Path { return c.path }
 
 // Info is what the accepting end sent as its Options.Info; nil at the
 // accepting end.

@@ -100,6 +100,9 @@ func TestDialAccept(t *testing.T) {
 	if got := string(d.Info()); got != "sender key" {
 		t.Fatalf("info %q", got)
 	}
+	if d.Path().Kind != PathOneHost || a.Path().Kind != PathOneHost {
+		t.Fatalf("paths %v and %v over loopback", d.Path(), a.Path())
+	}
 	if a.Info() != nil || d.Set() != nil {
 		t.Fatal("an accepting end with the other's info, or a dialer with a Set")
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pxfer/p2pxfer/internal/pionlog"
@@ -20,6 +21,10 @@ type Config struct {
 	// STUN lists stun: URLs used to learn the public address; none on a LAN
 	// or in tests.
 	STUN []string
+	// ICEServers are more STUN and TURN servers: those the signalling
+	// server offers, with credentials for this peer. ICE prefers every
+	// direct path to a relay.
+	ICEServers []ICEServer
 	// Interfaces restricts ICE to these network interfaces (all when empty).
 	Interfaces []string
 	// Loopback adds loopback candidates, for two peers on one machine.
@@ -67,6 +72,21 @@ type Config struct {
 	// SettleFirst makes Set.Pick wait until every lane has opened or been
 	// given up on, so that even a short transfer uses them all.
 	SettleFirst bool
+}
+
+// ICEServer is a STUN or TURN server, as WebRTC's RTCIceServer has it.
+type ICEServer struct {
+	URLs                 []string
+	Username, Credential string
+}
+
+// ValidateICEURL checks a stun:, stuns:, turn: or turns: URL, so that a
+// mistyped one is refused at once rather than failing a connection later.
+func ValidateICEURL(u string) error {
+	if _, err := stun.ParseURI(u); err != nil {
+		return fmt.Errorf("%q is not a STUN or TURN URL (stun:HOST[:PORT] or turn:HOST[:PORT][?transport=udp|tcp]): %v", u, err)
+	}
+	return nil
 }
 
 // LoopbackPath is a kind of path a connection over loopback is taken for.
@@ -168,6 +188,14 @@ func New(cfg Config) (*Transport, error) {
 	t.api = t.newAPI(mux)
 	if len(cfg.STUN) > 0 {
 		t.iceURLs = []webrtc.ICEServer{{URLs: cfg.STUN}}
+	}
+	for _, s := range cfg.ICEServers {
+		for _, u := range s.URLs {
+			if err := ValidateICEURL(u); err != nil {
+				return nil, fmt.Errorf("lane: %w", err)
+			}
+		}
+		t.iceURLs = append(t.iceURLs, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	return t, nil
 }
