@@ -1,6 +1,7 @@
 package lane
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -148,8 +149,13 @@ type Transport struct {
 	keep    func(iface string) bool
 	api     *webrtc.API
 	mux     *ice.MultiUDPMuxDefault
-	iceURLs []webrtc.ICEServer
 	bufSize int
+
+	// iceURLs are the STUN and TURN servers, their names looked up; set
+	// before iceReady closes (see resolveICE).
+	iceURLs     []webrtc.ICEServer
+	iceReady    chan struct{}
+	stopResolve context.CancelFunc
 
 	sharedMu sync.Mutex
 	shared   int // open direct lanes to peers on this host
@@ -184,24 +190,40 @@ func New(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, log: log, lf: lf, keep: keep, mux: mux, bufSize: bufSize}
-	t.api = t.newAPI(mux)
+	var servers []webrtc.ICEServer
 	if len(cfg.STUN) > 0 {
-		t.iceURLs = []webrtc.ICEServer{{URLs: cfg.STUN}}
+		servers = []webrtc.ICEServer{{URLs: cfg.STUN}}
 	}
 	for _, s := range cfg.ICEServers {
 		for _, u := range s.URLs {
 			if err := ValidateICEURL(u); err != nil {
+				_ = mux.Close()
 				return nil, fmt.Errorf("lane: %w", err)
 			}
 		}
-		t.iceURLs = append(t.iceURLs, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
+	t := &Transport{cfg: cfg, log: log, lf: lf, keep: keep, mux: mux, bufSize: bufSize, iceReady: make(chan struct{})}
+	t.api = t.newAPI(mux)
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	t.stopResolve = cancel
+	go func() {
+		defer close(t.iceReady)
+		var errs []error
+		t.iceURLs, errs = resolveICE(ctx, servers, lookupHost)
+		for _, err := range errs {
+			log.Warn("a STUN or TURN server is left out: its name did not resolve", "err", err)
+		}
+	}()
 	return t, nil
 }
 
 // Close releases the UDP sockets. Every Conn must be closed first.
-func (t *Transport) Close() error { return t.mux.Close() }
+func (t *Transport) Close() error {
+	t.stopResolve()
+	<-t.iceReady
+	return t.mux.Close()
+}
 
 // SocketBuffer is the receive buffer the kernel actually gave the UDP
 // sockets; Linux caps it at net.core.rmem_max whatever we ask for.
@@ -254,6 +276,7 @@ func (t *Transport) newPeerConnection() (*webrtc.PeerConnection, error) {
 // newPeerConnectionOn makes a peer connection with api (and so its
 // sockets) and the transport's ICE servers.
 func (t *Transport) newPeerConnectionOn(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	<-t.iceReady // at most resolveTimeout after New
 	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: t.iceURLs})
 	if err != nil {
 		return nil, fmt.Errorf("lane: new peer connection: %w", err)
