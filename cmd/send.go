@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -211,31 +212,42 @@ func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (stop f
 }
 
 // lanAddress guesses the address other machines on the LAN reach us at:
-// the first private IPv4 address of an up, non-loopback interface, then any
-// global one. It only looks at interfaces; it sends nothing.
+// the first private IPv4 address of an up, non-loopback interface, then a
+// global IPv4 one, then an IPv6 one (unique local, then global) for a LAN
+// without IPv4. It only looks at interfaces; it sends nothing.
 func lanAddress() string {
 	ifaces, _ := net.Interfaces()
-	var global string
+	var addrs []netip.Addr
 	for _, ifc := range ifaces {
 		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
 			continue
 		}
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok || ipn.IP.To4() == nil {
-				continue
-			}
-			if ipn.IP.IsPrivate() {
-				return ipn.IP.String()
-			}
-			if global == "" && ipn.IP.IsGlobalUnicast() {
-				global = ipn.IP.String()
+		as, _ := ifc.Addrs()
+		for _, a := range as {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					addrs = append(addrs, ip.Unmap())
+				}
 			}
 		}
 	}
-	if global != "" {
-		return global
+	return bestLANAddress(addrs)
+}
+
+// bestLANAddress picks from addrs as lanAddress says; 127.0.0.1 when
+// none will do.
+func bestLANAddress(addrs []netip.Addr) string {
+	for _, good := range []func(netip.Addr) bool{
+		func(a netip.Addr) bool { return a.Is4() && a.IsPrivate() },
+		func(a netip.Addr) bool { return a.Is4() && a.IsGlobalUnicast() },
+		func(a netip.Addr) bool { return a.Is6() && a.IsPrivate() },
+		func(a netip.Addr) bool { return a.Is6() && a.IsGlobalUnicast() },
+	} {
+		for _, a := range addrs {
+			if good(a) {
+				return a.String()
+			}
+		}
 	}
 	return "127.0.0.1"
 }
