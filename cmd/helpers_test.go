@@ -82,7 +82,14 @@ type proc struct {
 // a child.
 func startProc(ctx context.Context, t *testing.T, vars map[string]string, args ...string) *proc {
 	t.Helper()
-	p := &proc{run: &run{code: make(chan int, 1)}, cmd: exec.CommandContext(ctx, os.Args[0], args...)}
+	return startCmd(t, exec.CommandContext(ctx, os.Args[0], args...), vars)
+}
+
+// startCmd runs cmd, which runs this test binary (as startProc's child
+// does), in the environment startProc gives it.
+func startCmd(t *testing.T, cmd *exec.Cmd, vars map[string]string) *proc {
+	t.Helper()
+	p := &proc{run: &run{code: make(chan int, 1)}, cmd: cmd}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "P2PXFER_") {
 			p.cmd.Env = append(p.cmd.Env, kv)

@@ -13,7 +13,7 @@ import (
 // explaining against.
 type Path struct {
 	Kind PathKind
-	// Relay is the TURN relay's address ("host:port"), for PathRelay.
+	// Relay is the TURN relay's address, for PathRelay.
 	Relay string
 }
 
@@ -82,13 +82,14 @@ func onLink(ip netip.Addr) bool {
 	return false
 }
 
-// relayAddr is where a relay candidate's packets are relayed from.
+// relayAddr is the address of the relay a relay candidate's packets are
+// relayed from.
 func relayAddr(c *webrtc.ICECandidate) string {
 	a, err := netip.ParseAddr(c.Address)
 	if err != nil {
 		return c.Address
 	}
-	return netip.AddrPortFrom(a.Unmap(), c.Port).String()
+	return a.Unmap().String()
 }
 
 // pairString shows the selected ICE pair, for diagnostics.

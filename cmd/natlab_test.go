@@ -1,0 +1,185 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2pxfer/p2pxfer/internal/netlab"
+)
+
+// The NAT lab: real p2pxfer processes in network namespaces, behind
+// routers that NAT as Linux's MASQUERADE does (package netlab). Only where
+// the lab can run (as root on Linux); elsewhere these tests skip.
+
+func newLab(t *testing.T) *netlab.Lab {
+	t.Helper()
+	if err := netlab.Check(); err != nil {
+		t.Skipf("no NAT lab here: %v", err)
+	}
+	lab, err := netlab.New(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lab.Close() })
+	return lab
+}
+
+// labHost makes a host on a new LAN of the lab.
+func labHost(t *testing.T, lab *netlab.Lab, name string, opts netlab.LANOptions) *netlab.Host {
+	t.Helper()
+	n, err := lab.LAN(name+"net", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := n.Host(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// inLab runs p2pxfer args on host h.
+func inLab(ctx context.Context, t *testing.T, h *netlab.Host, vars map[string]string, args ...string) *proc {
+	t.Helper()
+	p := startCmd(t, h.Command(ctx, os.Args[0], args...), vars)
+	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
+	return p
+}
+
+// labSignal runs p2pxfer signal (with flags) on the server host and
+// returns its URL.
+func labSignal(ctx context.Context, t *testing.T, srv *netlab.Host, flags ...string) string {
+	t.Helper()
+	sig := inLab(ctx, t, srv, nil, append([]string{"signal", "--addr", srv.IPv4.String(), "--port", "8080"}, flags...)...)
+	url, _ := sig.listening(t)
+	return url
+}
+
+// labTransfer sends a file from snd to rcv through the signalling
+// server at url (the sender's embedded one when url is ""), and returns
+// what each printed on stderr. It fails the test unless both succeed and
+// the file arrives intact.
+func labTransfer(ctx context.Context, t *testing.T, snd, rcv *netlab.Host, url string, flags ...string) (sendErr, recvErr string) {
+	t.Helper()
+	src, out := t.TempDir(), t.TempDir()
+	want := randomFile(t, src, "lab.bin", 1<<20+333)
+	args := append([]string{"send", "--max-receivers", "1"}, flags...)
+	if url != "" {
+		args = append(args, "--signal", url)
+	}
+	s := inLab(ctx, t, snd, nil, append(args, filepath.Join(src, "lab.bin"))...)
+	roomID, password, printed := s.offer(t)
+	if url == "" {
+		url = printed
+	}
+	r := inLab(ctx, t, rcv, map[string]string{"P2PXFER_PASSWORD": password},
+		append(append([]string{"recv", "--no-seed", "--signal", url, "--out", out}, flags...), roomID)...)
+	if c := r.waitUpTo(t, 60*time.Second, "recv"); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s\nsend:\n%s", c, r.stderr.String(), s.stderr.String())
+	}
+	if c := s.waitUpTo(t, 10*time.Second, "send"); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, s.stderr.String())
+	}
+	got, err := os.ReadFile(filepath.Join(out, "lab.bin"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("received file differs (%v)", err)
+	}
+	return s.stderr.String(), r.stderr.String()
+}
+
+// path checks that both ends said they took the path want.
+func wantPath(t *testing.T, sendErr, recvErr, want string) {
+	t.Helper()
+	if !strings.Contains(recvErr, "connected to the sender: "+want) {
+		t.Errorf("recv did not say %q:\n%s", want, recvErr)
+	}
+	if !strings.Contains(sendErr, "connected: "+want) {
+		t.Errorf("send did not say %q:\n%s", want, sendErr)
+	}
+}
+
+// TestLabLAN: two hosts on one LAN, the sender's embedded signalling
+// server, no STUN: a direct connection, and both ends say so.
+func TestLabLAN(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	n, err := lab.LAN("lan", netlab.LANOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := n.Host("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := n.Host("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	se, re := labTransfer(ctx, t, a, b, "", "--stun", "none")
+	wantPath(t, se, re, "direct (LAN)")
+}
+
+// TestLabIPv6Only: on a LAN without IPv4 the embedded server's printed
+// command names its IPv6 address, and the transfer works over IPv6.
+func TestLabIPv6Only(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	n, err := lab.LAN("v6", netlab.LANOptions{IPv6Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := n.Host("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := n.Host("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// recv uses the command send printed: there is no IPv4 to reach.
+	se, re := labTransfer(ctx, t, a, b, "", "--stun", "none")
+	wantPath(t, se, re, "direct (LAN)")
+}
+
+// TestLabNAT: both hosts behind port-preserving NATs, with the STUN and
+// TURN of a signalling server run with --turn: they connect directly
+// through the NATs, not through the relay.
+func TestLabNAT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	srv, err := lab.Server("srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := labSignal(ctx, t, srv, "--turn")
+	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.PortPreserving})
+	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.PortPreserving})
+	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
+	wantPath(t, se, re, "direct through NAT")
+}
+
+// TestLabRelay: both hosts behind symmetric NATs, which no direct path
+// crosses: with a signalling server run with --turn they connect through
+// its relay, and both ends say so.
+func TestLabRelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	srv, err := lab.Server("srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := labSignal(ctx, t, srv, "--turn")
+	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.Symmetric})
+	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.Symmetric})
+	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
+	wantPath(t, se, re, "via relay "+srv.IPv4.String())
+}
