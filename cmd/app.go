@@ -220,6 +220,8 @@ func commonFlags() []cli.Flag {
 			},
 		},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log diagnostics to stderr"},
+		&cli.DurationFlag{Name: "connect-timeout", Value: lane.DefaultConnectTimeout, Hidden: true,
+			Usage: "give up on a peer no path reaches after `DURATION`"},
 	}
 }
 
@@ -235,13 +237,14 @@ func peerConfig(env Env, c *cli.Context, log *slog.Logger, offered []room.ICESer
 		ice = append(ice, lane.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	cfg := peer.Config{Transport: lane.Config{
-		STUN:       stun,
-		ICEServers: ice,
-		Interfaces: c.StringSlice("interface"),
-		Loopback:   c.Bool("loopback"),
-		Lanes:      c.Int("lanes"),
-		Logger:     log,
-		SharedCPUs: env.SharedCPUs,
+		STUN:           stun,
+		ICEServers:     ice,
+		Interfaces:     c.StringSlice("interface"),
+		Loopback:       c.Bool("loopback"),
+		Lanes:          c.Int("lanes"),
+		ConnectTimeout: c.Duration("connect-timeout"),
+		Logger:         log,
+		SharedCPUs:     env.SharedCPUs,
 	}}
 	if env.PeerConfig != nil {
 		env.PeerConfig(&cfg)

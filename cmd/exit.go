@@ -8,6 +8,7 @@ import (
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 	"github.com/p2pxfer/p2pxfer/room"
 )
 
@@ -54,6 +55,10 @@ func summary(err error) string {
 	case errors.Is(err, peer.ErrForged):
 		return "forged manifest refused: the file list is not signed by the room's sender"
 	}
+	var ce *lane.ConnectError
+	if errors.As(err, &ce) {
+		return ce.Error()
+	}
 	return err.Error()
 }
 
@@ -91,6 +96,11 @@ func exitCode(err error) (int, string) {
 	case errors.Is(err, peer.ErrTampered), errors.Is(err, peer.ErrCorrupt), errors.Is(err, chunker.ErrChunkHash),
 		errors.Is(err, chunker.ErrBadManifest):
 		return ExitVerify, "nothing unverified was kept; try again, and tell the sender if it repeats"
+	case errors.As(err, new(*lane.ConnectError)):
+		if ce := (*lane.ConnectError)(nil); errors.As(err, &ce) && ce.Relayed() {
+			return ExitConnect, "even the relay did not connect: check that UDP or TCP port 3478 of the signalling host is open to both machines"
+		}
+		return ExitConnect, "no direct path between the two networks (their NATs or firewalls let nothing in): run 'p2pxfer signal --turn' on a host both machines reach, and pass its URL with --signal (see README, Relay)"
 	case errors.Is(err, errUnreachable):
 		return ExitConnect, "check the --signal address and that the server is running"
 	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),

@@ -106,6 +106,7 @@ func wantPath(t *testing.T, sendErr, recvErr, want string) {
 // TestLabLAN: two hosts on one LAN, the sender's embedded signalling
 // server, no STUN: a direct connection, and both ends say so.
 func TestLabLAN(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	lab := newLab(t)
@@ -128,6 +129,7 @@ func TestLabLAN(t *testing.T) {
 // TestLabIPv6Only: on a LAN without IPv4 the embedded server's printed
 // command names its IPv6 address, and the transfer works over IPv6.
 func TestLabIPv6Only(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	lab := newLab(t)
@@ -152,6 +154,7 @@ func TestLabIPv6Only(t *testing.T) {
 // TURN of a signalling server run with --turn: they connect directly
 // through the NATs, not through the relay.
 func TestLabNAT(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	lab := newLab(t)
@@ -170,6 +173,7 @@ func TestLabNAT(t *testing.T) {
 // crosses: with a signalling server run with --turn they connect through
 // its relay, and both ends say so.
 func TestLabRelay(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	lab := newLab(t)
@@ -182,4 +186,46 @@ func TestLabRelay(t *testing.T) {
 	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.Symmetric})
 	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
 	wantPath(t, se, re, "via relay "+srv.IPv4.String())
+}
+
+// TestLabNoPath: both hosts behind symmetric NATs and no relay: recv
+// gives up once the connect timeout is over (15 s by default; 4 s here,
+// to keep the suite short), with exit 5 and a message that says what was
+// tried and what would help, not to run the same command again.
+func TestLabNoPath(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	srv, err := lab.Server("srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := labSignal(ctx, t, srv)
+	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.Symmetric})
+	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.Symmetric})
+	src, out := t.TempDir(), t.TempDir()
+	randomFile(t, src, "lab.bin", 1000)
+	const timeout = 4 * time.Second
+	s := inLab(ctx, t, a, nil, "send", "--signal", url, "--stun", "none", "--connect-timeout", timeout.String(), filepath.Join(src, "lab.bin"))
+	roomID, password, _ := s.offer(t)
+	began := time.Now()
+	r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password},
+		"recv", "--no-seed", "--stun", "none", "--connect-timeout", timeout.String(), "--signal", url, "--out", out, roomID)
+	c := r.waitUpTo(t, 60*time.Second, "recv with no path")
+	took := time.Since(began)
+	t.Logf("recv exit %d after %v:\n%s", c, took, r.stderr.String())
+	if c != ExitConnect {
+		t.Fatalf("exit %d, want %d", c, ExitConnect)
+	}
+	if took > timeout+3*time.Second {
+		t.Errorf("gave up after %v, want soon after the %v connect timeout", took, timeout)
+	}
+	msg := r.stderr.String()
+	if strings.Contains(msg, "run the same command again") {
+		t.Errorf("recv suggests running the same command again, which cannot help:\n%s", msg)
+	}
+	if !strings.Contains(msg, "--turn") {
+		t.Errorf("recv does not say a relay would help:\n%s", msg)
+	}
 }

@@ -131,6 +131,23 @@ func (l *link) recv(ctx context.Context, timeout time.Duration) ([]byte, error) 
 	}
 }
 
+// recvHandshake waits, at most timeout, for the other end's next
+// handshake frame. Sealed frames are passed over: they belong to an
+// earlier session with the same peer (a retry), whose last messages may
+// still be on the way, and are no answer to this handshake.
+func (l *link) recvHandshake(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := l.recv(ctx, max(time.Until(deadline), time.Nanosecond))
+		if err != nil {
+			return nil, err
+		}
+		if k, err := pake.FrameKind(b); err != nil || k != pake.KindSealed {
+			return b, nil
+		}
+	}
+}
+
 // abortError is the error an abort frame from the other end stands for, or
 // nil when b is not an abort frame.
 func abortError(b []byte) error {

@@ -349,7 +349,9 @@ func (d *download) signal(ctx context.Context, m *room.Message) {
 		}
 		d.onlyBanned = !fresh && len(d.srcs) == 0 // the server has nobody else to offer
 	case room.TypeQueued:
-		if d.opts.OnQueued != nil && !d.complete {
+		// Queued for more sources while one is assigned (connecting, or
+		// serving us) is no news to the user.
+		if d.opts.OnQueued != nil && !d.complete && len(d.srcs) == 0 {
 			d.opts.OnQueued(m.Position)
 		}
 	case room.TypeRelay:
@@ -509,8 +511,10 @@ func (d *download) event(ctx context.Context, ev dlEvent) error {
 			return err
 		}
 		if s.raw == nil && err != nil && ctx.Err() == nil {
-			// Never connected: after a second try, stop asking for it.
-			if d.unreachable[s.id]++; d.unreachable[s.id] >= maxConnectTries {
+			// Never connected: after a second try, stop asking for it. No
+			// path at all (ICE tried every pair) is no better a second
+			// time, with the same candidates.
+			if d.unreachable[s.id]++; d.unreachable[s.id] >= maxConnectTries || errors.Is(err, ErrConnect) {
 				d.drop(ctx, s, SourceBanned, err)
 				return nil
 			}
@@ -835,7 +839,7 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 	if err := l.sendRaw(ctx, hello); err != nil {
 		return err
 	}
-	reply, err := l.recv(ctx, e.cfg.HandshakeTimeout)
+	reply, err := l.recvHandshake(ctx, e.cfg.HandshakeTimeout)
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}

@@ -351,7 +351,7 @@ func (sp *servePool) serveOne(ctx context.Context, l *link, hello []byte) sessio
 		res.err, res.authFail = err, true
 		return res
 	}
-	confirm, err := l.recv(ctx, e.cfg.HandshakeTimeout)
+	confirm, err := l.recvHandshake(ctx, e.cfg.HandshakeTimeout)
 	if err == nil {
 		l.sess, err = resp.Finish(confirm)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,8 +139,11 @@ func TestQueueFIFO(t *testing.T) {
 	if _, q := rcs[1].events(); q[0] != 1 {
 		t.Fatalf("second receiver's queue positions %v, want to start at 1", q)
 	}
-	if _, q := rcs[2].events(); q[0] != 2 || q[len(q)-1] != 1 {
-		t.Fatalf("third receiver's queue positions %v, want 2 then 1", q)
+	// The second stays first in line, for more sources, while the sender
+	// serves it; the third is told its place until the sender is its
+	// source, but not after (queued for yet more sources is no news).
+	if _, q := rcs[2].events(); len(q) == 0 || slices.ContainsFunc(q, func(p int) bool { return p != 2 }) {
+		t.Fatalf("third receiver's queue positions %v, want 2 until it is served", q)
 	}
 	s.cancel()
 	<-s.done

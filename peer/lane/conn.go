@@ -154,6 +154,8 @@ func (c *Conn) bye(ctx context.Context, err error) {
 	}
 	why := "connection failed"
 	switch {
+	case errors.Is(err, ErrConnect):
+		why = whyNoPath
 	case errors.Is(err, ErrVersion):
 		why = versionMismatch
 	case errors.Is(err, ErrTampered):

@@ -337,3 +337,26 @@ func carryPieces(ctx context.Context, t *testing.T, d, a *Conn, n int) map[int]i
 	}
 	return perLane
 }
+
+func TestConnectError(t *testing.T) {
+	e := &ConnectError{Why: "ICE failed", Ours: []string{"host", "srflx"}, Theirs: []string{"host"}}
+	if got, want := e.Error(), "could not connect to peer: ICE failed; addresses tried: local, public (through NAT) here, local there; no relay"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(e, ErrConnect) || e.Relayed() {
+		t.Error("a ConnectError without relay candidates")
+	}
+	if e.Theirs = append(e.Theirs, "relay"); !e.Relayed() || strings.Contains(e.Error(), "no relay") {
+		t.Errorf("a ConnectError with a relay: %v", e)
+	}
+	if got := candidateType("candidate:1 1 udp 2130706431 198.51.100.7 40000 typ srflx raddr 10.1.0.2 rport 40000"); got != "srflx" {
+		t.Errorf("candidateType = %q", got)
+	}
+}
+
+// A peer no path reaches is given up on well within 30 s.
+func TestDefaultConnectTimeout(t *testing.T) {
+	if DefaultConnectTimeout > 15*time.Second {
+		t.Fatalf("DefaultConnectTimeout %v", DefaultConnectTimeout)
+	}
+}

@@ -1,6 +1,12 @@
 package lane
 
-import "errors"
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Sentinel errors. Errors returned by this package wrap one of these, or
 // an error of the Signal the caller gave (which may wrap ErrTampered).
@@ -24,3 +30,41 @@ var (
 	// failed.
 	ErrPeerLeft = errors.New("peer left")
 )
+
+// ConnectError says why no connection came up, from what ICE had to try:
+// the kinds of candidates each end gathered, and whether a relay was
+// among them. It wraps ErrConnect.
+type ConnectError struct {
+	// Why is what ended the attempt: "ICE failed", or a timeout.
+	Why string
+	// Ours and Theirs are the candidate types ("host", "srflx", "relay",
+	// ...) this end and the other end offered.
+	Ours, Theirs []string
+}
+
+func (e *ConnectError) Error() string {
+	words := map[string]string{"host": "local", "srflx": "public (through NAT)", "prflx": "peer-reflexive", "relay": "relay"}
+	tried := func(types []string) string {
+		if len(types) == 0 {
+			return "none"
+		}
+		var out []string
+		for _, t := range types {
+			out = append(out, cmp.Or(words[t], t))
+		}
+		return strings.Join(out, ", ")
+	}
+	msg := fmt.Sprintf("%v: %s; addresses tried: %s here, %s there", ErrConnect, e.Why, tried(e.Ours), tried(e.Theirs))
+	if !e.Relayed() {
+		msg += "; no relay"
+	}
+	return msg
+}
+
+func (e *ConnectError) Unwrap() error { return ErrConnect }
+
+// Relayed reports whether either end offered a relay candidate, so that
+// even a relay did not help.
+func (e *ConnectError) Relayed() bool {
+	return slices.Contains(e.Ours, "relay") || slices.Contains(e.Theirs, "relay")
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,6 +103,13 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	var pending []webrtc.ICECandidateInit
+	var ours, theirs []string // candidate types, for a ConnectError
+	noted := func(types []string, typ string) []string {
+		if typ != "" && !slices.Contains(types, typ) {
+			types = append(types, typ)
+		}
+		return types
+	}
 	haveRemote := false
 	opened := false
 	replay := c.next // what the last negotiation kept for this one
@@ -118,6 +127,9 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 		}
 		switch m.T {
 		case sigBye:
+			if m.Why == whyNoPath {
+				return true, &ConnectError{Why: "the peer found no path in time", Ours: ours, Theirs: theirs}
+			}
 			return true, fmt.Errorf("%w: %s", ErrRemote, m.Why)
 		case sigLanes:
 			// Sent after the first connection's offer, so an answerer
@@ -129,6 +141,7 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 			}
 			return false, nil
 		case sigCand:
+			theirs = noted(theirs, candidateType(m.Cand.Candidate))
 			ci := webrtc.ICECandidateInit{Candidate: m.Cand.Candidate, SDPMid: m.Cand.SDPMid, SDPMLineIndex: m.Cand.SDPMLineIndex}
 			if !haveRemote {
 				if len(pending) >= maxKept {
@@ -199,12 +212,13 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
-			return nil, fmt.Errorf("%w: no connection within %v", ErrConnect, timeout)
+			return nil, &ConnectError{Why: fmt.Sprintf("no connection within %v", timeout), Ours: ours, Theirs: theirs}
 		case <-ev.failed:
-			return nil, fmt.Errorf("%w: ICE failed", ErrConnect)
+			return nil, &ConnectError{Why: "ICE failed", Ours: ours, Theirs: theirs}
 		case <-c.in.done:
 			return nil, c.in.err
 		case ci := <-ev.cands:
+			ours = noted(ours, ci.Typ.String())
 			init := ci.ToJSON()
 			if err := c.send(ctx, &signalMsg{T: sigCand, Cand: &wireCand{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}}); err != nil {
 				return nil, err
@@ -222,6 +236,18 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 			}
 		}
 	}
+}
+
+// candidateType is the type of an ICE candidate line ("... typ host
+// ..."), "" if it has none.
+func candidateType(line string) string {
+	f := strings.Fields(line)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "typ" {
+			return f[i+1]
+		}
+	}
+	return ""
 }
 
 // maxKept bounds the candidates and early messages one negotiation keeps

@@ -105,8 +105,10 @@ const (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultUDPBufferSize  = 4 << 20
-	DefaultConnectTimeout = 30 * time.Second
+	DefaultUDPBufferSize = 4 << 20
+	// DefaultConnectTimeout: ICE has tried every pair a few times well
+	// within it, so waiting longer only delays the answer.
+	DefaultConnectTimeout = 15 * time.Second
 	DefaultLanes          = 3
 	DefaultDirectTimeout  = 5 * time.Second
 )

@@ -127,6 +127,10 @@ type wireCand struct {
 	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
 }
 
+// whyNoPath is the reason a bye gives when ICE found no path in time: the
+// other end then reports a ConnectError too, not a mere refusal.
+const whyNoPath = "no path"
+
 // versionMismatch is the reason a bye gives when the other end's version
 // differs: an older peer, which cannot know ErrVersion, prints it.
 const versionMismatch = "the peers run different p2pxfer versions: both sides need the same p2pxfer version"
