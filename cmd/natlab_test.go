@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -228,4 +229,33 @@ func TestLabNoPath(t *testing.T) {
 	if !strings.Contains(msg, "--turn") {
 		t.Errorf("recv does not say a relay would help:\n%s", msg)
 	}
+}
+
+// TestLabRelayTCP: one host behind a symmetric NAT, the other on a
+// network that lets no UDP out at all: it reaches the relay over TCP, and
+// the transfer goes through the relay.
+func TestLabRelayTCP(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	srv, err := lab.Server("srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := labSignal(ctx, t, srv, "--turn")
+	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.Symmetric})
+	bnet, err := lab.LAN("bnet", netlab.LANOptions{NAT: netlab.PortPreserving})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bnet.Host("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", bnet.NS, "iptables", "-w", "-A", "FORWARD", "-p", "udp", "-j", "DROP").CombinedOutput(); err != nil {
+		t.Fatalf("blocking UDP: %v: %s", err, out)
+	}
+	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
+	wantPath(t, se, re, "via relay "+srv.IPv4.String())
 }

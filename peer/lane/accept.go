@@ -19,7 +19,7 @@ func (c *Conn) acceptLanes(n int) {
 	defer func() {
 		<-ctx.Done()
 		for _, pc := range pcs {
-			_ = pc.Close()
+			c.t.closePC(pc)
 		}
 		for _, dl := range direct {
 			dl.close()

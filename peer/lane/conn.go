@@ -206,7 +206,7 @@ func (c *Conn) Close() error {
 			c.set.close()
 		}
 		if c.pc != nil {
-			_ = c.pc.Close()
+			c.t.closePC(c.pc)
 		}
 	})
 	return nil

@@ -161,6 +161,8 @@ type Transport struct {
 
 	sharedMu sync.Mutex
 	shared   int // open direct lanes to peers on this host
+
+	closing sync.WaitGroup // peer connections still closing (closePC)
 }
 
 // New opens the UDP sockets and prepares pion. Close releases them.
@@ -220,11 +222,49 @@ func New(cfg Config) (*Transport, error) {
 	return t, nil
 }
 
-// Close releases the UDP sockets. Every Conn must be closed first.
+// Close releases the UDP sockets. Every Conn must be closed first; a
+// peer connection still closing gets closeWait more.
 func (t *Transport) Close() error {
 	t.stopResolve()
 	<-t.iceReady
+	waitAtMost(&t.closing, closeWait)
 	return t.mux.Close()
+}
+
+// closeWait bounds the wait for a peer connection to close. pion's Close
+// waits for candidate gathering to end, and a TURN allocation on a path
+// that drops UDP retries for seconds: a finished transfer must not wait
+// for that.
+const closeWait = time.Second
+
+// closePC closes pc, waiting at most closeWait; a close that takes longer
+// goes on in the background.
+func (t *Transport) closePC(pc *webrtc.PeerConnection) {
+	t.closing.Add(1)
+	done := make(chan struct{})
+	go func() {
+		defer t.closing.Done()
+		defer close(done)
+		_ = pc.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		t.log.Debug("a peer connection goes on closing in the background (candidate gathering)")
+	}
+}
+
+// waitAtMost waits for wg, or for d, whichever comes first.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // SocketBuffer is the receive buffer the kernel actually gave the UDP
@@ -302,7 +342,7 @@ func (t *Transport) newLaneConnection() (pc *webrtc.PeerConnection, release func
 		return nil, nil, err
 	}
 	return pc, func() {
-		_ = pc.Close()
+		t.closePC(pc)
 		_ = mux.Close()
 	}, nil
 }
