@@ -34,7 +34,9 @@ type Config struct {
 	// never does (see Allowed): the server's own LAN, say.
 	Deny []netip.Prefix
 	// MaxAllocations bounds one credential's allocations at once
-	// (DefaultMaxAllocations when 0).
+	// (DefaultMaxAllocations when 0). Every peer connection of a member
+	// takes one per TURN URL it was given: a sender serving many receivers
+	// over several lanes needs dozens.
 	MaxAllocations int
 	// Rate bounds the bytes per second one credential's relayed traffic
 	// moves, both ways together; 0 means no bound.
@@ -48,7 +50,7 @@ type Config struct {
 // Defaults for Config fields left zero.
 const (
 	DefaultRealm          = "p2pxfer"
-	DefaultMaxAllocations = 8
+	DefaultMaxAllocations = 64
 )
 
 // Server is a running relay. Create it with New; Close stops it.
