@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -219,7 +220,8 @@ func commonFlags() []cli.Flag {
 				return nil
 			},
 		},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log diagnostics to stderr"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log diagnostics to stderr: the paths tried and taken"},
+		&cli.StringSliceFlag{Name: "debug", EnvVars: []string{"P2PXFER_DEBUG"}, Usage: "more diagnostics with -v: 'pion' adds the WebRTC library's own, many lines per packet"},
 		&cli.DurationFlag{Name: "connect-timeout", Value: lane.DefaultConnectTimeout, Hidden: true,
 			Usage: "give up on a peer no path reaches after `DURATION`"},
 	}
@@ -243,6 +245,7 @@ func peerConfig(env Env, c *cli.Context, log *slog.Logger, offered []room.ICESer
 		Loopback:       c.Bool("loopback"),
 		Lanes:          c.Int("lanes"),
 		ConnectTimeout: c.Duration("connect-timeout"),
+		PionLogs:       slices.Contains(c.StringSlice("debug"), "pion"),
 		Logger:         log,
 		SharedCPUs:     env.SharedCPUs,
 	}}

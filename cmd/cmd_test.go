@@ -144,15 +144,28 @@ func TestSendRecv(t *testing.T) {
 	// Both ends run on this host: each hears when their direct lane
 	// opens and closes.
 	var sendShared, recvShared sharedLog
-	snd := startWith(ctx, nil, sendShared.adjust, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "photo.jpg"))
+	snd := startWith(ctx, nil, sendShared.adjust, "send", "-v", "--debug", "pion", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "photo.jpg"))
 	roomID, password, url := snd.offer(t)
 	if len(password) < 11 {
 		t.Fatalf("generated password %q too short", password)
 	}
 	out := t.TempDir()
-	rcv := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, recvShared.adjust, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	rcv := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, recvShared.adjust, "recv", "-v", "--no-seed", "--signal", url, "--out", out, roomID)
 	if c := rcv.wait(t); c != ExitOK {
 		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
+	}
+	// -v shows the path in a few lines, without pion's own.
+	logs := rcv.stderr.String()
+	for _, want := range []string{"connected to the sender: direct (on this host)", "msg=candidates ours=host theirs=host", `path="direct (on this host)"`, "direct lane open"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("recv -v does not say %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "pion=") {
+		t.Errorf("recv -v shows pion's own diagnostics:\n%s", logs)
+	}
+	if !strings.Contains(snd.stderr.String(), "pion=ice") {
+		t.Errorf("send -v --debug pion shows none of pion's diagnostics")
 	}
 	got, err := os.ReadFile(filepath.Join(out, "photo.jpg"))
 	if err != nil || !bytes.Equal(got, want) {

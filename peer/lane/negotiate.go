@@ -198,6 +198,7 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 	}
 	for {
 		if opened && dc != nil {
+			c.t.log.Debug("candidates", "ours", strings.Join(ours, ","), "theirs", strings.Join(theirs, ","))
 			return dc, nil
 		}
 		if len(replay) > 0 {

@@ -53,6 +53,9 @@ type Config struct {
 	NoDirect bool
 	// Logger receives pion's and our diagnostics; nil discards them.
 	Logger *slog.Logger
+	// PionLogs passes pion's own diagnostics to Logger too: many lines
+	// per packet, so only when asked for.
+	PionLogs bool
 	// SharedCPUs, if set, is called with true when the first direct lane
 	// to a peer on this host opens, and with false when the last one
 	// closes: meanwhile the two ends of a transfer run on the same CPUs.
@@ -186,7 +189,10 @@ func New(cfg Config) (*Transport, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	lf := &pionlog.Factory{Log: log}
+	lf := &pionlog.Factory{Log: slog.New(slog.DiscardHandler)}
+	if cfg.PionLogs {
+		lf.Log = log
+	}
 	keep := func(name string) bool {
 		return len(cfg.Interfaces) == 0 || slices.Contains(cfg.Interfaces, name)
 	}
