@@ -16,7 +16,7 @@ const module = "github.com/p2pxfer/p2pxfer"
 // a new import between packages, is a decision: make it here.
 var layers = map[string][]string{
 	".":                       {"cmd"},
-	"cmd":                     {"chunker", "pake", "peer", "peer/lane", "relay", "room", "signalclient", "sigserver"},
+	"cmd":                     {"chunker", "discovery", "pake", "peer", "peer/lane", "relay", "room", "signalclient", "sigserver"},
 	"peer":                    {"chunker", "pake", "peer/lane", "room", "sched"},
 	"signalclient":            {"room"},
 	"sigserver":               {"room"},
@@ -24,6 +24,7 @@ var layers = map[string][]string{
 	"internal/pionlog":        {},
 	"internal/netlab":         {},
 	"relay":                   {"internal/pionlog"},
+	"discovery":               {"internal/pionlog"},
 	"chunker":                 {},
 	"pake":                    {},
 	"room":                    {},

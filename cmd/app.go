@@ -171,7 +171,6 @@ func signalURL(env Env, flag string) string {
 	return env.Getenv("P2PXFER_SIGNAL")
 }
 
-// stunServers turns --stun flags into URLs; "none" disables STUN.
 // stunServers turns the --stun flags into STUN URLs ("none" for none):
 // a bare host[:port] gets the stun: scheme. A TURN URL is refused: relays
 // come from a signalling server run with --turn, with credentials.

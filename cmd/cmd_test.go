@@ -283,7 +283,6 @@ func TestUsageErrors(t *testing.T) {
 		{"send a missing file", nil, []string{"send", filepath.Join(dir, "nope")}, "no such file"},
 		{"recv without room", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws"}, "ROOMID"},
 		{"recv bad room", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "not/a/room"}, "not a room ID"},
-		{"recv without server", nil, []string{"recv", "abcdefgh"}, "--signal"},
 		{"recv without password", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, "P2PXFER_PASSWORD"},
 		{"unknown flag", nil, []string{"recv", "--no-seed", "--password", "x", "abcdefgh"}, "password"},
 		{"send too many lanes", nil, []string{"send", "--lanes", "5", "cmd_test.go"}, "--lanes 5: give 1 to 4"},

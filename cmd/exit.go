@@ -78,6 +78,8 @@ func exitCode(err error) (int, string) {
 		return ExitNoRoom, "someone may be guessing the password; send again, with a new password"
 	case errors.Is(err, room.ErrTooManyFailures):
 		return ExitNoRoom, "the room was closed to stop password guessing; the sender must start again"
+	case errors.Is(err, errNotOnLAN):
+		return ExitNoRoom, "pass --signal URL as the sender printed (without it, recv finds only a sender on this network), or set P2PXFER_SIGNAL"
 	case errors.Is(err, room.ErrRoomNotFound):
 		return ExitNoRoom, "check the room ID; rooms disappear when the sender stops"
 	case errors.Is(err, room.ErrRoomClosed):

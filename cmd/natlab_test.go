@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,25 +62,36 @@ func labSignal(ctx context.Context, t *testing.T, srv *netlab.Host, flags ...str
 	return url
 }
 
+// discover, as labTransfer's url, has the receiver find the sender's
+// embedded signalling server on the LAN, with no --signal.
+const discover = "discover"
+
 // labTransfer sends a file from snd to rcv through the signalling
-// server at url (the sender's embedded one when url is ""), and returns
-// what each printed on stderr. It fails the test unless both succeed and
-// the file arrives intact.
+// server at url (the sender's embedded one when url is "" or discover),
+// and returns what each printed on stderr. It fails the test unless both
+// succeed and the file arrives intact.
 func labTransfer(ctx context.Context, t *testing.T, snd, rcv *netlab.Host, url string, flags ...string) (sendErr, recvErr string) {
 	t.Helper()
 	src, out := t.TempDir(), t.TempDir()
 	want := randomFile(t, src, "lab.bin", 1<<20+333)
 	args := append([]string{"send", "--max-receivers", "1"}, flags...)
-	if url != "" {
+	if url != "" && url != discover {
 		args = append(args, "--signal", url)
 	}
 	s := inLab(ctx, t, snd, nil, append(args, filepath.Join(src, "lab.bin"))...)
 	roomID, password, printed := s.offer(t)
-	if url == "" {
-		url = printed
+	recvArgs := []string{"recv", "--no-seed", "--out", out}
+	switch url {
+	case "":
+		recvArgs = append(recvArgs, "--signal", printed)
+	case discover:
+		if !strings.Contains(s.stdout.String(), "  p2pxfer recv "+roomID+"\n") {
+			t.Errorf("send did not print the short command:\n%s", s.stdout.String())
+		}
+	default:
+		recvArgs = append(recvArgs, "--signal", url)
 	}
-	r := inLab(ctx, t, rcv, map[string]string{"P2PXFER_PASSWORD": password},
-		append(append([]string{"recv", "--no-seed", "--signal", url, "--out", out}, flags...), roomID)...)
+	r := inLab(ctx, t, rcv, map[string]string{"P2PXFER_PASSWORD": password}, append(append(recvArgs, flags...), roomID)...)
 	if c := r.waitUpTo(t, 60*time.Second, "recv"); c != ExitOK {
 		t.Fatalf("recv exit %d:\n%s\nsend:\n%s", c, r.stderr.String(), s.stderr.String())
 	}
@@ -258,4 +270,50 @@ func TestLabRelayTCP(t *testing.T) {
 	}
 	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
 	wantPath(t, se, re, "via relay "+srv.IPv4.String())
+}
+
+// TestLabDiscovery: on a LAN, recv ROOMID with no --signal finds the
+// sender's embedded server, and send prints that short command.
+func TestLabDiscovery(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	for i, opts := range []netlab.LANOptions{{}, {IPv6Only: true}} {
+		n, err := lab.LAN(fmt.Sprint("lan", i), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := n.Host(fmt.Sprint("a", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := n.Host(fmt.Sprint("b", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		se, re := labTransfer(ctx, t, a, b, discover, "--stun", "none")
+		wantPath(t, se, re, "direct (LAN)")
+	}
+}
+
+// TestLabDiscoveryNotFound: with no --signal and no sender of the room on
+// the LAN, recv says so within a few seconds (exit 4) and how to go on.
+func TestLabDiscoveryNotFound(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	b := labHost(t, lab, "b", netlab.LANOptions{})
+	began := time.Now()
+	r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--no-seed", "--stun", "none", "--out", t.TempDir(), "abcdefgh")
+	if c := r.waitUpTo(t, 30*time.Second, "recv of a room nobody announces"); c != ExitNoRoom {
+		t.Fatalf("exit %d, want %d:\n%s", c, ExitNoRoom, r.stderr.String())
+	}
+	if d := time.Since(began); d > discoverWait+5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if !strings.Contains(r.stderr.String(), "--signal") {
+		t.Errorf("no word of --signal:\n%s", r.stderr.String())
+	}
 }

@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -11,8 +13,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/discovery"
 	"github.com/p2pxfer/p2pxfer/peer"
 	"github.com/p2pxfer/p2pxfer/room"
+	"github.com/p2pxfer/p2pxfer/signalclient"
 )
 
 func recvCommand(env Env) *cli.Command {
@@ -47,9 +51,6 @@ func runRecv(c *cli.Context, env Env) error {
 		return usagef("%q is not a room ID: room IDs are %d letters and digits, like the sender printed", c.Args().First(), room.RoomIDLen)
 	}
 	url := signalURL(env, c.String("signal"))
-	if url == "" {
-		return usagef("no signalling server: pass --signal URL as the sender printed, or set P2PXFER_SIGNAL")
-	}
 	out := c.String("out")
 	if st, err := os.Stat(out); err != nil || !st.IsDir() {
 		return usagef("--out %s is not a directory", quoteName(out))
@@ -87,15 +88,12 @@ func runRecv(c *cli.Context, env Env) error {
 	}
 	log := env.logger(logLevel(c))
 
-	conn, err := dial(ctx, url, log)
+	conn, j, err := joinRoom(ctx, env, url, roomID, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, roomID)
-	if err != nil {
-		return fmt.Errorf("join room %s: %w", roomID, err)
-	}
+	fmt.Fprintf(env.Stderr, "joined room %s; looking for peers that have the files...\n", roomID)
 	cfg, err := peerConfig(env, c, log, j.ICE)
 	if err != nil {
 		return err
@@ -105,7 +103,6 @@ func runRecv(c *cli.Context, env Env) error {
 		return err
 	}
 	defer eng.Close()
-	fmt.Fprintf(env.Stderr, "joined room %s; looking for peers that have the files...\n", roomID)
 
 	var (
 		w        *chunker.Writer
@@ -213,4 +210,50 @@ func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration)
 	listFiles(env.Stdout, m.Files, func(f chunker.File) string {
 		return quoteName(filepath.Join(out, filepath.FromSlash(f.Name)))
 	})
+}
+
+// errNotOnLAN: recv without a signalling server found no sender of the
+// room on the LAN.
+var errNotOnLAN = errors.New("no sender of this room answered on this network")
+
+// discoverWait bounds the search for a sender's embedded server on the LAN.
+const discoverWait = 2 * time.Second
+
+// joinRoom joins roomID through the signalling server at url; with no url,
+// through the sender's embedded server, found on the LAN.
+func joinRoom(ctx context.Context, env Env, url, roomID string, log *slog.Logger) (*signalclient.Conn, signalclient.JoinResult, error) {
+	urls := []string{url}
+	if url == "" {
+		fmt.Fprintf(env.Stderr, "looking for room %s on this network...\n", roomID)
+		fctx, cancel := context.WithTimeout(ctx, discoverWait)
+		found, err := discovery.Find(fctx, roomID, log.With("component", "mdns"))
+		cancel()
+		if ctx.Err() != nil {
+			return nil, signalclient.JoinResult{}, ctx.Err()
+		}
+		if len(found) == 0 {
+			why := ""
+			if err != nil {
+				why = fmt.Sprintf(" (%v)", err)
+			}
+			return nil, signalclient.JoinResult{}, fmt.Errorf("room %s: %w%s", roomID, errNotOnLAN, why)
+		}
+		urls = found
+	}
+	var last error
+	for _, u := range urls {
+		conn, err := dial(ctx, u, log)
+		if err != nil {
+			last = err
+			continue
+		}
+		j, err := conn.JoinInfo(ctx, roomID)
+		if err != nil {
+			_ = conn.Close()
+			last = fmt.Errorf("join room %s: %w", roomID, err)
+			continue
+		}
+		return conn, j, nil
+	}
+	return nil, signalclient.JoinResult{}, last
 }

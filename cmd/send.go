@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/discovery"
 	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
 	"github.com/p2pxfer/p2pxfer/room"
@@ -101,13 +102,13 @@ func runSend(c *cli.Context, env Env) error {
 	url := signalURL(env, c.String("signal"))
 	publicURL := url
 	ui.embedded = url == ""
+	var emb *embedded
 	if url == "" {
-		srv, local, public, err := startEmbedded(ctx, c.String("listen"), log)
-		if err != nil {
+		if emb, err = startEmbedded(ctx, c.String("listen"), log); err != nil {
 			return err
 		}
-		defer srv()
-		url, publicURL = local, public
+		defer emb.stop()
+		url, publicURL = emb.local, emb.public
 	}
 	conn, err := dial(ctx, url, log)
 	if err != nil {
@@ -139,7 +140,17 @@ func runSend(c *cli.Context, env Env) error {
 	}
 	defer eng.Close()
 
-	printOffer(env, src.Manifest(), roomID, password, generated, publicURL)
+	// On a LAN the receiver finds the embedded server by itself.
+	discoverable := false
+	if emb != nil && emb.lan {
+		if a, err := discovery.Announce(roomID, emb.port, log.With("component", "mdns")); err != nil {
+			log.Info("not announced on the LAN", "err", err)
+		} else {
+			defer a.Close()
+			discoverable = true
+		}
+	}
+	printOffer(env, src.Manifest(), roomID, password, generated, publicURL, discoverable)
 	err = eng.Serve(ctx, conn, src, peer.ServeOptions{
 		Room: roomID, Self: self, Password: password, Signer: signer,
 		MaxFailures:  c.Int("max-failures"),
@@ -161,7 +172,7 @@ func runSend(c *cli.Context, env Env) error {
 // any two of its ten pieces missing, e.g. after the sender left.
 const defaultFEC = "8+2"
 
-func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string) {
+func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string, discoverable bool) {
 	out := env.Stdout
 	fmt.Fprintf(out, "Sending %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
 	listFiles(out, m.Files, nameAndSize)
@@ -171,26 +182,39 @@ func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated
 	} else {
 		fmt.Fprintf(out, "Password: (the one you set)\n")
 	}
-	fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv")
-	// Always spelled out: the other side rarely shares our environment.
-	fmt.Fprintf(out, " --signal %s", url)
-	fmt.Fprintf(out, " %s\nand type the password when asked. Ctrl-C stops sending.\n\n", roomID)
+	if discoverable {
+		fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv %s\n", roomID)
+		fmt.Fprintf(out, "or, from another network that reaches this one:\n  p2pxfer recv --signal %s %s\n", url, roomID)
+	} else {
+		// Always spelled out: the other side rarely shares our environment.
+		fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv --signal %s %s\n", url, roomID)
+	}
+	fmt.Fprintf(out, "and type the password when asked. Ctrl-C stops sending.\n\n")
 }
 
-// startEmbedded runs a signalling server in this process. It returns a stop
-// function, the URL to reach it locally and the URL to print for others.
-func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (stop func(), local, public string, err error) {
+// embedded is a signalling server running in this process.
+type embedded struct {
+	stop          func()
+	local, public string // the URL to reach it locally, and the one to print for others
+	port          int
+	lan           bool // it listens on every address, so the LAN reaches it
+}
+
+// startEmbedded runs a signalling server in this process.
+func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (*embedded, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, "", "", usagef("embedded signalling server: %v", err)
+		return nil, usagef("embedded signalling server: %v", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	host, _, _ := net.SplitHostPort(listen)
 	publicHost := host
 	localHost := host
+	all := false
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		publicHost = lanAddress()
 		localHost = "127.0.0.1"
+		all = true
 	}
 	sig := sigserver.New(sigserver.Config{Logger: log.With("component", "signal"), KeepRoomWithoutHost: true})
 	hs := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second}
@@ -200,7 +224,7 @@ func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (stop f
 		defer wg.Done()
 		_ = hs.Serve(ln)
 	}()
-	stop = func() {
+	stop := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = sig.Close()
@@ -208,7 +232,7 @@ func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (stop f
 		wg.Wait()
 	}
 	hp := func(h string) string { return "ws://" + net.JoinHostPort(h, strconv.Itoa(port)) + "/ws" }
-	return stop, hp(localHost), hp(publicHost), nil
+	return &embedded{stop: stop, local: hp(localHost), public: hp(publicHost), port: port, lan: all}, nil
 }
 
 // lanAddress guesses the address other machines on the LAN reach us at:
