@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"net/http/httptest"
 	"os"
 	"os/signal"
@@ -35,6 +36,15 @@ func TestMain(m *testing.M) {
 		code := Run(ctx, OSEnv(), append([]string{"p2pxfer"}, os.Args[1:]...))
 		stop()
 		os.Exit(code)
+	}
+	// The NAT lab tests (t.Parallel) wait on the network far more than
+	// they compute: let more of them overlap than GOMAXPROCS, the default,
+	// unless -parallel says otherwise.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "8")
 	}
 	goleak.VerifyTestMain(m)
 }

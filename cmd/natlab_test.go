@@ -202,7 +202,7 @@ func TestLabRelay(t *testing.T) {
 }
 
 // TestLabNoPath: both hosts behind symmetric NATs and no relay: recv
-// gives up once the connect timeout is over (15 s by default; 4 s here,
+// gives up once the connect timeout is over (15 s by default; 2 s here,
 // to keep the suite short), with exit 5 and a message that says what was
 // tried and what would help, not to run the same command again.
 func TestLabNoPath(t *testing.T) {
@@ -219,7 +219,7 @@ func TestLabNoPath(t *testing.T) {
 	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.Symmetric})
 	src, out := t.TempDir(), t.TempDir()
 	randomFile(t, src, "lab.bin", 1000)
-	const timeout = 4 * time.Second
+	const timeout = 2 * time.Second
 	s := inLab(ctx, t, a, nil, "send", "--signal", url, "--stun", "none", "--connect-timeout", timeout.String(), filepath.Join(src, "lab.bin"))
 	roomID, password, _ := s.offer(t)
 	began := time.Now()
