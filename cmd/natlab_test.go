@@ -317,3 +317,27 @@ func TestLabDiscoveryNotFound(t *testing.T) {
 		t.Errorf("no word of --signal:\n%s", r.stderr.String())
 	}
 }
+
+// TestLabNATNoFirewall: both hosts behind port-preserving NATs whose
+// routers, bare Linux MASQUERADE, take unsolicited packets in. The first
+// check to arrive at a router is recorded there as for the router itself,
+// which takes the tuple its host's own check needs: MASQUERADE remaps the
+// host, and the direct path fails on both sides. They connect all the
+// same, through the relay. (A direct path here is still to come: a first
+// packet whose TTL ends between the two NATs, where routers stand between
+// them as on the internet.)
+func TestLabNATNoFirewall(t *testing.T) {
+	t.Parallel() // labs of their own, processes of their own
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	srv, err := lab.Server("srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := labSignal(ctx, t, srv, "--turn")
+	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true})
+	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true})
+	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
+	wantPath(t, se, re, "via relay "+srv.IPv4.String())
+}

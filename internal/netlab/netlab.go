@@ -51,6 +51,13 @@ type LANOptions struct {
 	// IPv6Only: hosts get only a public IPv6 address, and no IPv4
 	// address or route at all (loopback aside). Needs NAT None.
 	IPv6Only bool
+	// NoFirewall: a NATed LAN's router accepts unsolicited packets from
+	// outside addressed to itself, as a bare Linux box with MASQUERADE
+	// does, where home routers drop them. Its conntrack then records a
+	// peer's first hole-punching packet, which takes the very tuple its
+	// host's own packet to that peer needs: MASQUERADE gives the host
+	// another port, and plain hole punching fails.
+	NoFirewall bool
 	// Subnet is a NATed LAN's private IPv4 prefix (default 10.<n>.0.0/24,
 	// n counting the lab's LANs). Two LANs may share one, as two homes
 	// do. The router takes the first address, hosts the next ones.
@@ -74,9 +81,10 @@ type Network struct {
 	// its hosts' traffic leaves from; invalid without NAT.
 	Public netip.Addr
 
-	ipv6Only bool
-	lab      *Lab
-	hosts    int // hosts made so far, for their private addresses
+	ipv6Only   bool
+	noFirewall bool
+	lab        *Lab
+	hosts      int // hosts made so far, for their private addresses
 }
 
 // Host is a network namespace with one interface, eth0, on a LAN or on

@@ -130,7 +130,7 @@ func (l *Lab) Server(name string) (*Host, error) {
 // directly or through a NAT router as opts say. Add hosts with
 // Network.Host.
 func (l *Lab) LAN(name string, opts LANOptions) (*Network, error) {
-	n := &Network{Name: name, NAT: opts.NAT, ipv6Only: opts.IPv6Only, lab: l}
+	n := &Network{Name: name, NAT: opts.NAT, ipv6Only: opts.IPv6Only, noFirewall: opts.NoFirewall, lab: l}
 	err := l.build("lan", name, func() error {
 		switch {
 		case opts.NAT != None && opts.NAT != PortPreserving && opts.NAT != Symmetric:
@@ -206,16 +206,17 @@ func (l *Lab) natLAN(n *Network, subnet netip.Prefix) error {
 	if n.NAT == Symmetric {
 		masq = append(masq, "--random-fully")
 	}
-	for _, rule := range [][]string{
-		masq,
+	rules := [][]string{masq}
+	if !n.noFirewall {
 		// Unsolicited packets from outside die before conntrack records
 		// them (it confirms an entry only after INPUT). Otherwise a peer's
 		// hole-punching packet that arrives first leaves an entry that
 		// takes the very tuple our host's own packet to that peer needs,
-		// and MASQUERADE gives it another port: hole punching would fail
-		// as behind a symmetric NAT. Home routers drop these as well.
-		{"-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"},
-	} {
+		// and MASQUERADE gives it another port (see NoFirewall). Home
+		// routers drop these as well.
+		rules = append(rules, []string{"-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"})
+	}
+	for _, rule := range rules {
 		if err := run("ip", append([]string{"netns", "exec", n.NS, "iptables", "-w"}, rule...)...); err != nil {
 			return err
 		}
