@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -164,11 +166,61 @@ func passwordFrom(env Env, file string) (string, error) {
 	return env.Getenv("P2PXFER_PASSWORD"), nil
 }
 
-func signalURL(env Env, flag string) string {
+func signalURL(env Env, flag string) (string, error) {
 	if flag != "" {
-		return flag
+		return flag, nil
 	}
-	return env.Getenv("P2PXFER_SIGNAL")
+	if v := env.Getenv("P2PXFER_SIGNAL"); v != "" {
+		return v, nil
+	}
+	cfg, err := readConfig(env)
+	return cfg["signal"], err
+}
+
+// configKeys are what the configuration file may set.
+var configKeys = []string{"signal"}
+
+// configPath is the configuration file: $XDG_CONFIG_HOME/p2pxfer/config,
+// or ~/.config/p2pxfer/config; "" when neither is known.
+func configPath(env Env) string {
+	if d := env.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "p2pxfer", "config")
+	}
+	if h := env.Getenv("HOME"); h != "" {
+		return filepath.Join(h, ".config", "p2pxfer", "config")
+	}
+	return ""
+}
+
+// readConfig reads the configuration file, if there is one: lines of
+// "key = value", # comments. It is for defaults a team shares, such as
+// its signalling server; flags and the environment win.
+func readConfig(env Env) (map[string]string, error) {
+	path := configPath(env)
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, usagef("configuration file: %v", err)
+	}
+	cfg := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || !slices.Contains(configKeys, k) || v == "" {
+			return nil, usagef("%s:%d: want one of %s = VALUE, got %s", path, i+1, strings.Join(configKeys, ", "), quoteName(line))
+		}
+		cfg[k] = v
+	}
+	return cfg, nil
 }
 
 // stunServers turns the --stun flags into STUN URLs ("none" for none):

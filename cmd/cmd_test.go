@@ -438,3 +438,37 @@ func TestServedNotQueued(t *testing.T) {
 		t.Errorf("recv, served by the sender, spoke of a queue:\n%s", rcv.stderr.String())
 	}
 }
+
+// TestConfigFile: a team's signalling server comes from the configuration
+// file when neither --signal nor P2PXFER_SIGNAL names one; a line that is
+// not "key = value" of a known key is a usage error that says where.
+func TestConfigFile(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	path := filepath.Join(home, "p2pxfer", "config")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vars := map[string]string{"XDG_CONFIG_HOME": home, "P2PXFER_PASSWORD": "pw"}
+	write("# our server\nsignal = ws://127.0.0.1:1/ws\n")
+	r := start(ctx, vars, "recv", "--no-seed", "abcdefgh")
+	if c := r.wait(t); c != ExitConnect || !strings.Contains(r.stderr.String(), "ws://127.0.0.1:1/ws") {
+		t.Fatalf("exit %d, want %d through the configured server:\n%s", c, ExitConnect, r.stderr.String())
+	}
+	vars["P2PXFER_SIGNAL"] = "ws://127.0.0.1:2/ws" // the environment wins
+	r = start(ctx, vars, "recv", "--no-seed", "abcdefgh")
+	if c := r.wait(t); c != ExitConnect || !strings.Contains(r.stderr.String(), "ws://127.0.0.1:2/ws") {
+		t.Fatalf("exit %d, want %d through P2PXFER_SIGNAL:\n%s", c, ExitConnect, r.stderr.String())
+	}
+	delete(vars, "P2PXFER_SIGNAL")
+	write("signall = ws://x\n")
+	r = start(ctx, vars, "recv", "--no-seed", "abcdefgh")
+	if c := r.wait(t); c != ExitUsage || !strings.Contains(r.stderr.String(), path+":1") {
+		t.Fatalf("exit %d, want %d naming the line:\n%s", c, ExitUsage, r.stderr.String())
+	}
+}

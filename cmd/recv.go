@@ -50,7 +50,10 @@ func runRecv(c *cli.Context, env Env) error {
 	if !room.ValidRoomID(roomID) {
 		return usagef("%q is not a room ID: room IDs are %d letters and digits, like the sender printed", c.Args().First(), room.RoomIDLen)
 	}
-	url := signalURL(env, c.String("signal"))
+	url, err := signalURL(env, c.String("signal"))
+	if err != nil {
+		return err
+	}
 	out := c.String("out")
 	if st, err := os.Stat(out); err != nil || !st.IsDir() {
 		return usagef("--out %s is not a directory", quoteName(out))

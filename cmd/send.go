@@ -99,7 +99,10 @@ func runSend(c *cli.Context, env Env) error {
 	}
 	defer src.Close()
 
-	url := signalURL(env, c.String("signal"))
+	url, err := signalURL(env, c.String("signal"))
+	if err != nil {
+		return err
+	}
 	publicURL := url
 	ui.embedded = url == ""
 	var emb *embedded
