@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -117,7 +119,7 @@ func runRecv(c *cli.Context, env Env) error {
 		complete bool
 		// Sources connected now. While one serves us, a queue position is
 		// only about extra sources asked for: not worth a word.
-		sources = map[string]bool{}
+		sources = map[string]string{} // peer: its path, in a word
 	)
 	defer ui.close()
 	defer func() {
@@ -134,10 +136,11 @@ func runRecv(c *cli.Context, env Env) error {
 				who = "the sender"
 			}
 			if e.Kind == peer.SourceConnected {
-				sources[e.Peer] = true
+				sources[e.Peer] = e.Path.Short()
 			} else {
 				delete(sources, e.Peer)
 			}
+			ui.describe("recv", "receiving"+pathsLabel(sources))
 			switch e.Kind {
 			case peer.SourceConnected:
 				ui.println("password confirmed; connected to %s: %s", who, e.Path)
@@ -166,7 +169,7 @@ func runRecv(c *cli.Context, env Env) error {
 			if v := w.Verified(); v > 0 {
 				ui.println("resuming: %s already verified", humanBytes(v))
 			}
-			ui.add("recv", "receiving", m.TotalSize())
+			ui.add("recv", "receiving"+pathsLabel(sources), m.TotalSize())
 			return w, nil
 		},
 		OnProgress: func(done, total int64) { ui.set("recv", done) },
@@ -259,4 +262,20 @@ func joinRoom(ctx context.Context, env Env, url, roomID string, log *slog.Logger
 		return conn, j, nil
 	}
 	return nil, signalclient.JoinResult{}, last
+}
+
+// pathsLabel names the paths of the sources a download uses now, for its
+// progress bar: " (LAN)", " (relayed, LAN)".
+func pathsLabel(sources map[string]string) string {
+	var paths []string
+	for _, p := range sources {
+		if !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		return ""
+	}
+	slices.Sort(paths)
+	return " (" + strings.Join(paths, ", ") + ")"
 }

@@ -318,7 +318,7 @@ func (u *sendUI) event(ev peer.Event) {
 	switch ev.Kind {
 	case peer.EventConnected:
 		u.bars.println("%s connected: %s", who, ev.Path)
-		u.bars.add(ev.Peer, who, ev.Total)
+		u.bars.add(ev.Peer, who+" ("+ev.Path.Short()+")", ev.Total)
 	case peer.EventProgress:
 		u.bars.set(ev.Peer, ev.Done)
 	case peer.EventFinished:

@@ -62,6 +62,16 @@ func (b *bars) add(id, desc string, total int64) {
 	b.redraw(true)
 }
 
+// describe relabels bar id.
+func (b *bars) describe(id, desc string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if bar := b.bars[id]; bar != nil {
+		bar.Describe(desc)
+		b.redraw(false)
+	}
+}
+
 // set moves bar id to n; the screen is redrawn at most ten times a second.
 func (b *bars) set(id string, n int64) {
 	b.mu.Lock()

@@ -66,3 +66,18 @@ func BenchmarkBarsSet(b *testing.B) {
 		bs.set("recv", n)
 	}
 }
+
+func TestPathsLabel(t *testing.T) {
+	for _, c := range []struct {
+		sources map[string]string
+		want    string
+	}{
+		{nil, ""},
+		{map[string]string{"a": "LAN"}, " (LAN)"},
+		{map[string]string{"a": "relayed", "b": "LAN", "c": "LAN"}, " (LAN, relayed)"},
+	} {
+		if got := pathsLabel(c.sources); got != c.want {
+			t.Errorf("pathsLabel(%v) = %q, want %q", c.sources, got, c.want)
+		}
+	}
+}

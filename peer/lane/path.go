@@ -43,6 +43,21 @@ func (p Path) String() string {
 	return "unknown path"
 }
 
+// Short names the path in a word or two, for a progress bar's label.
+func (p Path) Short() string {
+	switch p.Kind {
+	case PathOneHost:
+		return "this host"
+	case PathLAN:
+		return "LAN"
+	case PathNAT:
+		return "through NAT"
+	case PathRelay:
+		return "relayed"
+	}
+	return "?"
+}
+
 // pathOf reads the path of pc's connection from its selected ICE pair.
 func pathOf(pc *webrtc.PeerConnection) Path {
 	pair, _, remote, ok := selectedPair(pc)
