@@ -25,6 +25,7 @@ var layers = map[string][]string{
 	"internal/netlab":         {},
 	"relay":                   {"internal/pionlog"},
 	"discovery":               {"internal/pionlog"},
+	"bench/relay":             {"bench/internal/benchkit", "internal/netlab"},
 	"chunker":                 {},
 	"pake":                    {},
 	"room":                    {},

@@ -120,6 +120,7 @@ func New(cfg Config, pcs []net.PacketConn, lns []net.Listener) (*Server, error) 
 		LoggerFactory: &pionlog.Factory{Log: log},
 	}
 	for _, pc := range pcs {
+		setBuffers(pc)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
 			PacketConn: pc, RelayAddressGenerator: s.generator(pc.LocalAddr()), PermissionHandler: s.permit,
 		})
@@ -301,6 +302,7 @@ func (g *generator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pa
 		g.s.drop(conf.UserID)
 		return nil, nil, err
 	}
+	setBuffers(pc)
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	ctx, cancel := context.WithCancel(context.Background())
 	rc := &relayedConn{PacketConn: pc, lim: lim, ctx: ctx, cancel: cancel, release: func() { g.s.drop(conf.UserID) }}
@@ -353,6 +355,18 @@ func (c *relayedConn) Close() error {
 		c.release()
 	})
 	return c.PacketConn.Close()
+}
+
+// socketBuffer is asked for on every UDP socket of the relay: it takes
+// bursts of a peer connection's window, and the kernel's default (~208
+// KiB) drops them, each loss costing the transfer a retransmission.
+const socketBuffer = 4 << 20
+
+func setBuffers(pc net.PacketConn) {
+	if u, ok := pc.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(socketBuffer)
+		_ = u.SetWriteBuffer(socketBuffer)
+	}
 }
 
 func addrIP(a net.Addr) netip.Addr {
