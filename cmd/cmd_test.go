@@ -410,35 +410,6 @@ func jsonString(s string) (string, error) {
 	return string(b), err
 }
 
-// TestServedNotQueued: a receiver downloading from the sender asks the
-// server for more sources every second and is queued for them; that is no
-// reason to tell the user "every upload slot is taken". The file is large
-// enough for the transfer to outlast that first second.
-func TestServedNotQueued(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	sigURL := signalServer(ctx, t)
-	src := t.TempDir()
-	want := randomFile(t, src, "big.bin", 96<<20)
-	snd := start(ctx, nil, "send", "--signal", sigURL, "--max-receivers", "1", filepath.Join(src, "big.bin"))
-	roomID, password, url := snd.offer(t)
-	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
-	if c := rcv.wait(t); c != ExitOK {
-		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
-	}
-	if c := snd.wait(t); c != ExitOK {
-		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
-	}
-	got, err := os.ReadFile(filepath.Join(out, "big.bin"))
-	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("received file differs (err %v)", err)
-	}
-	if strings.Contains(rcv.stderr.String(), "queue") {
-		t.Errorf("recv, served by the sender, spoke of a queue:\n%s", rcv.stderr.String())
-	}
-}
-
 // TestConfigFile: a team's signalling server comes from the configuration
 // file when neither --signal nor P2PXFER_SIGNAL names one; a line that is
 // not "key = value" of a known key is a usage error that says where.

@@ -53,11 +53,11 @@ func inLab(ctx context.Context, t *testing.T, h *netlab.Host, vars map[string]st
 	return p
 }
 
-// labSignal runs p2pxfer signal (with flags) on the server host and
-// returns its URL.
-func labSignal(ctx context.Context, t *testing.T, srv *netlab.Host, flags ...string) string {
+// labSignal runs p2pxfer signal (with flags) on port of the server host
+// and returns its URL.
+func labSignal(ctx context.Context, t *testing.T, srv *netlab.Host, port string, flags ...string) string {
 	t.Helper()
-	sig := inLab(ctx, t, srv, nil, append([]string{"signal", "--addr", srv.IPv4.String(), "--port", "8080"}, flags...)...)
+	sig := inLab(ctx, t, srv, nil, append([]string{"signal", "--addr", srv.IPv4.String(), "--port", port}, flags...)...)
 	url, _ := sig.listening(t)
 	return url
 }
@@ -105,7 +105,7 @@ func labTransfer(ctx context.Context, t *testing.T, snd, rcv *netlab.Host, url s
 	return s.stderr.String(), r.stderr.String()
 }
 
-// path checks that both ends said they took the path want.
+// wantPath checks that both ends said they took the path want.
 func wantPath(t *testing.T, sendErr, recvErr, want string) {
 	t.Helper()
 	if !strings.Contains(recvErr, "connected to the sender: "+want) {
@@ -116,166 +116,14 @@ func wantPath(t *testing.T, sendErr, recvErr, want string) {
 	}
 }
 
-// TestLabLAN: two hosts on one LAN, the sender's embedded signalling
-// server, no STUN: a direct connection, and both ends say so.
+// TestLabLAN: two hosts on a LAN, and two on an IPv6-only LAN, with the
+// sender's embedded signalling server and no STUN: a direct connection,
+// and both ends say so, whether recv is given the URL send printed (on
+// the IPv6-only LAN it must name an IPv6 address: there is no IPv4) or
+// finds the server by itself on the LAN (mDNS). A room nobody announces
+// is not found within seconds, and recv says how to go on (exit 4).
 func TestLabLAN(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	lab := newLab(t)
-	n, err := lab.LAN("lan", netlab.LANOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := n.Host("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := n.Host("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	se, re := labTransfer(ctx, t, a, b, "", "--stun", "none")
-	wantPath(t, se, re, "direct (LAN)")
-}
-
-// TestLabIPv6Only: on a LAN without IPv4 the embedded server's printed
-// command names its IPv6 address, and the transfer works over IPv6.
-func TestLabIPv6Only(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	lab := newLab(t)
-	n, err := lab.LAN("v6", netlab.LANOptions{IPv6Only: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := n.Host("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := n.Host("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// recv uses the command send printed: there is no IPv4 to reach.
-	se, re := labTransfer(ctx, t, a, b, "", "--stun", "none")
-	wantPath(t, se, re, "direct (LAN)")
-}
-
-// TestLabNAT: both hosts behind port-preserving NATs, with the STUN and
-// TURN of a signalling server run with --turn: they connect directly
-// through the NATs, not through the relay.
-func TestLabNAT(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	lab := newLab(t)
-	srv, err := lab.Server("srv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := labSignal(ctx, t, srv, "--turn")
-	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.PortPreserving})
-	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.PortPreserving})
-	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
-	wantPath(t, se, re, "direct through NAT")
-}
-
-// TestLabRelay: both hosts behind symmetric NATs, which no direct path
-// crosses: with a signalling server run with --turn they connect through
-// its relay, and both ends say so.
-func TestLabRelay(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	lab := newLab(t)
-	srv, err := lab.Server("srv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := labSignal(ctx, t, srv, "--turn")
-	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.Symmetric})
-	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.Symmetric})
-	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
-	wantPath(t, se, re, "via relay "+srv.IPv4.String())
-}
-
-// TestLabNoPath: both hosts behind symmetric NATs and no relay: recv
-// gives up once the connect timeout is over (15 s by default; 2 s here,
-// to keep the suite short), with exit 5 and a message that says what was
-// tried and what would help, not to run the same command again.
-func TestLabNoPath(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	lab := newLab(t)
-	srv, err := lab.Server("srv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := labSignal(ctx, t, srv)
-	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.Symmetric})
-	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.Symmetric})
-	src, out := t.TempDir(), t.TempDir()
-	randomFile(t, src, "lab.bin", 1000)
-	const timeout = 2 * time.Second
-	s := inLab(ctx, t, a, nil, "send", "--signal", url, "--stun", "none", "--connect-timeout", timeout.String(), filepath.Join(src, "lab.bin"))
-	roomID, password, _ := s.offer(t)
-	began := time.Now()
-	r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password},
-		"recv", "--no-seed", "--stun", "none", "--connect-timeout", timeout.String(), "--signal", url, "--out", out, roomID)
-	c := r.waitUpTo(t, 60*time.Second, "recv with no path")
-	took := time.Since(began)
-	t.Logf("recv exit %d after %v:\n%s", c, took, r.stderr.String())
-	if c != ExitConnect {
-		t.Fatalf("exit %d, want %d", c, ExitConnect)
-	}
-	if took > timeout+3*time.Second {
-		t.Errorf("gave up after %v, want soon after the %v connect timeout", took, timeout)
-	}
-	msg := r.stderr.String()
-	if strings.Contains(msg, "run the same command again") {
-		t.Errorf("recv suggests running the same command again, which cannot help:\n%s", msg)
-	}
-	if !strings.Contains(msg, "--turn") {
-		t.Errorf("recv does not say a relay would help:\n%s", msg)
-	}
-}
-
-// TestLabRelayTCP: one host behind a symmetric NAT, the other on a
-// network that lets no UDP out at all: it reaches the relay over TCP, and
-// the transfer goes through the relay.
-func TestLabRelayTCP(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	lab := newLab(t)
-	srv, err := lab.Server("srv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := labSignal(ctx, t, srv, "--turn")
-	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.Symmetric})
-	bnet, err := lab.LAN("bnet", netlab.LANOptions{NAT: netlab.PortPreserving})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bnet.Host("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("ip", "netns", "exec", bnet.NS, "iptables", "-w", "-A", "FORWARD", "-p", "udp", "-j", "DROP").CombinedOutput(); err != nil {
-		t.Fatalf("blocking UDP: %v: %s", err, out)
-	}
-	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
-	wantPath(t, se, re, "via relay "+srv.IPv4.String())
-}
-
-// TestLabDiscovery: on a LAN, recv ROOMID with no --signal finds the
-// sender's embedded server, and send prints that short command.
-func TestLabDiscovery(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
+	t.Parallel() // a lab of its own, processes of their own
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	lab := newLab(t)
@@ -292,52 +140,122 @@ func TestLabDiscovery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		se, re := labTransfer(ctx, t, a, b, discover, "--stun", "none")
-		wantPath(t, se, re, "direct (LAN)")
+		for _, how := range []string{"", discover} {
+			se, re := labTransfer(ctx, t, a, b, how, "--stun", "none")
+			wantPath(t, se, re, "direct (LAN)")
+		}
+		if i > 0 {
+			continue
+		}
+		began := time.Now()
+		r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--no-seed", "--stun", "none", "--out", t.TempDir(), "abcdefgh")
+		if c := r.waitUpTo(t, 30*time.Second, "recv of a room nobody announces"); c != ExitNoRoom {
+			t.Fatalf("exit %d, want %d:\n%s", c, ExitNoRoom, r.stderr.String())
+		}
+		if d := time.Since(began); d > discoverWait+5*time.Second {
+			t.Errorf("not found after %v", d)
+		}
+		if !strings.Contains(r.stderr.String(), "--signal") {
+			t.Errorf("no word of --signal:\n%s", r.stderr.String())
+		}
 	}
 }
 
-// TestLabDiscoveryNotFound: with no --signal and no sender of the room on
-// the LAN, recv says so within a few seconds (exit 4) and how to go on.
-func TestLabDiscoveryNotFound(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
+// TestLabPaths: hosts on LANs behind routers that NAT, with a signalling
+// server run with --turn on the internet, and one without.
+//   - Port-preserving NATs at both ends: a direct path through the NATs,
+//     not the relay.
+//   - Symmetric NATs at both ends, which no direct path crosses: the
+//     relay.
+//   - A symmetric NAT and a network that lets no UDP out at all: the
+//     relay, reached over TCP.
+//   - Bare-MASQUERADE routers that take unsolicited packets in: the first
+//     check to reach a router is recorded there as for the router itself,
+//     which takes the tuple its host's own check needs, so MASQUERADE
+//     remaps the host and the direct path fails at both ends. They
+//     connect all the same, through the relay. (A direct path there is
+//     still to come: a first packet whose TTL ends between the NATs, where
+//     routers stand between them as on the internet.)
+//   - Symmetric NATs and no relay: recv gives up once the connect timeout
+//     is over (15 s by default; 2 s here, to keep the suite short), with
+//     exit 5 and a message that says what was tried and what would help,
+//     not to run the same command again.
+func TestLabPaths(t *testing.T) {
+	t.Parallel() // a lab of its own, processes of their own
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	lab := newLab(t)
-	b := labHost(t, lab, "b", netlab.LANOptions{})
-	began := time.Now()
-	r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--no-seed", "--stun", "none", "--out", t.TempDir(), "abcdefgh")
-	if c := r.waitUpTo(t, 30*time.Second, "recv of a room nobody announces"); c != ExitNoRoom {
-		t.Fatalf("exit %d, want %d:\n%s", c, ExitNoRoom, r.stderr.String())
-	}
-	if d := time.Since(began); d > discoverWait+5*time.Second {
-		t.Errorf("took %v", d)
-	}
-	if !strings.Contains(r.stderr.String(), "--signal") {
-		t.Errorf("no word of --signal:\n%s", r.stderr.String())
-	}
-}
-
-// TestLabNATNoFirewall: both hosts behind port-preserving NATs whose
-// routers, bare Linux MASQUERADE, take unsolicited packets in. The first
-// check to arrive at a router is recorded there as for the router itself,
-// which takes the tuple its host's own check needs: MASQUERADE remaps the
-// host, and the direct path fails on both sides. They connect all the
-// same, through the relay. (A direct path here is still to come: a first
-// packet whose TTL ends between the two NATs, where routers stand between
-// them as on the internet.)
-func TestLabNATNoFirewall(t *testing.T) {
-	t.Parallel() // labs of their own, processes of their own
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	t.Cleanup(cancel) // after the parallel subtests, not when this returns
 	lab := newLab(t)
 	srv, err := lab.Server("srv")
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := labSignal(ctx, t, srv, "--turn")
-	a := labHost(t, lab, "a", netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true})
-	b := labHost(t, lab, "b", netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true})
-	se, re := labTransfer(ctx, t, a, b, url, "--stun", "none")
-	wantPath(t, se, re, "via relay "+srv.IPv4.String())
+	relayed := labSignal(ctx, t, srv, "8080", "--turn")
+	plain := labSignal(ctx, t, srv, "8081")
+	for _, c := range []struct {
+		name   string
+		a, b   netlab.LANOptions
+		blockB bool // b's network lets no UDP out
+		url    string
+		want   string // the path; "" for no path
+	}{
+		{"NAT", netlab.LANOptions{NAT: netlab.PortPreserving}, netlab.LANOptions{NAT: netlab.PortPreserving}, false, relayed, "direct through NAT"},
+		{"symmetric", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.Symmetric}, false, relayed, "via relay " + srv.IPv4.String()},
+		{"no UDP", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.PortPreserving}, true, relayed, "via relay " + srv.IPv4.String()},
+		{"no firewall", netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true}, netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true}, false, relayed, "via relay " + srv.IPv4.String()},
+		{"no path", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.Symmetric}, false, plain, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			name := strings.ReplaceAll(c.name, " ", "")
+			a := labHost(t, lab, name+"a", c.a)
+			bnet, err := lab.LAN(name+"bnet", c.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := bnet.Host(name + "b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.blockB {
+				if out, err := exec.Command("ip", "netns", "exec", bnet.NS, "iptables", "-w", "-A", "FORWARD", "-p", "udp", "-j", "DROP").CombinedOutput(); err != nil {
+					t.Fatalf("blocking UDP: %v: %s", err, out)
+				}
+			}
+			if c.want != "" {
+				se, re := labTransfer(ctx, t, a, b, c.url, "--stun", "none")
+				wantPath(t, se, re, c.want)
+				return
+			}
+			noPath(ctx, t, a, b, c.url)
+		})
+	}
+}
+
+// noPath checks that recv on b, with no path to the sender on a, gives up
+// at the connect timeout with the message TestLabPaths expects.
+func noPath(ctx context.Context, t *testing.T, a, b *netlab.Host, url string) {
+	t.Helper()
+	const timeout = 2 * time.Second
+	src, out := t.TempDir(), t.TempDir()
+	randomFile(t, src, "lab.bin", 1000)
+	s := inLab(ctx, t, a, nil, "send", "--signal", url, "--stun", "none", "--connect-timeout", timeout.String(), filepath.Join(src, "lab.bin"))
+	roomID, password, _ := s.offer(t)
+	began := time.Now()
+	r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password},
+		"recv", "--no-seed", "--stun", "none", "--connect-timeout", timeout.String(), "--signal", url, "--out", out, roomID)
+	c := r.waitUpTo(t, 60*time.Second, "recv with no path")
+	took := time.Since(began)
+	if c != ExitConnect {
+		t.Fatalf("exit %d, want %d:\n%s", c, ExitConnect, r.stderr.String())
+	}
+	if took > timeout+3*time.Second {
+		t.Errorf("gave up after %v, want soon after the %v connect timeout", took, timeout)
+	}
+	msg := r.stderr.String()
+	if strings.Contains(msg, "run the same command again") {
+		t.Errorf("recv suggests running the same command again, which cannot help:\n%s", msg)
+	}
+	if !strings.Contains(msg, "--turn") || !strings.Contains(msg, "no relay") {
+		t.Errorf("recv does not say there was no relay, and that one would help:\n%s", msg)
+	}
 }

@@ -51,7 +51,7 @@ func TestLanes(t *testing.T) {
 				tc.DirectTimeout = 500 * time.Millisecond
 			}
 			s := startSenderWith(ctx, t, r, openSource(ctx, t, paths, 64<<10, chunker.FEC{}), opts, senderOpts{transport: &tc}, nil)
-			rc := startReceiverOn(ctx, t, r, engineWith(t, lane.Config{LoopbackAs: c.path, DirectTimeout: tc.DirectTimeout}), s.room, "pw", nil)
+			rc := startReceiverOn(ctx, t, r, engineWith(t, lane.Config{LoopbackAs: c.path, DirectTimeout: tc.DirectTimeout}), s.room, "pw", nil, nil)
 			if err := <-rc.err; err != nil {
 				t.Fatal(err)
 			}

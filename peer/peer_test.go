@@ -210,11 +210,13 @@ func (rc *receiver) events() ([]peer.SourceEvent, []int) {
 // ctx ends (when it seeds) or it is done.
 func startReceiver(ctx context.Context, t *testing.T, r *rig, roomID, password string, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
 	t.Helper()
-	return startReceiverOn(ctx, t, r, engine(t), roomID, password, tweak)
+	return startReceiverOn(ctx, t, r, engine(t), roomID, password, tweak, nil)
 }
 
 // startReceiverOn is startReceiver with the engine eng.
-func startReceiverOn(ctx context.Context, t *testing.T, r *rig, eng *peer.Engine, roomID, password string, tweak func(self string, o *peer.ReceiveOptions)) *receiver {
+// wrap, if not nil, stands between Receive and its signalling connection.
+func startReceiverOn(ctx context.Context, t *testing.T, r *rig, eng *peer.Engine, roomID, password string, tweak func(self string, o *peer.ReceiveOptions),
+	wrap func(peer.Signaller) peer.Signaller) *receiver {
 	t.Helper()
 	conn := r.dial(ctx)
 	j, err := conn.JoinInfo(ctx, roomID)
@@ -248,8 +250,12 @@ func startReceiverOn(ctx context.Context, t *testing.T, r *rig, eng *peer.Engine
 	if tweak != nil {
 		tweak(j.Self, &opts)
 	}
+	var sig peer.Signaller = conn
+	if wrap != nil {
+		sig = wrap(conn)
+	}
 	go func() {
-		err := eng.Receive(ctx, conn, opts)
+		err := eng.Receive(ctx, sig, opts)
 		if w != nil {
 			_ = w.Close()
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/room"
 )
 
 // seeding makes a receiver serve others while it downloads and after.
@@ -329,4 +330,44 @@ func TestFECSenderLeavesEarly(t *testing.T) {
 		sameFiles(t, srcDir, rc.out, "x", "y")
 	}
 	stopAll(t, stop, rcs...)
+}
+
+// queueWatch records the queued messages the server sends a receiver.
+type queueWatch struct {
+	peer.Signaller
+	n atomic.Int32
+}
+
+func (q *queueWatch) Recv(ctx context.Context) (*room.Message, error) {
+	m, err := q.Signaller.Recv(ctx)
+	if err == nil && m.Type == room.TypeQueued {
+		q.n.Add(1)
+	}
+	return m, err
+}
+
+// TestNotQueuedWhileServed: a receiver the sender serves goes on asking
+// the server for more sources, and is queued for them; that is no news to
+// its user, who hears of the queue only while no source is assigned.
+func TestNotQueuedWhileServed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t)
+	_, paths := writeFiles(t, map[string]int{"f": 1 << 20})
+	s := startSenderWith(ctx, t, r, openSource(ctx, t, paths, 64<<10, chunker.FEC{}), peer.ServeOptions{Password: "pw"}, senderOpts{slots: 1}, nil)
+	var gate atomic.Bool // holds the transfer until the receiver was queued
+	watch := &queueWatch{}
+	rc := startReceiverOn(ctx, t, r, engine(t), s.room, "pw", func(_ string, o *peer.ReceiveOptions) {
+		peer.SetAllowSource(o, func(string) bool { return gate.Load() })
+	}, func(sig peer.Signaller) peer.Signaller { watch.Signaller = sig; return watch })
+	eventually(t, "the served receiver queued for more sources", func() bool { return watch.n.Load() >= 2 })
+	gate.Store(true)
+	if err := <-rc.err; err != nil {
+		t.Fatal(err)
+	}
+	if evs, q := rc.events(); len(q) != 0 || len(evs) == 0 {
+		t.Fatalf("queue positions %v told while served (sources %v)", q, evs)
+	}
+	s.cancel()
+	<-s.done
 }

@@ -311,6 +311,14 @@ func (t *Transport) newAPI(mux ice.UDPMux) *webrtc.API {
 	// SCTP's own two round trips of handshake (a peer without it answers
 	// without one, and the handshake happens as before).
 	se.EnableSctpSnap(true)
+	// A pair through NAT (server- or peer-reflexive) is as good as any
+	// other through NAT, and a host pair that works answers within
+	// milliseconds: pion's waits of 0.5 and 1 s before taking one only
+	// delayed every connection through NAT. The relay, the last resort,
+	// keeps a longer wait for a direct pair to answer.
+	se.SetSrflxAcceptanceMinWait(200 * time.Millisecond)
+	se.SetPrflxAcceptanceMinWait(200 * time.Millisecond)
+	se.SetRelayAcceptanceMinWait(time.Second)
 	// pion gives up on a silent peer after 30 s; a transfer whose peer died
 	// should say so (and be resumable) sooner.
 	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
