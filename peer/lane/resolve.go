@@ -58,9 +58,12 @@ func resolveICE(ctx context.Context, servers []webrtc.ICEServer, lookup lookupFu
 		var urls []string
 		for _, u := range s.URLs {
 			uri, err := stun.ParseURI(u)
-			r := names[uri.Host]
+			var r *result
+			if err == nil {
+				r = names[uri.Host]
+			}
 			switch {
-			case err != nil || uri.IsSecure() || r == nil:
+			case r == nil: // an address already, a TLS URL, or not a URL pion takes
 				urls = append(urls, u)
 			case r.err != nil:
 				errs = append(errs, fmt.Errorf("%s: %w", u, r.err))

@@ -33,6 +33,7 @@ func TestResolveICE(t *testing.T) {
 		{URLs: []string{"turn:relay.example.org:3478?transport=tcp", "turns:relay.example.org:5349"}, Username: "u", Credential: "c"},
 		{URLs: []string{"stun:192.0.2.7:3478", "stun:[2001:db8::7]:3478"}},
 		{URLs: []string{"stun:blackhole.example.org"}},
+		{URLs: []string{"stun:bad:port"}}, // left for pion to refuse
 	}, lookup)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("took %v", d)
@@ -41,6 +42,7 @@ func TestResolveICE(t *testing.T) {
 		{"stun:198.51.100.1:3478", "stun:[2001:db8::1]:3478"},
 		{"turn:198.51.100.1:3478?transport=tcp", "turn:[2001:db8::1]:3478?transport=tcp", "turns:relay.example.org:5349"},
 		{"stun:192.0.2.7:3478", "stun:[2001:db8::7]:3478"},
+		{"stun:bad:port"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v", got)
