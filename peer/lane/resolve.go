@@ -59,7 +59,7 @@ func resolveICE(ctx context.Context, servers []webrtc.ICEServer, lookup lookupFu
 		for _, u := range s.URLs {
 			uri, err := stun.ParseURI(u)
 			var r *result
-			if err == nil {
+			if err == nil && !uri.IsSecure() {
 				r = names[uri.Host]
 			}
 			switch {
