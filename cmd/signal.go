@@ -74,25 +74,28 @@ func runSignal(c *cli.Context, env Env) error {
 	cfg := sigserver.Config{Logger: log, TrustForwardedFor: c.Bool("trust-forwarded-for"),
 		// Rooms are swarms: seeds go on serving after the sender left.
 		KeepRoomWithoutHost: true}
-	var srv *sigserver.Server
 	if tc != nil {
+		cfg.ICE = tc.offer
+	}
+	srv := sigserver.New(cfg)
+	if tc != nil {
+		// A member's credentials are good while its room exists.
 		rl, err := startRelay(c.String("addr"), tc, func(id string) bool {
 			roomID, _, _ := strings.Cut(id, ".")
 			return srv.RoomOpen(roomID)
 		}, log)
 		if err != nil {
+			_ = srv.Close()
 			_ = ln.Close()
 			return err
 		}
 		defer rl.Close()
-		cfg.ICE = tc.offer
 		ips := make([]string, 0, 2)
 		for _, ip := range rl.RelayIPs() {
 			ips = append(ips, ip.String())
 		}
 		fmt.Fprintf(env.Stdout, "TURN relay on port %d (UDP and TCP), relaying from %s\n", tc.port, strings.Join(ips, " and "))
 	}
-	srv = sigserver.New(cfg)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(env.Stdout, "signalling server listening on ws://%s/ws\n", ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String())
