@@ -36,7 +36,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,7 +60,6 @@ const (
 	sigPort     = "8080"
 	connectSize = 1 << 20 // the file of the time-to-connect cases
 	clkTck      = 100     // USER_HZ: the unit of utime and stime in /proc/<pid>/stat on Linux
-	stopGrace   = 5 * time.Second
 	mib         = 1 << 20
 	gib         = 1 << 30
 )
@@ -147,7 +145,7 @@ type bench struct {
 	lab     *netlab.Lab
 	work    string
 	torn    bool
-	sig     *proc
+	sig     *benchkit.Proc
 	srv     *netlab.Host
 	url     string
 	relayAt string // "via relay <server IPv4>"
@@ -156,7 +154,7 @@ type bench struct {
 // teardown stops every process, deletes the lab and, unless -keep, the
 // work directory. Idempotent; force kills at once.
 func (b *bench) teardown(force bool) {
-	killAll(force)
+	benchkit.KillAll(force)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.torn {
@@ -300,11 +298,11 @@ func (b *bench) setupLab(ctx context.Context) (cases []pair, direct, relayed pai
 	}
 	if b.cfg.rateBits > 0 {
 		burst := max(b.cfg.rateBits/8*2/1000, 5*1514) // 2 ms at the rate, at least five full frames
-		if err = sh(ctx, "tc", "-n", b.srv.NS, "qdisc", "add", "dev", "eth0", "root", "tbf",
+		if err = benchkit.Sh(ctx, "tc", "-n", b.srv.NS, "qdisc", "add", "dev", "eth0", "root", "tbf",
 			"rate", fmt.Sprintf("%dbit", b.cfg.rateBits), "burst", fmt.Sprintf("%db", burst), "latency", "50ms"); err != nil {
 			return
 		}
-		fmt.Printf("  the server's upload is capped at %s (tbf, burst %d B, latency 50 ms)\n", fmtRate(b.cfg.rateBits), burst)
+		fmt.Printf("  the server's upload is capped at %s (tbf, burst %d B, latency 50 ms)\n", benchkit.FmtRate(b.cfg.rateBits), burst)
 	}
 	if err = b.startSignal(ctx); err != nil {
 		return
@@ -360,7 +358,7 @@ func (b *bench) setupLab(ctx context.Context) (cases []pair, direct, relayed pai
 		}
 	}
 	// The network that lets no UDP out: its router forwards none.
-	if err = sh(ctx, "ip", "netns", "exec", udpNet.NS, "iptables", "-w", "-A", "FORWARD", "-p", "udp", "-j", "DROP"); err != nil {
+	if err = benchkit.Sh(ctx, "ip", "netns", "exec", udpNet.NS, "iptables", "-w", "-A", "FORWARD", "-p", "udp", "-j", "DROP"); err != nil {
 		return
 	}
 
@@ -387,7 +385,7 @@ func (b *bench) startSignal(ctx context.Context) error {
 		return err
 	}
 	w := newWatch(listenRE)
-	p, err := startProc(b.srv, "signal", dir, procEnv(), w, nil, b.cfg.bin,
+	p, err := startProc(b.srv, "signal", dir, w, nil, b.cfg.bin,
 		"signal", "--addr", b.srv.IPv4.String(), "--port", sigPort, "--turn")
 	if err != nil {
 		return err
@@ -396,18 +394,18 @@ func (b *bench) startSignal(ctx context.Context) error {
 	select {
 	case <-w.found:
 		b.url = w.match
-	case <-p.done:
-		return fmt.Errorf("signal ended: %s: %s", p.exitDesc(), p.stderr.String())
+	case <-p.Done():
+		return fmt.Errorf("signal ended: %s: %s", p.ExitDesc(), p.Stderr.String())
 	case <-time.After(15 * time.Second):
-		return fmt.Errorf("signal did not say where it listens within 15 s: %s", p.stderr.String())
+		return fmt.Errorf("signal did not say where it listens within 15 s: %s", p.Stderr.String())
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	// Host.Command runs ip netns exec, which execs p2pxfer in the same
 	// process: the pid is the relay's own, whose CPU time we read.
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid))
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Cmd.Process.Pid))
 	if err != nil || strings.TrimSpace(string(comm)) != filepath.Base(b.cfg.bin) {
-		return fmt.Errorf("pid %d is %q, not p2pxfer signal: cannot read the relay's CPU time", p.cmd.Process.Pid, strings.TrimSpace(string(comm)))
+		return fmt.Errorf("pid %d is %q, not p2pxfer signal: cannot read the relay's CPU time", p.Cmd.Process.Pid, strings.TrimSpace(string(comm)))
 	}
 	return nil
 }
@@ -456,29 +454,29 @@ func (b *bench) transfer(ctx context.Context, p pair, file string, sum [32]byte,
 		return x, err
 	}
 	syscall.Sync() // our earlier writes must not go to disk while p2pxfer runs
-	if b.sig.exited() {
-		return x, fmt.Errorf("the signalling server ended: %s: %s", b.sig.exitDesc(), b.sig.stderr.String())
+	if b.sig.Exited() {
+		return x, fmt.Errorf("the signalling server ended: %s: %s", b.sig.ExitDesc(), b.sig.Stderr.String())
 	}
 
 	room := newWatch(roomRE)
 	sendPath := newWatch(sendPathRE)
-	s, err := startProc(p.snd, "send", dir, procEnv(), room, sendPath, b.cfg.bin,
+	s, err := startProc(p.snd, "send", dir, room, sendPath, b.cfg.bin,
 		"send", "--signal", b.url, "--stun", "none", "--max-receivers", "1", file)
 	if err != nil {
 		return x, err
 	}
-	defer s.stop()
+	defer s.Stop()
 	select {
 	case <-room.found:
-	case <-s.done:
-		return x, fmt.Errorf("send ended before it opened a room: %s:\n%s", s.exitDesc(), indent(s.stderr.String()))
+	case <-s.Done():
+		return x, fmt.Errorf("send ended before it opened a room: %s:\n%s", s.ExitDesc(), indent(s.Stderr.String()))
 	case <-time.After(60 * time.Second):
-		return x, fmt.Errorf("send opened no room within 60 s:\n%s", indent(s.stderr.String()))
+		return x, fmt.Errorf("send opened no room within 60 s:\n%s", indent(s.Stderr.String()))
 	case <-ctx.Done():
 		return x, ctx.Err()
 	}
 
-	cpu0, err := procCPU(b.sig.cmd.Process.Pid)
+	cpu0, err := procCPU(b.sig.Cmd.Process.Pid)
 	if err != nil {
 		return x, err
 	}
@@ -489,18 +487,18 @@ func (b *bench) transfer(ctx context.Context, p pair, file string, sum [32]byte,
 	recvPath := newWatch(recvPathRE)
 	busy0, all0 := machineCPU()
 	start := time.Now()
-	r, err := startProc(p.rcv, "recv", dir, procEnv(), nil, recvPath, b.cfg.bin,
+	r, err := startProc(p.rcv, "recv", dir, nil, recvPath, b.cfg.bin,
 		"recv", "--no-seed", "--stun", "none", "--signal", b.url, "--out", out, room.match)
 	if err != nil {
 		return x, err
 	}
-	defer r.stop()
+	defer r.Stop()
 	limit := time.NewTimer(b.cfg.timeout)
 	defer limit.Stop()
 	select {
-	case <-r.done:
+	case <-r.Done():
 	case <-limit.C:
-		return x, fmt.Errorf("recv still running after %v:\n%s", b.cfg.timeout, indent(r.stderr.String()))
+		return x, fmt.Errorf("recv still running after %v:\n%s", b.cfg.timeout, indent(r.Stderr.String()))
 	case <-ctx.Done():
 		return x, ctx.Err()
 	}
@@ -508,21 +506,21 @@ func (b *bench) transfer(ctx context.Context, p pair, file string, sum [32]byte,
 	if busy1, all1 := machineCPU(); all1 > all0 {
 		x.machine = float64(busy1-busy0) / float64(all1-all0) * float64(benchkit.NumCPU())
 	}
-	if !r.cmd.ProcessState.Success() {
-		return x, fmt.Errorf("recv: %s:\n%s\nsend:\n%s", r.exitDesc(), indent(r.stderr.String()), indent(s.stderr.String()))
+	if !r.Cmd.ProcessState.Success() {
+		return x, fmt.Errorf("recv: %s:\n%s\nsend:\n%s", r.ExitDesc(), indent(r.Stderr.String()), indent(s.Stderr.String()))
 	}
 	select {
-	case <-s.done:
+	case <-s.Done():
 	case <-time.After(30 * time.Second):
-		return x, fmt.Errorf("send still running 30 s after recv ended:\n%s", indent(s.stderr.String()))
+		return x, fmt.Errorf("send still running 30 s after recv ended:\n%s", indent(s.Stderr.String()))
 	case <-ctx.Done():
 		return x, ctx.Err()
 	}
 	x.wall = time.Since(start)
-	if !s.cmd.ProcessState.Success() {
-		return x, fmt.Errorf("send: %s:\n%s", s.exitDesc(), indent(s.stderr.String()))
+	if !s.Cmd.ProcessState.Success() {
+		return x, fmt.Errorf("send: %s:\n%s", s.ExitDesc(), indent(s.Stderr.String()))
 	}
-	cpu1, err := procCPU(b.sig.cmd.Process.Pid)
+	cpu1, err := procCPU(b.sig.Cmd.Process.Pid)
 	if err != nil {
 		return x, fmt.Errorf("the signalling server: %w", err)
 	}
@@ -531,15 +529,15 @@ func (b *bench) transfer(ctx context.Context, p pair, file string, sum [32]byte,
 		return x, err
 	}
 	x.relayCPU, x.relayRx, x.relayTx = cpu1-cpu0, rx1-rx0, tx1-tx0
-	x.sendCPU, x.recvCPU = s.cpu(), r.cpu()
+	x.sendCPU, x.recvCPU = s.CPU(), r.CPU()
 
 	if !recvPath.seen() {
-		return x, fmt.Errorf("recv never said \"connected to the sender:\":\n%s", indent(r.stderr.String()))
+		return x, fmt.Errorf("recv never said \"connected to the sender:\":\n%s", indent(r.Stderr.String()))
 	}
 	x.connect = recvPath.at.Sub(start)
 	x.recvPath = recvPath.match
 	if !sendPath.seen() {
-		return x, fmt.Errorf("send never said \"receiver ... connected:\":\n%s", indent(s.stderr.String()))
+		return x, fmt.Errorf("send never said \"receiver ... connected:\":\n%s", indent(s.Stderr.String()))
 	}
 	x.sendPath = sendPath.match
 	if p.want != "" && (x.recvPath != p.want || x.sendPath != p.want) {
@@ -565,7 +563,7 @@ func (b *bench) transfer(ctx context.Context, p pair, file string, sum [32]byte,
 func (b *bench) report(cases []pair, conn [][]xfer, direct, relayed pair, dirRuns, relRuns []xfer, size int64) {
 	fmt.Printf("\n== Results (%d run(s) each, medians; %d CPUs; relay: signal --turn on %s", b.cfg.runs, benchkit.NumCPU(), b.srv.IPv4)
 	if b.cfg.rateBits > 0 {
-		fmt.Printf(", upload capped at %s", fmtRate(b.cfg.rateBits))
+		fmt.Printf(", upload capped at %s", benchkit.FmtRate(b.cfg.rateBits))
 	}
 	fmt.Println(") ==")
 
@@ -719,169 +717,13 @@ func (w *watch) seen() bool {
 	}
 }
 
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *benchkit.Tail
-	done   chan struct{}
-
-	mu     sync.Mutex
-	killed bool
-}
-
-var live struct {
-	sync.Mutex
-	procs map[*proc]bool
-	torn  bool
-}
-
-// procEnv is this environment without anything that would change where
-// send and recv connect, plus the benchmark's password.
-func procEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "P2PXFER_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "P2PXFER_PASSWORD="+password)
-}
-
-// startProc runs argv on host h (ip netns exec execs it: the pid is the
-// program's own), its stdout and stderr in dir/name.stdout and .stderr
-// and, if given, also written to stdout and stderr. It has a process
-// group of its own (a Ctrl-C on the terminal reaches only the benchmark,
-// which then stops it) and dies with the benchmark if that is killed.
-func startProc(h *netlab.Host, name, dir string, env []string, stdout, stderr io.Writer, bin string, args ...string) (*proc, error) {
-	so, err := os.Create(filepath.Join(dir, name+".stdout"))
-	if err != nil {
-		return nil, err
-	}
-	se, err := os.Create(filepath.Join(dir, name+".stderr"))
-	if err != nil {
-		so.Close()
-		return nil, err
-	}
-	p := &proc{name: name, stderr: &benchkit.Tail{Max: 3000}, done: make(chan struct{})}
+// startProc runs bin with args on host h (ip netns exec execs it: the
+// pid is the program's own) with the benchmark's environment; see
+// benchkit.StartProc.
+func startProc(h *netlab.Host, name, dir string, stdout, stderr io.Writer, bin string, args ...string) (*benchkit.Proc, error) {
 	cmd := h.Command(context.Background(), bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = io.Writer(so), io.MultiWriter(se, p.stderr)
-	if stdout != nil {
-		cmd.Stdout = io.MultiWriter(so, stdout)
-	}
-	if stderr != nil {
-		cmd.Stderr = io.MultiWriter(se, p.stderr, stderr)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p.cmd = cmd
-	live.Lock()
-	if live.torn {
-		live.Unlock()
-		so.Close()
-		se.Close()
-		return nil, errors.New("tearing down")
-	}
-	if err := cmd.Start(); err != nil {
-		live.Unlock()
-		so.Close()
-		se.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	if live.procs == nil {
-		live.procs = map[*proc]bool{}
-	}
-	live.procs[p] = true
-	live.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		so.Close()
-		se.Close()
-		live.Lock()
-		delete(live.procs, p)
-		live.Unlock()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) signal(s syscall.Signal) {
-	p.mu.Lock()
-	p.killed = true
-	p.mu.Unlock()
-	_ = syscall.Kill(-p.cmd.Process.Pid, s)
-}
-
-// stop sends SIGINT, then SIGKILL after stopGrace, and waits.
-func (p *proc) stop() {
-	if p.exited() {
-		return
-	}
-	p.signal(syscall.SIGINT)
-	select {
-	case <-p.done:
-	case <-time.After(stopGrace):
-		p.signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// killAll stops every process still running (SIGKILL at once if force)
-// and lets no new one start.
-func killAll(force bool) {
-	live.Lock()
-	live.torn = true
-	var ps []*proc
-	for p := range live.procs {
-		ps = append(ps, p)
-	}
-	live.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range ps {
-		if force {
-			p.signal(syscall.SIGKILL)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); p.stop() }()
-	}
-	wg.Wait()
-}
-
-func (p *proc) exitDesc() string {
-	if !p.exited() {
-		return "running"
-	}
-	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	s := "exit " + strconv.Itoa(ws.ExitStatus())
-	if ws.Signaled() {
-		s = ws.Signal().String()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.killed {
-		s += " (stopped)"
-	}
-	return s
-}
-
-// cpu is the CPU-seconds (user and system) of the process, once ended.
-func (p *proc) cpu() float64 {
-	if !p.exited() {
-		return 0
-	}
-	u, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0
-	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
+	cmd.Env = benchkit.ProcEnv(password)
+	return benchkit.StartProc(cmd, name, dir, stdout, stderr)
 }
 
 // procCPU reads the CPU-seconds (utime + stime, all threads) a running
@@ -957,14 +799,6 @@ func linkBytes(ns, dev string) (rx, tx int64, err error) {
 
 // ---- helpers ----
 
-func sh(ctx context.Context, name string, args ...string) error {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
 // parseRate reads a rate in tc's units into bits per second.
 func parseRate(s string) (int64, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
@@ -990,16 +824,6 @@ func parseRate(s string) (int64, error) {
 		return 0, fmt.Errorf("rate %q is below 8 kbit/s", s)
 	}
 	return 0, fmt.Errorf("bad rate %q", s)
-}
-
-func fmtRate(bits int64) string {
-	switch {
-	case bits >= 1e9:
-		return fmt.Sprintf("%g Gbit/s", float64(bits)/1e9)
-	case bits >= 1e6:
-		return fmt.Sprintf("%g Mbit/s", float64(bits)/1e6)
-	}
-	return fmt.Sprintf("%g kbit/s", float64(bits)/1e3)
 }
 
 func bytesStr(n int64) string {

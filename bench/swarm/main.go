@@ -49,22 +49,20 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/p2pxfer/p2pxfer/bench/internal/benchkit"
 )
 
 const (
-	nsPrefix   = "p2pxb-"        // namespaces are p2pxb-<pid>-hub, p2pxb-<pid>-0 (sender), -1.. (receivers)
-	subnet     = "10.77.0."      // host i has 10.77.0.(i+1)/24; the sender is 10.77.0.1
-	sigPort    = "7777"          // the sender's embedded signalling server
-	tcpPort    = "7778"          // the raw TCP baseline
-	password   = "bench-bench"   // P2PXFER_PASSWORD on both sides
-	hostIf     = "veth0"         // the interface inside each host namespace
-	bridgeName = "br0"           // in the hub namespace
-	minBurst   = 5 * 1514        // tbf burst floor: five full Ethernet frames
-	stopGrace  = 5 * time.Second // SIGINT, then SIGKILL after this
+	nsPrefix   = "p2pxb-"      // namespaces are p2pxb-<pid>-hub, p2pxb-<pid>-0 (sender), -1.. (receivers)
+	subnet     = "10.77.0."    // host i has 10.77.0.(i+1)/24; the sender is 10.77.0.1
+	sigPort    = "7777"        // the sender's embedded signalling server
+	tcpPort    = "7778"        // the raw TCP baseline
+	password   = "bench-bench" // P2PXFER_PASSWORD on both sides
+	hostIf     = "veth0"       // the interface inside each host namespace
+	bridgeName = "br0"         // in the hub namespace
+	minBurst   = 5 * 1514      // tbf burst floor: five full Ethernet frames
 )
 
 type config struct {
@@ -160,7 +158,7 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	benchkit.OnSignals("bench", cancel, func() {
 		fmt.Fprintln(os.Stderr, "bench: forced: killing processes and removing namespaces now")
-		killAllProcs(true)
+		benchkit.KillAll(true)
 		teardown(&cfg)
 		if !cfg.keep && cfg.work != "" {
 			_ = os.RemoveAll(cfg.work)
@@ -240,7 +238,7 @@ func run(ctx context.Context, cfg *config) error {
 		hosts = 1 + cfg.receivers
 	}
 	fmt.Printf("setting up %d hosts + hub: upload %s each (tbf burst %d B, latency %v) ...\n",
-		hosts, fmtRate(cfg.rateBits), cfg.burst, cfg.latency)
+		hosts, benchkit.FmtRate(cfg.rateBits), cfg.burst, cfg.latency)
 	if err := setupNet(ctx, cfg, hosts); err != nil {
 		return fmt.Errorf("network setup: %w", err)
 	}
@@ -390,7 +388,7 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return outcome{err: err}
 	}
-	env := procEnv()
+	env := benchkit.ProcEnv(password)
 	common := []string{"--stun", "none"}
 	if cfg.verbose {
 		common = append(common, "-v")
@@ -413,14 +411,14 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 	if err != nil {
 		return outcome{err: err}
 	}
-	all := []*proc{sender}
-	defer func() { stopAll(all) }()
+	all := []*benchkit.Proc{sender}
+	defer func() { benchkit.StopAll(all) }()
 
 	var roomID string
 	select {
 	case roomID = <-watch.Found:
-	case <-sender.done:
-		return outcome{err: fmt.Errorf("send ended (%s) before printing a room\n%s", sender.exitDesc(), indent(sender.stderr.String()))}
+	case <-sender.Done():
+		return outcome{err: fmt.Errorf("send ended (%s) before printing a room\n%s", sender.ExitDesc(), indent(sender.Stderr.String()))}
 	case <-time.After(2 * time.Minute):
 		return outcome{err: errors.New("send printed no room within 2 minutes")}
 	case <-ctx.Done():
@@ -429,7 +427,7 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 	url := "ws://" + hostIP(0) + ":" + sigPort + "/ws"
 
 	name := filepath.Base(cfg.src)
-	recvs := make([]*proc, sc.receivers)
+	recvs := make([]*benchkit.Proc, sc.receivers)
 	outs := make([]string, sc.receivers)
 	for i := range recvs {
 		outs[i] = filepath.Join(dir, fmt.Sprintf("recv%d.out", i+1))
@@ -476,14 +474,14 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 				continue
 			}
 			select {
-			case <-p.done:
+			case <-p.Done():
 				// Exited without its file (one more stat: it may have
 				// renamed it between the two checks).
 				if _, err := os.Stat(filepath.Join(outs[i], name)); err == nil {
 					done[i] = now
 					pending--
 				} else if failed == nil {
-					failed = fmt.Errorf("recv%d ended (%s) without the file", i+1, p.exitDesc())
+					failed = fmt.Errorf("recv%d ended (%s) without the file", i+1, p.ExitDesc())
 				}
 			default:
 			}
@@ -497,18 +495,18 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 	wait:
 		for _, p := range recvs {
 			select {
-			case <-p.done:
+			case <-p.Done():
 			case <-grace:
 				break wait
 			}
 		}
 	}
-	stopAll(all)
+	benchkit.StopAll(all)
 
-	o = outcome{recv: make([]recvResult, sc.receivers), sendCPU: sender.cpu(), wall: wall.Seconds()}
+	o = outcome{recv: make([]recvResult, sc.receivers), sendCPU: sender.CPU(), wall: wall.Seconds()}
 	var last time.Duration
 	for i, p := range recvs {
-		o.recv[i] = recvResult{secs: done[i].Seconds(), exit: p.exitDesc(), cpu: p.cpu()}
+		o.recv[i] = recvResult{secs: done[i].Seconds(), exit: p.ExitDesc(), cpu: p.CPU()}
 		last = max(last, done[i])
 		if done[i] == 0 {
 			continue
@@ -531,7 +529,7 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 	}
 	reported = true
 	fmt.Printf("run %d  (%s) %s: %s\n", run, sc.key, sc.title, status)
-	fmt.Printf("    send              %-20s cpu %6.2f s\n", sender.exitDesc(), o.sendCPU)
+	fmt.Printf("    send              %-20s cpu %6.2f s\n", sender.ExitDesc(), o.sendCPU)
 	totalCPU := o.sendCPU
 	for i, r := range o.recv {
 		t := fmt.Sprintf("%9s", "-")
@@ -547,12 +545,12 @@ func runScenario(ctx context.Context, cfg *config, sc scenario, run int) (o outc
 	}
 	if failed != nil {
 		for i, p := range recvs {
-			if done[i] == 0 || p.failedOnItsOwn() {
-				fmt.Printf("    recv%d stderr (tail):\n%s", i+1, indent(p.stderr.String()))
+			if done[i] == 0 || p.FailedOnItsOwn() {
+				fmt.Printf("    recv%d stderr (tail):\n%s", i+1, indent(p.Stderr.String()))
 			}
 		}
-		if sender.failedOnItsOwn() || sender.stderr.Len() > 0 {
-			fmt.Printf("    send stderr (tail):\n%s", indent(sender.stderr.String()))
+		if sender.FailedOnItsOwn() || sender.Stderr.Len() > 0 {
+			fmt.Printf("    send stderr (tail):\n%s", indent(sender.Stderr.String()))
 		}
 	}
 	if !cfg.keep {
@@ -570,7 +568,7 @@ func summary(cfg *config, copySecs float64, tcpTimes []float64, res map[string][
 		recvs = fmt.Sprintf(", %d receivers in b/c", n)
 	}
 	fmt.Printf("\n%d MiB, upload %s per host (tbf burst %d B, latency %v)%s, %d run(s), %d CPUs\n",
-		cfg.sizeMiB, fmtRate(cfg.rateBits), cfg.burst, cfg.latency, recvs, cfg.runs, benchkit.NumCPU())
+		cfg.sizeMiB, benchkit.FmtRate(cfg.rateBits), cfg.burst, cfg.latency, recvs, cfg.runs, benchkit.NumCPU())
 	fmt.Printf("one copy at the link rate (file size x 8 / rate): %.2f s\n\n", copySecs)
 	fmt.Printf("%-52s %9s %9s %9s %10s\n", "", "median", "min", "max", "bound")
 	if len(tcpTimes) > 0 {
@@ -654,7 +652,7 @@ func addNetns(ctx context.Context, name string) error {
 	if netState.torn {
 		return errors.New("tearing down")
 	}
-	if err := sh(ctx, "ip", "netns", "add", name); err != nil {
+	if err := benchkit.Sh(ctx, "ip", "netns", "add", name); err != nil {
 		return err
 	}
 	netState.created = append(netState.created, name)
@@ -690,7 +688,7 @@ func setupNet(ctx context.Context, cfg *config, hosts int) error {
 		{"ip", "-n", hub, "link", "add", bridgeName, "type", "bridge"},
 		{"ip", "-n", hub, "link", "set", bridgeName, "up"},
 	}
-	if err := shAll(ctx, steps); err != nil {
+	if err := benchkit.ShAll(ctx, steps); err != nil {
 		return err
 	}
 	rate := fmt.Sprintf("%dbit", cfg.rateBits)
@@ -714,7 +712,7 @@ func setupNet(ctx context.Context, cfg *config, hosts int) error {
 			[]string{"tc", "-n", ns, "qdisc", "add", "dev", hostIf, "root", "tbf",
 				"rate", rate, "burst", fmt.Sprintf("%db", cfg.burst), "latency", fmt.Sprintf("%dus", cfg.latency.Microseconds())},
 		)
-		if err := shAll(ctx, steps); err != nil {
+		if err := benchkit.ShAll(ctx, steps); err != nil {
 			if strings.Contains(err.Error(), "qdisc kind is unknown") {
 				return fmt.Errorf("%w\nthe kernel has no tbf qdisc (CONFIG_NET_SCH_TBF)", err)
 			}
@@ -749,7 +747,7 @@ func waitIPv6(ctx context.Context, hosts int) {
 // (deleting a namespace deletes the veths, qdiscs and bridge in it).
 // Idempotent; also called from the second-signal path.
 func teardown(cfg *config) {
-	killAllProcs(false)
+	benchkit.KillAll(false)
 	netState.Lock()
 	defer netState.Unlock()
 	if netState.torn {
@@ -783,196 +781,14 @@ func cleanupStale(verbose bool) int {
 	return benchkit.CleanupNetns(nsPrefix, "swarm", out)
 }
 
-func sh(ctx context.Context, name string, args ...string) error {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-func shAll(ctx context.Context, steps [][]string) error {
-	for _, s := range steps {
-		if err := sh(ctx, s[0], s[1:]...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ---- processes ----
 
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *benchkit.Tail
-	done   chan struct{}
-	files  []*os.File
-
-	mu     sync.Mutex
-	killed bool // we sent a signal
-}
-
-var procs struct {
-	sync.Mutex
-	live map[*proc]bool
-}
-
-// procEnv is this process's environment without anything that would
-// change where send/recv connect, plus the benchmark's password.
-func procEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "P2PXFER_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "P2PXFER_PASSWORD="+password)
-}
-
 // startProc runs argv inside namespace ns (ip netns exec execs the
-// command, so the pid is the program's own), with its stdout and stderr
-// in dir/name.stdout and .stderr. It has its own process group (a Ctrl-C
-// on the terminal reaches only the bench, which then stops it) and dies
-// with the bench (Pdeathsig) if the bench is killed outright.
-func startProc(ns, name, dir string, env []string, stdout io.Writer, argv []string) (*proc, error) {
-	so, err := os.Create(filepath.Join(dir, name+".stdout"))
-	if err != nil {
-		return nil, err
-	}
-	se, err := os.Create(filepath.Join(dir, name+".stderr"))
-	if err != nil {
-		so.Close()
-		return nil, err
-	}
-	p := &proc{name: name, stderr: &benchkit.Tail{Max: 3000}, done: make(chan struct{}), files: []*os.File{so, se}}
+// command, so the pid is the program's own); see benchkit.StartProc.
+func startProc(ns, name, dir string, env []string, stdout io.Writer, argv []string) (*benchkit.Proc, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Env = env
-	if stdout != nil {
-		cmd.Stdout = io.MultiWriter(so, stdout)
-	} else {
-		cmd.Stdout = so
-	}
-	cmd.Stderr = io.MultiWriter(se, p.stderr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p.cmd = cmd
-	procs.Lock()
-	if procs.live == nil {
-		procs.live = map[*proc]bool{}
-	}
-	if err := cmd.Start(); err != nil {
-		procs.Unlock()
-		so.Close()
-		se.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	procs.live[p] = true
-	procs.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		for _, f := range p.files {
-			f.Close()
-		}
-		procs.Lock()
-		delete(procs.live, p)
-		procs.Unlock()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) signal(s syscall.Signal) {
-	p.mu.Lock()
-	p.killed = true
-	p.mu.Unlock()
-	_ = syscall.Kill(-p.cmd.Process.Pid, s) // its process group
-}
-
-// stop sends SIGINT, then SIGKILL after stopGrace, and waits.
-func (p *proc) stop() {
-	if p.exited() {
-		return
-	}
-	p.signal(syscall.SIGINT)
-	select {
-	case <-p.done:
-	case <-time.After(stopGrace):
-		p.signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-func stopAll(ps []*proc) {
-	var wg sync.WaitGroup
-	for _, p := range ps {
-		wg.Add(1)
-		go func() { defer wg.Done(); p.stop() }()
-	}
-	wg.Wait()
-}
-
-// killAllProcs stops every process still running: SIGINT then SIGKILL,
-// or SIGKILL at once if force.
-func killAllProcs(force bool) {
-	procs.Lock()
-	var ps []*proc
-	for p := range procs.live {
-		ps = append(ps, p)
-	}
-	procs.Unlock()
-	if force {
-		for _, p := range ps {
-			p.signal(syscall.SIGKILL)
-		}
-	}
-	stopAll(ps)
-}
-
-// exitDesc is "exit 0", "exit 130", "killed", with "(stopped)" when
-// the bench signalled it, or "running".
-func (p *proc) exitDesc() string {
-	if !p.exited() {
-		return "running"
-	}
-	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	s := "exit " + strconv.Itoa(ws.ExitStatus())
-	if ws.Signaled() {
-		s = ws.Signal().String()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.killed {
-		s += " (stopped)"
-	}
-	return s
-}
-
-// failedOnItsOwn: exited with an error before the bench signalled it.
-func (p *proc) failedOnItsOwn() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.exited() && !p.killed && !p.cmd.ProcessState.Success()
-}
-
-func (p *proc) cpu() float64 {
-	if !p.exited() {
-		return 0
-	}
-	u, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0
-	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
+	return benchkit.StartProc(cmd, name, dir, stdout, nil)
 }
 
 // ---- raw TCP baseline ----
@@ -994,11 +810,11 @@ func tcpBaseline(ctx context.Context, cfg *config, run int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	select {
 	case <-ready.Found:
-	case <-srv.done:
-		return 0, fmt.Errorf("tcp server ended: %s", srv.stderr.String())
+	case <-srv.Done():
+		return 0, fmt.Errorf("tcp server ended: %s", srv.Stderr.String())
 	case <-time.After(10 * time.Second):
 		return 0, errors.New("tcp server not ready")
 	case <-ctx.Done():
@@ -1010,17 +826,17 @@ func tcpBaseline(ctx context.Context, cfg *config, run int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer cli.stop()
+	defer cli.Stop()
 	select {
-	case <-cli.done:
+	case <-cli.Done():
 	case <-time.After(cfg.timeout):
 		return 0, errors.New("timed out")
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
 	secs := time.Since(start).Seconds()
-	if !cli.cmd.ProcessState.Success() {
-		return 0, fmt.Errorf("fetch: %s: %s", cli.exitDesc(), cli.stderr.String())
+	if !cli.Cmd.ProcessState.Success() {
+		return 0, fmt.Errorf("fetch: %s: %s", cli.ExitDesc(), cli.Stderr.String())
 	}
 	got, err := benchkit.HashFile(out)
 	_ = os.Remove(out)
@@ -1113,16 +929,6 @@ func parseRate(s string) (int64, error) {
 		return bits, nil
 	}
 	return 0, fmt.Errorf("bad rate %q", s)
-}
-
-func fmtRate(bits int64) string {
-	switch {
-	case bits >= 1e9:
-		return fmt.Sprintf("%g Gbit/s", float64(bits)/1e9)
-	case bits >= 1e6:
-		return fmt.Sprintf("%g Mbit/s", float64(bits)/1e6)
-	}
-	return fmt.Sprintf("%g kbit/s", float64(bits)/1e3)
 }
 
 func median(sorted []float64) float64 {

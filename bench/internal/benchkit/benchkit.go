@@ -1,15 +1,18 @@
 // Package benchkit holds what the benchmark programs under bench/ share:
-// finding the repository, test files with their SHA-256, watching a
-// process's output, network namespaces and Ctrl-C handling. It exists so
-// the programs do not each carry a copy.
+// finding the repository, test files with their SHA-256, running
+// processes and watching their output, shell commands, network namespaces
+// and Ctrl-C handling. It exists so the programs do not each carry a copy.
 package benchkit
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,6 +42,37 @@ func NumCPU() int {
 		}
 	}
 	return n
+}
+
+// Sh runs a command, and returns an error with its output if it fails.
+func Sh(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ShAll runs the commands (name and arguments each) in turn with Sh, up
+// to the first that fails.
+func ShAll(ctx context.Context, steps [][]string) error {
+	for _, s := range steps {
+		if err := Sh(ctx, s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FmtRate writes a rate in bits per second as Gbit/s, Mbit/s or kbit/s.
+func FmtRate(bits int64) string {
+	switch {
+	case bits >= 1e9:
+		return fmt.Sprintf("%g Gbit/s", float64(bits)/1e9)
+	case bits >= 1e6:
+		return fmt.Sprintf("%g Mbit/s", float64(bits)/1e6)
+	}
+	return fmt.Sprintf("%g kbit/s", float64(bits)/1e3)
 }
 
 // RandomFile writes size random bytes to path and returns their SHA-256.

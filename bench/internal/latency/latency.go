@@ -185,7 +185,7 @@ func Run(ctx context.Context, cfg Config, bin string, out io.Writer) (Result, er
 	}
 	bdp := float64(cfg.RateBits) / 8 * cfg.RTT.Seconds()
 	fmt.Fprintf(out, "setting up the path: RTT %v, %s each way, drop-tail queue %d B (%.2f BDP) ...\n",
-		cfg.RTT, fmtRate(cfg.RateBits), cfg.QueueBytes, float64(cfg.QueueBytes)/bdp)
+		cfg.RTT, benchkit.FmtRate(cfg.RateBits), cfg.QueueBytes, float64(cfg.QueueBytes)/bdp)
 	if err := b.setup(ctx); err != nil {
 		return Result{}, fmt.Errorf("path setup: %w", err)
 	}
@@ -384,7 +384,7 @@ func (b *bench) table(res Result) {
 	c := b.cfg
 	bdp := float64(c.RateBits) / 8 * c.RTT.Seconds()
 	fmt.Fprintf(b.out, "\n%d MiB, RTT %v (ping %.1f ms), %s, queue %d B (%.2f BDP), median of %d, %d CPUs\n",
-		c.SizeMiB, c.RTT, float64(res.PingRTT.Microseconds())/1e3, fmtRate(c.RateBits), c.QueueBytes, float64(c.QueueBytes)/bdp, c.Runs, benchkit.NumCPU())
+		c.SizeMiB, c.RTT, float64(res.PingRTT.Microseconds())/1e3, benchkit.FmtRate(c.RateBits), c.QueueBytes, float64(c.QueueBytes)/bdp, c.Runs, benchkit.NumCPU())
 	fmt.Fprintf(b.out, "%-28s %8s %8s %8s %8s %7s %10s\n", "", "time s", "MB/s", "Mbit/s", "ratio", "drops", "steady MB/s")
 	if res.TCP.Secs > 0 {
 		m := res.TCP
@@ -410,7 +410,7 @@ func (b *bench) table(res Result) {
 func (b *bench) addNetns(ctx context.Context, name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := sh(ctx, "ip", "netns", "add", name); err != nil {
+	if err := benchkit.Sh(ctx, "ip", "netns", "add", name); err != nil {
 		return err
 	}
 	b.ns = append(b.ns, name)
@@ -438,7 +438,7 @@ func (b *bench) setup(ctx context.Context) error {
 		b.tuns = append(b.tuns, f)
 		b.mu.Unlock()
 		tuns[side] = f
-		for _, s := range [][]string{
+		if err := benchkit.ShAll(ctx, [][]string{
 			{"ip", "link", "set", tun, "netns", ns}, // the fd stays ours
 			{"ip", "-n", ns, "link", "set", "lo", "up"},
 			// IPv4 only, so both transfers use the same packet sizes.
@@ -448,10 +448,8 @@ func (b *bench) setup(ctx context.Context) error {
 			{"ip", "-n", ns, "link", "set", tun, "mtu", strconv.Itoa(linkMTU), "addrgenmode", "none", "txqueuelen", strconv.Itoa(tunQueueLen)},
 			{"ip", "-n", ns, "addr", "add", addrOf(side) + "/24", "dev", tun},
 			{"ip", "-n", ns, "link", "set", tun, "up"},
-		} {
-			if err := sh(ctx, s[0], s[1:]...); err != nil {
-				return err
-			}
+		}); err != nil {
+			return err
 		}
 	}
 	b.mu.Lock()
@@ -748,13 +746,7 @@ var (
 // bench dies (Pdeathsig) or ctx ends.
 func (b *bench) start(ctx context.Context, ns string, stdout, stderr io.Writer, argv ...string) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "P2PXFER_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, "P2PXFER_PASSWORD=bench-latency")
+	cmd.Env = benchkit.ProcEnv("bench-latency")
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
@@ -933,16 +925,6 @@ func tailOf(w io.Writer) string {
 		return "(see " + f.Name() + ")"
 	}
 	return ""
-}
-
-func fmtRate(bits int64) string {
-	switch {
-	case bits >= 1e9:
-		return fmt.Sprintf("%g Gbit/s", float64(bits)/1e9)
-	case bits >= 1e6:
-		return fmt.Sprintf("%g Mbit/s", float64(bits)/1e6)
-	}
-	return fmt.Sprintf("%g kbit/s", float64(bits)/1e3)
 }
 
 // ParseRate reads a rate in tc's units (200mbit, 1gbit, 512kbit, 25mbps

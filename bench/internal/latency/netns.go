@@ -4,14 +4,12 @@ package latency
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -68,14 +66,6 @@ func Check() error {
 // Cleanup deletes p2plat<pid>-* namespaces whose benchmark process is
 // gone, and returns how many. Namespaces of a live run are kept.
 func Cleanup(out io.Writer) int { return benchkit.CleanupNetns(nsPrefix, "latency", out) }
-
-func sh(ctx context.Context, name string, args ...string) error {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
 
 // openTUN creates a TUN device (IP packets, no packet-info header) and
 // returns its fd, non-blocking (the relay's reader waits in poll(2), so
