@@ -31,7 +31,7 @@ var layers = map[string][]string{
 	"room":                    {},
 	"sched":                   {},
 	"bench/internal/benchkit": {},
-	"bench/internal/latency":  {"bench/internal/benchkit"},
+	"bench/internal/latency":  {"bench/internal/benchkit", "internal/netlab"},
 	"bench/latency":           {"bench/internal/benchkit", "bench/internal/latency"},
 	"bench/loopback":          {"bench/internal/benchkit", "bench/internal/latency"},
 	"bench/swarm":             {"bench/internal/benchkit"},

@@ -278,7 +278,7 @@ func (n *Network) Host(name string) (*Host, error) {
 // returns fn's error. Sockets fn opens (net.ListenUDP, net.Dial, ...)
 // stay in the namespace for their whole life, whatever goroutine uses
 // them later; goroutines fn starts do not run in it.
-func (h *Host) Do(fn func() error) error { return inNetns(h.NS, fn) }
+func (h *Host) Do(fn func() error) error { return InNetns(h.NS, fn) }
 
 // build makes node name with fn under the lab's lock. If fn fails it
 // deletes the namespaces fn made (their veths' peers elsewhere go with

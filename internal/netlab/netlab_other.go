@@ -28,3 +28,6 @@ func (l *Lab) Server(name string) (*Host, error)                  { return nil, 
 func (l *Lab) LAN(name string, opts LANOptions) (*Network, error) { return nil, errNeedsLinux }
 func (n *Network) Host(name string) (*Host, error)                { return nil, errNeedsLinux }
 func (h *Host) Do(fn func() error) error                          { return errNeedsLinux }
+
+// InNetns needs Linux.
+func InNetns(string, func() error) error { return errNeedsLinux }

@@ -154,7 +154,7 @@ func run(name string, args ...string) error {
 // namespace ns sees them (files under /proc/sys/net are per namespace,
 // that of the thread opening them).
 func sysctls(ns string, kv ...string) error {
-	return inNetns(ns, func() error {
+	return InNetns(ns, func() error {
 		for i := 0; i+1 < len(kv); i += 2 {
 			if err := os.WriteFile("/proc/sys/"+kv[i], []byte(kv[i+1]), 0); err != nil {
 				return fmt.Errorf("sysctl in %s: %w", ns, err)
@@ -164,12 +164,13 @@ func sysctls(ns string, kv ...string) error {
 	})
 }
 
-// inNetns runs fn on an OS thread switched into namespace ns: sockets fn
+// InNetns runs fn on an OS thread switched into the named network
+// namespace ns (one `ip netns add` made): sockets fn
 // creates stay in ns for their whole life, whatever thread later uses
 // them. The thread goes back to its own namespace before it is released;
 // if that fails it stays locked, so Go ends it with the goroutine rather
 // than reuse a thread in the wrong namespace.
-func inNetns(ns string, fn func() error) error {
+func InNetns(ns string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -9,11 +9,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/p2pxfer/p2pxfer/bench/internal/benchkit"
+	"github.com/p2pxfer/p2pxfer/internal/netlab"
 )
 
 // Names. The pid in every name lets concurrent runs coexist and lets
@@ -88,41 +88,5 @@ func openTUN(name string) (int, error) {
 	return fd, nil
 }
 
-// inNetns runs fn on an OS thread switched into namespace ns: sockets fn
-// creates stay in ns for their whole life, whatever thread later uses
-// them. The thread goes back to its own namespace before it is released;
-// if that fails it stays locked, so Go ends it with the goroutine rather
-// than reuse a thread in the wrong namespace.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("own netns: %w", err)
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns %s: %w", ns, err)
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns back from %s: %w", ns, err) // thread stays locked and dies
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn inside namespace ns (see netlab.InNetns).
+func inNetns(ns string, fn func() error) error { return netlab.InNetns(ns, fn) }
