@@ -98,7 +98,7 @@ func main() {
 			os.Exit(2)
 		}
 		var err error
-		if cfg.rateBits, err = parseRate(cfg.rate); err != nil {
+		if cfg.rateBits, err = benchkit.ParseRate(cfg.rate); err != nil {
 			fmt.Fprintln(os.Stderr, prog+": -rate:", err)
 			os.Exit(2)
 		}
@@ -798,33 +798,6 @@ func linkBytes(ns, dev string) (rx, tx int64, err error) {
 }
 
 // ---- helpers ----
-
-// parseRate reads a rate in tc's units into bits per second.
-func parseRate(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	units := []struct {
-		suffix string
-		mul    float64
-	}{
-		{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1},
-		{"gbps", 8e9}, {"mbps", 8e6}, {"kbps", 8e3}, {"bps", 8},
-		{"", 1},
-	}
-	for _, u := range units {
-		if !strings.HasSuffix(s, u.suffix) {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSuffix(s, u.suffix), 64)
-		if err != nil || f <= 0 {
-			return 0, fmt.Errorf("bad rate %q (e.g. 100mbit, 512kbit, 1gbit)", s)
-		}
-		if bits := int64(f * u.mul); bits >= 8000 {
-			return bits, nil
-		}
-		return 0, fmt.Errorf("rate %q is below 8 kbit/s", s)
-	}
-	return 0, fmt.Errorf("bad rate %q", s)
-}
 
 func bytesStr(n int64) string {
 	switch {

@@ -133,7 +133,7 @@ func main() {
 		return
 	}
 	var err error
-	if cfg.rateBits, err = parseRate(cfg.rate); err != nil {
+	if cfg.rateBits, err = benchkit.ParseRate(cfg.rate); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -rate:", err)
 		os.Exit(2)
 	}
@@ -900,36 +900,6 @@ func tcpHelper(mode string, args []string) int {
 }
 
 // ---- helpers ----
-
-// parseRate reads a rate in tc's units into bits per second.
-func parseRate(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	units := []struct {
-		suffix string
-		mul    float64
-	}{
-		{"gibit", 1 << 30}, {"mibit", 1 << 20}, {"kibit", 1 << 10},
-		{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1},
-		{"gibps", 8 << 30}, {"mibps", 8 << 20}, {"kibps", 8 << 10},
-		{"gbps", 8e9}, {"mbps", 8e6}, {"kbps", 8e3}, {"bps", 8},
-		{"", 1},
-	}
-	for _, u := range units {
-		if !strings.HasSuffix(s, u.suffix) {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSuffix(s, u.suffix), 64)
-		if err != nil || f <= 0 {
-			return 0, fmt.Errorf("bad rate %q (e.g. 40mbit, 512kbit, 1gbit)", s)
-		}
-		bits := int64(f * u.mul)
-		if bits < 8000 {
-			return 0, fmt.Errorf("rate %q is below 8 kbit/s", s)
-		}
-		return bits, nil
-	}
-	return 0, fmt.Errorf("bad rate %q", s)
-}
 
 func median(sorted []float64) float64 {
 	n := len(sorted)

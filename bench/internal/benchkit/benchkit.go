@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -170,4 +171,34 @@ func (t *Tail) String() string {
 		lines = append(lines, l)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ParseRate reads a rate in tc's units into bits per second.
+func ParseRate(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	units := []struct {
+		suffix string
+		mul    float64
+	}{
+		{"gibit", 1 << 30}, {"mibit", 1 << 20}, {"kibit", 1 << 10},
+		{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1},
+		{"gibps", 8 << 30}, {"mibps", 8 << 20}, {"kibps", 8 << 10},
+		{"gbps", 8e9}, {"mbps", 8e6}, {"kbps", 8e3}, {"bps", 8},
+		{"", 1},
+	}
+	for _, u := range units {
+		if !strings.HasSuffix(s, u.suffix) {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSuffix(s, u.suffix), 64)
+		if err != nil || f <= 0 {
+			return 0, fmt.Errorf("bad rate %q (e.g. 40mbit, 512kbit, 1gbit)", s)
+		}
+		bits := int64(f * u.mul)
+		if bits < 8000 {
+			return 0, fmt.Errorf("rate %q is below 8 kbit/s", s)
+		}
+		return bits, nil
+	}
+	return 0, fmt.Errorf("bad rate %q", s)
 }
