@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,6 +177,8 @@ func TestLabLAN(t *testing.T) {
 //     connect all the same, through the relay. (A direct path there is
 //     still to come: a first packet whose TTL ends between the NATs, where
 //     routers stand between them as on the internet.)
+//   - Two IPv6-only networks that drop each other's packets: the relay,
+//     over IPv6 end to end.
 //   - Symmetric NATs and no relay: recv gives up once the connect timeout
 //     is over (15 s by default; 2 s here, to keep the suite short), with
 //     exit 5 and a message that says what was tried and what would help,
@@ -191,18 +194,23 @@ func TestLabPaths(t *testing.T) {
 	}
 	relayed := labSignal(ctx, t, srv, "8080", "--turn")
 	plain := labSignal(ctx, t, srv, "8081")
+	v6 := inLab(ctx, t, srv, nil, "signal", "--addr", "::", "--port", "8082", "--turn", "--turn-port", "3479")
+	v6.listening(t)
+	relayed6 := "ws://" + net.JoinHostPort(srv.IPv6.String(), "8082") + "/ws"
 	for _, c := range []struct {
 		name   string
 		a, b   netlab.LANOptions
 		blockB bool // b's network lets no UDP out
+		apart  bool // a and b drop each other's packets
 		url    string
 		want   string // the path; "" for no path
 	}{
-		{"NAT", netlab.LANOptions{NAT: netlab.PortPreserving}, netlab.LANOptions{NAT: netlab.PortPreserving}, false, relayed, "direct through NAT"},
-		{"symmetric", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.Symmetric}, false, relayed, "via relay " + srv.IPv4.String()},
-		{"no UDP", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.PortPreserving}, true, relayed, "via relay " + srv.IPv4.String()},
-		{"no firewall", netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true}, netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true}, false, relayed, "via relay " + srv.IPv4.String()},
-		{"no path", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.Symmetric}, false, plain, ""},
+		{"NAT", netlab.LANOptions{NAT: netlab.PortPreserving}, netlab.LANOptions{NAT: netlab.PortPreserving}, false, false, relayed, "direct through NAT"},
+		{"symmetric", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.Symmetric}, false, false, relayed, "via relay " + srv.IPv4.String()},
+		{"no UDP", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.PortPreserving}, true, false, relayed, "via relay " + srv.IPv4.String()},
+		{"no firewall", netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true}, netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true}, false, false, relayed, "via relay " + srv.IPv4.String()},
+		{"IPv6", netlab.LANOptions{IPv6Only: true}, netlab.LANOptions{IPv6Only: true}, false, true, relayed6, "via relay " + srv.IPv6.String()},
+		{"no path", netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{NAT: netlab.Symmetric}, false, false, plain, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -219,6 +227,13 @@ func TestLabPaths(t *testing.T) {
 			if c.blockB {
 				if out, err := exec.Command("ip", "netns", "exec", bnet.NS, "iptables", "-w", "-A", "FORWARD", "-p", "udp", "-j", "DROP").CombinedOutput(); err != nil {
 					t.Fatalf("blocking UDP: %v: %s", err, out)
+				}
+			}
+			if c.apart {
+				for _, h := range [][2]*netlab.Host{{a, b}, {b, a}} {
+					if out, err := exec.Command("ip", "netns", "exec", h[0].NS, "ip6tables", "-w", "-A", "INPUT", "-s", h[1].IPv6.String(), "-j", "DROP").CombinedOutput(); err != nil {
+						t.Fatalf("ip6tables: %v: %s", err, out)
+					}
 				}
 			}
 			if c.want != "" {
