@@ -21,7 +21,9 @@
 //     sender:" line, with a 1 MiB file, for each case of the lab: a LAN
 //     without NAT, port-preserving NATs, symmetric NATs (relay), a network
 //     that blocks UDP (relay over TCP) and bare-MASQUERADE routers
-//     (netlab's NoFirewall).
+//     (netlab's NoFirewall), each behind a provider's router (Provider:
+//     a punch can end between them) and adjacent on one segment (it
+//     cannot), reporting the path each took.
 //
 // Needs root, iproute2 and iptables (tc too with -rate):
 //
@@ -332,7 +334,8 @@ func (b *bench) setupLab(ctx context.Context) (cases []pair, direct, relayed pai
 	pp := netlab.LANOptions{NAT: netlab.PortPreserving}
 	sym := netlab.LANOptions{NAT: netlab.Symmetric}
 	nofw := netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true}
-	var ppA, ppB, symA, symB, udpB, nofwA, nofwB *netlab.Host
+	isp := netlab.LANOptions{NAT: netlab.PortPreserving, NoFirewall: true, Provider: true}
+	var ppA, ppB, symA, symB, udpB, nofwA, nofwB, ispA, ispB *netlab.Host
 	var udpNet *netlab.Network
 	for _, m := range []struct {
 		lan, host string
@@ -347,6 +350,8 @@ func (b *bench) setupLab(ctx context.Context) (cases []pair, direct, relayed pai
 		{"udpnet-b", "udp-b", pp, &udpB, &udpNet},
 		{"nofwnet-a", "nofw-a", nofw, &nofwA, nil},
 		{"nofwnet-b", "nofw-b", nofw, &nofwB, nil},
+		{"ispnet-a", "isp-a", isp, &ispA, nil},
+		{"ispnet-b", "isp-b", isp, &ispB, nil},
 	} {
 		n, h, err := hostOn(m.lan, m.host, m.opts)
 		if err != nil {
@@ -369,10 +374,11 @@ func (b *bench) setupLab(ctx context.Context) (cases []pair, direct, relayed pai
 		{"port-preserving NATs", ppA, ppB, "direct through NAT"},
 		{"symmetric NATs", symA, symB, b.relayAt},
 		{"UDP blocked (relay over TCP)", symA, udpB, b.relayAt},
-		{"bare MASQUERADE (NoFirewall)", nofwA, nofwB, ""},
+		{"bare MASQUERADE, providers", ispA, ispB, ""},
+		{"bare MASQUERADE, adjacent", nofwA, nofwB, ""},
 	}
 	fmt.Printf("  server %s (signal --turn, %s), LAN without NAT, and LANs behind port-preserving NATs,\n"+
-		"  symmetric NATs, a port-preserving NAT that drops UDP, and bare-MASQUERADE routers\n", b.srv.IPv4, b.url)
+		"  symmetric NATs, a port-preserving NAT that drops UDP, and bare-MASQUERADE routers (behind providers, and adjacent)\n", b.srv.IPv4, b.url)
 	return cases, direct, relayed, nil
 }
 

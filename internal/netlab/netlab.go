@@ -58,6 +58,12 @@ type LANOptions struct {
 	// host's own packet to that peer needs: MASQUERADE gives the host
 	// another port, and plain hole punching fails.
 	NoFirewall bool
+	// Provider: a NATed LAN's router reaches the internet segment
+	// through a router of its provider, one hop more, as on the internet,
+	// where routers stand between any two homes: a packet whose TTL ends
+	// there has left its own NAT (which recorded the mapping) without
+	// reaching anyone else's.
+	Provider bool
 	// Subnet is a NATed LAN's private IPv4 prefix (default 10.<n>.0.0/24,
 	// n counting the lab's LANs). Two LANs may share one, as two homes
 	// do. The router takes the first address, hosts the next ones.
@@ -83,6 +89,7 @@ type Network struct {
 
 	ipv6Only   bool
 	noFirewall bool
+	provider   bool
 	lab        *Lab
 	hosts      int // hosts made so far, for their private addresses
 }

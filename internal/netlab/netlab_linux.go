@@ -130,7 +130,7 @@ func (l *Lab) Server(name string) (*Host, error) {
 // directly or through a NAT router as opts say. Add hosts with
 // Network.Host.
 func (l *Lab) LAN(name string, opts LANOptions) (*Network, error) {
-	n := &Network{Name: name, NAT: opts.NAT, ipv6Only: opts.IPv6Only, noFirewall: opts.NoFirewall, lab: l}
+	n := &Network{Name: name, NAT: opts.NAT, ipv6Only: opts.IPv6Only, noFirewall: opts.NoFirewall, provider: opts.Provider, lab: l}
 	err := l.build("lan", name, func() error {
 		switch {
 		case opts.NAT != None && opts.NAT != PortPreserving && opts.NAT != Symmetric:
@@ -139,6 +139,8 @@ func (l *Lab) LAN(name string, opts LANOptions) (*Network, error) {
 			return errors.New("an IPv6-only LAN has no NAT (there is no NAT66)")
 		case opts.Subnet.IsValid() && opts.NAT == None:
 			return errors.New("a LAN without NAT has public addresses, not a Subnet")
+		case opts.Provider && opts.NAT == None:
+			return errors.New("only a NATed LAN's router has a provider")
 		}
 		l.lans++
 		if opts.NAT == None {
@@ -224,7 +226,55 @@ func (l *Lab) natLAN(n *Network, subnet netip.Prefix) error {
 	if err := bridge(n.NS, netip.PrefixFrom(n.Gateway, subnet.Bits())); err != nil {
 		return err
 	}
+	if n.provider {
+		return l.viaProvider(n, pub)
+	}
 	return l.attach(n.NS, "wan", l.inet, []netip.Prefix{netip.PrefixFrom(pub, PublicIPv4.Bits())}, []netip.Addr{gateway4})
+}
+
+// viaProvider links router n, whose public address is pub, to the
+// internet segment through a provider router of its own: the router's wan
+// holds pub alone, on a point-to-point link to the provider, which routes
+// pub to it and answers for pub on the segment (proxy ARP), as for every
+// address on the link (so the router needs no gateway address).
+func (l *Lab) viaProvider(n *Network, pub netip.Addr) error {
+	prov, _, err := l.publicAddr()
+	if err != nil {
+		return err
+	}
+	isp, err := l.addNetns(n.Name+"-isp", true)
+	if err != nil {
+		return err
+	}
+	if err := l.attach(isp, "up0", l.inet, []netip.Prefix{netip.PrefixFrom(prov, PublicIPv4.Bits())}, []netip.Addr{gateway4}); err != nil {
+		return err
+	}
+	if err := ip("-n", isp, "link", "add", "tr0", "type", "veth", "peer", "name", "wan", "netns", n.NS); err != nil {
+		return err
+	}
+	// Linux delays a proxy ARP answer by up to proxy_delay (0.8 s): the
+	// first packets to a new neighbour would wait, or be dropped, for it.
+	if err := sysctls(isp, "net/ipv4/conf/up0/proxy_arp", "1", "net/ipv4/conf/tr0/proxy_arp", "1",
+		"net/ipv4/neigh/up0/proxy_delay", "0", "net/ipv4/neigh/tr0/proxy_delay", "0"); err != nil {
+		return err
+	}
+	if err := addAddrs(n.NS, "wan", []netip.Prefix{netip.PrefixFrom(pub, 32)}); err != nil {
+		return err
+	}
+	for _, cmd := range [][]string{
+		{"-n", isp, "link", "set", "tr0", "up"},
+		{"-n", n.NS, "link", "set", "wan", "up"},
+		{"-n", isp, "route", "add", netip.PrefixFrom(pub, 32).String(), "dev", "tr0"},
+		{"-n", n.NS, "route", "add", "default", "dev", "wan"},
+	} {
+		if err := ip(cmd...); err != nil {
+			return err
+		}
+	}
+	if err := waitReady(isp, "tr0"); err != nil {
+		return err
+	}
+	return waitReady(n.NS, "wan")
 }
 
 // Host adds a host on the LAN: public addresses without NAT (IPv6 only

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // The test binary doubles as a helper run inside a host: with
@@ -138,6 +140,20 @@ func silent(t *testing.T, c *net.UDPConn, d time.Duration, what string) {
 	}
 }
 
+// arrives sends from from to dst, and checks that it arrives on to, from
+// src.
+func arrives(t *testing.T, from, to *net.UDPConn, dst, src netip.AddrPort, what string) {
+	t.Helper()
+	if _, err := from.WriteToUDPAddrPort([]byte(what), dst); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	_ = to.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, got, err := to.ReadFromUDPAddrPort(buf); err != nil || got != src {
+		t.Fatalf("%s, sent to %v from %v: got from %v, %v", what, dst, src, got, err)
+	}
+}
+
 func local(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 // TestLANDirect: hosts of a LAN without NAT reach each other directly
@@ -233,19 +249,63 @@ func TestHolePunch(t *testing.T) {
 		t.Fatal(err)
 	}
 	silent(t, cb, 100*time.Millisecond, "a's first packet, before b sent to a")
+	arrives(t, cb, ca, ma, mb, "b's punch")
+	arrives(t, ca, cb, mb, ma, "a's packet after b's punch")
+}
+
+// TestNoFirewallTTL: between two bare-MASQUERADE routers, each behind a
+// provider, a host's first packet to the other's mapping, arriving before
+// the other has sent anything, is taken in by the other's router, which
+// then remaps its host: plain hole punching fails. A first packet whose
+// TTL ends at the provider opens the host's own NAT without reaching the
+// other's, and then both ways work.
+func TestNoFirewallTTL(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	srv := must[*Host](t)(l.Server("srv"))
+	stun := netip.AddrPortFrom(srv.IPv4, 3478)
+	serve(t, srv, stun)
+	opts := LANOptions{NAT: PortPreserving, NoFirewall: true, Provider: true}
+	a := must[*Host](t)(must[*Network](t)(l.LAN("home-a", opts)).Host("a"))
+	b := must[*Host](t)(must[*Network](t)(l.LAN("home-b", opts)).Host("b"))
+
+	// Plain: a first, then b, then a again; nothing gets through.
+	ca := listen(t, a, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	cb := listen(t, b, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	ma, mb := ask(t, ca, stun), ask(t, cb, stun)
 	for _, p := range []struct {
-		from, to *net.UDPConn
-		dst, src netip.AddrPort
-	}{{cb, ca, ma, mb}, {ca, cb, mb, ma}} {
-		if _, err := p.from.WriteToUDPAddrPort([]byte("punch"), p.dst); err != nil {
+		from *net.UDPConn
+		to   netip.AddrPort
+	}{{ca, mb}, {cb, ma}, {ca, mb}} {
+		if _, err := p.from.WriteToUDPAddrPort([]byte("plain"), p.to); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 100)
-		_ = p.to.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if _, from, err := p.to.ReadFromUDPAddrPort(buf); err != nil || from != p.src {
-			t.Fatalf("sent to %v from %v: got from %v, %v", p.dst, p.src, from, err)
+	}
+	silent(t, cb, 100*time.Millisecond, "a's packets, plain")
+	silent(t, ca, 100*time.Millisecond, "b's packet, plain")
+
+	// With a punch of TTL 2 from each end first, both ways work.
+	ca = listen(t, a, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	cb = listen(t, b, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	ma, mb = ask(t, ca, stun), ask(t, cb, stun)
+	for _, p := range []struct {
+		from *net.UDPConn
+		to   netip.AddrPort
+	}{{ca, mb}, {cb, ma}} {
+		pc := ipv4.NewConn(p.from)
+		if err := pc.SetTTL(2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.from.WriteToUDPAddrPort([]byte("punch"), p.to); err != nil {
+			t.Fatal(err)
+		}
+		if err := pc.SetTTL(64); err != nil {
+			t.Fatal(err)
 		}
 	}
+	silent(t, cb, 100*time.Millisecond, "a's punch, which should die at a's provider")
+	arrives(t, ca, cb, mb, ma, "a's packet after the punches")
+	arrives(t, cb, ca, ma, mb, "b's packet after the punches")
 }
 
 // TestSymmetricNAT: behind MASQUERADE --random-fully one socket is seen

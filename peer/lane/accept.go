@@ -33,13 +33,13 @@ func (c *Conn) acceptLanes(n int) {
 			if c.lanes() < i+2 || c.theirDirect != nil { // the dialer said it opens fewer
 				break
 			}
-			pc, err := c.t.newPeerConnection()
+			pc, pn, err := c.t.newPeerConnection()
 			if err != nil {
 				return false
 			}
 			pcs = append(pcs, pc)
 			ev := watchAnswerer(pc)
-			dc, err := c.negotiate(ctx, pc, ev, nil)
+			dc, err := c.negotiate(ctx, pc, pn, ev, nil)
 			if err != nil {
 				break
 			}

@@ -99,7 +99,7 @@ func (t *Transport) open(ctx context.Context, sig Signal, opts Options, dialer b
 // connect opens the first connection, as the offerer (the dialer) or the
 // answerer.
 func (c *Conn) connect(ctx context.Context, offerer bool) error {
-	pc, err := c.t.newPeerConnection()
+	pc, pn, err := c.t.newPeerConnection()
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (c *Conn) connect(ctx context.Context, offerer bool) error {
 	} else {
 		ev = watchAnswerer(pc)
 	}
-	if dc, err = c.negotiate(ctx, pc, ev, dc); err != nil {
+	if dc, err = c.negotiate(ctx, pc, pn, ev, dc); err != nil {
 		c.bye(ctx, err)
 		return err
 	}
@@ -320,7 +320,7 @@ func (c *Conn) openLanes(ctx context.Context, n int, use func(context.Context, C
 		}
 	}()
 	for range n {
-		pc, release, err := c.t.newLaneConnection()
+		pc, pn, release, err := c.t.newLaneConnection()
 		if err != nil {
 			return fmt.Errorf("lane: %w", err)
 		}
@@ -332,7 +332,7 @@ func (c *Conn) openLanes(ctx context.Context, n int, use func(context.Context, C
 		if err := c.offer(ctx, pc); err != nil {
 			return fmt.Errorf("lane: %w", err)
 		}
-		if _, err := c.negotiate(ctx, pc, ev, dc); err != nil {
+		if _, err := c.negotiate(ctx, pc, pn, ev, dc); err != nil {
 			if errors.Is(err, ErrTampered) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion) {
 				return fmt.Errorf("lane: %w", err)
 			}

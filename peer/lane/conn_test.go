@@ -149,8 +149,8 @@ func TestVersionMismatch(t *testing.T) {
 		name    string
 		rewrite func([]byte) []byte
 	}{
-		{"older", func(b []byte) []byte { return bytes.Replace(b, []byte(`"v":2,`), []byte(`"v":1,`), 1) }},
-		{"without", func(b []byte) []byte { return bytes.Replace(b, []byte(`"v":2,`), nil, 1) }},
+		{"older", func(b []byte) []byte { return bytes.Replace(b, []byte(`"v":3,`), []byte(`"v":1,`), 1) }},
+		{"without", func(b []byte) []byte { return bytes.Replace(b, []byte(`"v":3,`), nil, 1) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -324,11 +324,12 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 
 // directPathOf says where direct lanes to the peer of pc can run, from
 // the ICE pair its first connection selected: between two addresses of
-// this host, or from a host candidate of ours to the peer's address where
-// the path MTU can be probed. Not through a relay or our NAT (a new port
-// would not be let through), nor to a link-local address (it needs a
-// zone). The peer's side of the pair may be peer-reflexive: with trickled
-// candidates that is often how its host address was first seen. Should a
+// this host, or from an address of ours (untranslated) to the peer's
+// address where the path MTU can be probed. Not through a relay or our
+// NAT (a new port would not be let through), nor to a link-local address
+// (it needs a zone). The peer's side of the pair may be peer-reflexive:
+// with trickled candidates that is often how its host address was first
+// seen; or server-reflexive on our subnet: a peer without NAT. Should a
 // NAT on its side hide behind that, the lane does not connect (its
 // packets come from another port than the one signalled) and the dialer
 // falls back to peer lanes.
@@ -348,8 +349,7 @@ func (t *Transport) directPathOf(pc *webrtc.PeerConnection) (directPath, bool) {
 	if isLocalAddr(remote) {
 		return loopbackPath, true
 	}
-	if pair.Local.Typ != webrtc.ICECandidateTypeHost ||
-		pair.Remote.Typ != webrtc.ICECandidateTypeHost && pair.Remote.Typ != webrtc.ICECandidateTypePrflx ||
+	if !untranslated(pair.Local, local) || pair.Remote.Typ == webrtc.ICECandidateTypeSrflx && !onLink(remote) ||
 		remote.IsLinkLocalUnicast() || local.IsLinkLocalUnicast() || local.Is4() != remote.Is4() || !probeSupported {
 		return directPath{}, false
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +99,7 @@ var errNoMoreLanes = errors.New("no more lanes")
 // own (pion acknowledges the channel before it calls us), so the next
 // lane's offer, and its candidates, can reach an answerer still waiting
 // here: they are kept in c.next for the next negotiation.
-func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *iceEvents, dc *webrtc.DataChannel) (*webrtc.DataChannel, error) {
+func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *iceNet, ev *iceEvents, dc *webrtc.DataChannel) (*webrtc.DataChannel, error) {
 	offerer := dc != nil
 	timeout := c.t.cfg.ConnectTimeout
 	deadline := time.NewTimer(timeout)
@@ -111,6 +113,42 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 		return types
 	}
 	haveRemote := false
+	var pp punchPlan // punch.go
+	punch := func(to netip.AddrPort) error {
+		if pn == nil || !pn.punch(to) {
+			return nil
+		}
+		c.t.log.Debug("punched", "to", to)
+		return c.send(ctx, &signalMsg{T: sigPunched, To: to.String()})
+	}
+	punchT := time.NewTimer(punchWait)
+	punchT.Stop()
+	defer punchT.Stop()
+	var punchTimer <-chan time.Time // punchT's, while it runs
+	// add gives pion a candidate of theirs: pending until it has their
+	// description.
+	add := func(ci webrtc.ICECandidateInit) error {
+		if !haveRemote {
+			if len(pending) >= maxKept {
+				return fmt.Errorf("%w: too many candidates", ErrProtocol)
+			}
+			pending = append(pending, ci)
+			return nil
+		}
+		if err := pc.AddICECandidate(ci); err != nil {
+			return fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
+		}
+		return nil
+	}
+	release := func(held []webrtc.ICECandidateInit) error {
+		punchTimer = nil
+		for _, ci := range held {
+			if err := add(ci); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	opened := false
 	replay := c.next // what the last negotiation kept for this one
 	c.next = nil
@@ -141,17 +179,38 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 			}
 			return false, nil
 		case sigCand:
-			theirs = noted(theirs, candidateType(m.Cand.Candidate))
+			typ := candidateType(m.Cand.Candidate)
+			theirs = noted(theirs, typ)
 			ci := webrtc.ICECandidateInit{Candidate: m.Cand.Candidate, SDPMid: m.Cand.SDPMid, SDPMLineIndex: m.Cand.SDPMLineIndex}
-			if !haveRemote {
-				if len(pending) >= maxKept {
-					return true, fmt.Errorf("%w: too many candidates", ErrProtocol)
+			if typ == "srflx" {
+				to, ok := candidateAddr(m.Cand.Candidate)
+				hold, fresh, err := pp.theirCandidate(ci, to, ok)
+				if err != nil {
+					return true, err
 				}
-				pending = append(pending, ci)
-				return false, nil
+				if fresh {
+					if err := punch(to); err != nil {
+						return true, err
+					}
+				}
+				if hold {
+					if punchTimer == nil {
+						punchT.Reset(punchWait)
+						punchTimer = punchT.C
+					}
+					return false, nil
+				}
 			}
-			if err := pc.AddICECandidate(ci); err != nil {
-				return true, fmt.Errorf("%w: candidate: %v", ErrProtocol, err)
+			if err := add(ci); err != nil {
+				return true, err
+			}
+		case sigPunched:
+			to, _ := netip.ParseAddrPort(m.To) // checked by decodeSignal
+			if held := pp.theyPunched(to); held != nil {
+				c.t.log.Debug("they punched", "to", pp.punchedTo)
+				if err := release(held); err != nil {
+					return true, err
+				}
 			}
 		case sigOffer:
 			if !offerer && haveRemote {
@@ -216,10 +275,23 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 			return nil, &ConnectError{Why: fmt.Sprintf("no connection within %v", timeout), Ours: ours, Theirs: theirs}
 		case <-ev.failed:
 			return nil, &ConnectError{Why: "ICE failed", Ours: ours, Theirs: theirs}
+		case <-punchTimer:
+			if err := release(pp.release()); err != nil {
+				return nil, err
+			}
 		case <-c.in.done:
 			return nil, c.in.err
 		case ci := <-ev.cands:
 			ours = noted(ours, ci.Typ.String())
+			if a, err := netip.ParseAddr(ci.Address); err == nil && ci.Typ == webrtc.ICECandidateTypeSrflx &&
+				pp.ourCandidate(netip.AddrPortFrom(a.Unmap(), ci.Port)) {
+				// Before they hear of it: from this socket too.
+				for _, to := range pp.theirs {
+					if err := punch(to); err != nil {
+						return nil, err
+					}
+				}
+			}
 			init := ci.ToJSON()
 			if err := c.send(ctx, &signalMsg{T: sigCand, Cand: &wireCand{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}}); err != nil {
 				return nil, err
@@ -237,6 +309,21 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, ev *ice
 			}
 		}
 	}
+}
+
+// candidateAddr is the address and port of an ICE candidate line
+// ("candidate:FOUNDATION COMPONENT udp PRIORITY ADDRESS PORT typ ...").
+func candidateAddr(line string) (netip.AddrPort, bool) {
+	f := strings.Fields(line)
+	if len(f) < 6 || !strings.EqualFold(f[2], "udp") {
+		return netip.AddrPort{}, false
+	}
+	a, err := netip.ParseAddr(f[4])
+	p, err2 := strconv.ParseUint(f[5], 10, 16)
+	if err != nil || err2 != nil || p == 0 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(p)), true
 }
 
 // candidateType is the type of an ICE candidate line ("... typ host

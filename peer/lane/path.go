@@ -60,7 +60,7 @@ func (p Path) Short() string {
 
 // pathOf reads the path of pc's connection from its selected ICE pair.
 func pathOf(pc *webrtc.PeerConnection) Path {
-	pair, _, remote, ok := selectedPair(pc)
+	pair, local, remote, ok := selectedPair(pc)
 	if !ok {
 		return Path{}
 	}
@@ -70,17 +70,25 @@ func pathOf(pc *webrtc.PeerConnection) Path {
 	case pair.Remote.Typ == webrtc.ICECandidateTypeRelay:
 		// The other end's relay; ours would be the local candidate.
 		return Path{Kind: PathRelay, Relay: relayAddr(pair.Remote)}
-	case pair.Local.Typ != webrtc.ICECandidateTypeHost:
+	case !untranslated(pair.Local, local):
 		return Path{Kind: PathNAT}
 	case isLocalAddr(remote):
 		return Path{Kind: PathOneHost}
 	case pair.Remote.Typ == webrtc.ICECandidateTypeHost,
 		// With trickled candidates the other end's host address is often
 		// first seen as peer-reflexive; on our own subnet it is that.
-		pair.Remote.Typ == webrtc.ICECandidateTypePrflx && onLink(remote):
+		onLink(remote):
 		return Path{Kind: PathLAN}
 	}
 	return Path{Kind: PathNAT}
+}
+
+// untranslated reports whether our end of a pair, c at addr, is one of
+// our own addresses: a host candidate, or a server-reflexive one on a host
+// without NAT, which pion makes on a socket of its own all the same, and
+// may choose.
+func untranslated(c *webrtc.ICECandidate, addr netip.Addr) bool {
+	return c.Typ == webrtc.ICECandidateTypeHost || c.Typ == webrtc.ICECandidateTypeSrflx && isLocalAddr(addr)
 }
 
 // onLink reports whether ip is on a subnet of one of this host's

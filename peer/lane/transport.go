@@ -12,6 +12,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pxfer/p2pxfer/internal/pionlog"
@@ -152,7 +154,7 @@ type Transport struct {
 	log     *slog.Logger
 	lf      *pionlog.Factory
 	keep    func(iface string) bool
-	api     *webrtc.API
+	net     transport.Net // the system's, which pion makes its other sockets with
 	mux     *ice.MultiUDPMuxDefault
 	bufSize int
 
@@ -213,8 +215,12 @@ func New(cfg Config) (*Transport, error) {
 		}
 		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
-	t := &Transport{cfg: cfg, log: log, lf: lf, keep: keep, mux: mux, bufSize: bufSize, iceReady: make(chan struct{})}
-	t.api = t.newAPI(mux)
+	sys, err := stdnet.NewNet()
+	if err != nil {
+		_ = mux.Close()
+		return nil, fmt.Errorf("lane: %w", err)
+	}
+	t := &Transport{cfg: cfg, log: log, lf: lf, keep: keep, net: sys, mux: mux, bufSize: bufSize, iceReady: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	t.stopResolve = cancel
 	go func() {
@@ -288,9 +294,11 @@ func (t *Transport) shareCPUs(delta int) {
 	}
 }
 
-// newAPI prepares pion for peer connections over mux.
-func (t *Transport) newAPI(mux ice.UDPMux) *webrtc.API {
+// newAPI prepares pion for peer connections over mux, whose other
+// sockets pn makes.
+func (t *Transport) newAPI(mux ice.UDPMux, pn *iceNet) *webrtc.API {
 	var se webrtc.SettingEngine
+	se.SetNet(pn)
 	se.LoggerFactory = t.lf
 	se.DetachDataChannels()
 	se.SetICEUDPMux(mux)
@@ -325,19 +333,23 @@ func (t *Transport) newAPI(mux ice.UDPMux) *webrtc.API {
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
 
-func (t *Transport) newPeerConnection() (*webrtc.PeerConnection, error) {
-	return t.newPeerConnectionOn(t.api)
+// newPeerConnection makes a peer connection on the transport's shared
+// sockets, and the iceNet its server-reflexive sockets come from.
+func (t *Transport) newPeerConnection() (*webrtc.PeerConnection, *iceNet, error) {
+	return t.newPeerConnectionOn(t.mux)
 }
 
-// newPeerConnectionOn makes a peer connection with api (and so its
-// sockets) and the transport's ICE servers.
-func (t *Transport) newPeerConnectionOn(api *webrtc.API) (*webrtc.PeerConnection, error) {
+// newPeerConnectionOn makes a peer connection whose host candidates are
+// on mux, with the transport's ICE servers. An API each, for the iceNet
+// each: a Net is a setting of the API.
+func (t *Transport) newPeerConnectionOn(mux ice.UDPMux) (*webrtc.PeerConnection, *iceNet, error) {
 	<-t.iceReady // at most resolveTimeout after New
-	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: t.iceURLs})
+	pn := &iceNet{Net: t.net, bufSize: t.bufSize}
+	pc, err := t.newAPI(mux, pn).NewPeerConnection(webrtc.Configuration{ICEServers: t.iceURLs})
 	if err != nil {
-		return nil, fmt.Errorf("lane: new peer connection: %w", err)
+		return nil, nil, fmt.Errorf("lane: new peer connection: %w", err)
 	}
-	return pc, nil
+	return pc, pn, nil
 }
 
 // newLaneConnection makes a peer connection for a lane on UDP sockets of
@@ -345,17 +357,17 @@ func (t *Transport) newPeerConnectionOn(api *webrtc.API) (*webrtc.PeerConnection
 // only, so two connections between the same two sockets would take each
 // other's packets. The other end keeps its shared sockets; our new ones
 // make the address pairs differ. release closes both.
-func (t *Transport) newLaneConnection() (pc *webrtc.PeerConnection, release func(), err error) {
+func (t *Transport) newLaneConnection() (pc *webrtc.PeerConnection, pn *iceNet, release func(), err error) {
 	mux, _, err := openMux(t.keep, t.cfg.Loopback, t.cfg.UDPBufferSize, t.lf)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	pc, err = t.newPeerConnectionOn(t.newAPI(mux))
+	pc, pn, err = t.newPeerConnectionOn(mux)
 	if err != nil {
 		_ = mux.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return pc, func() {
+	return pc, pn, func() {
 		t.closePC(pc)
 		_ = mux.Close()
 	}, nil

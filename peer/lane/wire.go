@@ -1,6 +1,6 @@
 package lane
 
-// Sealed signalling, version 2.
+// Sealed signalling, version 3.
 //
 // Each message travels through the caller's Signal, sealed end to end
 // (package peer seals them with the PAKE session's key), so the
@@ -10,8 +10,8 @@ package lane
 //	field  JSON type     in                  meaning
 //	v      number        every message       Version; any other ends the
 //	                                         connection with ErrVersion
-//	t      string        every message       offer, answer, cand, bye,
-//	                                         lanes or direct
+//	t      string        every message       offer, answer, cand, punched,
+//	                                         bye, lanes or direct
 //	sdp    string        offer, answer       the session description
 //	cand   object        cand                an ICE candidate:
 //	                                         {candidate, sdpMid, sdpMLineIndex}
@@ -26,6 +26,7 @@ package lane
 //	                                         in {lanes} what the dialer opens
 //	direct object        lanes, direct       one end's direct lanes:
 //	                                         {port, fp, more}, see wireDirect
+//	to     string        punched             the address punched towards
 //
 // Flow, with the dialing end (the downloader) on the left:
 //
@@ -34,6 +35,9 @@ package lane
 //	  |-- {cand} ... (trickle) ------------------>|
 //	  |<------------------ {answer, sdp, info, lanes}
 //	  |<------------------------------ {cand} ... |
+//	  |-- {punched} ... <------------ {punched} ...|  (after a punch towards
+//	  |                                           |    a public candidate of
+//	  |                                           |    the other, punch.go)
 //	  |-- {bye} or <---------------------- {bye} -|   (either side gives up)
 //	  |   ... once the accepter's first message has come on the first
 //	  |   channel (its signalling for the first connection is over):
@@ -67,6 +71,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"unicode/utf8"
 )
@@ -74,7 +79,7 @@ import (
 // Version is the sealed signalling protocol's. Bump it on any change to
 // the messages or the flow above: peers of different versions then stop
 // at their first message with ErrVersion instead of misreading each other.
-const Version = 2
+const Version = 3
 
 // Message types.
 const (
@@ -86,6 +91,9 @@ const (
 	sigLanes = "lanes"
 	// sigDirect: the accepter's end of the direct lanes.
 	sigDirect = "direct"
+	// sigPunched: the sender punched towards a public candidate of ours
+	// (punch.go).
+	sigPunched = "punched"
 )
 
 // MaxLanes bounds the connections one dialer opens to one accepter.
@@ -106,6 +114,8 @@ type signalMsg struct {
 	Info   []byte      `json:"info,omitempty"`
 	Lanes  int         `json:"lanes,omitempty"`
 	Direct *wireDirect `json:"direct,omitempty"`
+	// To, in {punched}: the address punched towards ("ip:port").
+	To string `json:"to,omitempty"`
 }
 
 // wireDirect is one end of direct lanes: the first lane's UDP port
@@ -160,6 +170,10 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 			return nil, fmt.Errorf("%w: candidate message without candidate", ErrProtocol)
 		}
 	case sigBye:
+	case sigPunched:
+		if to, err := netip.ParseAddrPort(m.To); err != nil || to.Port() == 0 {
+			return nil, fmt.Errorf("%w: punched without its address", ErrProtocol)
+		}
 	case sigLanes:
 		if m.Lanes == 0 {
 			return nil, fmt.Errorf("%w: lanes message without a count", ErrProtocol)
@@ -180,6 +194,9 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 	if m.Direct != nil && (m.T != sigDirect && (m.T != sigLanes || m.Lanes != 2+len(m.Direct.More)) ||
 		len(m.Direct.More) > MaxLanes-2 || slices.Contains(m.Direct.ports(), 0) || len(m.Direct.Fingerprint) != sha256.Size) {
 		return nil, fmt.Errorf("%w: malformed direct lane", ErrProtocol)
+	}
+	if m.To != "" && m.T != sigPunched {
+		return nil, fmt.Errorf("%w: malformed to", ErrProtocol)
 	}
 	if len(m.Why) > maxWhy || !utf8.ValidString(m.Why) {
 		return nil, fmt.Errorf("%w: malformed reason", ErrProtocol)

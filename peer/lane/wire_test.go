@@ -3,6 +3,7 @@ package lane
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -13,26 +14,28 @@ func TestDecodeSignal(t *testing.T) {
 	long := `"` + strings.Repeat("A", 88) + `"`                       // 66 bytes
 	direct := func(port int, fp string) string { return fmt.Sprintf(`"direct":{"port":%d,"fp":%s}`, port, fp) }
 	more := func(ports string) string { return `"direct":{"port":5000,"fp":` + key + `,"more":` + ports + `}` }
-	for _, s := range []string{`{"v":2,"t":"offer","sdp":"v=0"}`, `{"v":2,"t":"cand","cand":{"candidate":"x"}}`, `{"v":2,"t":"bye","why":"x"}`,
-		`{"v":2,"t":"answer","sdp":"v=0","info":` + key + `}`, `{"v":2,"t":"offer","sdp":"v=0","lanes":3}`,
-		`{"v":2,"t":"answer","sdp":"v=0","lanes":4}`, `{"v":2,"t":"lanes","lanes":1}`,
-		`{"v":2,"t":"lanes","lanes":2,` + direct(5000, key) + `}`, `{"v":2,"t":"direct",` + direct(65535, key) + `}`,
-		`{"v":2,"t":"lanes","lanes":4,` + more(`[5001,5002]`) + `}`, `{"v":2,"t":"direct",` + more(`[5001]`) + `}`} {
+	for _, s := range []string{`{"v":3,"t":"offer","sdp":"v=0"}`, `{"v":3,"t":"cand","cand":{"candidate":"x"}}`, `{"v":3,"t":"bye","why":"x"}`, `{"v":3,"t":"punched","to":"198.51.100.3:4000"}`,
+		`{"v":3,"t":"answer","sdp":"v=0","info":` + key + `}`, `{"v":3,"t":"offer","sdp":"v=0","lanes":3}`,
+		`{"v":3,"t":"answer","sdp":"v=0","lanes":4}`, `{"v":3,"t":"lanes","lanes":1}`,
+		`{"v":3,"t":"lanes","lanes":2,` + direct(5000, key) + `}`, `{"v":3,"t":"direct",` + direct(65535, key) + `}`,
+		`{"v":3,"t":"lanes","lanes":4,` + more(`[5001,5002]`) + `}`, `{"v":3,"t":"direct",` + more(`[5001]`) + `}`} {
 		if _, err := decodeSignal([]byte(s)); err != nil {
 			t.Errorf("decodeSignal(%s): %v", s, err)
 		}
 	}
-	for _, s := range []string{``, `{}`, `{"v":2,"t":"offer"}`, `{"v":2,"t":"cand"}`, `{"v":2,"t":"hack","sdp":"x"}`, `[1]`,
-		`{"v":2,"t":"offer","sdp":"v=0","info":` + key + `}`, `{"v":2,"t":"answer","sdp":"v=0","info":` + long + `}`,
-		`{"t":"offer","sdp":"v=0"}`, `{"v":1,"t":"offer","sdp":"v=0"}`, `{"v":3,"t":"bye"}`,
-		`{"v":2,"t":"lanes"}`, `{"v":2,"t":"lanes","lanes":5}`, `{"v":2,"t":"offer","sdp":"v=0","lanes":-1}`,
-		`{"v":2,"t":"cand","cand":{"candidate":"x"},"lanes":2}`, `{"v":2,"t":"bye","lanes":2}`,
-		`{"v":2,"t":"direct"}`, `{"v":2,"t":"direct",` + direct(0, key) + `}`, `{"v":2,"t":"direct",` + direct(65536, key) + `}`,
-		`{"v":2,"t":"direct",` + direct(5000, `"AAAA"`) + `}`, `{"v":2,"t":"direct",` + direct(5000, `null`) + `}`,
-		`{"v":2,"t":"lanes","lanes":1,` + direct(5000, key) + `}`, `{"v":2,"t":"lanes","lanes":3,` + direct(5000, key) + `}`,
-		`{"v":2,"t":"offer","sdp":"v=0",` + direct(5000, key) + `}`, `{"v":2,"t":"bye",` + direct(5000, key) + `}`,
-		`{"v":2,"t":"lanes","lanes":2,` + more(`[5001]`) + `}`, `{"v":2,"t":"direct",` + more(`[5001,0]`) + `}`,
-		`{"v":2,"t":"direct",` + more(`[5001,5002,5003]`) + `}`, `{"v":2,"t":"direct",` + more(`[70000]`) + `}`} {
+	for _, s := range []string{``, `{}`, `{"v":3,"t":"offer"}`, `{"v":3,"t":"cand"}`, `{"v":3,"t":"hack","sdp":"x"}`, `[1]`,
+		`{"v":3,"t":"offer","sdp":"v=0","info":` + key + `}`, `{"v":3,"t":"answer","sdp":"v=0","info":` + long + `}`,
+		`{"t":"offer","sdp":"v=0"}`, `{"v":2,"t":"offer","sdp":"v=0"}`, `{"v":4,"t":"bye"}`,
+		`{"v":3,"t":"lanes"}`, `{"v":3,"t":"lanes","lanes":5}`, `{"v":3,"t":"offer","sdp":"v=0","lanes":-1}`,
+		`{"v":3,"t":"cand","cand":{"candidate":"x"},"lanes":2}`, `{"v":3,"t":"bye","lanes":2}`,
+		`{"v":3,"t":"direct"}`, `{"v":3,"t":"direct",` + direct(0, key) + `}`, `{"v":3,"t":"direct",` + direct(65536, key) + `}`,
+		`{"v":3,"t":"direct",` + direct(5000, `"AAAA"`) + `}`, `{"v":3,"t":"direct",` + direct(5000, `null`) + `}`,
+		`{"v":3,"t":"lanes","lanes":1,` + direct(5000, key) + `}`, `{"v":3,"t":"lanes","lanes":3,` + direct(5000, key) + `}`,
+		`{"v":3,"t":"offer","sdp":"v=0",` + direct(5000, key) + `}`, `{"v":3,"t":"bye",` + direct(5000, key) + `}`,
+		`{"v":3,"t":"lanes","lanes":2,` + more(`[5001]`) + `}`, `{"v":3,"t":"direct",` + more(`[5001,0]`) + `}`,
+		`{"v":3,"t":"direct",` + more(`[5001,5002,5003]`) + `}`, `{"v":3,"t":"direct",` + more(`[70000]`) + `}`,
+		`{"v":3,"t":"punched"}`, `{"v":3,"t":"punched","to":"198.51.100.3"}`, `{"v":3,"t":"punched","to":"198.51.100.3:0"}`,
+		`{"v":3,"t":"punched","to":"host:4000"}`, `{"v":3,"t":"bye","to":"198.51.100.3:4000"}`} {
 		if _, err := decodeSignal([]byte(s)); !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrVersion) {
 			t.Errorf("decodeSignal(%s) = %v, want ErrProtocol or ErrVersion", s, err)
 		}
@@ -42,15 +45,16 @@ func TestDecodeSignal(t *testing.T) {
 // FuzzDecodeSignal: decrypted signalling from a password holder is still
 // checked before use.
 func FuzzDecodeSignal(f *testing.F) {
-	f.Add([]byte(`{"v":2,"t":"offer","sdp":"v=0\r\n"}`))
-	f.Add([]byte(`{"v":2,"t":"answer","sdp":"v=0\r\n"}`))
-	f.Add([]byte(`{"v":2,"t":"cand","cand":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"}}`))
-	f.Add([]byte(`{"v":2,"t":"bye","why":"connection failed"}`))
-	f.Add([]byte(`{"v":2,"t":"lanes","lanes":1}`))
-	f.Add([]byte(`{"v":2,"t":"offer","sdp":"v=0\r\n","lanes":3}`))
-	f.Add([]byte(`{"v":2,"t":"direct","direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
-	f.Add([]byte(`{"v":2,"t":"lanes","lanes":2,"direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
-	f.Add([]byte(`{"v":2,"t":"lanes","lanes":4,"direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","more":[5001,5002]}}`))
+	f.Add([]byte(`{"v":3,"t":"offer","sdp":"v=0\r\n"}`))
+	f.Add([]byte(`{"v":3,"t":"answer","sdp":"v=0\r\n"}`))
+	f.Add([]byte(`{"v":3,"t":"cand","cand":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"}}`))
+	f.Add([]byte(`{"v":3,"t":"bye","why":"connection failed"}`))
+	f.Add([]byte(`{"v":3,"t":"lanes","lanes":1}`))
+	f.Add([]byte(`{"v":3,"t":"offer","sdp":"v=0\r\n","lanes":3}`))
+	f.Add([]byte(`{"v":3,"t":"direct","direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
+	f.Add([]byte(`{"v":3,"t":"lanes","lanes":2,"direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
+	f.Add([]byte(`{"v":3,"t":"lanes","lanes":4,"direct":{"port":5000,"fp":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","more":[5001,5002]}}`))
+	f.Add([]byte(`{"v":3,"t":"punched","to":"198.51.100.3:4000"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeSignal(b)
 		if err != nil {
@@ -71,6 +75,9 @@ func FuzzDecodeSignal(f *testing.F) {
 		if m.Lanes < 0 || m.Lanes > MaxLanes || m.T == sigLanes && m.Lanes == 0 ||
 			m.Lanes != 0 && m.T != sigOffer && m.T != sigAnswer && m.T != sigLanes {
 			t.Fatalf("accepted malformed lane count in %+v", m)
+		}
+		if to, err := netip.ParseAddrPort(m.To); m.T == sigPunched && (err != nil || to.Port() == 0) || m.T != sigPunched && m.To != "" {
+			t.Fatalf("accepted malformed punch address in %+v", m)
 		}
 		if m.T == sigDirect && m.Direct == nil || m.Direct != nil && (slices.Contains(m.Direct.ports(), 0) || len(m.Direct.Fingerprint) != 32 ||
 			len(m.Direct.ports()) > MaxLanes-1 || m.T != sigDirect && !(m.T == sigLanes && m.Lanes == 1+len(m.Direct.ports()))) {
