@@ -72,6 +72,8 @@ func exitCode(err error) (int, string) {
 		return ExitUsage, "run 'p2pxfer help' for usage"
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted, ""
+	case errors.Is(err, pake.ErrWrongPassword) && errors.Is(err, errFoundOnLAN):
+		return ExitWrongPassword, "check the password with the sender; if it is right, another device on this network answered for the room: pass --signal URL as the sender printed"
 	case errors.Is(err, pake.ErrWrongPassword):
 		return ExitWrongPassword, "check the password with the sender and try again"
 	case errors.Is(err, peer.ErrTooManyFailures):

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
 )
 
@@ -36,5 +37,17 @@ func TestExitSignallingVersion(t *testing.T) {
 		if code, hint := exitCode(err); code != ExitError || !strings.Contains(hint, "same p2pxfer version") {
 			t.Errorf("exit %d, %q for %v", code, hint, err)
 		}
+	}
+}
+
+// TestExitWrongPasswordOnLAN: a wrong password to a room found on the LAN
+// may be the right one given to another device that answered for it.
+func TestExitWrongPasswordOnLAN(t *testing.T) {
+	err := fmt.Errorf("peer receive: %w", pake.ErrWrongPassword)
+	if code, hint := exitCode(err); code != ExitWrongPassword || strings.Contains(hint, "another device") {
+		t.Errorf("with --signal: exit %d, %q", code, hint)
+	}
+	if code, hint := exitCode(fmt.Errorf("%w (%w)", err, errFoundOnLAN)); code != ExitWrongPassword || !strings.Contains(hint, "another device") {
+		t.Errorf("found on the LAN: exit %d, %q", code, hint)
 	}
 }

@@ -122,7 +122,9 @@ func wantPath(t *testing.T, sendErr, recvErr, want string) {
 // and both ends say so, whether recv is given the URL send printed (on
 // the IPv6-only LAN it must name an IPv6 address: there is no IPv4) or
 // finds the server by itself on the LAN (mDNS). A room nobody announces
-// is not found within seconds, and recv says how to go on (exit 4).
+// is not found within seconds, and recv says how to go on (exit 4); a
+// wrong password to a room found so may have gone to an impostor (exit 3,
+// and recv says so).
 func TestLabLAN(t *testing.T) {
 	t.Parallel() // a lab of its own, processes of their own
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -158,6 +160,17 @@ func TestLabLAN(t *testing.T) {
 		}
 		if !strings.Contains(r.stderr.String(), "--signal") {
 			t.Errorf("no word of --signal:\n%s", r.stderr.String())
+		}
+
+		// A wrong password to a room found on the LAN may be the right
+		// one given to another device that answered: the hint says so.
+		src := t.TempDir()
+		randomFile(t, src, "lab.bin", 1000)
+		s := inLab(ctx, t, a, nil, "send", "--stun", "none", filepath.Join(src, "lab.bin"))
+		roomID, password, _ := s.offer(t)
+		r = inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password + "x"}, "recv", "--no-seed", "--stun", "none", "--out", t.TempDir(), roomID)
+		if c := r.waitUpTo(t, 30*time.Second, "recv with a wrong password"); c != ExitWrongPassword || !strings.Contains(r.stderr.String(), "another device") {
+			t.Errorf("exit %d, want %d and a word of another device:\n%s", c, ExitWrongPassword, r.stderr.String())
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/discovery"
+	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
 	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/signalclient"
@@ -198,6 +199,9 @@ func runRecv(c *cli.Context, env Env) error {
 		return nil // the files are in place; ending the seeding is not a failure
 	}
 	ui.remove("recv", false)
+	if err != nil && url == "" && errors.Is(err, pake.ErrWrongPassword) {
+		err = fmt.Errorf("%w (%w)", err, errFoundOnLAN)
+	}
 	if err != nil {
 		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) {
 			return err
@@ -221,6 +225,11 @@ func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration)
 // errNotOnLAN: recv without a signalling server found no sender of the
 // room on the LAN.
 var errNotOnLAN = errors.New("no sender of this room answered on this network")
+
+// errFoundOnLAN marks an error from a room found on the LAN, where any
+// device can answer for a room: a wrong password there may be a right one
+// given to an impostor.
+var errFoundOnLAN = errors.New("room found on this network")
 
 // discoverWait bounds the search for a sender's embedded server on the LAN.
 const discoverWait = 2 * time.Second
