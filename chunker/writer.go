@@ -50,6 +50,12 @@ type WriterOptions struct {
 	// Force replaces existing final files (the CLI's --force). Without it
 	// an existing file is never overwritten, even by a race at Finish.
 	Force bool
+	// KeepIdentical takes an existing final file that has the manifest's
+	// size and SHA-256 as received, Force or not: it is neither refused
+	// nor replaced, its chunks are not asked for, and it is served from
+	// where it is (see Kept). Checking costs a read of each existing file
+	// of the right size.
+	KeepIdentical bool
 	// Progress, if not nil, is called while CreateWriter re-verifies the
 	// chunks a resume state claims, with bytes checked and bytes claimed;
 	// that can take a while for a large half-finished transfer.
@@ -98,6 +104,7 @@ type Writer struct {
 	dirty    []int // files with chunks verified since their state was saved
 	unsaved  int64
 	lastSave time.Time
+	kept     []int // files KeepIdentical found in place; set by setup only
 
 	saveMu sync.Mutex     // one state save at a time
 	bg     sync.WaitGroup // background saves; Finish and Close wait for them
@@ -131,8 +138,9 @@ type wfile struct {
 }
 
 // CreateWriter prepares to receive m into dir, resuming where a previous
-// Writer for the same files left off. It refuses with ErrExists if a final
-// file exists (unless opts.Force) and with ErrNoSpace if dir's file system
+// Writer for the same files left off. It refuses with ErrExists (an
+// *ExistsError) if a final file exists (unless opts.Force, or it is
+// identical and opts.KeepIdentical) and with ErrNoSpace if dir's file system
 // cannot hold what is still missing; then it creates directories and part
 // files and re-verifies every chunk the resume state claims.
 func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) {
@@ -178,12 +186,18 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 func (w *Writer) setup(dir string, created *[]int) error {
 	claims := make([]*Bitmap, len(w.m.Files))
 	fresh := make([]bool, len(w.m.Files)) // no part file yet
-	var claimed int64
+	var claimed, keptBytes int64
+	kept := make([]bool, len(w.m.Files))
 	for fi := range w.m.Files {
-		if err := w.checkFinal(fi); err != nil {
+		var err error
+		if kept[fi], err = w.checkFinal(fi); err != nil {
 			return err
 		}
-		_, err := w.root.Lstat(PartName(w.m.Files[fi].Name))
+		if kept[fi] {
+			keptBytes += w.m.Files[fi].Size
+			continue
+		}
+		_, err = w.root.Lstat(PartName(w.m.Files[fi].Name))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			fresh[fi] = true
@@ -196,7 +210,7 @@ func (w *Writer) setup(dir string, created *[]int) error {
 			claimed += w.claimedBytes(fi, claims[fi])
 		}
 	}
-	need := w.m.TotalSize() - claimed
+	need := w.m.TotalSize() - claimed - keptBytes
 	free, err := FreeSpace(dir)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
@@ -213,6 +227,10 @@ func (w *Writer) setup(dir string, created *[]int) error {
 	dirs := make(map[string]bool) // made already
 	var checked int64
 	for fi := range w.m.Files {
+		if kept[fi] {
+			w.keep(fi)
+			continue
+		}
 		name := w.m.Files[fi].Name
 		pf, isNew, err := w.openPart(fi, fresh[fi], dirs)
 		if err != nil {
@@ -238,21 +256,29 @@ func (w *Writer) setup(dir string, created *[]int) error {
 
 // checkFinal refuses an existing final file unless Force, and a directory
 // in its place always (Rename could not replace it, and the user would only
-// find out after the whole transfer).
-func (w *Writer) checkFinal(fi int) error {
+// find out after the whole transfer). With KeepIdentical it reports an
+// identical file as one to keep.
+func (w *Writer) checkFinal(fi int) (keep bool, err error) {
 	name := w.m.Files[fi].Name
 	st, err := w.root.Lstat(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return false, nil
 	case err != nil:
-		return err
+		return false, err
 	case st.IsDir():
-		return fmt.Errorf("%q: %w as a directory", name, ErrExists)
-	case !w.opts.Force:
-		return fmt.Errorf("%q: %w (use --force to replace it)", name, ErrExists)
+		return false, &ExistsError{Name: name, Dir: true}
 	}
-	return nil
+	if w.opts.KeepIdentical {
+		same, err := w.identical(fi, st)
+		if err != nil || same {
+			return same, err
+		}
+	}
+	if !w.opts.Force {
+		return false, &ExistsError{Name: name, Differs: w.opts.KeepIdentical}
+	}
+	return false, nil
 }
 
 // claimedBytes sums the sizes of the chunks a state claims.
