@@ -34,9 +34,13 @@ type ReceiveOptions struct {
 	// Slots is how many peers we serve at once, while downloading (the
 	// pieces verified so far) and after; 0 never serves anyone.
 	Slots int
-	// SeedTime bounds seeding once the files are complete; 0 seeds until
-	// ctx ends. Seeding needs Slots > 0.
+	// SeedTime bounds seeding once the files are complete; 0 sets no
+	// bound. Seeding needs Slots > 0. seed.go says when else it ends.
 	SeedTime time.Duration
+	// SeedIdle ends seeding once nobody has been served by us for this
+	// long (the command line's default is DefaultSeedIdle); 0 never ends
+	// it for that.
+	SeedIdle time.Duration
 	// MaxFailures ends seeding after this many failed password handshakes
 	// at us (default 10).
 	MaxFailures int
@@ -102,7 +106,8 @@ var defaultPacing = pacing{tick: time.Second, wantEvery: 3 * time.Second, wantAf
 // asking the signalling server for sources (the sender, seeds, receivers
 // that hold part of the files) and connecting to each lazily: only then
 // does it run the PAKE and create the offer. Meanwhile, with Slots > 0, it
-// serves what it has verified, and once complete it seeds for SeedTime.
+// serves what it has verified, and once complete it seeds until seed.go's
+// policy ends it.
 // It returns nil once every file is verified and in place and seeding has
 // ended (ctx ending during seeding is a normal end).
 func (e *Engine) Receive(ctx context.Context, sig Signaller, opts ReceiveOptions) error {
@@ -133,6 +138,7 @@ func (e *Engine) Receive(ctx context.Context, sig Signaller, opts ReceiveOptions
 		banned: map[string]bool{},
 
 		unreachable: map[string]int{},
+		seeding:     opts.Slots > 0,
 	}
 	defer d.stopAll()
 	if err := d.run(ctx, msgs, sigErr); err != nil {
@@ -173,6 +179,9 @@ type download struct {
 	told     int // store log position our sources have heard of
 	complete bool
 	lastWant time.Time
+	// seeding: we serve others, and stay as a seed once complete (see
+	// seed.go: not when we had every file before we started).
+	seeding bool
 
 	bufs    chan []byte
 	nbufs   atomic.Int32
@@ -250,19 +259,28 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 	d.want(ctx)
 	tick := time.NewTicker(d.opts.pace.tick)
 	defer tick.Stop()
-	var seedEnd <-chan time.Time
+	pol := seedPolicy{idle: d.opts.SeedIdle, max: d.opts.SeedTime}
 	for {
-		if d.complete && len(d.srcs) == 0 && (d.opts.Slots <= 0 || (d.lost != nil && d.sp.active() == 0)) {
-			return nil
+		if d.complete && len(d.srcs) == 0 {
+			if !d.seeding {
+				return nil
+			}
+			if d.lost != nil && d.sp.active() == 0 {
+				return d.seedEnded(SeedEndRoomGone, d.lost)
+			}
+			if why, over := pol.over(time.Now()); over {
+				return d.seedEnded(why, nil)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			if d.complete {
+				if d.seeding {
+					return d.seedEnded(SeedEndInterrupted, nil)
+				}
 				return nil
 			}
 			return ctx.Err()
-		case <-seedEnd:
-			return nil
 		case err := <-sigErr:
 			if ctx.Err() != nil {
 				continue
@@ -286,7 +304,7 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 		case r := <-d.sp.results:
 			if err := d.sp.done(r); err != nil {
 				if d.complete {
-					return nil // seeding ends; the files are fine
+					return d.seedEnded(SeedEndRefused, err) // the files are fine
 				}
 				d.sp.refuse = true // someone guesses passwords at us: stop serving, go on downloading
 			}
@@ -297,9 +315,11 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 			if err := d.finish(ctx); err != nil {
 				return err
 			}
-			if d.opts.Slots > 0 && d.opts.SeedTime > 0 {
-				seedEnd = time.After(d.opts.SeedTime)
-			}
+			pol.begin(time.Now())
+		}
+		if d.complete && d.seeding {
+			// The tick bounds how late an end is noticed.
+			pol.served(time.Now(), d.sp.active() > 0)
 		}
 		if !d.complete {
 			if len(d.srcs) == 0 && d.forged != nil && d.signed == nil {
@@ -315,6 +335,12 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 		}
 		d.tellHaves()
 	}
+}
+
+// seedEnded reports why seeding ended, for Receive to return nil.
+func (d *download) seedEnded(why SeedEndReason, err error) error {
+	d.sp.cfg.emit(Event{Kind: EventSeedEnded, Reason: why, Err: err})
+	return nil
 }
 
 // want asks the server for as many sources as we lack.
@@ -540,6 +566,9 @@ func (d *download) open(ctx context.Context, ev dlEvent) error {
 		return err
 	}
 	d.m, d.signed, d.w = m, ev.signed, w
+	if w.Verified() == m.TotalSize() {
+		d.seeding = false // nothing to download: done at once
+	}
 	d.st = newStore(w, m, ev.signed)
 	_, d.told = d.st.snapshot()
 	d.sc, err = sched.New(layoutOf(m), func(p int) bool { return p < m.NumChunks() && w.Have(p) }, sched.Options{})
@@ -552,7 +581,7 @@ func (d *download) open(ctx context.Context, ev dlEvent) error {
 	if d.opts.OnProgress != nil {
 		d.opts.OnProgress(w.Verified(), m.TotalSize())
 	}
-	if d.opts.Slots > 0 {
+	if d.seeding {
 		d.sp.setHolding(d.st)
 		_ = d.sig.Send(ctx, &room.Message{Type: room.TypeSeed, Slots: d.opts.Slots})
 	}
@@ -590,7 +619,7 @@ func layoutOf(m *chunker.Manifest) sched.Layout {
 func (d *download) sendBitmap(s *dsource) {
 	bm, _ := d.st.snapshot()
 	frames := partFrames(frameBitmap, bm)
-	if d.opts.Slots > 0 {
+	if d.seeding {
 		frames = append([][]byte{{frameServes, finishedSeeding}}, frames...)
 	}
 	s.send(frames)
@@ -773,9 +802,8 @@ func (d *download) finish(ctx context.Context) error {
 		return err
 	}
 	d.complete = true
-	seeding := d.opts.Slots > 0
 	flags := byte(0)
-	if seeding {
+	if d.seeding {
 		flags = finishedSeeding
 	}
 	now := time.Now()
@@ -791,7 +819,7 @@ func (d *download) finish(ctx context.Context) error {
 	if d.opts.OnComplete != nil {
 		d.opts.OnComplete()
 	}
-	if seeding && d.lost == nil {
+	if d.seeding && d.lost == nil {
 		_ = d.sig.Send(ctx, &room.Message{Type: room.TypeSeed, Slots: d.opts.Slots, Complete: true})
 	}
 	return nil

@@ -29,6 +29,9 @@ const (
 	// need (any k of each stripe) and the finished ones stay as seeds, so
 	// the sender may leave. Sent once, by Serve only.
 	EventSwarmComplete
+	// EventSeedEnded: Receive stopped seeding, for Reason (and Err); sent
+	// once, by Receive only, just before it returns.
+	EventSeedEnded
 )
 
 // Event reports on one receiver. Events of one receiver arrive in order;
@@ -44,6 +47,8 @@ type Event struct {
 	Seeding bool
 	// Path: with EventConnected, how the connection's packets travel.
 	Path lane.Path
+	// Reason: with EventSeedEnded, why seeding ended.
+	Reason SeedEndReason
 }
 
 // ServeOptions configure Serve.
