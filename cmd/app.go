@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -71,13 +72,16 @@ func (env *Env) logger(level slog.Level) *slog.Logger {
 // the exit code. It prints one line for any error.
 func Run(ctx context.Context, env Env, args []string) int {
 	app := NewApp(env)
+	args = reorderArgs(app, args)
 	err := app.RunContext(ctx, args)
 	code, hint := exitCode(err)
 	if err != nil && code != ExitInterrupted {
+		// Errors quote names and values from the command line and the
+		// file system: no control character in them reaches the terminal.
 		msg := summary(err)
-		fmt.Fprintf(env.Stderr, "p2pxfer: %s\n", msg)
+		fmt.Fprintf(env.Stderr, "p2pxfer: %s\n", safeText(msg))
 		if msg != err.Error() && verbose(args) {
-			fmt.Fprintf(env.Stderr, "  (details: %v)\n", err)
+			fmt.Fprintf(env.Stderr, "  (details: %s)\n", safeText(err.Error()))
 		}
 		if hint != "" {
 			fmt.Fprintf(env.Stderr, "  (%s)\n", hint)
@@ -91,14 +95,24 @@ func Run(ctx context.Context, env Env, args []string) int {
 
 var stopProfile = func() {}
 
-// verbose reports whether -v or --verbose is among args.
+// verbose reports whether -v or --verbose is among the flags of args (as
+// reorderArgs left them: every flag before any "--").
 func verbose(args []string) bool {
 	for _, a := range args {
+		if a == "--" {
+			break
+		}
 		if a == "-v" || a == "--verbose" || a == "-verbose" {
 			return true
 		}
 	}
 	return false
+}
+
+func init() {
+	// -v is --verbose everywhere, before the command too (reorderArgs
+	// moves it after); the version is --version only.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 }
 
 // NewApp builds the urfave/cli application.
@@ -118,6 +132,8 @@ func NewApp(env Env) *cli.App {
 		},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for benchmarks)"},
+			// Given before a command, reorderArgs hands it to the command.
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "diagnostics on stderr (the command's -v, given before it)"},
 		},
 		Before: func(c *cli.Context) error {
 			if p := c.String("cpuprofile"); p != "" {
@@ -140,11 +156,17 @@ func NewApp(env Env) *cli.App {
 		// Errors are printed by Run, once, with an exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			if strings.Contains(err.Error(), "flag provided but not defined") {
+				return usagef("%v (an argument that starts with - goes after --, as in: p2pxfer send -- -file)", err)
+			}
 			return usagef("%v", err)
 		},
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
+		// "p2pxfer send help" sends a file named help; help is
+		// "p2pxfer help send" or "send --help".
+		c.HideHelpCommand = true
 	}
 	return app
 }
@@ -159,22 +181,48 @@ func passwordFrom(env Env, file string) (string, error) {
 		}
 		pw := strings.TrimRight(string(b), "\r\n")
 		if pw == "" {
-			return "", usagef("--password-file %s is empty", file)
+			return "", usagef("--password-file %s is empty", quoteName(file))
 		}
 		return pw, nil
 	}
 	return env.Getenv("P2PXFER_PASSWORD"), nil
 }
 
+// signalURL is the signalling server's URL: the flag's, else
+// P2PXFER_SIGNAL's, else the configuration file's; "" for none. One that
+// is not a ws(s) or http(s) URL with a host is a usage error that says
+// where it came from.
 func signalURL(env Env, flag string) (string, error) {
 	if flag != "" {
-		return flag, nil
+		return flag, checkSignalURL("--signal", flag)
 	}
 	if v := env.Getenv("P2PXFER_SIGNAL"); v != "" {
-		return v, nil
+		return v, checkSignalURL("P2PXFER_SIGNAL", v)
 	}
 	cfg, err := readConfig(env)
-	return cfg["signal"], err
+	if err != nil || cfg["signal"] == "" {
+		return "", err
+	}
+	return cfg["signal"], checkSignalURL(configPath(env)+": signal", cfg["signal"])
+}
+
+// checkSignalURL refuses what signalclient.Dial would refuse only after a
+// connection attempt (and exit 5, as if the server were down).
+func checkSignalURL(from, raw string) error {
+	u, err := url.Parse(raw)
+	if err == nil && !slices.Contains([]string{"ws", "wss", "http", "https"}, u.Scheme) {
+		err = errors.New("the scheme must be ws, wss, http or https")
+	}
+	if err == nil && u.Hostname() == "" {
+		err = errors.New("no host")
+	}
+	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return usagef("%s %s is not a signalling server URL (%v): give one like ws://HOST:PORT/ws", from, quoteArg(raw), err)
+	}
+	return nil
 }
 
 // configKeys are what the configuration file may set.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
@@ -59,6 +60,15 @@ func summary(err error) string {
 	if errors.As(err, &ce) {
 		return ce.Error()
 	}
+	// What is in the way in --out, without the layers' operation names.
+	if ee := (*chunker.ExistsError)(nil); errors.As(err, &ee) {
+		return ee.Error()
+	}
+	if msg := err.Error(); errors.Is(err, chunker.ErrNoSpace) {
+		if i := strings.Index(msg, chunker.ErrNoSpace.Error()); i > 0 {
+			return msg[i:]
+		}
+	}
 	return err.Error()
 }
 
@@ -90,6 +100,8 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "choose another --out directory, move the file away, or pass --force"
 	case errors.Is(err, chunker.ErrNoSpace):
 		return ExitRefused, "free some disk space or choose another --out directory"
+	case errors.Is(err, errUnsendableName):
+		return ExitRefused, "rename the file (or send a copy under another name)"
 	case errors.Is(err, chunker.ErrBadName):
 		return ExitRefused, "the sender offered a file name that is not safe to write"
 	case errors.Is(err, peer.ErrForged):

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -31,12 +33,15 @@ func recvCommand(env Env) *cli.Command {
 			"room, shows what is offered and downloads it, verifying every chunk. Interrupted\n" +
 			"downloads resume when the same command is run again. While downloading it passes\n" +
 			"verified pieces on to other receivers, and once complete it stays as a seed until\n" +
-			"Ctrl-C (or --seed-time) unless --no-seed.",
+			"nobody has fetched from it for --seed-idle, the room is gone, --seed-time has\n" +
+			"passed or Ctrl-C, unless --no-seed. DIR is created if missing; files already in\n" +
+			"DIR with the same contents are kept as received.",
 		Flags: append(commonFlags(),
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "write the files into `DIR`"},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "write the files into `DIR` (created if missing)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace files that already exist in DIR"},
 			&cli.BoolFlag{Name: "no-seed", Usage: "exit as soon as the files are complete, serve nobody"},
-			&cli.DurationFlag{Name: "seed-time", Usage: "once complete, seed for `DURATION` then exit (0: until Ctrl-C)"},
+			&cli.DurationFlag{Name: "seed-time", Usage: "once complete, seed for at most `DURATION` (0: no limit)"},
+			&cli.DurationFlag{Name: "seed-idle", Value: peer.DefaultSeedIdle, Usage: "stop seeding once nobody has fetched from us for `DURATION` (0: no limit)"},
 			&cli.IntFlag{Name: "max-uploads", Value: 4, Usage: "serve at most `N` peers at once while downloading and seeding"},
 			&cli.IntFlag{Name: "max-sources", Value: 4, Usage: "download from up to `N` peers at once"},
 		),
@@ -51,15 +56,16 @@ func runRecv(c *cli.Context, env Env) error {
 	}
 	roomID := room.NormalizeRoomID(c.Args().First())
 	if !room.ValidRoomID(roomID) {
-		return usagef("%q is not a room ID: room IDs are %d letters and digits, like the sender printed", c.Args().First(), room.RoomIDLen)
+		return usagef("%s is not a room ID: room IDs are %d letters and digits, like the sender printed", quoteArg(c.Args().First()), room.RoomIDLen)
 	}
 	url, err := signalURL(env, c.String("signal"))
 	if err != nil {
 		return err
 	}
 	out := c.String("out")
-	if st, err := os.Stat(out); err != nil || !st.IsDir() {
-		return usagef("--out %s is not a directory", quoteName(out))
+	mkOut, err := checkOut(out)
+	if err != nil {
+		return err
 	}
 	if n := c.Int("max-uploads"); n < 1 || n > room.MaxSlots {
 		return usagef("--max-uploads must be between 1 and %d", room.MaxSlots)
@@ -67,8 +73,8 @@ func runRecv(c *cli.Context, env Env) error {
 	if n := c.Int("max-sources"); n < 1 || n > room.MaxWant {
 		return usagef("--max-sources must be between 1 and %d", room.MaxWant)
 	}
-	if c.Duration("seed-time") < 0 {
-		return usagef("--seed-time must not be negative")
+	if c.Duration("seed-time") < 0 || c.Duration("seed-idle") < 0 {
+		return usagef("--seed-time and --seed-idle must not be negative")
 	}
 	if _, err := stunServers(c.StringSlice("stun")); err != nil {
 		return err
@@ -118,6 +124,9 @@ func runRecv(c *cli.Context, env Env) error {
 		took     time.Duration
 		served   atomic.Int32 // OnEvent runs on the serving sessions' goroutines
 		complete bool
+		seeding  = slots > 0
+		had      int64                      // bytes verified before this run: not moved now
+		ended    atomic.Pointer[peer.Event] // why seeding ended
 		// Sources connected now. While one serves us, a queue position is
 		// only about extra sources asked for: not worth a word.
 		sources = map[string]string{} // peer: its path, in a word
@@ -130,7 +139,8 @@ func runRecv(c *cli.Context, env Env) error {
 	}()
 	err = eng.Receive(ctx, conn, peer.ReceiveOptions{
 		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,
-		MaxSources: c.Int("max-sources"), Slots: slots, SeedTime: c.Duration("seed-time"),
+		MaxSources: c.Int("max-sources"), Slots: slots,
+		SeedTime: c.Duration("seed-time"), SeedIdle: c.Duration("seed-idle"),
 		OnSource: func(e peer.SourceEvent) {
 			who := "peer " + e.Peer[:6]
 			if e.Host {
@@ -162,13 +172,32 @@ func runRecv(c *cli.Context, env Env) error {
 			m = man
 			fmt.Fprintf(env.Stdout, "Receiving %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
 			listFiles(env.Stdout, m.Files, nameAndSize)
+			if mkOut {
+				// Only now: a wrong password or room leaves nothing behind.
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					return nil, fmt.Errorf("create --out %s: %w", quoteName(out), rootCause(err))
+				}
+				ui.println("created %s", quoteName(out))
+			}
 			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{Force: c.Bool("force")})
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{Force: c.Bool("force"), KeepIdentical: true})
 			if err != nil {
 				return nil, err
 			}
-			if v := w.Verified(); v > 0 {
-				ui.println("resuming: %s already verified", humanBytes(v))
+			had = w.Verified()
+			switch kept := w.Kept(); {
+			case len(kept) == len(m.Files):
+				ui.println("all %d file(s) already in %s, identical (same SHA-256): nothing to download", len(kept), quoteName(out))
+			case len(kept) > 0:
+				ui.println("%d file(s) already in %s, identical (same SHA-256): kept", len(kept), quoteName(out))
+				fallthrough
+			default:
+				if v := had - keptBytes(m, kept); v > 0 {
+					ui.println("resuming: %s already verified", humanBytes(v))
+				}
+			}
+			if had == m.TotalSize() {
+				seeding = false // nor does peer seed: nothing was downloaded
 			}
 			ui.add("recv", "receiving"+pathsLabel(sources), m.TotalSize())
 			return w, nil
@@ -177,24 +206,27 @@ func runRecv(c *cli.Context, env Env) error {
 		OnComplete: func() {
 			complete, took = true, time.Since(start)
 			ui.remove("recv", true)
-			printReceived(env, m, out, took)
-			if slots > 0 {
-				until := "until Ctrl-C"
-				if d := c.Duration("seed-time"); d > 0 {
-					until = "for " + d.String()
-				}
-				ui.println("seeding to the room %s (--no-seed to skip)", until)
+			printReceived(env, m, out, took, m.TotalSize()-had)
+			if seeding {
+				ui.println("seeding to the room until %s (--no-seed to skip)", seedUntil(c.Duration("seed-idle"), c.Duration("seed-time")))
 			}
 		},
 		OnEvent: func(ev peer.Event) {
-			if ev.Kind == peer.EventFinished {
+			switch ev.Kind {
+			case peer.EventFinished:
 				ui.println("seeding: %d peer(s) served", served.Add(1))
+			case peer.EventSeedEnded:
+				ended.Store(&ev)
 			}
 		},
 	})
 	if complete {
-		if slots > 0 {
-			fmt.Fprintf(env.Stderr, "stopped seeding; %d peer(s) served\n", served.Load())
+		if seeding {
+			why := ""
+			if ev := ended.Load(); ev != nil {
+				why = seedEndWhy(*ev, c.Duration("seed-idle"), c.Duration("seed-time"))
+			}
+			fmt.Fprintf(env.Stderr, "stopped seeding%s; %d peer(s) served\n", why, served.Load())
 		}
 		return nil // the files are in place; ending the seeding is not a failure
 	}
@@ -214,9 +246,19 @@ func runRecv(c *cli.Context, env Env) error {
 	return nil
 }
 
-func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration) {
+// printReceived lists the files in place; the rate is that of the moved
+// bytes, those not verified before this run.
+func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration, moved int64) {
 	secs := took.Seconds()
-	fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", humanBytes(m.TotalSize()), secs, float64(m.TotalSize())/1e6/secs)
+	switch {
+	case moved == m.TotalSize():
+		fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", humanBytes(moved), secs, float64(moved)/1e6/secs)
+	case moved > 0:
+		fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s), %s of %s were already here:\n",
+			humanBytes(moved), secs, float64(moved)/1e6/secs, humanBytes(m.TotalSize()-moved), humanBytes(m.TotalSize()))
+	default:
+		fmt.Fprintf(env.Stdout, "Verified %s, all of it already here:\n", humanBytes(m.TotalSize()))
+	}
 	listFiles(env.Stdout, m.Files, func(f chunker.File) string {
 		return quoteName(filepath.Join(out, filepath.FromSlash(f.Name)))
 	})
@@ -287,4 +329,65 @@ func pathsLabel(sources map[string]string) string {
 	}
 	slices.Sort(paths)
 	return " (" + strings.Join(paths, ", ") + ")"
+}
+
+// checkOut refuses an --out that cannot become a directory, and reports
+// whether it is missing (recv creates it once the files are known). An
+// ancestor that is a file refuses it too, now rather than after the
+// handshake.
+func checkOut(out string) (missing bool, err error) {
+	for p := out; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && st.IsDir():
+			return p != out, nil
+		case err == nil && p == out:
+			return false, usagef("--out %s is a file, not a directory", quoteName(out))
+		case err == nil:
+			return false, usagef("--out %s cannot be created: %s is a file", quoteName(out), quoteName(p))
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR): // ENOTDIR: a file on the way
+			return false, usagef("--out %s: %v", quoteName(out), rootCause(err))
+		}
+		if filepath.Dir(p) == p {
+			return true, nil
+		}
+	}
+}
+
+// keptBytes is the size of the files KeepIdentical found in place.
+func keptBytes(m *chunker.Manifest, kept []int) int64 {
+	var n int64
+	for _, fi := range kept {
+		n += m.Files[fi].Size
+	}
+	return n
+}
+
+// seedUntil says when seeding ends by itself (peer/seed.go), for the
+// line printed when it starts.
+func seedUntil(idle, max time.Duration) string {
+	var parts []string
+	if idle > 0 {
+		parts = append(parts, "nobody has fetched from us for "+idle.String())
+	}
+	parts = append(parts, "the room is gone")
+	if max > 0 {
+		parts = append(parts, max.String()+" have passed")
+	}
+	return strings.Join(parts, ", ") + ", or Ctrl-C"
+}
+
+// seedEndWhy says why seeding ended, for the closing line.
+func seedEndWhy(ev peer.Event, idle, max time.Duration) string {
+	switch ev.Reason {
+	case peer.SeedEndIdle:
+		return " (nobody fetched from us for " + idle.String() + ")"
+	case peer.SeedEndTime:
+		return " (--seed-time " + max.String() + " passed)"
+	case peer.SeedEndRoomGone:
+		return " (the room is gone: " + summary(ev.Err) + ")"
+	case peer.SeedEndRefused:
+		return " (" + summary(ev.Err) + ")"
+	}
+	return ""
 }

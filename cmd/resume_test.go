@@ -135,6 +135,10 @@ func checkResumed(ctx context.Context, t *testing.T, url, roomID, password, out,
 	if !strings.Contains(r.stderr.String(), "resuming:") {
 		t.Errorf("rerun of recv did not resume:\n%s", r.stderr.String())
 	}
+	// The rate is that of what moved this time, not of the whole file.
+	if !strings.Contains(r.stdout.String(), "were already here:") {
+		t.Errorf("rerun of recv does not count only what it moved:\n%s", r.stdout.String())
+	}
 	if got := fileSHA256(t, filepath.Join(out, name)); got != want {
 		t.Fatalf("resumed file differs: SHA-256 %x, want %x", got, want)
 	}

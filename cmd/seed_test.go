@@ -46,7 +46,7 @@ func TestSeedAfterSenderLeft(t *testing.T) {
 	defer stopSeed()
 	seedOut := t.TempDir()
 	seed := start(seedCtx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--signal", url, "--out", seedOut, roomID)
-	waitFor(t, seed, "seeding to the room until Ctrl-C", 30*time.Second)
+	waitFor(t, seed, "seeding to the room until nobody has fetched from us for 1m0s, the room is gone, or Ctrl-C", 30*time.Second)
 	waitFor(t, snd, "the swarm now holds a full copy: you may quit", 10*time.Second)
 	quit() // Ctrl-C
 	if c := snd.wait(t); c != ExitOK {
@@ -86,14 +86,58 @@ func TestSeedTime(t *testing.T) {
 	defer cancel()
 	src := t.TempDir()
 	randomFile(t, src, "f", 1000)
-	snd := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, "f"))
+	sendCtx, quit := context.WithCancel(ctx)
+	defer quit()
+	// The sender stays: the room is there when the seed time is up.
+	snd := start(sendCtx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "send", "--listen", "127.0.0.1:0", filepath.Join(src, "f"))
 	roomID, _, url := snd.offer(t)
 	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": "pw"}, "recv", "--seed-time", "300ms", "--signal", url, "--out", t.TempDir(), roomID)
 	if c := rcv.wait(t); c != ExitOK {
 		t.Fatalf("recv exit %d:\n%s", c, rcv.stderr.String())
 	}
-	if !strings.Contains(rcv.stderr.String(), "seeding to the room for 300ms") {
-		t.Errorf("no seeding notice:\n%s", rcv.stderr.String())
+	for _, want := range []string{"seeding to the room until nobody has fetched from us for 1m0s, the room is gone, 300ms have passed, or Ctrl-C",
+		"stopped seeding (--seed-time 300ms passed); 0 peer(s) served"} {
+		if !strings.Contains(rcv.stderr.String(), want) {
+			t.Errorf("recv does not say %q:\n%s", want, rcv.stderr.String())
+		}
+	}
+	quit()
+	if c := snd.wait(t); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
+	}
+}
+
+// TestSeedEndsByItself: a finished receiver says when its seeding will end
+// and ends it by itself: once nobody has fetched from it for --seed-idle
+// (the sender still there), and once the room is gone (the sender closed
+// it after its last receiver), saying why.
+func TestSeedEndsByItself(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	src := t.TempDir()
+	randomFile(t, src, "f", 100<<10)
+	vars := map[string]string{"P2PXFER_PASSWORD": "pw"}
+	snd := start(ctx, vars, "send", "--listen", "127.0.0.1:0", "--max-receivers", "2", filepath.Join(src, "f"))
+	roomID, _, url := snd.offer(t)
+
+	idle := start(ctx, vars, "recv", "--seed-idle", "300ms", "--signal", url, "--out", t.TempDir(), roomID)
+	if c := idle.waitUpTo(t, 20*time.Second, "recv --seed-idle 300ms"); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s", c, idle.stderr.String())
+	}
+	for _, want := range []string{"seeding to the room until nobody has fetched from us for 300ms, the room is gone, or Ctrl-C (--no-seed to skip)",
+		"stopped seeding (nobody fetched from us for 300ms); 0 peer(s) served"} {
+		if !strings.Contains(idle.stderr.String(), want) {
+			t.Errorf("recv does not say %q:\n%s", want, idle.stderr.String())
+		}
+	}
+
+	// The second and last receiver: the sender closes the room.
+	last := start(ctx, vars, "recv", "--signal", url, "--out", t.TempDir(), roomID)
+	if c := last.waitUpTo(t, 20*time.Second, "recv after which the room closes"); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s", c, last.stderr.String())
+	}
+	if want := "stopped seeding (the room is gone: "; !strings.Contains(last.stderr.String(), want) {
+		t.Errorf("recv does not say %q:\n%s", want, last.stderr.String())
 	}
 	if c := snd.wait(t); c != ExitOK {
 		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,8 +51,13 @@ func runSend(c *cli.Context, env Env) error {
 	if c.NArg() == 0 {
 		return usagef("send needs at least one FILE")
 	}
-	if c.Int("max-failures") < 1 || c.Int("max-receivers") < 0 {
-		return usagef("--max-failures must be at least 1 and --max-receivers not negative")
+	if n := c.Int("max-failures"); n < 1 || n > room.MaxFailures {
+		// The room carries the limit to the signalling server, which
+		// takes no more.
+		return usagef("--max-failures must be between 1 and %d", room.MaxFailures)
+	}
+	if c.Int("max-receivers") < 0 {
+		return usagef("--max-receivers must not be negative")
 	}
 	if n := c.Int("max-uploads"); n < 1 || n > room.MaxSlots {
 		return usagef("--max-uploads must be between 1 and %d", room.MaxSlots)
@@ -94,6 +101,11 @@ func runSend(c *cli.Context, env Env) error {
 	ui.bars.add("hash", "hashing", total)
 	src, err := chunker.OpenSourceFEC(ctx, c.Args().Slice(), chunkSize, fec, func(done, _ int64) { ui.bars.set("hash", done) })
 	ui.bars.remove("hash", false)
+	if errors.Is(err, chunker.ErrBadName) {
+		// Our own file's name, not a peer's: rather than the hint for a
+		// hostile sender, say what helps.
+		err = unsendable(err, c.Args().Slice())
+	}
 	if err != nil {
 		return err
 	}
@@ -153,7 +165,7 @@ func runSend(c *cli.Context, env Env) error {
 			discoverable = true
 		}
 	}
-	printOffer(env, src.Manifest(), roomID, password, generated, publicURL, discoverable)
+	printOffer(env, src.Manifest(), roomID, password, generated, publicURL, discoverable, mirroredFlags(c))
 	err = eng.Serve(ctx, conn, src, peer.ServeOptions{
 		Room: roomID, Self: self, Password: password, Signer: signer,
 		MaxFailures:  c.Int("max-failures"),
@@ -175,7 +187,55 @@ func runSend(c *cli.Context, env Env) error {
 // any two of its ten pieces missing, e.g. after the sender left.
 const defaultFEC = "8+2"
 
-func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string, discoverable bool) {
+// errUnsendableName: a file to send has a name receivers refuse.
+var errUnsendableName = errors.New("receivers refuse such names")
+
+// unsendableError says which file to send has a name receivers refuse,
+// and why, in the user's words: the path as given, escaped.
+type unsendableError struct {
+	path, reason string
+	err          error // chunker's, wrapping chunker.ErrBadName
+}
+
+func (e *unsendableError) Error() string {
+	if e.path == "" {
+		return fmt.Sprintf("cannot send: %s (%v)", e.reason, errUnsendableName)
+	}
+	return fmt.Sprintf("cannot send %s: %s (%v)", quoteName(e.path), e.reason, errUnsendableName)
+}
+
+func (e *unsendableError) Unwrap() []error { return []error{errUnsendableName, e.err} }
+
+// unsendable turns chunker's refusal of a name into an unsendableError,
+// naming the argument whose base name is refused when there is one.
+func unsendable(err error, args []string) error {
+	e := &unsendableError{reason: err.Error(), err: err}
+	if i := strings.Index(e.reason, chunker.ErrBadName.Error()); i >= 0 {
+		e.reason = e.reason[i:]
+	}
+	for _, a := range args {
+		if chunker.CheckName(filepath.Base(a)) != nil {
+			e.path = a
+			break
+		}
+	}
+	return e
+}
+
+// mirroredFlags are the flags of send that the receiver must give too,
+// with a space after each, for the recv command printOffer shows. Only
+// --loopback: without it the receiver offers no loopback address, which
+// two ends on one host (where --loopback is for) may need to connect.
+// The others are this machine's own (--interface, --stun, --password-file)
+// or agreed on the way (--lanes: the smaller count wins).
+func mirroredFlags(c *cli.Context) string {
+	if c.Bool("loopback") {
+		return "--loopback "
+	}
+	return ""
+}
+
+func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string, discoverable bool, flags string) {
 	out := env.Stdout
 	fmt.Fprintf(out, "Sending %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
 	listFiles(out, m.Files, nameAndSize)
@@ -186,11 +246,11 @@ func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated
 		fmt.Fprintf(out, "Password: (the one you set)\n")
 	}
 	if discoverable {
-		fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv %s\n", roomID)
-		fmt.Fprintf(out, "or, from another network that reaches this one:\n  p2pxfer recv --signal %s %s\n", url, roomID)
+		fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv %s%s\n", flags, roomID)
+		fmt.Fprintf(out, "or, from another network that reaches this one:\n  p2pxfer recv %s--signal %s %s\n", flags, url, roomID)
 	} else {
 		// Always spelled out: the other side rarely shares our environment.
-		fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv --signal %s %s\n", url, roomID)
+		fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv %s--signal %s %s\n", flags, url, roomID)
 	}
 	fmt.Fprintf(out, "and type the password when asked. Ctrl-C stops sending.\n\n")
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 
@@ -115,12 +116,13 @@ func (b *bars) remove(id string, keep bool) {
 	b.redraw(true)
 }
 
-// println prints a message above the bars.
+// println prints a message above the bars, made safe (errors from peers
+// are in some).
 func (b *bars) println(format string, args ...any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.clear()
-	fmt.Fprintf(b.w, format+"\n", args...)
+	fmt.Fprintln(b.w, safeText(fmt.Sprintf(format, args...)))
 	b.redraw(true)
 }
 
@@ -167,6 +169,50 @@ func quoteName(s string) string {
 		}
 	}
 	return s
+}
+
+// maxArgShown bounds how much of a value from the command line a message
+// repeats: a 10 KB paste is not echoed back whole.
+const maxArgShown = 64
+
+// quoteArg is quoteName for a value the user gave, cut after maxArgShown
+// bytes (at a rune boundary), with the length of the whole.
+func quoteArg(s string) string {
+	shown, rest := s, ""
+	if len(s) > maxArgShown {
+		cut := maxArgShown
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		shown, rest = s[:cut], fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	q := quoteName(shown)
+	if q == shown && (shown == "" || strings.ContainsAny(shown, " \t")) {
+		// "--signal not a url is not..." would not say where it ends.
+		q = strconv.Quote(shown)
+	}
+	return q + rest
+}
+
+// safeText escapes what is not printable in a message (a newline or an
+// escape sequence in a file name it quotes, say) and leaves the rest as
+// it is: messages name local files and flag values raw, and none of them
+// may move the cursor or rewrite the screen.
+func safeText(s string) string {
+	notPrint := func(r rune) bool { return !unicode.IsPrint(r) }
+	if !strings.ContainsFunc(s, notPrint) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if !notPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRuneToASCII(r) // '\n', '\x1b', '\u202e'
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }
 
 func humanBytes(n int64) string {
