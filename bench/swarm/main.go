@@ -287,6 +287,7 @@ func run(ctx context.Context, cfg *config) error {
 
 type caps struct {
 	maxUploads, fec, noSeed, seedTime bool
+	seedIdle                          bool // recv ends idle seeding by itself unless --seed-idle 0
 }
 
 func probeCaps(bin string) (caps, error) {
@@ -310,6 +311,7 @@ func probeCaps(bin string) (caps, error) {
 		fec:        strings.Contains(s, "--fec"),
 		noSeed:     strings.Contains(r, "--no-seed"),
 		seedTime:   strings.Contains(r, "--seed-time"),
+		seedIdle:   strings.Contains(r, "--seed-idle"),
 	}, nil
 }
 
@@ -348,6 +350,10 @@ func makeScenario(cfg *config, key string) scenario {
 			// Everyone keeps seeding until the last has finished; the
 			// bench kills them then.
 			sc.recvArgs = []string{"--seed-time", cfg.seedTime}
+		}
+		if cfg.caps.seedIdle {
+			// A seed nobody picked for a while must not leave early.
+			sc.recvArgs = append(sc.recvArgs, "--seed-idle", "0")
 		}
 		return sc
 	default:
