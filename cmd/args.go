@@ -48,11 +48,21 @@ func reorderArgs(app *cli.App, args []string) []string {
 	out = append(out, verbose...)
 	flags, positional := splitFlags(c.Flags, args[i+1:])
 	out = append(out, flags...)
+	if slices.ContainsFunc(flags, isHelpFlag) {
+		// "recv ROOM --help": the command's help, not a help topic ROOM.
+		return out
+	}
 	if len(positional) > 0 {
 		out = append(out, "--")
 		out = append(out, positional...)
 	}
 	return out
+}
+
+// isHelpFlag reports whether a asks for help (-h, --help).
+func isHelpFlag(a string) bool {
+	name, _ := flagArgName(a)
+	return isFlagArg(a) && cli.HelpFlag != nil && slices.Contains(cli.HelpFlag.Names(), name)
 }
 
 // splitFlags separates a command's flags, with their values, from its

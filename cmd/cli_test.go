@@ -225,6 +225,10 @@ func TestCommandLineSlips(t *testing.T) {
 	if c := r.wait(t); c != ExitOK || !strings.HasPrefix(r.stdout.String(), "p2pxfer version ") {
 		t.Fatalf("--version: exit %d:\n%s", c, r.stdout.String())
 	}
+	r = start(ctx, nil, "recv", "abcdefgh", "--help")
+	if c := r.wait(t); c != ExitOK || !strings.Contains(r.stdout.String(), "p2pxfer recv - receive") {
+		t.Fatalf("recv ROOM --help: exit %d:\n%s\n%s", c, r.stdout.String(), r.stderr.String())
+	}
 }
 
 // TestUnsendableName: a local file whose name receivers would refuse is
