@@ -387,7 +387,8 @@ func seedEndWhy(ev peer.Event, idle, max time.Duration) string {
 	case peer.SeedEndRoomGone:
 		return " (the room is gone: " + summary(ev.Err) + ")"
 	case peer.SeedEndRefused:
-		return " (" + summary(ev.Err) + ")"
+		// Our own limit, not the room's: the sender's room may be open.
+		return " (too many wrong passwords were tried at us)"
 	}
 	return ""
 }
