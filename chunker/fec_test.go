@@ -520,7 +520,8 @@ func TestReadPieceSourceChanged(t *testing.T) {
 	}
 	// The same edit with the old mtime restored still fails: the parity is
 	// checked against the manifest.
-	os.Chtimes(p, s.files[0].mtime, s.files[0].mtime)
+	old := time.Unix(0, s.files[0].mtime)
+	os.Chtimes(p, old, old)
 	if _, err := s.ReadPiece(3, make([]byte, testCS)); !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("with the old mtime: got %v", err)
 	}

@@ -132,7 +132,8 @@ type wfile struct {
 
 // CreateWriter prepares to receive m into dir, resuming where a previous
 // Writer for the same files left off. It refuses with ErrExists if a final
-// file exists (unless opts.Force) and with ErrNoSpace if dir's file system
+// file exists (unless opts.Force) or something other than a directory
+// holds the name of one of the manifest's empty directories, and with ErrNoSpace if dir's file system
 // cannot hold what is still missing; then it creates directories and part
 // files and re-verifies every chunk the resume state claims.
 func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) {
@@ -196,6 +197,11 @@ func (w *Writer) setup(dir string, created *[]int) error {
 			claimed += w.claimedBytes(fi, claims[fi])
 		}
 	}
+	for _, d := range w.m.Dirs {
+		if err := w.checkDir(d); err != nil {
+			return err
+		}
+	}
 	need := w.m.TotalSize() - claimed
 	free, err := FreeSpace(dir)
 	switch {
@@ -251,6 +257,27 @@ func (w *Writer) checkFinal(fi int) error {
 		return fmt.Errorf("%q: %w as a directory", name, ErrExists)
 	case !w.opts.Force:
 		return fmt.Errorf("%q: %w (use --force to replace it)", name, ErrExists)
+	}
+	return nil
+}
+
+// checkDir refuses an empty directory of the manifest whose name, or that
+// of a directory above it, is taken by something else than a directory.
+func (w *Writer) checkDir(d string) error {
+	for i := 0; i <= len(d); i++ {
+		if i < len(d) && d[i] != '/' {
+			continue
+		}
+		p := d[:i]
+		st, err := w.root.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil // MkdirAll makes the rest
+		case err != nil:
+			return err
+		case !st.IsDir():
+			return fmt.Errorf("%q: %w, and is not a directory", p, ErrExists)
+		}
 	}
 	return nil
 }
@@ -706,8 +733,9 @@ func (w *Writer) syncPart(fi int) error {
 }
 
 // Finish completes the transfer once every chunk is verified (ErrIncomplete
-// otherwise). For each file it fsyncs the part, puts it in place and
-// removes the state; there is nothing left to check, since every chunk was
+// otherwise). For each file it fsyncs the part, makes it executable if the
+// manifest says so, puts it in place and removes the state, and it creates
+// the manifest's empty directories; there is nothing left to check, since every chunk was
 // checked against the manifest's hash chain on the way in. Without Force
 // the part is hard-linked to the final name, which fails rather than
 // overwrite a file that appeared meanwhile (ErrExists; the part and state
@@ -746,6 +774,14 @@ func (w *Writer) Finish() error {
 			continue
 		}
 		placedIn[path.Dir(w.m.Files[fi].Name)] = true
+	}
+	for _, d := range w.m.Dirs {
+		// MkdirAll through the root: no link planted meanwhile leads out.
+		if err := w.root.MkdirAll(d, 0o777); err != nil {
+			errs = append(errs, fmt.Errorf("chunker finish: create directory %q: %w", d, err))
+			continue
+		}
+		placedIn[path.Dir(d)] = true
 	}
 	for d := range placedIn {
 		if err := dirs.sync(d); err != nil {
@@ -806,6 +842,11 @@ func (w *Writer) placeFile(fi int, dirs *dirCache) error {
 	if err := w.closePart(fi); err != nil {
 		return err
 	}
+	if f.Exec {
+		if err := w.makeExecutable(PartName(f.Name)); err != nil {
+			return err
+		}
+	}
 	placed, err := w.place(f.Name, dirs)
 	if placed {
 		wf.placed = true
@@ -814,6 +855,18 @@ func (w *Writer) placeFile(fi int, dirs *dirCache) error {
 		return err
 	}
 	return w.removeState(fi)
+}
+
+// makeExecutable gives name execute permission wherever it has read
+// permission: what the umask let the part have decides who may run it,
+// as cp and tar do.
+func (w *Writer) makeExecutable(name string) error {
+	st, err := w.root.Lstat(name)
+	if err != nil {
+		return err
+	}
+	perm := st.Mode().Perm()
+	return w.root.Chmod(name, perm|perm&0o444>>2)
 }
 
 // place moves name's part file to name; see Finish for the rules. placed
