@@ -80,7 +80,7 @@ func gather(paths []string, allowDirs bool, onSkip OnSkip) (*gathered, error) {
 			return nil, fmt.Errorf("chunker open %s: %w: %s", p, ErrBadName, r)
 		}
 		if prev, dup := byName[name]; dup {
-			return nil, fmt.Errorf("chunker open: %w: %s and %s would both arrive as %q", ErrDuplicateName, prev, p, name)
+			return nil, fmt.Errorf("chunker open: %w: %q and %q would both arrive as %q", ErrDuplicateName, prev, p, name)
 		}
 		byName[name] = p
 		if !st.IsDir() {

@@ -160,8 +160,8 @@ func runRecv(c *cli.Context, env Env) error {
 		},
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
-			fmt.Fprintf(env.Stdout, "Receiving %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
-			listFiles(env.Stdout, m.Files, nameAndSize)
+			fmt.Fprintf(env.Stdout, "Receiving %s:\n", offerSummary(m))
+			listOffer(env.Stdout, m, quoteName)
 			var err error
 			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{Force: c.Bool("force")})
 			if err != nil {
@@ -216,9 +216,13 @@ func runRecv(c *cli.Context, env Env) error {
 
 func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration) {
 	secs := took.Seconds()
-	fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", humanBytes(m.TotalSize()), secs, float64(m.TotalSize())/1e6/secs)
-	listFiles(env.Stdout, m.Files, func(f chunker.File) string {
-		return quoteName(filepath.Join(out, filepath.FromSlash(f.Name)))
+	what := humanBytes(m.TotalSize())
+	if isTree(m) {
+		what = offerSummary(m)
+	}
+	fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", what, secs, float64(m.TotalSize())/1e6/secs)
+	listOffer(env.Stdout, m, func(name string) string {
+		return quoteName(filepath.Join(out, filepath.FromSlash(name)))
 	})
 }
 
