@@ -22,11 +22,11 @@ func TestSendFolder(t *testing.T) {
 	base := t.TempDir()
 	top := filepath.Join(base, "my photos")
 	files := map[string][]byte{
-		"my photos/a.jpg":                nil,
+		"my photos/a.jpg":                 nil,
 		"my photos/2024/ünï cödé (1).jpg": nil,
-		"my photos/2024/deep/z.bin":      nil,
-		"my photos/run.sh":               []byte("#!/bin/sh\necho hi\n"),
-		"notes.txt":                      nil,
+		"my photos/2024/deep/z.bin":       nil,
+		"my photos/run.sh":                []byte("#!/bin/sh\necho hi\n"),
+		"notes.txt":                       nil,
 	}
 	for name, b := range files {
 		p := filepath.Join(base, filepath.FromSlash(name))
