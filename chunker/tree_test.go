@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -305,5 +306,61 @@ func TestSourceFDBudget(t *testing.T) {
 	s.Close()
 	if _, err := s.ReadChunk(0, buf); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v", err)
+	}
+}
+
+// TestTreeMemoryPerFile: what a tree costs in memory grows with its file
+// count by a few hundred bytes a file on each side: the sender's Source
+// (its manifest and what it keeps to reopen each file) and the receiver's
+// decoded manifest and Writer. Descriptors stay within the budgets.
+func TestTreeMemoryPerFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3,000 files")
+	}
+	const n = 3000
+	top := filepath.Join(t.TempDir(), "tree")
+	for i := range n {
+		if i%100 == 0 {
+			if err := os.MkdirAll(filepath.Join(top, fmt.Sprintf("d%02d", i/100)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(top, fmt.Sprintf("d%02d/file %04d.txt", i/100, i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	s, err := OpenTree(context.Background(), []string{top}, TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := heap() - before
+	enc, err := EncodeManifest(s.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = heap()
+	m, err := DecodeManifest(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := CreateWriter(t.TempDir(), m, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	recv := heap() - before
+	runtime.KeepAlive(s)
+	t.Logf("per file: send %d B, recv %d B; manifest %d B", send/n, recv/n, len(enc)/n)
+	const limit = 1024 // bytes a file, each side
+	if send > limit*n || recv > limit*n {
+		t.Errorf("per file: send %d B, recv %d B; want at most %d", send/n, recv/n, limit)
 	}
 }
