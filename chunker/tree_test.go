@@ -364,3 +364,72 @@ func TestTreeMemoryPerFile(t *testing.T) {
 		t.Errorf("per file: send %d B, recv %d B; want at most %d", send/n, recv/n, limit)
 	}
 }
+
+// TestTreeResume: a tree received in part, its Writer closed, resumes in a
+// new Writer from the state kept next to each nested part file, and the
+// folders and the executable bit come out as if it had never stopped.
+func TestTreeResume(t *testing.T) {
+	top, data := mkTree(t)
+	s, err := OpenTree(context.Background(), []string{top}, TreeOptions{ChunkSize: testCS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := s.Manifest()
+	dst := t.TempDir()
+	w, err := CreateWriter(dst, m, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, testCS)
+	order := shuffled(m.NumChunks(), 5)
+	half := order[:len(order)/2]
+	var want int64
+	for _, i := range half {
+		b, err := s.ReadChunk(i, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteChunk(i, b); err != nil {
+			t.Fatal(err)
+		}
+		want += int64(len(b))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = CreateWriter(dst, m, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got := w.Verified(); got != want {
+		t.Fatalf("resumed with %d bytes verified, want %d", got, want)
+	}
+	for _, i := range w.Missing() {
+		b, err := s.ReadChunk(i, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteChunk(i, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range data {
+		if !bytes.Equal(mustRead(t, filepath.Join(dst, "photos", filepath.FromSlash(name))), b) {
+			t.Errorf("%s differs", name)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dst, "photos", "run.sh")); err != nil || st.Mode().Perm()&0o100 == 0 {
+		t.Errorf("run.sh not executable: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(dst, "photos", "empty")); err != nil || !st.IsDir() {
+		t.Errorf("empty folder: %v", err)
+	}
+	if l := leftovers(t, dst); len(l) > 0 {
+		t.Errorf("left %v", l)
+	}
+}
