@@ -29,7 +29,8 @@ const (
 // reading it is ErrSourceChanged.
 type Source struct {
 	m     *Manifest
-	roots []string // the paths given; srcFile.root indexes them
+	roots []string   // the paths given; srcFile.root indexes them
+	trees []*os.Root // the trees among them, opened as needed (see openFile)
 	files []srcFile
 	par   *parityCache // parity pieces, from ReadChunk
 
@@ -239,7 +240,7 @@ func minEncodedSize(g *gathered, nchunks, nparity int64) int64 {
 // regular file gather saw, and records its identity for later reopens. A
 // file of a tree is opened inside the tree's root, so no link leads out.
 func (s *Source) openHashing(i int, root, rel string) (*os.File, error) {
-	f, err := openFile(root, rel)
+	f, err := s.openFile(int(s.files[i].root), root, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -257,18 +258,25 @@ func (s *Source) openHashing(i int, root, rel string) (*os.File, error) {
 }
 
 // openFile opens a file given itself (rel "") or the file rel of the tree
-// at root, for reading, without blocking should a named pipe have taken
-// its place.
-func openFile(root, rel string) (*os.File, error) {
+// at root, paths[k], for reading, without blocking should a named pipe
+// have taken its place. Each tree's os.Root is opened once and kept until
+// Close: opening it anew for every file cost a path walk each time.
+// Callers are open's hashing pass, and acquire, under mu.
+func (s *Source) openFile(k int, root, rel string) (*os.File, error) {
 	if rel == "" {
 		return os.OpenFile(root, os.O_RDONLY|openNoBlock, 0)
 	}
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return nil, err
+	if s.trees == nil {
+		s.trees = make([]*os.Root, len(s.roots))
 	}
-	defer r.Close()
-	return r.OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
+	if s.trees[k] == nil {
+		r, err := os.OpenRoot(root)
+		if err != nil {
+			return nil, err
+		}
+		s.trees[k] = r
+	}
+	return s.trees[k].OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
 }
 
 // kind names a non-regular file type for error messages.
@@ -588,5 +596,11 @@ func (s *Source) Close() error {
 		s.files[fi].f = nil
 	}
 	s.open = nil
+	for k, r := range s.trees {
+		if r != nil {
+			r.Close()
+			s.trees[k] = nil
+		}
+	}
 	return errors.Join(errs...)
 }
