@@ -208,3 +208,27 @@ func TestSendManyFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestSendEmptyFolder: a folder with nothing but an empty folder in it
+// arrives as such: no chunk to move at all.
+func TestSendEmptyFolder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	top := mkdir(t, filepath.Join(t.TempDir(), "empty", "inner"))
+	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Dir(top))
+	roomID, password, url := snd.offer(t)
+	out := t.TempDir()
+	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	if c := rcv.wait(t); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
+	}
+	if c := snd.wait(t); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
+	}
+	if st, err := os.Stat(filepath.Join(out, "empty", "inner")); err != nil || !st.IsDir() {
+		t.Fatalf("empty/inner: %v", err)
+	}
+	if o := rcv.stdout.String(); !strings.Contains(o, "Receiving 0 files in 2 folders, 0 B") {
+		t.Errorf("no summary:\n%s", o)
+	}
+}
