@@ -35,6 +35,7 @@ var layers = map[string][]string{
 	"bench/latency":           {"bench/internal/benchkit", "bench/internal/latency"},
 	"bench/loopback":          {"bench/internal/benchkit", "bench/internal/latency"},
 	"bench/swarm":             {"bench/internal/benchkit"},
+	"bench/trees":             {"bench/internal/benchkit"},
 }
 
 // goList runs go list -deps over pkgs and returns, for each of the

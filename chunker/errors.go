@@ -47,9 +47,13 @@ var (
 	// is a directory of another ("a" and "a/b").
 	ErrDuplicateName = errors.New("duplicate file name")
 
-	// ErrIsDir: a path given to OpenSource is a directory. Sending
-	// directories is not supported yet; the user should pass the files.
-	ErrIsDir = errors.New("is a directory (pass the files inside it instead)")
+	// ErrIsDir: a path given to OpenSource is a directory (OpenTree sends
+	// directories).
+	ErrIsDir = errors.New("is a directory")
+
+	// ErrSymlink: an entry of a tree is a symbolic link, which OpenTree
+	// does not follow (OnSkip hears of it).
+	ErrSymlink = errors.New("symbolic link not followed")
 
 	// ErrNotRegular: a path is a device, pipe, socket or other non-regular
 	// file, which cannot be hashed once and re-read by offset.

@@ -250,7 +250,7 @@ func TestFECManifestRoundTrip(t *testing.T) {
 			for _, c := range f.Chunks[:max(len(f.Chunks)-1, 0)] { // the last is sha256
 				chunks = append(chunks, c[:]...)
 			}
-			w.Files = append(w.Files, wireFile{f.Name, f.Size, hex.EncodeToString(f.SHA256[:]), chunks})
+			w.Files = append(w.Files, wireFile{Name: f.Name, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256[:]), Chunks: chunks, Exec: f.Exec})
 		}
 		if tt.fec.Enabled() {
 			w.FEC = &wireFEC{tt.fec.K, tt.fec.M}
@@ -520,7 +520,8 @@ func TestReadPieceSourceChanged(t *testing.T) {
 	}
 	// The same edit with the old mtime restored still fails: the parity is
 	// checked against the manifest.
-	os.Chtimes(p, s.files[0].mtime, s.files[0].mtime)
+	old := time.Unix(0, s.files[0].mtime)
+	os.Chtimes(p, old, old)
 	if _, err := s.ReadPiece(3, make([]byte, testCS)); !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("with the old mtime: got %v", err)
 	}

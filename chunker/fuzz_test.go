@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,10 +16,16 @@ import (
 func FuzzDecodeManifest(f *testing.F) {
 	valid, _ := json.Marshal(validWire())
 	f.Add(valid)
-	f.Add([]byte(`{"v":2,"chunk_size":16384,"files":[{"name":"e","size":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","chunks":""}]}`))
+	f.Add([]byte(`{"v":3,"chunk_size":16384,"files":[{"name":"e","size":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","chunks":""}]}`))
 	names, datas := filesOfSizes(5, []int{3*testCS + 1, 0, 9})
 	withFEC, _ := EncodeManifest(fecData(f, testCS, FEC{2, 2}, names, datas).m)
 	f.Add(withFEC)
+	tree := []File{fileFor("top/a b/ü.txt", []byte("x"), testCS), fileFor("top/run", nil, testCS)}
+	tree[1].Exec = true
+	if m, err := NewManifestTree(testCS, FEC{}, tree, []string{"top/empty", "top/a b/e"}, nil); err == nil {
+		enc, _ := EncodeManifest(m)
+		f.Add(enc)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeManifest(b)
 		if err != nil {
@@ -44,9 +51,33 @@ func FuzzDecodeManifest(f *testing.F) {
 		if enc2, _ := EncodeManifest(m2); !bytes.Equal(enc, enc2) {
 			t.Fatal("encoding not stable")
 		}
+		names := map[string]bool{}
 		for _, fl := range m.Files {
 			if CheckName(fl.Name) != nil || fl.Size < 0 || fl.Size > MaxFileSize {
 				t.Fatalf("unsafe file accepted: %q %d", fl.Name, fl.Size)
+			}
+			names[fl.Name] = true
+		}
+		for i, d := range m.Dirs {
+			if CheckName(d) != nil || reservedProblem(d) != "" {
+				t.Fatalf("unsafe directory accepted: %q", d)
+			}
+			if i > 0 && cmpPath(m.Dirs[i-1], d) >= 0 {
+				t.Fatalf("dirs not in canonical order: %q", m.Dirs)
+			}
+			if names[d] {
+				t.Fatalf("%q is a file and a directory", d)
+			}
+		}
+		// No name lies under a file or under a listed directory.
+		for d := range m.Dirs {
+			names[m.Dirs[d]] = true
+		}
+		for n := range names {
+			for p := path.Dir(n); p != "."; p = path.Dir(p) {
+				if names[p] {
+					t.Fatalf("%q lies under %q, a file or a listed directory", n, p)
+				}
 			}
 		}
 		var total int64

@@ -1,19 +1,21 @@
 package chunker
 
-// Manifest wire format, version 2 (ManifestVersion).
+// Manifest wire format, version 3 (ManifestVersion).
 //
 // A manifest is one JSON object, at most MaxManifestSize bytes:
 //
-//	{"v":1,"chunk_size":1048576,"fec":{"k":8,"m":2},"files":[
-//	  {"name":"photo.jpg","size":2500000,"sha256":"<64 lowercase hex digits>",
-//	   "chunks":"<standard base64, padded, of the chunk hashes concatenated>"}],
+//	{"v":3,"chunk_size":1048576,"fec":{"k":8,"m":2},"dirs":["photos/empty"],"files":[
+//	  {"name":"photos/a.jpg","size":2500000,"sha256":"<64 lowercase hex digits>",
+//	   "chunks":"<standard base64, padded, of the chunk hashes concatenated>"},
+//	  {"name":"photos/run.sh","size":120,"sha256":"...","chunks":"","exec":true}],
 //	 "parity":"<standard base64, padded, of the parity piece hashes concatenated>"}
 //
 //   - v: ManifestVersion. Any other value is ErrManifestVersion; a format
 //     change bumps it rather than adding fields, so unknown fields are refused.
 //     (fec and parity joined version 1 before any release. Version 2 made
 //     the chunk hashes chained, see chain.go; version 1 listed each chunk's
-//     own SHA-256, which cost receivers a second hash pass for the file.)
+//     own SHA-256, which cost receivers a second hash pass for the file.
+//     Version 3 added dirs and exec, so folders can be sent.)
 //   - chunk_size: a power of two in [MinChunkSize, MaxChunkSize]. Every chunk
 //     is chunk_size bytes except the last of each file; chunks never span
 //     files.
@@ -21,11 +23,22 @@ package chunker
 //     chunks and m parity pieces per stripe, 1 <= k <= MaxFECData and
 //     1 <= m <= MaxFECParity, both keys required. Absent means FEC is off;
 //     there is no other spelling of off.
-//   - files: 1..MaxFiles entries, in the order that numbers the chunks
-//     globally (file 0's chunks, then file 1's, ...).
+//   - dirs: optional, at most MaxDirs directories that the receiver creates
+//     although no file lies in them: empty folders. Only the deepest are
+//     listed: a directory that holds a file or another listed directory
+//     is implied by that name and may not be listed itself, so one tree
+//     has one manifest. Each is a name checked like a file name (below),
+//     appears once, is no file's name and lies under no file's name. Any
+//     order is accepted; the canonical order is that of the names sorted
+//     component by component (byte order, with '/' before every other
+//     byte). The receiver creates directories with its own default mode.
+//   - files: 0..MaxFiles entries (files and dirs are not both empty), in
+//     the order that numbers the chunks globally (file 0's chunks, then
+//     file 1's, ...).
 //   - name: a slash-separated relative path accepted by CheckName, not ending
 //     (in any component, any case) in a suffix reserved for our partial and
 //     state files, not a duplicate, and not a directory of another name.
+//     A folder sent arrives as its top-level name: "photos/2024/a.jpg".
 //   - size: bytes, 0..MaxFileSize.
 //   - sha256: SHA-256 of the whole file, what sha256sum prints.
 //   - chunks: the hash of every chunk but the last (whose hash is sha256),
@@ -33,15 +46,19 @@ package chunker
 //     at most one chunk; MaxChunks chunks over all files. A chunk's hash is
 //     SHA-256's chaining value after the file's bytes up to the chunk's end
 //     (chain.go). An empty file's sha256 must be that of no bytes.
+//   - exec: optional, true when the sender's file is executable. Only this
+//     bit of the mode travels (no owner, no setuid, no other permission):
+//     the receiver makes the file executable where its umask lets files be
+//     read. Absent (or false) means not executable.
 //   - parity: present exactly when fec is. The SHA-256 of every parity
 //     piece in piece order (stripe 0's m pieces, then stripe 1's, ...),
 //     32*m*ceil(N/k) bytes before base64, N being the chunk count over all
 //     files (empty when N is 0).
 //
 // The canonical encoding is exactly the form above with no whitespace, keys
-// in that order, fec and parity left out when FEC is off (so such a
-// manifest encodes as it did before FEC existed), names escaped as
-// encoding/json does, hex in lower case. It
+// in that order, fec and parity left out when FEC is off, dirs left out
+// when there are none and in canonical order, exec only where true,
+// names escaped as encoding/json does, hex in lower case. It
 // is what EncodeManifest produces and what Digest hashes, so two peers that
 // decode the same manifest agree on its digest however the bytes they
 // received were spelled.
@@ -61,7 +78,7 @@ import (
 )
 
 // ManifestVersion is the manifest format version described above.
-const ManifestVersion = 2
+const ManifestVersion = 3
 
 // Chunking parameters and manifest limits. The limits bound what a hostile
 // manifest can make a receiver allocate or create.
@@ -79,8 +96,12 @@ const (
 	MaxChunkSize = 64 << 20
 	// MaxManifestSize bounds an encoded manifest, in bytes.
 	MaxManifestSize = 64 << 20
-	// MaxFiles bounds the number of files in one manifest.
+	// MaxFiles bounds the number of files in one manifest. In practice
+	// MaxManifestSize binds first: a file takes about 130 bytes and its
+	// name, so some 400,000 files with short names fit.
 	MaxFiles = 1 << 20
+	// MaxDirs bounds the empty directories listed in one manifest.
+	MaxDirs = 1 << 20
 	// MaxChunks bounds the total number of chunks in one manifest.
 	MaxChunks = 1 << 24
 	// MaxFileSize bounds one file, in bytes (1 PiB).
@@ -92,6 +113,7 @@ const (
 // Limits as variables so tests can exercise them without gigabytes of input.
 var (
 	limitFiles  = MaxFiles
+	limitDirs   = MaxDirs
 	limitChunks = int64(MaxChunks)
 )
 
@@ -117,6 +139,8 @@ type File struct {
 	// so 0 for an empty file, and the last is SHA256. On the wire that last
 	// one is left out.
 	Chunks []Hash
+	// Exec: the file is executable (the only part of its mode that travels).
+	Exec bool
 }
 
 // Manifest lists the files of a transfer and the hash of every chunk. Build
@@ -129,6 +153,10 @@ type Manifest struct {
 	FEC FEC
 	// Files are in global chunk order.
 	Files []File
+	// Dirs are the empty directories to create, each a name checked like a
+	// file's, in canonical order (see the format above); the directories
+	// that hold files are implied by the files' names.
+	Dirs []string
 	// Parity holds the SHA-256 of every parity piece: Parity[i] is that of
 	// piece NumChunks()+i. Empty when FEC is off.
 	Parity []Hash
@@ -163,7 +191,14 @@ func NewManifest(chunkSize int, files []File) (*Manifest, error) {
 // parity pieces (see Manifest.Parity; nil when fec is FEC{}), validated as
 // DecodeManifest would. The parity slice is shared like the Chunks slices.
 func NewManifestFEC(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, error) {
-	m, err := build(chunkSize, fec, slices.Clone(files), parity)
+	return NewManifestTree(chunkSize, fec, files, nil, parity)
+}
+
+// NewManifestTree is NewManifestFEC with empty directories to create (see
+// Manifest.Dirs; given in any order, they are sorted into the canonical
+// one). Files and dirs are copied.
+func NewManifestTree(chunkSize int, fec FEC, files []File, dirs []string, parity []Hash) (*Manifest, error) {
+	m, err := build(chunkSize, fec, slices.Clone(files), slices.Clone(dirs), parity)
 	if err != nil {
 		return nil, fmt.Errorf("chunker new manifest: %w", err)
 	}
@@ -226,6 +261,7 @@ type wireManifest struct {
 	V         int             `json:"v"`
 	ChunkSize int             `json:"chunk_size"`
 	FEC       json.RawMessage `json:"fec"`
+	Dirs      json.RawMessage `json:"dirs"`
 	Files     json.RawMessage `json:"files"`
 	Parity    json.RawMessage `json:"parity"`
 }
@@ -240,6 +276,7 @@ type wireFile struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	Chunks []byte `json:"chunks"` // encoding/json uses padded standard base64
+	Exec   bool   `json:"exec,omitempty"`
 }
 
 // DecodeManifest parses and validates a manifest received from a peer. Every
@@ -282,11 +319,45 @@ func decode(b []byte) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	dirs, err := decodeDirs(wm.Dirs)
+	if err != nil {
+		return nil, err
+	}
 	files, err := decodeFiles(wm.Files)
 	if err != nil {
 		return nil, err
 	}
-	return build(wm.ChunkSize, fec, files, parity)
+	return build(wm.ChunkSize, fec, files, dirs, parity)
+}
+
+// decodeDirs decodes the optional dirs array element by element, stopping
+// at limitDirs; build checks the names.
+func decodeDirs(raw json.RawMessage) ([]string, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	if string(raw) == "null" {
+		return nil, badf(nil, "dirs is null (leave it out for none)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, badf(nil, "dirs is not an array")
+	}
+	var dirs []string
+	for i := 0; dec.More(); i++ {
+		if i == limitDirs {
+			return nil, badf(ErrManifestTooLarge, "more than %d directories", limitDirs)
+		}
+		var d string
+		if err := dec.Decode(&d); err != nil {
+			return nil, badf(nil, "dir %d: %v", i, err)
+		}
+		dirs = append(dirs, d)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, badf(nil, "dirs: %v", err)
+	}
+	return dirs, nil
 }
 
 // decodeFEC decodes the optional fec and parity fields, which come
@@ -351,7 +422,7 @@ func decodeFiles(raw json.RawMessage) ([]File, error) {
 		if err := dec.Decode(&wf); err != nil {
 			return nil, badf(nil, "file %d: %v", i, err)
 		}
-		f := File{Name: wf.Name, Size: wf.Size}
+		f := File{Name: wf.Name, Size: wf.Size, Exec: wf.Exec}
 		if len(wf.SHA256) != 2*HashSize {
 			return nil, badf(nil, "file %d: sha256 is not %d hex digits", i, 2*HashSize)
 		}
@@ -408,19 +479,34 @@ func chunksFor(size int64, chunkSize int) int64 {
 	return (size + int64(chunkSize) - 1) / int64(chunkSize)
 }
 
-// build validates and indexes; it takes ownership of files.
-func build(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, error) {
+// build validates and indexes; it takes ownership of files and dirs.
+func build(chunkSize int, fec FEC, files []File, dirs []string, parity []Hash) (*Manifest, error) {
 	if err := CheckChunkSize(chunkSize); err != nil {
 		return nil, badf(ErrInvalidChunkSize, "chunk size %d", chunkSize)
 	}
 	if p := fecProblem(fec); p != "" {
 		return nil, badf(ErrInvalidFEC, "fec %s", p)
 	}
-	if len(files) == 0 {
+	if len(files) == 0 && len(dirs) == 0 {
 		return nil, badf(nil, "no files")
 	}
 	if len(files) > limitFiles {
 		return nil, badf(ErrManifestTooLarge, "%d files, limit %d", len(files), limitFiles)
+	}
+	if len(dirs) > limitDirs {
+		return nil, badf(ErrManifestTooLarge, "%d directories, limit %d", len(dirs), limitDirs)
+	}
+	for i, d := range dirs {
+		if p := nameProblem(d); p != "" {
+			return nil, badf(ErrBadName, "dir %d %q: %s", i, d, p)
+		}
+		if p := reservedProblem(d); p != "" {
+			return nil, badf(ErrBadName, "dir %d %q: %s", i, d, p)
+		}
+	}
+	slices.SortFunc(dirs, cmpPath)
+	if len(dirs) == 0 {
+		dirs = nil // one in-memory form for "no directories"
 	}
 	first := make([]int, len(files)+1)
 	var nchunks, total int64
@@ -454,7 +540,7 @@ func build(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, erro
 		total += f.Size
 		first[i+1] = int(nchunks)
 	}
-	if err := checkNameSet(files); err != nil {
+	if err := checkNameSet(files, dirs); err != nil {
 		return nil, err
 	}
 	var want int64 // parity pieces
@@ -467,7 +553,7 @@ func build(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, erro
 	if len(parity) == 0 {
 		parity = nil // one in-memory form for "no parity pieces"
 	}
-	m := &Manifest{ChunkSize: chunkSize, FEC: fec, Files: files, Parity: parity, first: first, total: total}
+	m := &Manifest{ChunkSize: chunkSize, FEC: fec, Files: files, Dirs: dirs, Parity: parity, first: first, total: total}
 	h := sha256.New()
 	cw := &limitWriter{w: h, left: MaxManifestSize}
 	if err := writeCanonical(cw, m); err != nil {
@@ -480,21 +566,32 @@ func build(chunkSize int, fec FEC, files []File, parity []Hash) (*Manifest, erro
 
 // checkNameSet refuses duplicates and names that are a directory of another
 // ("a" and "a/b"), which would make one file's creation fail or, worse,
-// write into another's place. Sorting with '/' ordered before every other
-// byte puts each name directly before the names below it, so comparing
-// neighbours is enough, in O(n log n) whatever the names look like.
-func checkNameSet(files []File) error {
-	idx := make([]int, len(files))
+// write into another's place; and a listed directory that holds another
+// name, which the canonical form leaves out. Sorting with '/' ordered
+// before every other byte puts each name directly before the names below
+// it, so comparing neighbours is enough, in O(n log n) whatever the names
+// look like. Indices from len(files) on are dirs.
+func checkNameSet(files []File, dirs []string) error {
+	name := func(i int) string {
+		if i < len(files) {
+			return files[i].Name
+		}
+		return dirs[i-len(files)]
+	}
+	idx := make([]int, len(files)+len(dirs))
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortFunc(idx, func(a, b int) int { return cmpPath(files[a].Name, files[b].Name) })
+	slices.SortFunc(idx, func(a, b int) int { return cmpPath(name(a), name(b)) })
 	for k := 1; k < len(idx); k++ {
-		a, b := files[idx[k-1]].Name, files[idx[k]].Name
+		a, b := name(idx[k-1]), name(idx[k])
 		if a == b {
 			return badf(ErrDuplicateName, "%q appears twice", a)
 		}
 		if len(b) > len(a) && b[len(a)] == '/' && b[:len(a)] == a {
+			if idx[k-1] >= len(files) {
+				return badf(nil, "directory %q is listed but holds %q (list only empty directories)", a, b)
+			}
 			return badf(ErrDuplicateName, "%q is both a file and a directory of %q", a, b)
 		}
 	}
@@ -528,6 +625,20 @@ func writeCanonical(w io.Writer, m *Manifest) error {
 	if m.FEC.Enabled() {
 		fmt.Fprintf(bw, `"fec":{"k":%d,"m":%d},`, m.FEC.K, m.FEC.M)
 	}
+	if len(m.Dirs) > 0 {
+		bw.WriteString(`"dirs":[`)
+		for i, d := range m.Dirs {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			name, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			bw.Write(name)
+		}
+		bw.WriteString(`],`)
+	}
 	bw.WriteString(`"files":[`)
 	for i := range m.Files {
 		f := &m.Files[i]
@@ -546,7 +657,11 @@ func writeCanonical(w io.Writer, m *Manifest) error {
 			enc.Write(f.Chunks[k][:])
 		}
 		enc.Close()
-		bw.WriteString(`"}`)
+		bw.WriteByte('"')
+		if f.Exec {
+			bw.WriteString(`,"exec":true`)
+		}
+		bw.WriteByte('}')
 	}
 	bw.WriteByte(']')
 	if m.FEC.Enabled() {

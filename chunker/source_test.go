@@ -125,8 +125,8 @@ func TestOpenSourceRefusals(t *testing.T) {
 		}
 	}
 	_, err := OpenSource(context.Background(), []string{filepath.Join(dir, "sub")}, 0, nil)
-	if !strings.Contains(err.Error(), "pass the files") {
-		t.Errorf("directory error does not help: %v", err)
+	if !errors.Is(err, ErrIsDir) {
+		t.Errorf("directory: %v", err)
 	}
 }
 

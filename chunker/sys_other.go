@@ -22,5 +22,8 @@ func fileID(os.FileInfo) (id [2]uint64, ok bool) { return id, false }
 // commits renames through the file system's journal).
 func syncDir(*os.Root, string) error { return nil }
 
+// openNoBlock: no named pipes to guard against here.
+const openNoBlock = 0
+
 // openFileBudget: no descriptor limit to ask for here; a moderate budget.
 func openFileBudget() int { return 1024 }

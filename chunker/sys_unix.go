@@ -46,6 +46,11 @@ func syncDir(root *os.Root, dir string) error {
 	return err
 }
 
+// openNoBlock lets opening a file that turned out to be a named pipe
+// return at once instead of waiting for a writer; the Stat after the open
+// refuses it. On a regular file it changes nothing.
+const openNoBlock = syscall.O_NONBLOCK
+
 // openFileBudget is how many part files a Writer may keep open: half the
 // descriptor limit (Go raises the soft limit to the hard one at start-up),
 // at least 64 and at most 4096.

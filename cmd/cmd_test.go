@@ -289,7 +289,7 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"send without files", nil, []string{"send"}, "at least one FILE"},
-		{"send a directory", nil, []string{"send", dir}, "directory"},
+		{"send the root folder", nil, []string{"send", "/"}, "root directory"},
 		{"send a missing file", nil, []string{"send", filepath.Join(dir, "nope")}, "no such file"},
 		{"recv without room", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws"}, "ROOMID"},
 		{"recv bad room", nil, []string{"recv", "--no-seed", "--signal", "ws://127.0.0.1:1/ws", "not/a/room"}, "not a room ID"},

@@ -19,7 +19,7 @@ func TestExitManifestVersion(t *testing.T) {
 	if code != ExitError || !strings.Contains(hint, "same p2pxfer version") {
 		t.Errorf("exit %d, %q for %v", code, hint, err)
 	}
-	_, err = chunker.DecodeManifest([]byte(`{"v":2,"chunk_size":16384,"files":[]}`))
+	_, err = chunker.DecodeManifest([]byte(`{"v":3,"chunk_size":16384,"files":[]}`))
 	if code, _ := exitCode(err); code != ExitVerify {
 		t.Errorf("bad manifest: exit %d for %v", code, err)
 	}

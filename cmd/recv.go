@@ -170,8 +170,8 @@ func runRecv(c *cli.Context, env Env) error {
 		},
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
-			fmt.Fprintf(env.Stdout, "Receiving %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
-			listFiles(env.Stdout, m.Files, nameAndSize)
+			fmt.Fprintf(env.Stdout, "Receiving %s:\n", offerSummary(m))
+			listOffer(env.Stdout, m, quoteName)
 			if mkOut {
 				// Only now: a wrong password or room leaves nothing behind.
 				if err := os.MkdirAll(out, 0o755); err != nil {
@@ -250,17 +250,21 @@ func runRecv(c *cli.Context, env Env) error {
 // bytes, those not verified before this run.
 func printReceived(env Env, m *chunker.Manifest, out string, took time.Duration, moved int64) {
 	secs := took.Seconds()
+	what := humanBytes(m.TotalSize())
+	if isTree(m) {
+		what = offerSummary(m)
+	}
 	switch {
 	case moved == m.TotalSize():
-		fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", humanBytes(moved), secs, float64(moved)/1e6/secs)
+		fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s):\n", what, secs, float64(moved)/1e6/secs)
 	case moved > 0:
 		fmt.Fprintf(env.Stdout, "Received and verified %s in %.1fs (%.1f MB/s), %s of %s were already here:\n",
-			humanBytes(moved), secs, float64(moved)/1e6/secs, humanBytes(m.TotalSize()-moved), humanBytes(m.TotalSize()))
+			humanBytes(moved), secs, float64(moved)/1e6/secs, humanBytes(m.TotalSize()-moved), what)
 	default:
-		fmt.Fprintf(env.Stdout, "Verified %s, all of it already here:\n", humanBytes(m.TotalSize()))
+		fmt.Fprintf(env.Stdout, "Verified %s, all of it already here:\n", what)
 	}
-	listFiles(env.Stdout, m.Files, func(f chunker.File) string {
-		return quoteName(filepath.Join(out, filepath.FromSlash(f.Name)))
+	listOffer(env.Stdout, m, func(name string) string {
+		return quoteName(filepath.Join(out, filepath.FromSlash(name)))
 	})
 }
 

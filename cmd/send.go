@@ -29,9 +29,10 @@ import (
 func sendCommand(env Env) *cli.Command {
 	return &cli.Command{
 		Name:      "send",
-		Usage:     "offer files in a password-protected room until Ctrl-C",
-		ArgsUsage: "FILE...",
-		Description: "Hashes the files, opens a room on the signalling server and prints the room ID,\n" +
+		Usage:     "offer files and folders in a password-protected room until Ctrl-C",
+		ArgsUsage: "FILE|FOLDER...",
+		Description: "Hashes the files (a folder is sent whole, with its empty folders; symbolic links\n" +
+			"and special files inside it are skipped with a warning), opens a room on the signalling server and prints the room ID,\n" +
 			"the password and the command to run on the receiving side. With no --signal and no\n" +
 			"P2PXFER_SIGNAL it runs its own signalling server, so nothing else is needed on a LAN.",
 		Flags: append(commonFlags(),
@@ -49,7 +50,7 @@ func sendCommand(env Env) *cli.Command {
 func runSend(c *cli.Context, env Env) error {
 	ctx := c.Context
 	if c.NArg() == 0 {
-		return usagef("send needs at least one FILE")
+		return usagef("send needs at least one FILE or FOLDER")
 	}
 	if n := c.Int("max-failures"); n < 1 || n > room.MaxFailures {
 		// The room carries the limit to the signalling server, which
@@ -81,30 +82,44 @@ func runSend(c *cli.Context, env Env) error {
 		}
 	}
 
-	var total int64
 	for _, p := range c.Args().Slice() {
-		st, err := os.Stat(p)
-		if err != nil {
+		if _, err := os.Stat(p); err != nil {
 			return usagef("%v", err)
 		}
-		if st.IsDir() {
-			return usagef("%s is a directory; directories are not supported yet, pass the files in it", strconv.Quote(p))
-		}
-		total += st.Size()
-	}
-	chunkSize := c.Int("chunk-size")
-	if chunkSize == 0 {
-		chunkSize = chunker.ChooseChunkSize(total)
 	}
 	ui := &sendUI{bars: newBars(env)}
 	defer ui.bars.close()
-	ui.bars.add("hash", "hashing", total)
-	src, err := chunker.OpenSourceFEC(ctx, c.Args().Slice(), chunkSize, fec, func(done, _ int64) { ui.bars.set("hash", done) })
-	ui.bars.remove("hash", false)
-	if errors.Is(err, chunker.ErrBadName) {
+	for _, a := range c.Args().Slice() {
+		if abs, err := filepath.Abs(a); err == nil && filepath.Dir(abs) == abs {
+			return usagef("cannot send %s: the root directory has no name to send it under (send the folders in it)", quoteName(a))
+		}
+	}
+	sk := &skipped{w: env.Stderr}
+	hashing := false
+	src, err := chunker.OpenTree(ctx, c.Args().Slice(), chunker.TreeOptions{
+		ChunkSize: c.Int("chunk-size"), FEC: fec, OnSkip: sk.add,
+		Progress: func(done, total int64) {
+			if !hashing {
+				hashing = true
+				sk.end()
+				ui.bars.add("hash", "hashing", total)
+			}
+			ui.bars.set("hash", done)
+		},
+	})
+	sk.end()
+	if hashing {
+		ui.bars.remove("hash", false)
+	}
+	switch {
+	case errors.Is(err, chunker.ErrDuplicateName):
+		return usagef("%s: send the folder that holds them instead, or rename one", strings.TrimPrefix(err.Error(), "chunker open: "))
+	case errors.Is(err, chunker.ErrBadName):
 		// Our own file's name, not a peer's: rather than the hint for a
 		// hostile sender, say what helps.
 		err = unsendable(err, c.Args().Slice())
+	case errors.Is(err, chunker.ErrNotRegular):
+		return usagef("%s", strings.TrimPrefix(err.Error(), "chunker open "))
 	}
 	if err != nil {
 		return err
@@ -237,8 +252,8 @@ func mirroredFlags(c *cli.Context) string {
 
 func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string, discoverable bool, flags string) {
 	out := env.Stdout
-	fmt.Fprintf(out, "Sending %d file(s), %s:\n", len(m.Files), humanBytes(m.TotalSize()))
-	listFiles(out, m.Files, nameAndSize)
+	fmt.Fprintf(out, "Sending %s:\n", offerSummary(m))
+	listOffer(out, m, quoteName)
 	fmt.Fprintf(out, "\nRoom:     %s\n", roomID)
 	if generated {
 		fmt.Fprintf(out, "Password: %s\n", password)

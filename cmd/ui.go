@@ -243,6 +243,3 @@ func listFiles(w io.Writer, files []chunker.File, line func(chunker.File) string
 		fmt.Fprintf(w, "  %s\n", line(f))
 	}
 }
-
-// nameAndSize is a file's line in the lists of what is offered.
-func nameAndSize(f chunker.File) string { return quoteName(f.Name) + "  " + humanBytes(f.Size) }

@@ -498,9 +498,10 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 		}
 		bm = b.Bytes()
 	}
-	err = writeAll(partFrames(frameManifest, h.signed()))
+	write := func(f []byte) error { return first.Write(ctx, f) }
+	err = writeParts(frameManifest, h.signed(), write)
 	if err == nil {
-		err = writeAll(partFrames(frameBitmap, bm))
+		err = writeParts(frameBitmap, bm, write)
 	}
 
 	buf := make([]byte, m.ChunkSize)

@@ -46,6 +46,7 @@ package peer
 // only downloaders that said (with 'S') they pass pieces on.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -200,15 +201,30 @@ func listFrames(typ byte, indices []uint32) [][]byte {
 // frames; an empty whole still takes one frame so the peer hears of it.
 func partFrames(typ byte, whole []byte) [][]byte {
 	var out [][]byte
+	_ = writeParts(typ, whole, func(f []byte) error {
+		out = append(out, bytes.Clone(f))
+		return nil
+	})
+	return out
+}
+
+// writeParts is partFrames frame by frame through write, in one frame
+// buffer: a source sends the manifest to every peer that connects, and a
+// tree of many files makes it megabytes, which should not be copied whole
+// each time. write must not keep the frame.
+func writeParts(typ byte, whole []byte, write func([]byte) error) error {
+	b := make([]byte, 0, min(maxFrame, partHeader+len(whole)))
 	for off := 0; off < len(whole) || off == 0; off += maxFrame - partHeader {
 		end := min(off+maxFrame-partHeader, len(whole))
-		b := appendPartHeader(make([]byte, 0, partHeader+end-off), typ, uint32(len(whole)), uint32(off))
-		out = append(out, append(b, whole[off:end]...))
+		b = appendPartHeader(b[:0], typ, uint32(len(whole)), uint32(off))
+		if err := write(append(b, whole[off:end]...)); err != nil {
+			return err
+		}
 		if len(whole) == 0 {
 			break
 		}
 	}
-	return out
+	return nil
 }
 
 // assembler reassembles one 'M' or 'H' whole from its parts, in order.
