@@ -97,6 +97,9 @@ var (
 	// the transfer still needs.
 	ErrNoSpace = errors.New("not enough free space")
 
+	// ErrReadOnly: the destination is on a file system mounted read-only.
+	ErrReadOnly = errors.New("read-only file system")
+
 	// ErrClosed: the Source or Writer was closed.
 	ErrClosed = errors.New("closed")
 )

@@ -3,6 +3,7 @@
 package chunker
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -19,6 +20,22 @@ func FreeSpace(dir string) (int64, error) {
 	}
 	// Field types differ between platforms; the conversions keep one source.
 	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// allocated is the disk space fi's blocks take: what a part file left by
+// an earlier run already holds.
+func allocated(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int64(st.Blocks) * 512 // st_blocks counts 512-byte units everywhere
+	}
+	return 0
+}
+
+// readOnlyFS reports whether dir is on a file system mounted read-only
+// (where statfs may well report no free space at all).
+func readOnlyFS(dir string) bool {
+	const wOK = 2
+	return errors.Is(syscall.Access(dir, wOK), syscall.EROFS)
 }
 
 // fileID identifies the inode behind fi, so a Writer can notice two

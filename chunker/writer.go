@@ -178,25 +178,37 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 func (w *Writer) setup(dir string, created *[]int) error {
 	claims := make([]*Bitmap, len(w.m.Files))
 	fresh := make([]bool, len(w.m.Files)) // no part file yet
-	var claimed int64
+	var claimed, need int64
 	for fi := range w.m.Files {
 		if err := w.checkFinal(fi); err != nil {
 			return err
 		}
-		_, err := w.root.Lstat(PartName(w.m.Files[fi].Name))
+		f := &w.m.Files[fi]
+		st, err := w.root.Lstat(PartName(f.Name))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			fresh[fi] = true
 		case err != nil:
-			return fmt.Errorf("%q: %w", w.m.Files[fi].Name, err)
+			return fmt.Errorf("%q: %w", f.Name, err)
 		}
 		// Read even without a part file, so a stale state is known and
 		// removed when the file is placed.
+		held := int64(0)
 		if claims[fi] = w.readState(fi); claims[fi] != nil && !fresh[fi] {
-			claimed += w.claimedBytes(fi, claims[fi])
+			held = w.claimedBytes(fi, claims[fi])
+			claimed += held
 		}
+		// What a part file holds already, claimed or not (chunks written
+		// after the last state save), is space the file needs no more; one
+		// started over gives its blocks back (preparePart) before growing.
+		if !fresh[fi] && st.Mode().IsRegular() {
+			held = max(held, min(allocated(st), f.Size))
+		}
+		need += f.Size - held
 	}
-	need := w.m.TotalSize() - claimed
+	if readOnlyFS(dir) {
+		return fmt.Errorf("%w: nothing can be written there", ErrReadOnly)
+	}
 	free, err := FreeSpace(dir)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):

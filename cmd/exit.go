@@ -90,6 +90,8 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "choose another --out directory, move the file away, or pass --force"
 	case errors.Is(err, chunker.ErrNoSpace):
 		return ExitRefused, "free some disk space or choose another --out directory"
+	case errors.Is(err, chunker.ErrReadOnly):
+		return ExitRefused, "choose an --out directory on a writable file system"
 	case errors.Is(err, chunker.ErrBadName):
 		return ExitRefused, "the sender offered a file name that is not safe to write"
 	case errors.Is(err, peer.ErrForged):

@@ -73,6 +73,9 @@ func runRecv(c *cli.Context, env Env) error {
 	if _, err := stunServers(c.StringSlice("stun")); err != nil {
 		return err
 	}
+	if err := checkInterfaces(c.StringSlice("interface")); err != nil {
+		return err
+	}
 	slots := c.Int("max-uploads")
 	if c.Bool("no-seed") {
 		slots = 0

@@ -62,6 +62,9 @@ func runSend(c *cli.Context, env Env) error {
 	if _, err := stunServers(c.StringSlice("stun")); err != nil {
 		return err
 	}
+	if err := checkInterfaces(c.StringSlice("interface")); err != nil {
+		return err
+	}
 	log := env.logger(logLevel(c))
 	password, err := passwordFrom(env, c.String("password-file"))
 	if err != nil {
