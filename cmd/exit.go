@@ -48,6 +48,8 @@ func summary(err error) string {
 		return "no such room"
 	case errors.Is(err, room.ErrRoomClosed):
 		return "the sender closed the room"
+	case errors.Is(err, peer.ErrSenderLeft):
+		return "the sender left, and nobody still in the room has the pieces missing"
 	case errors.Is(err, peer.ErrTampered):
 		return "a signalling message was altered on the way: the signalling server or the network is tampering"
 	case errors.Is(err, pake.ErrBusy):
@@ -109,6 +111,8 @@ func exitCode(err error) (int, string) {
 		return ExitConnect, "no direct path between the two networks (their NATs or firewalls let nothing in): run 'p2pxfer signal --turn' on a host both machines reach, and pass its URL with --signal (see README, Relay)"
 	case errors.Is(err, errUnreachable):
 		return ExitConnect, "check the --signal address and that the server is running"
+	case errors.Is(err, peer.ErrSenderLeft):
+		return ExitConnect, "the verified part is kept: " + resumeElsewhere
 	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),
 		errors.Is(err, peer.ErrNoSources),
 		errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):

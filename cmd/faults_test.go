@@ -2,8 +2,12 @@ package cmd
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/p2pxfer/p2pxfer/peer"
 )
 
 // --interface with a name this host has no interface by is a usage
@@ -18,4 +22,90 @@ func TestNoSuchInterface(t *testing.T) {
 			t.Fatalf("%v: exit %d, want %d saying there is no such interface:\n%s", args, c, ExitUsage, r.stderr.String())
 		}
 	}
+}
+
+// quickGiveUp is startWith's adjust for a recv that gives up on a room
+// with nobody to serve it after a second, not DefaultNoSourceWait.
+func quickGiveUp(e *Env) {
+	prev := e.PeerConfig
+	e.PeerConfig = func(c *peer.Config) {
+		prev(c)
+		c.NoSourceWait = time.Second
+	}
+}
+
+// checkSenderLeft checks that recv r, whose sender left mid-transfer,
+// ended by itself with exit code saying what, kept its partial download,
+// and said how it resumes: from a new room, not by running the same
+// command again.
+func checkSenderLeft(t *testing.T, r *run, out, name string, code int, what string) {
+	t.Helper()
+	c := r.waitUpTo(t, 60*time.Second, "recv after its sender left")
+	stderr := r.stderr.String()
+	if c != code || !strings.Contains(stderr, what) ||
+		!strings.Contains(stderr, "runs send again with the same files") || strings.Contains(stderr, "run the same command again") {
+		t.Fatalf("exit %d, want %d saying %q and that a new send resumes:\n%s", c, code, what, stderr)
+	}
+	checkPartial(t, out, name)
+}
+
+// The sender stopped with Ctrl-C mid-transfer, with a separate signalling
+// server, which keeps the room for its receivers: recv notices that nobody
+// left in the room can serve it, and ends.
+func TestSenderInterrupted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	url := signalServer(ctx, t)
+	const name = "big.bin"
+	src := t.TempDir()
+	bigFile(t, src, name, resumeSize())
+	sctx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	snd := start(sctx, nil, "send", "--signal", url, filepath.Join(src, name))
+	roomID, password := snd.sentOffer(t)
+	out := t.TempDir()
+	r := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, quickGiveUp, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	waitMidTransfer(t, r, out, name)
+	interrupt()
+	checkSenderLeft(t, r, out, name, ExitConnect, "the sender left")
+}
+
+// The sender killed (no goodbye at all) mid-transfer, with a separate
+// signalling server and no seed: recv, waiting in the queue, must notice
+// that nobody holds the missing pieces and end, keeping what it verified.
+func TestSenderKilledNoSeed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	url := signalServer(ctx, t)
+	const name = "big.bin"
+	src := t.TempDir()
+	bigFile(t, src, name, resumeSize())
+	snd := startProc(ctx, t, nil, "send", "--signal", url, "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
+	roomID, password := snd.sentOffer(t)
+	out := t.TempDir()
+	r := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, quickGiveUp, "recv", "--signal", url, "--out", out, roomID)
+	waitMidTransfer(t, r, out, name)
+	snd.kill(t)
+	began := time.Now()
+	checkSenderLeft(t, r, out, name, ExitConnect, "the sender left")
+	t.Logf("recv ended %v after the kill", time.Since(began))
+}
+
+// The sender stopped with Ctrl-C mid-transfer, with its embedded
+// signalling server, which closes the room as it stops.
+func TestSenderInterruptedEmbedded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const name = "big.bin"
+	src := t.TempDir()
+	bigFile(t, src, name, resumeSize())
+	sctx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	snd := start(sctx, nil, "send", "--listen", "127.0.0.1:0", filepath.Join(src, name))
+	roomID, password, url := snd.offer(t)
+	out := t.TempDir()
+	r := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, quickGiveUp, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	waitMidTransfer(t, r, out, name)
+	interrupt()
+	checkSenderLeft(t, r, out, name, ExitNoRoom, "the sender closed the room")
 }

@@ -124,6 +124,7 @@ func runRecv(c *cli.Context, env Env) error {
 		// Sources connected now. While one serves us, a queue position is
 		// only about extra sources asked for: not worth a word.
 		sources = map[string]string{} // peer: its path, in a word
+		lastPos int                   // queue position last shown
 	)
 	defer ui.close()
 	defer func() {
@@ -157,9 +158,14 @@ func runRecv(c *cli.Context, env Env) error {
 			}
 		},
 		OnQueued: func(pos int) {
-			if len(sources) == 0 {
+			if len(sources) == 0 && pos != lastPos {
 				ui.println("every upload slot is taken: waiting in the queue, position %d", pos)
 			}
+			lastPos = pos
+		},
+		OnNoSource: func(wait time.Duration) {
+			lastPos = 0
+			ui.println("nobody in the room has the pieces still missing now; waiting up to %v for a source", wait)
 		},
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
@@ -210,7 +216,7 @@ func runRecv(c *cli.Context, env Env) error {
 			return err
 		}
 		if w != nil {
-			fmt.Fprintln(env.Stderr, "the partial download is kept; run the same command again to resume")
+			fmt.Fprintln(env.Stderr, keptHint(err))
 		}
 		return err
 	}

@@ -40,4 +40,8 @@ var (
 	// ErrNoSources: every source left and none can be found; the download
 	// is kept for a resume.
 	ErrNoSources = errors.New("no peer has the missing pieces")
+	// ErrSenderLeft: the sender left the room, and nobody still in it
+	// holds the pieces missing (wraps ErrNoSources too). The download is
+	// kept: a new send of the same files resumes it.
+	ErrSenderLeft = errors.New("the sender left the room")
 )

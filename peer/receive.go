@@ -43,8 +43,13 @@ type ReceiveOptions struct {
 
 	// Callbacks, all from Receive's own goroutine except OnEvent (see
 	// Event).
-	OnSource   func(SourceEvent)
-	OnQueued   func(position int)
+	OnSource func(SourceEvent)
+	// OnQueued: every source that could serve us is busy; we wait in
+	// the room's queue at position.
+	OnQueued func(position int)
+	// OnNoSource: nobody in the room can give us a piece we lack; we wait
+	// up to wait for one to come, then give up with ErrNoSources.
+	OnNoSource func(wait time.Duration)
 	OnProgress func(done, total int64)
 	OnComplete func() // files verified and in place; seeding starts
 	OnEvent    func(Event)
@@ -78,6 +83,10 @@ const (
 	// sourceStall drops a source that owes us pieces and sends nothing
 	// for this long; its pieces go to the others.
 	sourceStall = 30 * time.Second
+	// leftStall is sourceStall for a source the signalling server says
+	// has left (its process died, say): a connection whose data still
+	// flows goes on, one that went quiet is given up sooner.
+	leftStall = 5 * time.Second
 	// finishGrace lets our finished frame reach the sources before we cut
 	// the connections.
 	finishGrace = 2 * time.Second
@@ -164,6 +173,11 @@ type download struct {
 	// banned: nobody else can help.
 	onlyBanned bool
 	lost       error // signalling is gone
+	// noneLeft: the server's last answer to our want said nobody else in
+	// the room offers slots (queued{sources: 0}); stuckSince is when the
+	// download last started to have no way forward (stuck).
+	noneLeft   bool
+	stuckSince time.Time
 
 	m        *chunker.Manifest
 	signed   []byte
@@ -292,6 +306,9 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 			}
 		case <-tick.C:
 			d.housekeeping(ctx)
+			if err := d.checkStuck(); err != nil {
+				return err
+			}
 		}
 		if !d.complete && d.sc != nil && d.sc.Complete() {
 			if err := d.finish(ctx); err != nil {
@@ -309,12 +326,59 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 				return fmt.Errorf("%w: no other source: %w", ErrNoSources, d.banErr)
 			}
 			if len(d.srcs) == 0 && d.lost != nil {
-				return fmt.Errorf("%w: signalling lost: %v", ErrNoSources, d.lost)
+				return fmt.Errorf("%w: signalling lost: %w", ErrNoSources, d.lost)
 			}
 			d.fill()
 		}
 		d.tellHaves()
 	}
+}
+
+// stuck reports whether the download has no way forward: every source
+// it has is connected and has nothing we lack (the scheduler gave it no
+// request), and the server said nobody else offers slots, or we hold as
+// many sources as we may.
+func (d *download) stuck() bool {
+	if d.complete || !d.noneLeft && len(d.srcs) < d.opts.MaxSources {
+		return false
+	}
+	for _, s := range d.srcs {
+		if s.raw == nil || !s.inSched || s.askedBytes > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkStuck gives up once the download has been stuck for NoSourceWait:
+// otherwise a receiver whose sender died would wait in the queue for
+// ever. Partial seeds then give up too, each in turn, and none of them
+// waits on the others for ever.
+func (d *download) checkStuck() error {
+	if !d.stuck() {
+		d.stuckSince = time.Time{}
+		return nil
+	}
+	wait := d.e.cfg.NoSourceWait
+	if d.stuckSince.IsZero() {
+		d.stuckSince = time.Now()
+		if d.opts.OnNoSource != nil {
+			d.opts.OnNoSource(wait)
+		}
+		return nil
+	}
+	if time.Since(d.stuckSince) < wait {
+		return nil
+	}
+	what := "the pieces still missing"
+	if d.w != nil {
+		what = fmt.Sprintf("the %d bytes still missing", d.m.TotalSize()-d.w.Verified())
+	}
+	if d.srcs[d.opts.Host] == nil && d.noneLeft {
+		// The sender offers slots for as long as it is in the room.
+		return fmt.Errorf("%w: %w, and nobody still in it holds %s (waited %v)", ErrNoSources, ErrSenderLeft, what, wait)
+	}
+	return fmt.Errorf("%w: none of the peers in the room holds %s (waited %v)", ErrNoSources, what, wait)
 }
 
 // want asks the server for as many sources as we lack.
@@ -348,10 +412,12 @@ func (d *download) signal(ctx context.Context, m *room.Message) {
 			d.start(ctx, id)
 		}
 		d.onlyBanned = !fresh && len(d.srcs) == 0 // the server has nobody else to offer
+		d.noneLeft = false
 	case room.TypeQueued:
+		d.noneLeft = m.Sources == 0
 		// Queued for more sources while one is assigned (connecting, or
 		// serving us) is no news to the user.
-		if d.opts.OnQueued != nil && !d.complete && len(d.srcs) == 0 {
+		if d.opts.OnQueued != nil && !d.complete && len(d.srcs) == 0 && !d.noneLeft {
 			d.opts.OnQueued(m.Position)
 		}
 	case room.TypeRelay:
@@ -443,6 +509,8 @@ func (d *download) housekeeping(ctx context.Context) {
 			d.drop(ctx, s, SourceLeft, nil)
 		case s.finished.IsZero() && s.askedBytes > 0 && now.Sub(s.lastData) > sourceStall:
 			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: nothing received for %v", ErrTimeout, sourceStall))
+		case s.finished.IsZero() && s.askedBytes > 0 && now.Sub(s.lastData) > leftStall && s.raw != nil && s.l.isGone():
+			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: it left the room, and nothing came for %v", ErrPeerLeft, leftStall))
 		}
 	}
 	if !d.complete && len(d.srcs) < d.opts.MaxSources && now.Sub(d.lastWant) >= d.opts.pace.wantEvery {
