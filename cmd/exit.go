@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
@@ -50,6 +51,8 @@ func summary(err error) string {
 		return "the sender closed the room"
 	case errors.Is(err, peer.ErrSenderLeft):
 		return "the sender left, and nobody still in the room has the pieces missing"
+	case errors.Is(err, syscall.ENOSPC):
+		return "no space left on the device that holds --out"
 	case errors.Is(err, peer.ErrTampered):
 		return "a signalling message was altered on the way: the signalling server or the network is tampering"
 	case errors.Is(err, pake.ErrBusy):
@@ -92,6 +95,8 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "choose another --out directory, move the file away, or pass --force"
 	case errors.Is(err, chunker.ErrNoSpace):
 		return ExitRefused, "free some disk space or choose another --out directory"
+	case errors.Is(err, syscall.ENOSPC): // the disk filled up during the transfer
+		return ExitRefused, "free some disk space and run the same command again: the download resumes from the verified part"
 	case errors.Is(err, chunker.ErrReadOnly):
 		return ExitRefused, "choose an --out directory on a writable file system"
 	case errors.Is(err, chunker.ErrBadName):

@@ -2,8 +2,11 @@ package cmd
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,4 +111,60 @@ func TestSenderInterruptedEmbedded(t *testing.T) {
 	waitMidTransfer(t, r, out, name)
 	interrupt()
 	checkSenderLeft(t, r, out, name, ExitNoRoom, "the sender closed the room")
+}
+
+// The disk fills up mid-transfer: recv exits 7 saying so, keeps what it
+// verified, and once there is room again the same command resumes. The
+// destination is a tmpfs just big enough for the file (root only); the
+// sender is paused while the rest of it is filled, so the filling does
+// not race the transfer.
+func TestDiskFullMidTransfer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const name = "big.bin"
+	size := resumeSize()
+	src := t.TempDir()
+	want := bigFile(t, src, name, size)
+	out := t.TempDir()
+	if err := syscall.Mount("tmpfs", out, "tmpfs", 0, fmt.Sprintf("size=%d", size+1<<20)); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(out, syscall.MNT_DETACH) })
+
+	snd := startProc(ctx, t, nil, "send", "--listen", "127.0.0.1:0", "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
+	roomID, password, url := snd.offer(t)
+	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	waitMidTransfer(t, r, out, name)
+	if err := snd.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitQuiet(t, out, name)
+	filler := filepath.Join(out, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break // full
+		}
+	}
+	_ = f.Close()
+	if err := snd.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c := r.waitUpTo(t, 60*time.Second, "recv on a full disk")
+	if stderr := r.stderr.String(); c != ExitRefused || !strings.Contains(stderr, "no space left") || !strings.Contains(stderr, "resumes") {
+		t.Fatalf("exit %d, want %d saying no space left and how to resume:\n%s", c, ExitRefused, stderr)
+	}
+	checkPartial(t, out, name)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	checkResumed(ctx, t, url, roomID, password, out, name, want)
+	snd.kill(t)
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -215,7 +216,7 @@ func runRecv(c *cli.Context, env Env) error {
 		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) {
 			return err
 		}
-		if w != nil {
+		if w != nil && !errors.Is(err, syscall.ENOSPC) { // its hint says so
 			fmt.Fprintln(env.Stderr, keptHint(err))
 		}
 		return err
