@@ -77,3 +77,42 @@ func TestReadOnlyDestination(t *testing.T) {
 		t.Fatalf("CreateWriter on a read-only file system = %v, want ErrReadOnly", err)
 	}
 }
+
+// Two Writers of the same files into one directory (two recv at once):
+// the second is refused before it changes anything, and once the first
+// is closed a new one resumes.
+func TestWriterInUse(t *testing.T) {
+	dst := t.TempDir()
+	datas := [][]byte{randBytes(1, 3*testCS), randBytes(2, 2*testCS)}
+	m := manifestOf(t, testCS, []string{"a", "b"}, datas)
+	w1, err := CreateWriter(dst, m, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.WriteChunk(0, chunkData(m, datas, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CreateWriter(dst, m, WriterOptions{}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Writer of the same files = %v, want ErrInUse", err)
+	}
+	// The second touched nothing: the first goes on and finishes.
+	for i := 1; i < m.NumChunks(); i++ {
+		if err := w1.WriteChunk(i, chunkData(m, datas, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w1.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"a", "b"} {
+		if got, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(got) != string(datas[i]) {
+			t.Fatalf("%s after the refused second Writer: %v", name, err)
+		}
+	}
+	if l := leftovers(t, dst); len(l) > 0 {
+		t.Fatalf("left behind: %v", l)
+	}
+}

@@ -38,6 +38,32 @@ func readOnlyFS(dir string) bool {
 	return errors.Is(syscall.Access(dir, wOK), syscall.EROFS)
 }
 
+// lockFile takes an exclusive lock on f, without waiting: ErrInUse if
+// another process (or Writer) holds it. It lasts while f, or a duplicate
+// of it, is open.
+func lockFile(f *os.File) error {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	switch {
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return ErrInUse
+	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EINVAL):
+		return nil // a file system without locks: go without
+	case err != nil:
+		return os.NewSyscallError("flock", err)
+	}
+	return nil
+}
+
+// dupFile duplicates f's descriptor, which shares f's lock.
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, os.NewSyscallError("dup", err)
+	}
+	syscall.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
 // fileID identifies the inode behind fi, so a Writer can notice two
 // manifest names that the file system maps to the same file (a
 // case-insensitive volume, or a hard link planted in the destination).

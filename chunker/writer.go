@@ -75,6 +75,8 @@ type WriterOptions struct {
 // WriteChunk and ReadChunk calls in progress.
 type Writer struct {
 	maxOpen int // maxOpenParts when created
+	// pin holds the lock on the first file's part (lockFile) until Close.
+	pin *os.File
 	root    *os.Root
 	// barrier is the destination directory, open for syncFS since
 	// creation; nil where syncFS is unsupported.
@@ -230,10 +232,14 @@ func (w *Writer) setup(dir string, created *[]int) error {
 		if err != nil {
 			return err
 		}
-		if isNew {
+		if err := w.claimPart(fi, pf, ids); err != nil {
+			pf.Close()
+			return fmt.Errorf("%q: %w", name, err)
+		}
+		if isNew { // only once locked: another's part is never removed
 			*created = append(*created, fi)
 		}
-		err = w.preparePart(fi, pf, isNew, claims[fi], buf, ids, &checked, claimed)
+		err = w.preparePart(fi, pf, isNew, claims[fi], buf, &checked, claimed)
 		if err != nil {
 			pf.Close()
 			return fmt.Errorf("%q: %w", name, err)
@@ -334,13 +340,10 @@ func (w *Writer) openExisting(name string, flag int) (*os.File, error) {
 	return f, nil
 }
 
-// preparePart sizes fi's part file and re-verifies what claim says it holds.
-func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf []byte,
-	ids map[[2]uint64]int, checked *int64, claimed int64) error {
-	f := &w.m.Files[fi]
-	if isNew {
-		claim = nil // whatever a state says, the data is not here
-	}
+// claimPart makes fi's freshly opened part file ours, before anything
+// changes it: not another name's of the same Writer, nor another
+// Writer's.
+func (w *Writer) claimPart(fi int, pf *os.File, ids map[[2]uint64]int) error {
 	st, err := pf.Stat()
 	if err != nil {
 		return err
@@ -353,6 +356,31 @@ func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf
 		}
 		ids[id] = fi
 		w.files[fi].dev, w.files[fi].devOK = id[0], true
+	}
+	// Another Writer (another recv into the same directory) holds it. The
+	// first part's lock is held for the Writer's life (pin), whatever the
+	// budget of open files closes, so two Writers of the same files
+	// always meet on it, before either changed anything.
+	if err := lockFile(pf); err != nil {
+		return err
+	}
+	if fi == 0 {
+		if w.pin, err = dupFile(pf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// preparePart sizes fi's part file and re-verifies what claim says it holds.
+func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf []byte, checked *int64, claimed int64) error {
+	f := &w.m.Files[fi]
+	if isNew {
+		claim = nil // whatever a state says, the data is not here
+	}
+	st, err := pf.Stat()
+	if err != nil {
+		return err
 	}
 	if claim == nil && st.Size() != 0 && !isNew {
 		// Left over from another transfer or a lost state: start over, and
@@ -409,6 +437,9 @@ func (w *Writer) abort(created []int) {
 	}
 	for _, fi := range created {
 		w.root.Remove(PartName(w.m.Files[fi].Name))
+	}
+	if w.pin != nil {
+		w.pin.Close()
 	}
 	if w.barrier != nil {
 		w.barrier.Close()
@@ -893,6 +924,9 @@ func (w *Writer) Close() error {
 	}
 	w.open = nil
 	w.mu.Unlock()
+	if w.pin != nil {
+		w.pin.Close()
+	}
 	if w.barrier != nil {
 		w.barrier.Close()
 	}

@@ -97,6 +97,8 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "free some disk space or choose another --out directory"
 	case errors.Is(err, syscall.ENOSPC): // the disk filled up during the transfer
 		return ExitRefused, "free some disk space and run the same command again: the download resumes from the verified part"
+	case errors.Is(err, chunker.ErrInUse):
+		return ExitRefused, "another recv is downloading these files into the same --out: let it finish (it keeps what it verified if stopped, for the next run to resume), or choose another --out"
 	case errors.Is(err, chunker.ErrReadOnly):
 		return ExitRefused, "choose an --out directory on a writable file system"
 	case errors.Is(err, chunker.ErrBadName):

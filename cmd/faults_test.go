@@ -168,3 +168,41 @@ func TestDiskFullMidTransfer(t *testing.T) {
 	checkResumed(ctx, t, url, roomID, password, out, name, want)
 	snd.kill(t)
 }
+
+// Two recv into the same --out at once: the second refuses, saying why,
+// before it changes anything, and the first finishes untouched.
+func TestTwoRecvSameOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const name = "big.bin"
+	src := t.TempDir()
+	want := bigFile(t, src, name, resumeSize())
+	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", filepath.Join(src, name))
+	roomID, password, url := snd.offer(t)
+	out := t.TempDir()
+	vars := map[string]string{"P2PXFER_PASSWORD": password}
+	first := startProc(ctx, t, vars, "recv", "--no-seed", "--signal", url, "--out", out, "--stun", "none", "--loopback", "--interface", "lo", roomID)
+	waitMidTransfer(t, first.run, out, name)
+	// Paused, so that it is still mid-transfer whatever the second takes.
+	if err := first.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	second := start(ctx, vars, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	c := second.waitUpTo(t, 30*time.Second, "the second recv")
+	if err := first.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stderr := second.stderr.String()
+	if c != ExitRefused || !strings.Contains(stderr, "another download is writing") || strings.Contains(stderr, "partial download is kept") {
+		t.Fatalf("second recv: exit %d, want %d saying another download is writing, and nothing about a partial download of its own:\n%s", c, ExitRefused, stderr)
+	}
+	if c := first.wait(t); c != ExitOK {
+		t.Fatalf("first recv: exit %d:\n%s", c, first.stderr.String())
+	}
+	if got := fileSHA256(t, filepath.Join(out, name)); got != want {
+		t.Fatal("the first recv's file differs")
+	}
+	if left := leftovers(t, out); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}

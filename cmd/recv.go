@@ -213,7 +213,7 @@ func runRecv(c *cli.Context, env Env) error {
 		err = fmt.Errorf("%w (%w)", err, errFoundOnLAN)
 	}
 	if err != nil {
-		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) {
+		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) || errors.Is(err, chunker.ErrInUse) {
 			return err
 		}
 		if w != nil && !errors.Is(err, syscall.ENOSPC) { // its hint says so
