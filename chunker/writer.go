@@ -76,8 +76,8 @@ type WriterOptions struct {
 type Writer struct {
 	maxOpen int // maxOpenParts when created
 	// pin holds the lock on the first file's part (lockFile) until Close.
-	pin *os.File
-	root    *os.Root
+	pin  *os.File
+	root *os.Root
 	// barrier is the destination directory, open for syncFS since
 	// creation; nil where syncFS is unsupported.
 	barrier *os.File
