@@ -60,6 +60,13 @@ func summary(err error) string {
 	case errors.Is(err, peer.ErrForged):
 		return "forged manifest refused: the file list is not signed by the room's sender"
 	}
+	if ch := (*peer.ChangedError)(nil); errors.As(err, &ch) {
+		who := "a peer's"
+		if ch.Sender {
+			who = "the sender's"
+		}
+		return fmt.Sprintf("%s changed on %s disk after it was offered (this is not corruption)", quoteName(ch.File), who)
+	}
 	var ce *lane.ConnectError
 	if errors.As(err, &ce) {
 		return ce.Error()
@@ -120,6 +127,8 @@ func exitCode(err error) (int, string) {
 		return ExitConnect, "check the --signal address and that the server is running"
 	case errors.Is(err, peer.ErrSenderLeft):
 		return ExitConnect, "the verified part is kept: " + resumeElsewhere
+	case errors.Is(err, peer.ErrSourceChanged):
+		return ExitConnect, "what was verified is kept: ask the sender to send the files again (a new room), and recv of it into the same --out resumes what still matches"
 	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),
 		errors.Is(err, peer.ErrNoSources),
 		errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):

@@ -206,3 +206,60 @@ func TestTwoRecvSameOut(t *testing.T) {
 		t.Fatalf("left behind: %v", left)
 	}
 }
+
+// A source file appended to, overwritten or truncated mid-transfer: the
+// sender withdraws it and says so, and recv ends with a message that says
+// the file changed (exit 5, not corruption's 6), keeping what it
+// verified, rather than reconnect for ever.
+func TestSourceChanged(t *testing.T) {
+	for _, change := range []struct {
+		name string
+		do   func(f *os.File) error
+	}{
+		{"appended", func(f *os.File) error { _, err := f.Seek(0, 2); _, err = f.Write([]byte("more")); return err }},
+		{"overwritten", func(f *os.File) error { _, err := f.WriteAt([]byte("edited"), int64(resumeSize()-10)); return err }},
+		{"truncated", func(f *os.File) error { return f.Truncate(int64(resumeSize() / 2)) }},
+	} {
+		t.Run(change.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			const name = "big.bin"
+			src := t.TempDir()
+			bigFile(t, src, name, resumeSize())
+			snd := startProc(ctx, t, nil, "send", "--listen", "127.0.0.1:0", "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
+			roomID, password, url := snd.offer(t)
+			out := t.TempDir()
+			r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+			waitMidTransfer(t, r, out, name)
+			// Paused while the file changes, so that the change lands
+			// before the transfer could end.
+			if err := snd.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(filepath.Join(src, name), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A change within the mtime's granularity could go unseen.
+			time.Sleep(10 * time.Millisecond)
+			if err := change.do(f); err != nil {
+				t.Fatal(err)
+			}
+			_ = f.Close()
+			if err := snd.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			c := r.waitUpTo(t, 30*time.Second, "recv after the file changed at the sender")
+			stderr := r.stderr.String()
+			if c != ExitConnect || !strings.Contains(stderr, "big.bin changed on the sender's disk") || !strings.Contains(stderr, "not corruption") {
+				t.Fatalf("exit %d, want %d saying the file changed at the sender:\n%s", c, ExitConnect, stderr)
+			}
+			checkPartial(t, out, name)
+			t.Logf("%s", stderr)
+			snd.kill(t)
+			if so := snd.stderr.String(); !strings.Contains(so, "no longer offered") {
+				t.Errorf("the sender did not say it withdrew the file:\n%s", so)
+			}
+		})
+	}
+}

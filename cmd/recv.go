@@ -141,9 +141,13 @@ func runRecv(c *cli.Context, env Env) error {
 			if e.Host {
 				who = "the sender"
 			}
-			if e.Kind == peer.SourceConnected {
+			switch e.Kind {
+			case peer.SourceConnected:
 				sources[e.Peer] = e.Path.Short()
-			} else {
+			case peer.SourceWithdrew:
+				ui.println("%s no longer offers a file: %s", who, summary(e.Err))
+				return
+			default:
 				delete(sources, e.Peer)
 			}
 			ui.describe("recv", "receiving"+pathsLabel(sources))
@@ -216,7 +220,7 @@ func runRecv(c *cli.Context, env Env) error {
 		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) || errors.Is(err, chunker.ErrInUse) {
 			return err
 		}
-		if w != nil && !errors.Is(err, syscall.ENOSPC) { // its hint says so
+		if w != nil && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, peer.ErrSourceChanged) { // their hints say so
 			fmt.Fprintln(env.Stderr, keptHint(err))
 		}
 		return err

@@ -341,6 +341,8 @@ func (u *sendUI) event(ev peer.Event) {
 		} else {
 			u.bars.println("the swarm now holds a full copy: you may quit (Ctrl-C), the seeds serve the rest")
 		}
+	case peer.EventWithdrawn:
+		u.bars.println("%v: no longer offered; receivers keep what they verified, and a new send of the files gives them the rest", ev.Err)
 	case peer.EventFailed:
 		u.bars.remove(ev.Peer, false)
 		if errors.Is(ev.Err, pake.ErrWrongPassword) {

@@ -67,6 +67,9 @@ const (
 	SourceConnected SourceEventKind = iota
 	SourceLeft                      // Err says why, nil once we are done
 	SourceBanned                    // it sent bad data; dropped for the transfer
+	// SourceWithdrew: a file changed on its disk (Err says which), so it
+	// offers that file no more; it may go on serving the others.
+	SourceWithdrew
 )
 
 // SourceEvent reports on one source.
@@ -178,6 +181,9 @@ type download struct {
 	// download last started to have no way forward (stuck).
 	noneLeft   bool
 	stuckSince time.Time
+	// changed: a source withdrew a file that changed on its disk ('C');
+	// once stuck, the download ends with it at once.
+	changed error
 
 	m        *chunker.Manifest
 	signed   []byte
@@ -238,6 +244,7 @@ const (
 	dlBitmap
 	dlHave
 	dlPiece
+	dlChanged // the source withdrew file (piece holds its index)
 	dlEnd
 )
 
@@ -359,6 +366,9 @@ func (d *download) checkStuck() error {
 		d.stuckSince = time.Time{}
 		return nil
 	}
+	if d.changed != nil {
+		return d.changed // nobody left has it as offered: no use waiting
+	}
 	wait := d.e.cfg.NoSourceWait
 	if d.stuckSince.IsZero() {
 		d.stuckSince = time.Now()
@@ -479,6 +489,7 @@ func (d *download) drop(ctx context.Context, s *dsource, kind SourceEventKind, e
 		d.banErr = err
 	}
 	d.release(ctx, s.id)
+	d.noneLeft = false // its slot is free again: the next want says
 	if d.opts.OnSource != nil && (s.raw != nil || err != nil) {
 		d.opts.OnSource(SourceEvent{Kind: kind, Peer: s.id, Host: d.isHost(s.id), Err: err})
 	}
@@ -569,6 +580,13 @@ func (d *download) event(ctx context.Context, ev dlEvent) error {
 		}
 	case dlPiece:
 		return d.piece(ctx, s, ev.piece, ev.buf)
+	case dlChanged:
+		d.changed = &ChangedError{File: d.m.Files[ev.piece].Name, Sender: d.isHost(s.id)}
+		if d.opts.OnSource != nil {
+			d.opts.OnSource(SourceEvent{Kind: SourceWithdrew, Peer: s.id, Host: d.isHost(s.id), Err: d.changed})
+		}
+		d.withdrawn(s, ev.piece)
+		d.want(ctx) // who else has it? (queued{sources: 0}: nobody)
 	case dlEnd:
 		err := ev.err
 		if isWrongPassword(err) || errors.Is(err, ErrTampered) || errors.Is(err, chunker.ErrBadManifest) {
@@ -598,6 +616,37 @@ func (d *download) event(ctx context.Context, ev dlEvent) error {
 		d.drop(ctx, s, SourceLeft, err)
 	}
 	return nil
+}
+
+// withdrawn forgets that s has the pieces of file fi and the parity that
+// covers them: it offers them no more. What we asked of them there goes
+// to others; it may still come (sent before the file changed), so it
+// stays known, like a cancel.
+func (d *download) withdrawn(s *dsource, fi int) {
+	m := d.m
+	first, n := m.FileChunks(fi)
+	lose := func(p int) {
+		if s.inSched {
+			d.sc.PeerLost(s.id, p)
+		}
+		if s.asked[p] {
+			s.asked[p] = false
+			s.askedBytes -= int64(m.Piece(p).Size)
+		}
+	}
+	stripes := map[int]bool{}
+	for c := first; c < first+n; c++ {
+		lose(c)
+		if m.FEC.Enabled() {
+			stripes[m.StripeOf(c)] = true
+		}
+	}
+	for st := range stripes {
+		ref := m.Stripe(st)
+		for j := range ref.NParity {
+			lose(ref.FirstParity + j)
+		}
+	}
 }
 
 // open accepts the first manifest whose signature checks out.
@@ -1084,6 +1133,13 @@ func (d *download) readSource(ctx context.Context, r io.Reader, onLane *chunker.
 					d.putBuf(b)
 					return ctx.Err()
 				}
+			}
+		case frameChanged:
+			if int64(f.File) >= int64(len(m.Files)) {
+				return fmt.Errorf("%w: changed file %d of %d", ErrProtocol, f.File, len(m.Files))
+			}
+			if !send(dlEvent{kind: dlChanged, piece: int(f.File)}) {
+				return ctx.Err()
 			}
 		case frameError:
 			return fmt.Errorf("%w: %s", ErrRemote, f.Data)
