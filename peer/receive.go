@@ -341,20 +341,21 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 	}
 }
 
-// stuck reports whether the download has no way forward: every source
-// it has is connected and has nothing we lack (the scheduler gave it no
-// request), and the server said nobody else offers slots, or we hold as
-// many sources as we may.
-func (d *download) stuck() bool {
-	if d.complete || !d.noneLeft && len(d.srcs) < d.opts.MaxSources {
-		return false
-	}
+// idle reports whether every source we have is connected and has
+// nothing we lack (the scheduler gave it no request): true with none.
+func (d *download) idle() bool {
 	for _, s := range d.srcs {
 		if s.raw == nil || !s.inSched || s.askedBytes > 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// stuck reports whether the download has no way forward: its sources are
+// idle and the server said nobody else offers slots.
+func (d *download) stuck() bool {
+	return !d.complete && d.noneLeft && d.idle()
 }
 
 // checkStuck gives up once the download has been stuck for NoSourceWait:
@@ -394,6 +395,9 @@ func (d *download) checkStuck() error {
 // want asks the server for as many sources as we lack.
 func (d *download) want(ctx context.Context) {
 	n := min(d.opts.MaxSources-len(d.srcs), room.MaxWant)
+	if n <= 0 && d.idle() {
+		n = 1 // ours have nothing we need: one more, or hear that nobody is left
+	}
 	if d.complete || d.lost != nil || n <= 0 {
 		return
 	}
@@ -524,7 +528,7 @@ func (d *download) housekeeping(ctx context.Context) {
 			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: it left the room, and nothing came for %v", ErrPeerLeft, leftStall))
 		}
 	}
-	if !d.complete && len(d.srcs) < d.opts.MaxSources && now.Sub(d.lastWant) >= d.opts.pace.wantEvery {
+	if !d.complete && (len(d.srcs) < d.opts.MaxSources || d.idle()) && now.Sub(d.lastWant) >= d.opts.pace.wantEvery {
 		d.want(ctx)
 	}
 }
