@@ -67,6 +67,9 @@ func summary(err error) string {
 		}
 		return fmt.Sprintf("%s changed on %s disk after it was offered (this is not corruption)", quoteName(ch.File), who)
 	}
+	if errors.Is(err, chunker.ErrSourceChanged) && !errors.Is(err, peer.ErrSourceChanged) {
+		return "every file changed on disk since it was hashed: nothing is left to offer"
+	}
 	var ce *lane.ConnectError
 	if errors.As(err, &ce) {
 		return ce.Error()
@@ -127,6 +130,8 @@ func exitCode(err error) (int, string) {
 		return ExitConnect, "check the --signal address and that the server is running"
 	case errors.Is(err, peer.ErrSenderLeft):
 		return ExitConnect, "the verified part is kept: " + resumeElsewhere
+	case errors.Is(err, chunker.ErrSourceChanged): // send, once every file changed
+		return ExitError, "send the files again once nothing writes to them any more"
 	case errors.Is(err, peer.ErrSourceChanged):
 		return ExitConnect, "what was verified is kept: ask the sender to send the files again (a new room), and recv of it into the same --out resumes what still matches"
 	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),

@@ -255,10 +255,10 @@ func TestSourceChanged(t *testing.T) {
 				t.Fatalf("exit %d, want %d saying the file changed at the sender:\n%s", c, ExitConnect, stderr)
 			}
 			checkPartial(t, out, name)
-			t.Logf("%s", stderr)
-			snd.kill(t)
-			if so := snd.stderr.String(); !strings.Contains(so, "no longer offered") {
-				t.Errorf("the sender did not say it withdrew the file:\n%s", so)
+			// With nothing left to offer, the sender ends too.
+			c = snd.waitUpTo(t, 20*time.Second, "send after its only file changed")
+			if so := snd.stderr.String(); c != ExitError || !strings.Contains(so, "no longer offered") || !strings.Contains(so, "nothing is left to offer") {
+				t.Errorf("send: exit %d, want %d saying it withdrew the file and has nothing left:\n%s", c, ExitError, so)
 			}
 		})
 	}

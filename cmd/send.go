@@ -342,7 +342,11 @@ func (u *sendUI) event(ev peer.Event) {
 			u.bars.println("the swarm now holds a full copy: you may quit (Ctrl-C), the seeds serve the rest")
 		}
 	case peer.EventWithdrawn:
-		u.bars.println("%v: no longer offered; receivers keep what they verified, and a new send of the files gives them the rest", ev.Err)
+		name := "a file"
+		if ch := (*peer.ChangedError)(nil); errors.As(ev.Err, &ch) {
+			name = quoteName(ch.File)
+		}
+		u.bars.println("%s changed on disk since it was hashed: no longer offered; receivers keep what they verified, and a new send of the files gives them the rest", name)
 	case peer.EventFailed:
 		u.bars.remove(ev.Peer, false)
 		if errors.Is(ev.Err, pake.ErrWrongPassword) {

@@ -32,8 +32,8 @@ const (
 	// the sender may leave. Sent once, by Serve only.
 	EventSwarmComplete
 	// EventWithdrawn: a file changed on disk since it was hashed (Err
-	// wraps chunker.ErrSourceChanged and names it), so it is offered no
-	// more. Once per file.
+	// wraps a *ChangedError that names it, and chunker.ErrSourceChanged),
+	// so it is offered no more. Once per file.
 	EventWithdrawn
 )
 
@@ -117,16 +117,29 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 	}
 	sp.cov = newCoverage(src.Manifest())
 	sp.spread = newSpreader(src.Manifest())
+	sp.withdrawn.all, sp.withdrawn.total = make(chan struct{}), len(src.Manifest().Files)
 	defer sp.stopAll()
 
 	var lost error // signalling is gone: finish what runs, accept no one new
+	var (
+		allGone = sp.withdrawn.all
+		ending  <-chan time.Time // every file changed: a last while for the receivers to hear it
+	)
 	for {
 		if lost != nil && sp.active() == 0 {
 			return fmt.Errorf("peer serve: signalling: %w", lost)
 		}
+		if ending != nil && sp.active() == 0 {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-allGone:
+			allGone, sp.refuse = nil, true
+			ending = time.After(withdrawnGrace)
+		case <-ending:
+			return errAllWithdrawn
 		case err := <-sigErr:
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -148,7 +161,16 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 			}
 		}
 	}
+	// The room stays open (on a server that keeps rooms without their
+	// host): seeds may still hold the files as offered.
+	return errAllWithdrawn
 }
+
+var errAllWithdrawn = fmt.Errorf("peer serve: %w: every file was withdrawn, nothing is left to offer", chunker.ErrSourceChanged)
+
+// withdrawnGrace bounds how long a sender whose files all changed waits
+// for its receivers, told so, to end their sessions.
+const withdrawnGrace = 10 * time.Second
 
 // pump reads the signalling connection into a channel, so one select can
 // wait on it along with everything else.
@@ -230,6 +252,10 @@ type servePool struct {
 type withdrawn struct {
 	mu    sync.Mutex
 	files map[int]bool
+	// all, if set (the sender's), is closed once every one of total
+	// files is withdrawn: nothing is left to offer.
+	all   chan struct{}
+	total int
 }
 
 // add records file fi and reports whether it is news.
@@ -243,7 +269,17 @@ func (w *withdrawn) add(fi int) bool {
 		w.files = map[int]bool{}
 	}
 	w.files[fi] = true
+	if w.all != nil && len(w.files) == w.total {
+		close(w.all)
+	}
 	return true
+}
+
+// list returns the withdrawn files.
+func (w *withdrawn) list() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Collect(maps.Keys(w.files))
 }
 
 // covers reports whether piece p of m depends on a withdrawn file.
@@ -300,7 +336,7 @@ func (sp *servePool) withdraw(h holding, p int, err error) map[int]error {
 	}
 	for fi, ferr := range changed {
 		if sp.withdrawn.add(fi) {
-			sp.cfg.emit(Event{Kind: EventWithdrawn, Err: fmt.Errorf("%q: %w", m.Files[fi].Name, ferr)})
+			sp.cfg.emit(Event{Kind: EventWithdrawn, Err: fmt.Errorf("%w (%w)", &ChangedError{File: m.Files[fi].Name, Sender: sp.cfg.key != nil}, ferr)})
 		}
 	}
 	return changed
@@ -610,6 +646,9 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 	err = writeAll(partFrames(frameManifest, h.signed()))
 	if err == nil {
 		err = writeAll(partFrames(frameBitmap, bm))
+	}
+	if err == nil {
+		err = tellChanged(sp.withdrawn.list()) // why the bitmap lacks them
 	}
 
 	buf := make([]byte, m.ChunkSize)
