@@ -101,6 +101,13 @@ var (
 	// the transfer still needs.
 	ErrNoSpace = errors.New("not enough free space")
 
+	// ErrReadOnly: the destination is on a file system mounted read-only.
+	ErrReadOnly = errors.New("read-only file system")
+
+	// ErrInUse: another Writer, in this process or another, is writing
+	// the same file (two downloads into one directory at once).
+	ErrInUse = errors.New("another download is writing this file")
+
 	// ErrClosed: the Source or Writer was closed.
 	ErrClosed = errors.New("closed")
 )

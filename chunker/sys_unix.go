@@ -3,6 +3,7 @@
 package chunker
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -19,6 +20,48 @@ func FreeSpace(dir string) (int64, error) {
 	}
 	// Field types differ between platforms; the conversions keep one source.
 	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// allocated is the disk space fi's blocks take: what a part file left by
+// an earlier run already holds.
+func allocated(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int64(st.Blocks) * 512 // st_blocks counts 512-byte units everywhere
+	}
+	return 0
+}
+
+// readOnlyFS reports whether dir is on a file system mounted read-only
+// (where statfs may well report no free space at all).
+func readOnlyFS(dir string) bool {
+	const wOK = 2
+	return errors.Is(syscall.Access(dir, wOK), syscall.EROFS)
+}
+
+// lockFile takes an exclusive lock on f, without waiting: ErrInUse if
+// another process (or Writer) holds it. It lasts while f, or a duplicate
+// of it, is open.
+func lockFile(f *os.File) error {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	switch {
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return ErrInUse
+	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EINVAL):
+		return nil // a file system without locks: go without
+	case err != nil:
+		return os.NewSyscallError("flock", err)
+	}
+	return nil
+}
+
+// dupFile duplicates f's descriptor, which shares f's lock.
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, os.NewSyscallError("dup", err)
+	}
+	syscall.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // fileID identifies the inode behind fi, so a Writer can notice two

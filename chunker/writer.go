@@ -81,7 +81,9 @@ type WriterOptions struct {
 // WriteChunk and ReadChunk calls in progress.
 type Writer struct {
 	maxOpen int // maxOpenParts when created
-	root    *os.Root
+	// pin holds the lock on the first part claimed (lockFile) until Close.
+	pin  *os.File
+	root *os.Root
 	// barrier is the destination directory, open for syncFS since
 	// creation; nil where syncFS is unsupported.
 	barrier *os.File
@@ -194,36 +196,47 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 func (w *Writer) setup(dir string, created *[]int) error {
 	claims := make([]*Bitmap, len(w.m.Files))
 	fresh := make([]bool, len(w.m.Files)) // no part file yet
-	var claimed, keptBytes int64
+	var claimed, need int64
 	kept := make([]bool, len(w.m.Files))
 	for fi := range w.m.Files {
 		var err error
 		if kept[fi], err = w.checkFinal(fi); err != nil {
 			return err
 		}
+		f := &w.m.Files[fi]
 		if kept[fi] {
-			keptBytes += w.m.Files[fi].Size
 			continue
 		}
-		_, err = w.root.Lstat(PartName(w.m.Files[fi].Name))
+		st, err := w.root.Lstat(PartName(f.Name))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			fresh[fi] = true
 		case err != nil:
-			return fmt.Errorf("%q: %w", w.m.Files[fi].Name, err)
+			return fmt.Errorf("%q: %w", f.Name, err)
 		}
 		// Read even without a part file, so a stale state is known and
 		// removed when the file is placed.
+		held := int64(0)
 		if claims[fi] = w.readState(fi); claims[fi] != nil && !fresh[fi] {
-			claimed += w.claimedBytes(fi, claims[fi])
+			held = w.claimedBytes(fi, claims[fi])
+			claimed += held
 		}
+		// What a part file holds already, claimed or not (chunks written
+		// after the last state save), is space the file needs no more; one
+		// started over gives its blocks back (preparePart) before growing.
+		if !fresh[fi] && st.Mode().IsRegular() {
+			held = max(held, min(allocated(st), f.Size))
+		}
+		need += f.Size - held
 	}
 	for _, d := range w.m.Dirs {
 		if err := w.checkDir(d); err != nil {
 			return err
 		}
 	}
-	need := w.m.TotalSize() - claimed - keptBytes
+	if readOnlyFS(dir) {
+		return fmt.Errorf("%w: nothing can be written there", ErrReadOnly)
+	}
 	free, err := FreeSpace(dir)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
@@ -249,10 +262,14 @@ func (w *Writer) setup(dir string, created *[]int) error {
 		if err != nil {
 			return err
 		}
-		if isNew {
+		if err := w.claimPart(fi, pf, ids); err != nil {
+			pf.Close()
+			return fmt.Errorf("%q: %w", name, err)
+		}
+		if isNew { // only once locked: another's part is never removed
 			*created = append(*created, fi)
 		}
-		err = w.preparePart(fi, pf, isNew, claims[fi], buf, ids, &checked, claimed)
+		err = w.preparePart(fi, pf, isNew, claims[fi], buf, &checked, claimed)
 		if err != nil {
 			pf.Close()
 			return fmt.Errorf("%q: %w", name, err)
@@ -416,13 +433,10 @@ func (w *Writer) closeDir() {
 	}
 }
 
-// preparePart sizes fi's part file and re-verifies what claim says it holds.
-func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf []byte,
-	ids map[[2]uint64]int, checked *int64, claimed int64) error {
-	f := &w.m.Files[fi]
-	if isNew {
-		claim = nil // whatever a state says, the data is not here
-	}
+// claimPart makes fi's freshly opened part file ours, before anything
+// changes it: not another name's of the same Writer, nor another
+// Writer's.
+func (w *Writer) claimPart(fi int, pf *os.File, ids map[[2]uint64]int) error {
 	st, err := pf.Stat()
 	if err != nil {
 		return err
@@ -435,6 +449,31 @@ func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf
 		}
 		ids[id] = fi
 		w.files[fi].dev, w.files[fi].devOK = id[0], true
+	}
+	// Another Writer (another recv into the same directory) holds it. The
+	// first part's lock is held for the Writer's life (pin), whatever the
+	// budget of open files closes, so two Writers of the same files
+	// always meet on it, before either changed anything.
+	if err := lockFile(pf); err != nil {
+		return err
+	}
+	if w.pin == nil {
+		if w.pin, err = dupFile(pf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// preparePart sizes fi's part file and re-verifies what claim says it holds.
+func (w *Writer) preparePart(fi int, pf *os.File, isNew bool, claim *Bitmap, buf []byte, checked *int64, claimed int64) error {
+	f := &w.m.Files[fi]
+	if isNew {
+		claim = nil // whatever a state says, the data is not here
+	}
+	st, err := pf.Stat()
+	if err != nil {
+		return err
 	}
 	if claim == nil && st.Size() != 0 && !isNew {
 		// Left over from another transfer or a lost state: start over, and
@@ -492,6 +531,9 @@ func (w *Writer) abort(created []int) {
 	w.closeDir()
 	for _, fi := range created {
 		w.root.Remove(PartName(w.m.Files[fi].Name))
+	}
+	if w.pin != nil {
+		w.pin.Close()
 	}
 	if w.barrier != nil {
 		w.barrier.Close()
@@ -1006,6 +1048,9 @@ func (w *Writer) Close() error {
 	w.open = nil
 	w.closeDir()
 	w.mu.Unlock()
+	if w.pin != nil {
+		w.pin.Close()
+	}
 	if w.barrier != nil {
 		w.barrier.Close()
 	}

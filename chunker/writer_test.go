@@ -344,6 +344,25 @@ func TestResumeSameFileOtherSet(t *testing.T) {
 	}
 }
 
+// kill closes w's files as a killed process's end, without a word:
+// nothing saved, the locks released.
+func kill(w *Writer) {
+	w.life.Lock()
+	defer w.life.Unlock()
+	w.closed = true
+	w.bg.Wait()
+	for _, fi := range w.open {
+		w.files[fi].file.Close()
+	}
+	if w.pin != nil {
+		w.pin.Close()
+	}
+	if w.barrier != nil {
+		w.barrier.Close()
+	}
+	w.root.Close()
+}
+
 // A writer killed without Close resumes from its last periodic save.
 func TestResumeAfterKill(t *testing.T) {
 	dst, m, datas := resumeSetup(t)
@@ -357,6 +376,7 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeAll(t, w, m, datas, []int{5, 6}) // not saved: lost by the "kill"
+	kill(w)
 	w2, err := CreateWriter(dst, m, WriterOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/pake"
@@ -49,12 +50,26 @@ func summary(err error) string {
 		return "no such room"
 	case errors.Is(err, room.ErrRoomClosed):
 		return "the sender closed the room"
+	case errors.Is(err, peer.ErrSenderLeft):
+		return "the sender left, and nobody still in the room has the pieces missing"
+	case errors.Is(err, syscall.ENOSPC):
+		return "no space left on the device that holds --out"
 	case errors.Is(err, peer.ErrTampered):
 		return "a signalling message was altered on the way: the signalling server or the network is tampering"
 	case errors.Is(err, pake.ErrBusy):
 		return "the sender is serving as many receivers as it allows; try again later"
 	case errors.Is(err, peer.ErrForged):
 		return "forged manifest refused: the file list is not signed by the room's sender"
+	}
+	if ch := (*peer.ChangedError)(nil); errors.As(err, &ch) {
+		who := "a peer's"
+		if ch.Sender {
+			who = "the sender's"
+		}
+		return fmt.Sprintf("%s changed on %s disk after it was offered (this is not corruption)", quoteName(ch.File), who)
+	}
+	if errors.Is(err, chunker.ErrSourceChanged) && !errors.Is(err, peer.ErrSourceChanged) {
+		return "every file changed on disk since it was hashed: nothing is left to offer"
 	}
 	var ce *lane.ConnectError
 	if errors.As(err, &ce) {
@@ -102,6 +117,12 @@ func exitCode(err error) (int, string) {
 		return ExitRefused, "free some disk space or choose another --out directory"
 	case errors.Is(err, errUnsendableName):
 		return ExitRefused, "rename the file (or send a copy under another name)"
+	case errors.Is(err, syscall.ENOSPC): // the disk filled up during the transfer
+		return ExitRefused, "free some disk space and run the same command again: the download resumes from the verified part"
+	case errors.Is(err, chunker.ErrInUse):
+		return ExitRefused, "another recv is downloading these files into the same --out: let it finish (it keeps what it verified if stopped, for the next run to resume), or choose another --out"
+	case errors.Is(err, chunker.ErrReadOnly):
+		return ExitRefused, "choose an --out directory on a writable file system"
 	case errors.Is(err, chunker.ErrBadName):
 		return ExitRefused, "the sender offered a file name that is not safe to write"
 	case errors.Is(err, peer.ErrForged):
@@ -119,6 +140,12 @@ func exitCode(err error) (int, string) {
 		return ExitConnect, "no direct path between the two networks (their NATs or firewalls let nothing in): run 'p2pxfer signal --turn' on a host both machines reach, and pass its URL with --signal (see README, Relay)"
 	case errors.Is(err, errUnreachable):
 		return ExitConnect, "check the --signal address and that the server is running"
+	case errors.Is(err, peer.ErrSenderLeft):
+		return ExitConnect, "the verified part is kept: " + resumeElsewhere
+	case errors.Is(err, chunker.ErrSourceChanged): // send, once every file changed
+		return ExitError, "send the files again once nothing writes to them any more"
+	case errors.Is(err, peer.ErrSourceChanged):
+		return ExitConnect, "what was verified is kept: ask the sender to send the files again (a new room), and recv of it into the same --out resumes what still matches"
 	case errors.Is(err, peer.ErrConnect), errors.Is(err, peer.ErrPeerLeft), errors.Is(err, peer.ErrTimeout),
 		errors.Is(err, peer.ErrNoSources),
 		errors.Is(err, pake.ErrBusy), errors.Is(err, room.ErrPeerGone):

@@ -15,10 +15,11 @@ import (
 	"github.com/p2pxfer/p2pxfer/sigserver"
 )
 
-// TestMaxFailuresClosesRoom: after --max-failures wrong passwords the sender
-// closes the room and stops (exit 4), and even the right password no
-// longer gets in. The signalling server is separate so that it outlives
-// the sender.
+// TestMaxFailuresClosesRoom: after --max-failures wrong passwords (the
+// default, 10) the sender closes the room and stops (exit 4), and even the
+// right password no longer gets in: the 11th attempt, from the same
+// address as the 10 before, hears why rather than "rate limited". The
+// signalling server is separate so that it outlives the sender.
 func TestMaxFailuresClosesRoom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -30,10 +31,11 @@ func TestMaxFailuresClosesRoom(t *testing.T) {
 
 	src := t.TempDir()
 	randomFile(t, src, "secret.pdf", 10000)
-	snd := start(ctx, nil, "send", "--signal", url, "--listen", "127.0.0.1:0", "--max-failures", "2", filepath.Join(src, "secret.pdf"))
+	snd := start(ctx, nil, "send", "--signal", url, "--listen", "127.0.0.1:0", filepath.Join(src, "secret.pdf"))
 	roomID, password := snd.sentOffer(t)
 
-	for i := 1; i <= 2; i++ {
+	const maxFailures = 10
+	for i := 1; i <= maxFailures; i++ {
 		out := t.TempDir()
 		r := start(ctx, map[string]string{"P2PXFER_PASSWORD": "wrong-" + password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 		if c := r.wait(t); c != ExitWrongPassword {
@@ -42,23 +44,23 @@ func TestMaxFailuresClosesRoom(t *testing.T) {
 		if entries, _ := os.ReadDir(out); len(entries) != 0 {
 			t.Fatalf("wrong password #%d wrote %v", i, entries)
 		}
-		if i == 1 {
+		if i < maxFailures {
 			if c, done := snd.exited(); done {
-				t.Fatalf("send stopped after one wrong password of 2 allowed: exit %d:\n%s", c, snd.stderr.String())
+				t.Fatalf("send stopped after %d wrong passwords of %d allowed: exit %d:\n%s", i, maxFailures, c, snd.stderr.String())
 			}
 		}
 	}
-	if c := snd.waitUpTo(t, 10*time.Second, "send after 2 wrong passwords"); c != ExitNoRoom {
+	if c := snd.waitUpTo(t, 10*time.Second, "send after the last wrong password"); c != ExitNoRoom {
 		t.Fatalf("send exit %d, want %d:\n%s", c, ExitNoRoom, snd.stderr.String())
 	}
 	if stderr := snd.stderr.String(); !strings.Contains(stderr, "too many wrong passwords") ||
-		strings.Count(stderr, "wrong password (") != 2 {
+		strings.Count(stderr, "wrong password (") != maxFailures {
 		t.Fatalf("send does not report the wrong passwords:\n%s", stderr)
 	}
 
 	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", t.TempDir(), roomID)
-	if c := r.wait(t); c != ExitNoRoom {
-		t.Fatalf("right password after the room closed: exit %d, want %d:\n%s", c, ExitNoRoom, r.stderr.String())
+	if c := r.wait(t); c != ExitNoRoom || !strings.Contains(r.stderr.String(), "too many wrong passwords") {
+		t.Fatalf("right password after the room closed: exit %d, want %d saying too many wrong passwords:\n%s", c, ExitNoRoom, r.stderr.String())
 	}
 }
 

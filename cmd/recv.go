@@ -79,6 +79,9 @@ func runRecv(c *cli.Context, env Env) error {
 	if _, err := stunServers(c.StringSlice("stun")); err != nil {
 		return err
 	}
+	if err := checkInterfaces(c.StringSlice("interface")); err != nil {
+		return err
+	}
 	slots := c.Int("max-uploads")
 	if c.Bool("no-seed") {
 		slots = 0
@@ -130,6 +133,7 @@ func runRecv(c *cli.Context, env Env) error {
 		// Sources connected now. While one serves us, a queue position is
 		// only about extra sources asked for: not worth a word.
 		sources = map[string]string{} // peer: its path, in a word
+		lastPos int                   // queue position last shown
 	)
 	defer ui.close()
 	defer func() {
@@ -146,9 +150,13 @@ func runRecv(c *cli.Context, env Env) error {
 			if e.Host {
 				who = "the sender"
 			}
-			if e.Kind == peer.SourceConnected {
+			switch e.Kind {
+			case peer.SourceConnected:
 				sources[e.Peer] = e.Path.Short()
-			} else {
+			case peer.SourceWithdrew:
+				ui.println("%s no longer offers a file: %s", who, summary(e.Err))
+				return
+			default:
 				delete(sources, e.Peer)
 			}
 			ui.describe("recv", "receiving"+pathsLabel(sources))
@@ -164,9 +172,14 @@ func runRecv(c *cli.Context, env Env) error {
 			}
 		},
 		OnQueued: func(pos int) {
-			if len(sources) == 0 {
+			if len(sources) == 0 && pos != lastPos {
 				ui.println("every upload slot is taken: waiting in the queue, position %d", pos)
 			}
+			lastPos = pos
+		},
+		OnNoSource: func(wait time.Duration) {
+			lastPos = 0
+			ui.println("nobody in the room has the pieces still missing now; waiting up to %v for a source", wait)
 		},
 		Open: func(man *chunker.Manifest) (*chunker.Writer, error) {
 			m = man
@@ -235,11 +248,11 @@ func runRecv(c *cli.Context, env Env) error {
 		err = fmt.Errorf("%w (%w)", err, errFoundOnLAN)
 	}
 	if err != nil {
-		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) {
+		if errors.Is(err, chunker.ErrExists) || errors.Is(err, chunker.ErrNoSpace) || errors.Is(err, chunker.ErrInUse) {
 			return err
 		}
-		if w != nil {
-			fmt.Fprintln(env.Stderr, "the partial download is kept; run the same command again to resume")
+		if w != nil && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, peer.ErrSourceChanged) { // their hints say so
+			fmt.Fprintln(env.Stderr, keptHint(err))
 		}
 		return err
 	}

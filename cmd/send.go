@@ -70,6 +70,9 @@ func runSend(c *cli.Context, env Env) error {
 	if _, err := stunServers(c.StringSlice("stun")); err != nil {
 		return err
 	}
+	if err := checkInterfaces(c.StringSlice("interface")); err != nil {
+		return err
+	}
 	log := env.logger(logLevel(c))
 	password, err := passwordFrom(env, c.String("password-file"))
 	if err != nil {
@@ -413,6 +416,12 @@ func (u *sendUI) event(ev peer.Event) {
 		} else {
 			u.bars.println("the swarm now holds a full copy: you may quit (Ctrl-C), the seeds serve the rest")
 		}
+	case peer.EventWithdrawn:
+		name := "a file"
+		if ch := (*peer.ChangedError)(nil); errors.As(ev.Err, &ch) {
+			name = quoteName(ch.File)
+		}
+		u.bars.println("%s changed on disk since it was hashed: no longer offered; receivers keep what they verified, and a new send of the files gives them the rest", name)
 	case peer.EventFailed:
 		u.bars.remove(ev.Peer, false)
 		if errors.Is(ev.Err, pake.ErrWrongPassword) {

@@ -33,6 +33,8 @@ func signalCommand(env Env) *cli.Command {
 			&cli.StringFlag{Name: "addr", Value: "0.0.0.0", Usage: "listen `ADDRESS`"},
 			&cli.IntFlag{Name: "port", Value: 8080, Usage: "listen `PORT` (0 picks a free one)"},
 			&cli.BoolFlag{Name: "trust-forwarded-for", Usage: "take client IPs from X-Forwarded-For (behind a reverse proxy)"},
+			&cli.IntFlag{Name: "max-conns", Value: sigserver.DefaultMaxConns, Usage: "`N` WebSocket connections at most"},
+			&cli.IntFlag{Name: "max-conns-per-ip", Value: sigserver.DefaultMaxConnsPerIP, Usage: "`N` connections at most from one address (an IPv6 /64), so one cannot fill the server"},
 			&cli.BoolFlag{Name: "turn", Usage: "also run a TURN relay (and STUN) for room members"},
 			&cli.IntFlag{Name: "turn-port", Value: 3478, Usage: "UDP and TCP `PORT` of the relay"},
 			&cli.StringSliceFlag{Name: "turn-public-ip", Usage: "`IP` the relay is reached at, when not the listen address (behind a 1:1 NAT); one per family"},
@@ -55,6 +57,13 @@ func runSignal(c *cli.Context, env Env) error {
 	if port < 0 || port > 65535 {
 		return usagef("--port %d is not a TCP port", port)
 	}
+	maxConns, perIP := c.Int("max-conns"), c.Int("max-conns-per-ip")
+	if maxConns < 1 || perIP < 1 {
+		return usagef("--max-conns and --max-conns-per-ip must be at least 1")
+	}
+	if perIP > maxConns {
+		return usagef("--max-conns-per-ip %d is over --max-conns %d", perIP, maxConns)
+	}
 	level := slog.LevelInfo
 	if c.Bool("verbose") {
 		level = slog.LevelDebug
@@ -67,11 +76,19 @@ func runSignal(c *cli.Context, env Env) error {
 			return err
 		}
 	}
+	// A descriptor per connection, and some to spare for the listener,
+	// the relay and the rest.
+	want := uint64(maxConns) + 256
+	if got, err := raiseFileLimit(want); err != nil || got < want {
+		log.Warn("the open-file limit is under what --max-conns needs: connections may fail with \"too many open files\"; raise it (ulimit -n) or lower --max-conns",
+			"limit", got, "needed", want, "err", err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.String("addr"), strconv.Itoa(port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	cfg := sigserver.Config{Logger: log, TrustForwardedFor: c.Bool("trust-forwarded-for"),
+		MaxConns: maxConns, MaxConnsPerIP: perIP,
 		// Rooms are swarms: seeds go on serving after the sender left.
 		KeepRoomWithoutHost: true}
 	if tc != nil {

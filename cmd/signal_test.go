@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/signalclient"
 )
 
@@ -117,5 +118,39 @@ func TestSignalCommand(t *testing.T) {
 	if resp, err := hc.Get("http://" + hostPort + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Fatal("still answering /healthz after shutdown")
+	}
+}
+
+// signal --max-conns-per-ip caps one address's connections (all of these
+// come from 127.0.0.1), and the caps are checked at start.
+func TestSignalConnCaps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, args := range [][]string{{"--max-conns", "0"}, {"--max-conns-per-ip", "0"}, {"--max-conns", "4", "--max-conns-per-ip", "5"}} {
+		r := start(ctx, nil, append([]string{"signal", "--addr", "127.0.0.1", "--port", "0"}, args...)...)
+		if c := r.wait(t); c != ExitUsage || !strings.Contains(r.stderr.String(), "--max-conns") {
+			t.Fatalf("signal %v: exit %d, want %d naming the flag:\n%s", args, c, ExitUsage, r.stderr.String())
+		}
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sig := start(sctx, nil, "signal", "--addr", "127.0.0.1", "--port", "0", "--max-conns-per-ip", "2")
+	url, _ := sig.listening(t)
+	create := func() error {
+		c, err := signalclient.Dial(ctx, url, nil)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		_, _, err = c.Create(ctx)
+		return err
+	}
+	for range 2 {
+		if err := create(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := create(); !errors.Is(err, room.ErrRateLimited) || !strings.Contains(err.Error(), "from this address") {
+		t.Fatalf("third connection = %v, want refused as too many from this address", err)
 	}
 }

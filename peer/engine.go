@@ -22,7 +22,15 @@ type Config struct {
 	Transport lane.Config
 	// HandshakeTimeout bounds each PAKE round trip.
 	HandshakeTimeout time.Duration
+	// NoSourceWait bounds how long a download waits while nobody in the
+	// room can give it a piece it lacks (the sender left, say) before it
+	// gives up (default DefaultNoSourceWait).
+	NoSourceWait time.Duration
 }
+
+// DefaultNoSourceWait is Config.NoSourceWait's when left zero: long
+// enough for a source that lost its connection to come back.
+const DefaultNoSourceWait = 30 * time.Second
 
 // DefaultHandshakeTimeout is Config.HandshakeTimeout's when left zero.
 const DefaultHandshakeTimeout = 30 * time.Second
@@ -38,6 +46,9 @@ type Engine struct {
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.NoSourceWait <= 0 {
+		cfg.NoSourceWait = DefaultNoSourceWait
 	}
 	tr, err := lane.New(cfg.Transport)
 	if err != nil {

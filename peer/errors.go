@@ -2,6 +2,7 @@ package peer
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/p2pxfer/p2pxfer/peer/lane"
 )
@@ -40,4 +41,30 @@ var (
 	// ErrNoSources: every source left and none can be found; the download
 	// is kept for a resume.
 	ErrNoSources = errors.New("no peer has the missing pieces")
+	// ErrSourceChanged: a source said a file changed on its disk since
+	// it was offered (it no longer serves it), and nobody else holds what
+	// is missing of it. Not corruption: what was verified is kept.
+	ErrSourceChanged = errors.New("a file changed at its source since it was offered")
+	// ErrSenderLeft: the sender left the room, and nobody still in it
+	// holds the pieces missing (wraps ErrNoSources too). The download is
+	// kept: a new send of the same files resumes it.
+	ErrSenderLeft = errors.New("the sender left the room")
 )
+
+// ChangedError is ErrSourceChanged with the file: File, as the manifest
+// names it (hostile: escape it before printing), changed on the disk of
+// the sender (Sender) or of a peer.
+type ChangedError struct {
+	File   string
+	Sender bool
+}
+
+func (e *ChangedError) Error() string {
+	who := "a peer"
+	if e.Sender {
+		who = "the sender"
+	}
+	return fmt.Sprintf("%v: %q changed on the disk of %s", ErrSourceChanged, e.File, who)
+}
+
+func (e *ChangedError) Unwrap() error { return ErrSourceChanged }

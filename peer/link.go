@@ -49,6 +49,17 @@ func (l *link) leave(err error) {
 	})
 }
 
+// isGone reports whether leave was called: the server said the peer left
+// (or signalling with it ended).
+func (l *link) isGone() bool {
+	select {
+	case <-l.gone:
+		return true
+	default:
+		return false
+	}
+}
+
 // deliver queues a relay frame from the other end; a peer that floods us
 // faster than we read is cut off rather than buffered without bound.
 func (l *link) deliver(b []byte) {

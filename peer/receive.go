@@ -47,8 +47,13 @@ type ReceiveOptions struct {
 
 	// Callbacks, all from Receive's own goroutine except OnEvent (see
 	// Event).
-	OnSource   func(SourceEvent)
-	OnQueued   func(position int)
+	OnSource func(SourceEvent)
+	// OnQueued: every source that could serve us is busy; we wait in
+	// the room's queue at position.
+	OnQueued func(position int)
+	// OnNoSource: nobody in the room can give us a piece we lack; we wait
+	// up to wait for one to come, then give up with ErrNoSources.
+	OnNoSource func(wait time.Duration)
 	OnProgress func(done, total int64)
 	OnComplete func() // files verified and in place; seeding starts
 	OnEvent    func(Event)
@@ -66,6 +71,9 @@ const (
 	SourceConnected SourceEventKind = iota
 	SourceLeft                      // Err says why, nil once we are done
 	SourceBanned                    // it sent bad data; dropped for the transfer
+	// SourceWithdrew: a file changed on its disk (Err says which), so it
+	// offers that file no more; it may go on serving the others.
+	SourceWithdrew
 )
 
 // SourceEvent reports on one source.
@@ -82,6 +90,10 @@ const (
 	// sourceStall drops a source that owes us pieces and sends nothing
 	// for this long; its pieces go to the others.
 	sourceStall = 30 * time.Second
+	// leftStall is sourceStall for a source the signalling server says
+	// has left (its process died, say): a connection whose data still
+	// flows goes on, one that went quiet is given up sooner.
+	leftStall = 5 * time.Second
 	// finishGrace lets our finished frame reach the sources before we cut
 	// the connections.
 	finishGrace = 2 * time.Second
@@ -170,6 +182,14 @@ type download struct {
 	// banned: nobody else can help.
 	onlyBanned bool
 	lost       error // signalling is gone
+	// noneLeft: the server's last answer to our want said nobody else in
+	// the room offers slots (queued{sources: 0}); stuckSince is when the
+	// download last started to have no way forward (stuck).
+	noneLeft   bool
+	stuckSince time.Time
+	// changed: a source withdrew a file that changed on its disk ('C');
+	// once stuck, the download ends with it at once.
+	changed error
 
 	m        *chunker.Manifest
 	signed   []byte
@@ -233,6 +253,7 @@ const (
 	dlBitmap
 	dlHave
 	dlPiece
+	dlChanged // the source withdrew file (piece holds its index)
 	dlEnd
 )
 
@@ -310,6 +331,9 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 			}
 		case <-tick.C:
 			d.housekeeping(ctx)
+			if err := d.checkStuck(); err != nil {
+				return err
+			}
 		}
 		if !d.complete && d.sc != nil && d.sc.Complete() {
 			if err := d.finish(ctx); err != nil {
@@ -329,7 +353,7 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 				return fmt.Errorf("%w: no other source: %w", ErrNoSources, d.banErr)
 			}
 			if len(d.srcs) == 0 && d.lost != nil {
-				return fmt.Errorf("%w: signalling lost: %v", ErrNoSources, d.lost)
+				return fmt.Errorf("%w: signalling lost: %w", ErrNoSources, d.lost)
 			}
 			d.fill()
 		}
@@ -343,9 +367,63 @@ func (d *download) seedEnded(why SeedEndReason, err error) error {
 	return nil
 }
 
+// idle reports whether every source we have is connected and has
+// nothing we lack (the scheduler gave it no request): true with none.
+func (d *download) idle() bool {
+	for _, s := range d.srcs {
+		if s.raw == nil || !s.inSched || s.askedBytes > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// stuck reports whether the download has no way forward: its sources are
+// idle and the server said nobody else offers slots.
+func (d *download) stuck() bool {
+	return !d.complete && d.noneLeft && d.idle()
+}
+
+// checkStuck gives up once the download has been stuck for NoSourceWait:
+// otherwise a receiver whose sender died would wait in the queue for
+// ever. Partial seeds then give up too, each in turn, and none of them
+// waits on the others for ever.
+func (d *download) checkStuck() error {
+	if !d.stuck() {
+		d.stuckSince = time.Time{}
+		return nil
+	}
+	if d.changed != nil {
+		return d.changed // nobody left has it as offered: no use waiting
+	}
+	wait := d.e.cfg.NoSourceWait
+	if d.stuckSince.IsZero() {
+		d.stuckSince = time.Now()
+		if d.opts.OnNoSource != nil {
+			d.opts.OnNoSource(wait)
+		}
+		return nil
+	}
+	if time.Since(d.stuckSince) < wait {
+		return nil
+	}
+	what := "the pieces still missing"
+	if d.w != nil {
+		what = fmt.Sprintf("the %d bytes still missing", d.m.TotalSize()-d.w.Verified())
+	}
+	if d.srcs[d.opts.Host] == nil && d.noneLeft {
+		// The sender offers slots for as long as it is in the room.
+		return fmt.Errorf("%w: %w, and nobody still in it holds %s (waited %v)", ErrNoSources, ErrSenderLeft, what, wait)
+	}
+	return fmt.Errorf("%w: none of the peers in the room holds %s (waited %v)", ErrNoSources, what, wait)
+}
+
 // want asks the server for as many sources as we lack.
 func (d *download) want(ctx context.Context) {
 	n := min(d.opts.MaxSources-len(d.srcs), room.MaxWant)
+	if n <= 0 && d.idle() {
+		n = 1 // ours have nothing we need: one more, or hear that nobody is left
+	}
 	if d.complete || d.lost != nil || n <= 0 {
 		return
 	}
@@ -374,10 +452,12 @@ func (d *download) signal(ctx context.Context, m *room.Message) {
 			d.start(ctx, id)
 		}
 		d.onlyBanned = !fresh && len(d.srcs) == 0 // the server has nobody else to offer
+		d.noneLeft = false
 	case room.TypeQueued:
+		d.noneLeft = m.Sources == 0
 		// Queued for more sources while one is assigned (connecting, or
 		// serving us) is no news to the user.
-		if d.opts.OnQueued != nil && !d.complete && len(d.srcs) == 0 {
+		if d.opts.OnQueued != nil && !d.complete && len(d.srcs) == 0 && !d.noneLeft {
 			d.opts.OnQueued(m.Position)
 		}
 	case room.TypeRelay:
@@ -439,6 +519,7 @@ func (d *download) drop(ctx context.Context, s *dsource, kind SourceEventKind, e
 		d.banErr = err
 	}
 	d.release(ctx, s.id)
+	d.noneLeft = false // its slot is free again: the next want says
 	if d.opts.OnSource != nil && (s.raw != nil || err != nil) {
 		d.opts.OnSource(SourceEvent{Kind: kind, Peer: s.id, Host: d.isHost(s.id), Err: err})
 	}
@@ -469,9 +550,11 @@ func (d *download) housekeeping(ctx context.Context) {
 			d.drop(ctx, s, SourceLeft, nil)
 		case s.finished.IsZero() && s.askedBytes > 0 && now.Sub(s.lastData) > sourceStall:
 			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: nothing received for %v", ErrTimeout, sourceStall))
+		case s.finished.IsZero() && s.askedBytes > 0 && now.Sub(s.lastData) > leftStall && s.raw != nil && s.l.isGone():
+			d.drop(ctx, s, SourceLeft, fmt.Errorf("%w: it left the room, and nothing came for %v", ErrPeerLeft, leftStall))
 		}
 	}
-	if !d.complete && len(d.srcs) < d.opts.MaxSources && now.Sub(d.lastWant) >= d.opts.pace.wantEvery {
+	if !d.complete && (len(d.srcs) < d.opts.MaxSources || d.idle()) && now.Sub(d.lastWant) >= d.opts.pace.wantEvery {
 		d.want(ctx)
 	}
 }
@@ -527,6 +610,13 @@ func (d *download) event(ctx context.Context, ev dlEvent) error {
 		}
 	case dlPiece:
 		return d.piece(ctx, s, ev.piece, ev.buf)
+	case dlChanged:
+		d.changed = &ChangedError{File: d.m.Files[ev.piece].Name, Sender: d.isHost(s.id)}
+		if d.opts.OnSource != nil {
+			d.opts.OnSource(SourceEvent{Kind: SourceWithdrew, Peer: s.id, Host: d.isHost(s.id), Err: d.changed})
+		}
+		d.withdrawn(s, ev.piece)
+		d.want(ctx) // who else has it? (queued{sources: 0}: nobody)
 	case dlEnd:
 		err := ev.err
 		if isWrongPassword(err) || errors.Is(err, ErrTampered) || errors.Is(err, chunker.ErrBadManifest) {
@@ -556,6 +646,37 @@ func (d *download) event(ctx context.Context, ev dlEvent) error {
 		d.drop(ctx, s, SourceLeft, err)
 	}
 	return nil
+}
+
+// withdrawn forgets that s has the pieces of file fi and the parity that
+// covers them: it offers them no more. What we asked of them there goes
+// to others; it may still come (sent before the file changed), so it
+// stays known, like a cancel.
+func (d *download) withdrawn(s *dsource, fi int) {
+	m := d.m
+	first, n := m.FileChunks(fi)
+	lose := func(p int) {
+		if s.inSched {
+			d.sc.PeerLost(s.id, p)
+		}
+		if s.asked[p] {
+			s.asked[p] = false
+			s.askedBytes -= int64(m.Piece(p).Size)
+		}
+	}
+	stripes := map[int]bool{}
+	for c := first; c < first+n; c++ {
+		lose(c)
+		if m.FEC.Enabled() {
+			stripes[m.StripeOf(c)] = true
+		}
+	}
+	for st := range stripes {
+		ref := m.Stripe(st)
+		for j := range ref.NParity {
+			lose(ref.FirstParity + j)
+		}
+	}
 }
 
 // open accepts the first manifest whose signature checks out.
@@ -1044,6 +1165,13 @@ func (d *download) readSource(ctx context.Context, r io.Reader, onLane *chunker.
 					d.putBuf(b)
 					return ctx.Err()
 				}
+			}
+		case frameChanged:
+			if int64(f.File) >= int64(len(m.Files)) {
+				return fmt.Errorf("%w: changed file %d of %d", ErrProtocol, f.File, len(m.Files))
+			}
+			if !send(dlEvent{kind: dlChanged, piece: int(f.File)}) {
+				return ctx.Err()
 			}
 		case frameError:
 			return fmt.Errorf("%w: %s", ErrRemote, f.Data)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +34,10 @@ const (
 	// EventSeedEnded: Receive stopped seeding, for Reason (and Err); sent
 	// once, by Receive only, just before it returns.
 	EventSeedEnded
+	// EventWithdrawn: a file changed on disk since it was hashed (Err
+	// wraps a *ChangedError that names it, and chunker.ErrSourceChanged),
+	// so it is offered no more. Once per file.
+	EventWithdrawn
 )
 
 // Event reports on one receiver. Events of one receiver arrive in order;
@@ -116,16 +122,29 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 	}
 	sp.cov = newCoverage(src.Manifest())
 	sp.spread = newSpreader(src.Manifest())
+	sp.withdrawn.all, sp.withdrawn.total = make(chan struct{}), len(src.Manifest().Files)
 	defer sp.stopAll()
 
 	var lost error // signalling is gone: finish what runs, accept no one new
+	var (
+		allGone = sp.withdrawn.all
+		ending  <-chan time.Time // every file changed: a last while for the receivers to hear it
+	)
 	for {
 		if lost != nil && sp.active() == 0 {
 			return fmt.Errorf("peer serve: signalling: %w", lost)
 		}
+		if ending != nil && sp.active() == 0 {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-allGone:
+			allGone, sp.refuse = nil, true
+			ending = time.After(withdrawnGrace)
+		case <-ending:
+			return errAllWithdrawn
 		case err := <-sigErr:
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -147,7 +166,16 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 			}
 		}
 	}
+	// The room stays open (on a server that keeps rooms without their
+	// host): seeds may still hold the files as offered.
+	return errAllWithdrawn
 }
+
+var errAllWithdrawn = fmt.Errorf("peer serve: %w: every file was withdrawn, nothing is left to offer", chunker.ErrSourceChanged)
+
+// withdrawnGrace bounds how long a sender whose files all changed waits
+// for its receivers, told so, to end their sessions.
+const withdrawnGrace = 10 * time.Second
 
 // pump reads the signalling connection into a channel, so one select can
 // wait on it along with everything else.
@@ -218,6 +246,105 @@ type servePool struct {
 	failures, finished int
 	lost               error
 	refuse             bool // accept no one new
+
+	// withdrawn: files that changed on disk, shared by the sessions.
+	withdrawn withdrawn
+}
+
+// withdrawn is the set of files a source no longer offers because they
+// changed on disk since they were hashed (or verified): their pieces, and
+// parity that covers them, cannot be served as the manifest says.
+type withdrawn struct {
+	mu    sync.Mutex
+	files map[int]bool
+	// all, if set (the sender's), is closed once every one of total
+	// files is withdrawn: nothing is left to offer.
+	all   chan struct{}
+	total int
+}
+
+// add records file fi and reports whether it is news.
+func (w *withdrawn) add(fi int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.files[fi] {
+		return false
+	}
+	if w.files == nil {
+		w.files = map[int]bool{}
+	}
+	w.files[fi] = true
+	if w.all != nil && len(w.files) == w.total {
+		close(w.all)
+	}
+	return true
+}
+
+// list returns the withdrawn files.
+func (w *withdrawn) list() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Collect(maps.Keys(w.files))
+}
+
+// covers reports whether piece p of m depends on a withdrawn file.
+func (w *withdrawn) covers(m *chunker.Manifest, p int) bool {
+	return len(w.filesOf(m, p)) > 0
+}
+
+// filesOf lists the withdrawn files piece p of m depends on.
+func (w *withdrawn) filesOf(m *chunker.Manifest, p int) []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.files) == 0 {
+		return nil
+	}
+	if p < m.NumChunks() {
+		if fi := m.Chunk(p).File; w.files[fi] {
+			return []int{fi}
+		}
+		return nil
+	}
+	var out []int
+	ref := m.Stripe(m.StripeOf(p))
+	for k := range ref.NData {
+		if fi := m.Chunk(ref.FirstChunk + k).File; w.files[fi] && !slices.Contains(out, fi) {
+			out = append(out, fi)
+		}
+	}
+	return out
+}
+
+func (w *withdrawn) any() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.files) > 0
+}
+
+// withdraw finds which files made reading piece p fail with
+// chunker.ErrSourceChanged (for parity, any data chunk of its stripe),
+// withdraws them and tells the caller which, with each error.
+func (sp *servePool) withdraw(h holding, p int, err error) map[int]error {
+	m := h.manifest()
+	changed := map[int]error{}
+	if p < m.NumChunks() {
+		changed[m.Chunk(p).File] = err
+	} else {
+		ref := m.Stripe(m.StripeOf(p))
+		buf := make([]byte, m.ChunkSize)
+		for k := range ref.NData {
+			c := ref.FirstChunk + k
+			if _, cerr := h.readPiece(c, buf); errors.Is(cerr, chunker.ErrSourceChanged) {
+				changed[m.Chunk(c).File] = cerr
+			}
+		}
+	}
+	for fi, ferr := range changed {
+		if sp.withdrawn.add(fi) {
+			sp.cfg.emit(Event{Kind: EventWithdrawn, Err: fmt.Errorf("%w (%w)", &ChangedError{File: m.Files[fi].Name, Sender: sp.cfg.key != nil}, ferr)})
+		}
+	}
+	return changed
 }
 
 func newServePool(e *Engine, sig Signaller, cfg serveConfig, wg *sync.WaitGroup) *servePool {
@@ -442,8 +569,31 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 		off = sp.spread.session(m.NumPieces())
 		defer off.close()
 	}
+	// offered is what the receiver may ask for; a piece of a file
+	// withdrawn since is still asked for as it hears of that late, and is
+	// skipped when its turn comes.
 	offered := func(p int) bool {
 		return h.has(p) && (off == nil || off.has(p)) && (sp.cfg.filter == nil || sp.cfg.filter(peerID, p))
+	}
+	gone := func(p int) bool { return sp.withdrawn.covers(m, p) }
+	told := map[int]bool{} // withdrawn files this receiver has heard of
+	tellChanged := func(fis []int) error {
+		for _, fi := range fis {
+			if !told[fi] {
+				told[fi] = true
+				if err := first.Write(ctx, changedFrame(fi)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	// live drops the pieces of withdrawn files from a have list.
+	live := func(ids []uint32) []uint32 {
+		if !sp.withdrawn.any() {
+			return ids
+		}
+		return slices.DeleteFunc(ids, func(p uint32) bool { return gone(int(p)) })
 	}
 	refill := make(chan struct{}, 1)
 
@@ -489,10 +639,10 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 	if off != nil {
 		off.more()
 	}
-	if sp.cfg.filter != nil || off != nil {
+	if sp.cfg.filter != nil || off != nil || sp.withdrawn.any() {
 		b := chunker.NewBitmap(m.NumPieces())
 		for i := range m.NumPieces() {
-			if offered(i) {
+			if offered(i) && !gone(i) {
 				b.Set(i)
 			}
 		}
@@ -503,6 +653,9 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 	if err == nil {
 		err = writeParts(frameBitmap, bm, write)
 	}
+	if err == nil {
+		err = tellChanged(sp.withdrawn.list()) // why the bitmap lacks them
+	}
 
 	buf := make([]byte, m.ChunkSize)
 	frame := make([]byte, 0, maxFrame)
@@ -510,7 +663,7 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 		var news []uint32
 		var more <-chan struct{}
 		news, pos, more = h.since(pos)
-		if len(news) > 0 {
+		if news = live(news); len(news) > 0 {
 			err = writeAll(listFrames(frameHave, news))
 			continue
 		}
@@ -521,14 +674,23 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 			err = fmt.Errorf("%w: connection lost", ErrPeerLeft)
 		case <-more:
 		case <-refill:
-			if ids := off.more(); len(ids) > 0 {
+			if ids := live(off.more()); len(ids) > 0 {
 				err = writeAll(listFrames(frameHave, ids))
 			}
 		case idx := <-q.wants:
 			if !q.take(idx) {
 				continue
 			}
+			if fis := sp.withdrawn.filesOf(m, int(idx)); len(fis) > 0 {
+				err = tellChanged(fis) // withdrawn by another session, say
+				continue
+			}
 			data, rerr := h.readPiece(int(idx), buf)
+			if errors.Is(rerr, chunker.ErrSourceChanged) {
+				// That file is withdrawn; the others are still served.
+				err = tellChanged(slices.Collect(maps.Keys(sp.withdraw(h, int(idx), rerr))))
+				continue
+			}
 			if rerr != nil {
 				_, _ = conn.Channel().Write(errorFrame("source cannot read its files"))
 				return false, fmt.Errorf("peer serve piece %d: %w", idx, rerr)

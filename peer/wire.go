@@ -1,6 +1,6 @@
 package peer
 
-// Data channel protocol, version 2: the swarm's. It runs on the channels
+// Data channel protocol, version 3: the swarm's. It runs on the channels
 // of a lane.Conn, whose label (DataChannelLabel) carries the version, so
 // an end refuses a channel of another version outright. The downloader
 // dials (lane.Transport.Dial) a source: the sender, a seed, or a receiver
@@ -15,6 +15,7 @@ package peer
 //	  |-- 'W' want piece indices ---------------------->| (only pieces it has)
 //	  |<------------------- 'D' piece data ...          | (in order within a piece)
 //	  |<------------------- 'A' have piece indices      | (as it verifies more)
+//	  |<------------------- 'C' source changed {file}   | (it no longer offers that file)
 //	  |-- 'A' have piece indices ---------------------->| (as we verify more)
 //	  |-- 'X' cancel piece indices -------------------->| (arrived elsewhere)
 //	  |-- 'F' finished {seeding} ---------------------->| (all verified)
@@ -31,6 +32,7 @@ package peer
 //	'D' data           ['D'][piece:4][offset:4][bytes]   at least one byte
 //	'F' finished       ['F'][flags:1]                    bit 0: it stays as a seed
 //	'S' serves         ['S'][flags:1]                    bit 0: it serves others
+//	'C' changed        ['C'][file:4]                     index in the manifest's files
 //	'E' error          ['E'][reason]                     at most maxWhy bytes of UTF-8
 //
 // A whole ('M', 'H') goes in parts, in order, each with the whole's
@@ -44,6 +46,12 @@ package peer
 // signed bytes exactly as it got them. Haves flow both ways so the sender
 // learns what the swarm holds and can say when it may leave; it counts
 // only downloaders that said (with 'S') they pass pieces on.
+//
+// 'C' says that a file changed on the source's disk since it was hashed:
+// the source no longer offers its pieces (nor parity that covers them),
+// and will not, so a downloader that finds no one else holding them
+// gives up on them with that reason rather than take it for corruption.
+// Version 3 added it.
 
 import (
 	"bytes"
@@ -58,7 +66,7 @@ import (
 
 // DataChannelLabel names the transfer channels; the version is in the
 // label so a source refuses a channel of another protocol version outright.
-const DataChannelLabel = "p2pxfer/2"
+const DataChannelLabel = "p2pxfer/3"
 
 // maxWhy bounds an error frame's reason.
 const maxWhy = 256
@@ -74,6 +82,7 @@ const (
 	frameFinished = 'F'
 	frameServes   = 'S'
 	frameError    = 'E'
+	frameChanged  = 'C'
 )
 
 // Flags of the finished frame.
@@ -104,6 +113,7 @@ type frame struct {
 	Total  uint32   // 'M', 'H': length of the whole
 	List   []uint32 // 'W', 'X', 'A'
 	Flags  byte     // 'F', 'S'
+	File   uint32   // 'C': index of the file in the manifest
 	Data   []byte   // 'D', 'M', 'H': payload; 'E': message
 }
 
@@ -156,6 +166,11 @@ func parseFrame(b []byte) (frame, error) {
 			return f, fmt.Errorf("%w: %q frame", ErrProtocol, f.Type)
 		}
 		f.Flags = b[1]
+	case frameChanged:
+		if len(b) != 5 {
+			return f, fmt.Errorf("%w: %q frame length", ErrProtocol, f.Type)
+		}
+		f.File = binary.BigEndian.Uint32(b[1:])
 	case frameError:
 		f.Data = b[1:]
 		if len(f.Data) > maxWhy || !utf8.Valid(f.Data) {
@@ -249,6 +264,11 @@ func (a *assembler) add(f frame) (bool, error) {
 	a.buf = append(a.buf, f.Data...)
 	a.done = len(a.buf) == int(a.total)
 	return a.done, nil
+}
+
+// changedFrame tells the peer that file fi changed at its source.
+func changedFrame(fi int) []byte {
+	return binary.BigEndian.AppendUint32([]byte{frameChanged}, uint32(fi))
 }
 
 // errorFrame tells the peer why we stop. Callers give a fixed reason, never

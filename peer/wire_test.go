@@ -27,6 +27,9 @@ func TestFrames(t *testing.T) {
 	if f, err = parseFrame([]byte{frameFinished, finishedSeeding}); err != nil || f.Flags != finishedSeeding {
 		t.Fatalf("finished frame: %+v %v", f, err)
 	}
+	if f, err = parseFrame(changedFrame(70000)); err != nil || f.Type != frameChanged || f.File != 70000 {
+		t.Fatalf("changed frame: %+v %v", f, err)
+	}
 	if f, err = parseFrame(errorFrame(string(bytes.Repeat([]byte("é"), 300)))); err != nil || len(f.Data) > maxWhy {
 		t.Fatalf("long error frame: %v", err)
 	}
@@ -67,6 +70,7 @@ func TestFrames(t *testing.T) {
 		append(appendPartHeader(nil, frameBitmap, 1<<30, 0), "x"...),
 		appendPartHeader(nil, frameBitmap, 5, 0), // empty part of a non-empty whole
 		{frameError, 0xff, 0xfe},
+		{frameChanged}, {frameChanged, 0, 0, 1}, {frameChanged, 0, 0, 0, 1, 0},
 		make([]byte, maxFrame+1),
 	}
 	for _, b := range bad {
@@ -87,6 +91,7 @@ func FuzzParseFrame(f *testing.F) {
 	f.Add(listFrames(frameHave, []uint32{3})[0])
 	f.Add([]byte{frameFinished, 1})
 	f.Add(errorFrame("no"))
+	f.Add(changedFrame(2))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := parseFrame(b)
 		if err != nil {

@@ -3,7 +3,7 @@ package room
 import "testing"
 
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"type":"join","v":1,"room":"abcdefgh"}`))
+	f.Add([]byte(`{"type":"join","v":2,"room":"abcdefgh"}`))
 	f.Add([]byte(`{"type":"relay","peer":"abcdefghjkmn","data":"AQID"}`))
 	f.Add([]byte(`{"type":"error","code":"room_not_found","text":"x"}`))
 	f.Add([]byte(`{"type":"joined","room":"abcdefgh","peer":"abcdefghjkmn","host":"23456789abcd","ice":[{"urls":["turn:h:3478?transport=udp"],"username":"1:x","credential":"y"}]}`))

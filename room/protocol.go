@@ -1,6 +1,6 @@
 package room
 
-// Signalling protocol, version 1.
+// Signalling protocol, version 2.
 //
 // Peers talk to the server over a WebSocket; every frame is one JSON Message.
 // The server only routes: Data is opaque to it (end-to-end PAKE frames, see
@@ -20,6 +20,10 @@ package room
 //	  |<- left{peer} -------------|<------------------- (close)|
 //	  |-- close ----------------->|-- error{room_closed} ----->|
 //
+// For a while after a room closed (bounded in time and count), a join of
+// its ID is answered with why it closed (room_closed, too_many_failures)
+// rather than room_not_found, even over the join rate limit.
+//
 // A receiver may relay only to the host. The host may relay only to a
 // receiver that has relayed to it first, so the host never holds state for
 // receivers that never ask. Every frame is at most MaxMessageSize bytes.
@@ -37,12 +41,25 @@ package room
 //	  |              ... the same handshake as above ...      |   reserved)
 //	  |                          |<------- release{source} ---|  (slot freed,
 //	  |                          |-- peers{[source]} --> next in the queue
-//	  |                          |-- queued{position} --> everyone still waiting
+//	  |                          |-- queued{position,sources} --> everyone still waiting
 //
 // An assignment allows relays both ways between its two ends; release or
 // leave (from either end) or a disconnect ends it, and the other end gets
-// left: left always means nothing remains between the two. If the receiver
-// relays nothing on it within a server timeout (20 s), both ends get left.
+// left: left always means nothing remains between the two. Unless both
+// ends have relayed on it (the PAKE's first round trip) within a server
+// timeout (5 s), both ends get left; a server may refuse the wants of an
+// address whose receivers keep leaving their assignments unused.
+//
+// queued carries sources: how many other connections of the room offer
+// upload slots and are not assigned to the receiver already, busy or not.
+// 0 means nobody in the room can serve it beyond its current sources
+// (the sender left, say) until a new source arrives; the server sends
+// queued again whenever that number or the position changes.
+//
+// Version 2 added sources to queued (omitted when 0, like every field).
+// A receiver gives up on sources 0, so an older server, which never sends
+// it, must not be taken for one that says nobody is left: hence the
+// version.
 // A source reports each failed password handshake with fail; the server
 // closes the room with too_many_failures after the room's max_failures.
 // The host registers its manifest-signing key at create; joined hands it
@@ -62,7 +79,7 @@ import (
 
 // ProtocolVersion is the signalling protocol version carried in create and
 // join. The server refuses any other with CodeVersion.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // MaxMessageSize bounds one signalling frame on the wire, in bytes. A sealed
 // SDP offer with a few dozen candidates fits several times over.
@@ -104,6 +121,9 @@ const (
 	MaxWant     = 16 // sources one want may ask for
 	KeySize     = 32 // Ed25519 public key
 	MaxFailures = 1000
+	// MaxSources bounds queued's sources: more than any server's
+	// connection cap.
+	MaxSources = 1 << 20
 )
 
 // Message is the one wire struct of the signalling protocol. Unused fields
@@ -123,6 +143,7 @@ type Message struct {
 	Count       int      `json:"count,omitempty"`        // want
 	Peers       []string `json:"peers,omitempty"`        // peers
 	Position    int      `json:"position,omitempty"`     // queued
+	Sources     int      `json:"sources,omitempty"`      // queued: others that could serve (see above)
 	Key         []byte   `json:"key,omitempty"`          // create, joined: manifest-signing public key
 	MaxFailures int      `json:"max_failures,omitempty"` // create
 
@@ -217,6 +238,7 @@ func (m *Message) Validate() error {
 		return fmt.Errorf("%w: key of %d bytes", ErrBadMessage, len(m.Key))
 	}
 	if m.Slots < 0 || m.Slots > MaxSlots || m.Count < 0 || m.Count > MaxWant || m.Position < 0 ||
+		m.Sources < 0 || m.Sources > MaxSources || m.Sources > 0 && m.Type != TypeQueued ||
 		m.MaxFailures < 0 || m.MaxFailures > MaxFailures {
 		return fmt.Errorf("%w: field out of range", ErrBadMessage)
 	}

@@ -74,7 +74,7 @@ func TestEncodeDecode(t *testing.T) {
 		{Type: TypeSeed, Slots: 4, Complete: true},
 		{Type: TypeWant, Count: 4},
 		{Type: TypePeers, Peers: []string{"abcdefghjkmn", "23456789abcd"}},
-		{Type: TypeQueued, Position: 3},
+		{Type: TypeQueued, Position: 3, Sources: 2},
 		{Type: TypeRelease, Peer: "abcdefghjkmn"},
 		{Type: TypeFail},
 		{Type: TypeCreated, Room: "abcdefgh", Peer: "abcdefghjkmn", ICE: []ICEServer{
@@ -104,6 +104,8 @@ func TestEncodeDecode(t *testing.T) {
 		`{"type":"want"}`, `{"type":"want","count":17}`,
 		`{"type":"peers"}`, `{"type":"peers","peers":["../x"]}`,
 		`{"type":"queued","position":0}`, `{"type":"release"}`,
+		`{"type":"queued","position":1,"sources":-1}`, `{"type":"queued","position":1,"sources":1048577}`,
+		`{"type":"peers","peers":["abcdefghjkmn"],"sources":1}`,
 		`{"type":"create","v":1,"key":"AQID"}`, `{"type":"create","v":1,"max_failures":100000}`,
 		`{"type":"relay","peer":"abcdefghjkmn","data":"AQ==","ice":[{"urls":["stun:x"]}]}`,
 		`{"type":"created","room":"abcdefgh","peer":"abcdefghjkmn","ice":[{"urls":[]}]}`,

@@ -225,6 +225,25 @@ func (s *Scheduler) PeerHas(id string, piece int) {
 	s.refresh(p)
 }
 
+// PeerLost records that a connected peer no longer has piece (the file
+// changed at that source): a request for it there goes back to the pool
+// at once, and it reports whether there was one. Unknown peers, pieces
+// it did not have and out-of-range pieces are ignored.
+func (s *Scheduler) PeerLost(id string, piece int) (wasOut bool) {
+	pr := s.peers[id]
+	if pr == nil || piece < 0 || piece >= s.n || !pr.hasBit(int32(piece)) {
+		return false
+	}
+	p := int32(piece)
+	wasOut = s.detach(pr, p)
+	pr.has[p/64] &^= 1 << (p % 64)
+	pr.nhas--
+	s.avail[p]--
+	s.refresh(p)
+	s.touchStripe(s.stripe[p])
+	return wasOut
+}
+
 // RemovePeer disconnects a peer. The pieces it had outstanding go back to
 // the pool at once (unless outstanding elsewhere too) and are returned in
 // increasing order, for logging. Unknown peers are ignored.

@@ -578,3 +578,37 @@ func TestStats(t *testing.T) {
 		t.Fatalf("Stats\n got %+v\nwant %+v", st, want)
 	}
 }
+
+// A peer that lost pieces (a file changed at that source) is given none
+// of them again, and its outstanding request for one goes to another.
+func TestPeerLost(t *testing.T) {
+	s := mustNew(t, plain(4, 1), haveSet(), Options{})
+	mustAdd(t, s, "A", bitmap(4, 0, 1, 2, 3))
+	p, ok := s.Next("A")
+	if !ok {
+		t.Fatal("A has everything")
+	}
+	if !s.PeerLost("A", p) {
+		t.Fatalf("PeerLost(A, %d) did not report its request", p)
+	}
+	if s.PeerLost("A", p) || s.PeerLost("Z", 1) || s.PeerLost("A", 9) {
+		t.Fatal("PeerLost of what was not there reported a request")
+	}
+	s.check(t)
+	var got []int
+	for {
+		q, ok := s.Next("A")
+		if !ok {
+			break
+		}
+		got = append(got, q)
+	}
+	if len(got) != 3 || slices.Contains(got, p) {
+		t.Fatalf("A was given %v after losing %d", got, p)
+	}
+	mustAdd(t, s, "B", bitmap(4, p))
+	if q, ok := s.Next("B"); !ok || q != p {
+		t.Fatalf("Next(B) = %d, %v; want the piece A lost, %d", q, ok, p)
+	}
+	s.check(t)
+}

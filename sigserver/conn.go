@@ -141,6 +141,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = ws.CloseNow()
 		return
 	}
+	// The address's cap first: a flood from one address is refused as
+	// such, and never fills the server for the others.
+	ips := s.ipLocked(key)
+	if ips.conns >= s.cfg.MaxConnsPerIP {
+		s.mu.Unlock()
+		log.Info("refusing connection: too many from this address", "max_conns_per_ip", s.cfg.MaxConnsPerIP)
+		c.refuse(fmt.Errorf("%w: %d connections from this address already", room.ErrRateLimited, ips.conns))
+		return
+	}
 	if len(s.conns) >= s.cfg.MaxConns {
 		s.mu.Unlock()
 		log.Warn("refusing connection: server full", "max_conns", s.cfg.MaxConns)
@@ -148,6 +157,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	ips.conns++
 	s.wg.Add(2)
 	s.mu.Unlock()
 

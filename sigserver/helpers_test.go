@@ -98,6 +98,38 @@ func (e *env) dial() *signalclient.Conn {
 	return c
 }
 
+// fromAddr makes every request look forwarded for addr (the server must
+// TrustForwardedFor): the tests' clients all come from 127.0.0.1.
+type fromAddr string
+
+func (a fromAddr) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", string(a))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// dialFrom dials as if from addr.
+func (e *env) dialFrom(addr string) (*signalclient.Conn, error) {
+	c, err := signalclient.Dial(ctxT(e.t), e.url, &signalclient.Options{HTTPClient: &http.Client{Transport: fromAddr(addr)}})
+	if err == nil {
+		e.t.Cleanup(func() { _ = c.Close() })
+	}
+	return c, err
+}
+
+// memberFrom joins roomID as if from addr.
+func (e *env) memberFrom(addr, roomID string) *signalclient.Conn {
+	e.t.Helper()
+	c, err := e.dialFrom(addr)
+	if err != nil {
+		e.t.Fatalf("Dial: %v", err)
+	}
+	if _, _, err := c.Join(ctxT(e.t), roomID); err != nil {
+		e.t.Fatalf("Join from %s: %v", addr, err)
+	}
+	return c
+}
+
 func (e *env) host() (c *signalclient.Conn, roomID, hostID string) {
 	e.t.Helper()
 	c = e.dial()

@@ -15,6 +15,11 @@ import (
 type ipState struct {
 	lim   *rate.Limiter // joins; driven with Config.Now so tests control time
 	rooms int           // open rooms created from this address
+	conns int           // open connections from this address
+	// silent holds a token per assignment its receivers may leave unused
+	// (Config.SilentBurst, refilled at one per SilentEvery); nil until
+	// the first.
+	silent *rate.Limiter
 }
 
 func (s *Server) ipLocked(key string) *ipState {
@@ -26,12 +31,31 @@ func (s *Server) ipLocked(key string) *ipState {
 	return st
 }
 
-// pruneIPsLocked drops addresses that hold no room and whose join bucket
-// has refilled: forgetting them changes nothing, and keeping them would
-// let the map grow with every address ever seen.
+// chargeSilentLocked counts an assignment that key's receiver left unused.
+func (s *Server) chargeSilentLocked(key string, now time.Time) {
+	st := s.ipLocked(key)
+	if st.silent == nil {
+		st.silent = rate.NewLimiter(rate.Every(s.cfg.SilentEvery), s.cfg.SilentBurst)
+	}
+	// Reserve, not Allow: the charge stands even past the burst, so an
+	// address that keeps hoarding stays refused for longer.
+	st.silent.ReserveN(now, 1)
+}
+
+// silencedLocked reports whether key's receivers have left too many
+// assignments unused lately to be given more.
+func (s *Server) silencedLocked(key string, now time.Time) bool {
+	st := s.ips[key]
+	return st != nil && st.silent != nil && st.silent.TokensAt(now) < 1
+}
+
+// pruneIPsLocked drops addresses that hold no room and no connection and
+// whose buckets have refilled: forgetting them changes nothing, and
+// keeping them would let the map grow with every address ever seen.
 func (s *Server) pruneIPsLocked(now time.Time) {
 	for k, st := range s.ips {
-		if st.rooms == 0 && st.lim.TokensAt(now) >= float64(s.cfg.JoinBurst) {
+		if st.rooms == 0 && st.conns == 0 && st.lim.TokensAt(now) >= float64(s.cfg.JoinBurst) &&
+			(st.silent == nil || st.silent.TokensAt(now) >= float64(s.cfg.SilentBurst)) {
 			delete(s.ips, k)
 		}
 	}

@@ -21,8 +21,9 @@ import (
 //
 // Assignments are kept on both ends (poolState.serving and .sources), so
 // ending one, and ending all of a departing connection's, is a map lookup.
-// The receiver's end also records whether it has relayed on the assignment;
-// Server.Sweep ends those it stays silent on (expireLocked).
+// The receiver's end also records which ends have relayed on the
+// assignment; Server.Sweep ends those that have not both done so in time
+// (expireLocked).
 
 // DefaultHostSlots is the host's upload slots when create carries none.
 const DefaultHostSlots = 4
@@ -30,15 +31,26 @@ const DefaultHostSlots = 4
 // poolState is one connection's part in its room's seed pool. Guarded by
 // Server.mu, like the other room fields of conn.
 type poolState struct {
-	seq      uint64              // order of arrival in the room; breaks ties so assignment is deterministic
-	slots    int                 // upload slots offered; 0: not a source
-	complete bool                // holds every piece (seed{complete})
-	serving  map[*conn]struct{}  // receivers holding one of our slots
-	sources  map[*conn]time.Time // sources we hold a slot on: when assigned; zero once we relayed to it
-	want     int                 // while queued: sources still wanted
-	queued   bool                // in the room's queue
-	position int                 // position last sent in queued{}; 0 forces a resend
+	seq      uint64               // order of arrival in the room; breaks ties so assignment is deterministic
+	slots    int                  // upload slots offered; 0: not a source
+	complete bool                 // holds every piece (seed{complete})
+	serving  map[*conn]struct{}   // receivers holding one of our slots
+	sources  map[*conn]assignment // sources we hold a slot on
+	want     int                  // while queued: sources still wanted
+	queued   bool                 // in the room's queue
+	position int                  // position last sent in queued{}; 0 forces a resend
+	told     int                  // sources last sent in queued{}
 }
+
+// assignment is the receiver's record of one source assigned to it.
+type assignment struct {
+	since    time.Time // when assigned
+	rcv, src bool      // each end has relayed on it
+}
+
+// used: the PAKE's first round trip went through, so the assignment
+// never expires.
+func (a assignment) used() bool { return a.rcv && a.src }
 
 // free is how many more receivers the source may be given. Negative after
 // seed lowered slots below those in use; then it simply gets no new ones.
@@ -109,10 +121,10 @@ func (s *Server) assignLocked(r *roomState, rcv *conn, n int) []string {
 			src.pool.serving = make(map[*conn]struct{})
 		}
 		if rcv.pool.sources == nil {
-			rcv.pool.sources = make(map[*conn]time.Time)
+			rcv.pool.sources = make(map[*conn]assignment)
 		}
 		src.pool.serving[rcv] = struct{}{}
-		rcv.pool.sources[src] = now
+		rcv.pool.sources[src] = assignment{since: now}
 		ids[i] = src.id
 		rcv.log.Debug("source assigned", "room", r.id, "receiver", rcv.id, "source", src.id,
 			"source_free", src.pool.free(), "complete", src.pool.complete)
@@ -160,15 +172,47 @@ func (s *Server) serveQueueLocked(r *roomState) {
 	s.sendPositionsLocked(r)
 }
 
-// sendPositionsLocked sends queued{position} to every queued member whose
-// position differs from the one it was last told.
+// sendPositionsLocked sends queued{position, sources} to every queued
+// member whose position or count of possible sources differs from what it
+// was last told.
 func (s *Server) sendPositionsLocked(r *roomState) {
-	for i, w := range r.queue {
-		if w.pool.position != i+1 {
-			w.pool.position = i + 1
-			w.send(&room.Message{Type: room.TypeQueued, Position: i + 1})
+	if len(r.queue) == 0 {
+		return
+	}
+	offering := 0
+	for _, c := range r.conns() {
+		if c.pool.slots > 0 {
+			offering++
 		}
 	}
+	for i, w := range r.queue {
+		n := othersOffering(w, offering)
+		if w.pool.position != i+1 || w.pool.told != n {
+			w.pool.position, w.pool.told = i+1, n
+			w.send(&room.Message{Type: room.TypeQueued, Position: i + 1, Sources: n})
+		}
+	}
+}
+
+// othersOffering is how many of the offering connections of w's room
+// could still be assigned to w: not w, not linked to it already. A pair
+// is linked one way at most (assignLocked skips linked sources).
+func othersOffering(w *conn, offering int) int {
+	n := offering
+	if w.pool.slots > 0 {
+		n--
+	}
+	for o := range w.pool.sources {
+		if o.pool.slots > 0 {
+			n--
+		}
+	}
+	for o := range w.pool.serving {
+		if o.pool.slots > 0 {
+			n--
+		}
+	}
+	return max(n, 0)
 }
 
 // unqueueLocked takes c out of the queue; the caller sends the new
@@ -239,6 +283,10 @@ func (s *Server) want(c *conn, m *room.Message) error {
 		return fmt.Errorf("%w: the host has every piece; only receivers want sources", room.ErrNotAllowed)
 	}
 	r.lastActive = now
+	if s.silencedLocked(c.key, now) {
+		c.log.Info("want refused: assignments left unused", "room", r.id, "peer", c.id)
+		return fmt.Errorf("%w: receivers from this address left too many sources unused; wait a minute", room.ErrRateLimited)
+	}
 	if c.pool.queued {
 		c.pool.want = m.Count
 		c.pool.position = 0 // answer this want even if the position is unchanged
@@ -247,6 +295,9 @@ func (s *Server) want(c *conn, m *room.Message) error {
 	}
 	if ids := s.assignLocked(r, c, m.Count); len(ids) > 0 {
 		c.send(&room.Message{Type: room.TypePeers, Peers: ids})
+		// A queued source just assigned to c can no longer count c
+		// among those that could serve it.
+		s.sendPositionsLocked(r)
 		return nil
 	}
 	c.pool.queued, c.pool.want = true, m.Count
@@ -290,24 +341,30 @@ func (s *Server) endLinkLocked(r *roomState, c, other *conn) {
 	s.serveQueueLocked(r)
 }
 
-// expireLocked ends every assignment in r on which the receiver has not
-// relayed within AssignTimeout, as if it had released it. Otherwise a
-// receiver that asks and never speaks (crashed before its first offer, or
-// hoarding) would hold its slots for as long as its connection lives, and
-// the queue would wait as long. The receiver did not ask for the end, so,
-// unlike on release, it gets left too. An assignment the receiver has
-// relayed on is left alone: a transfer may take hours, and it ends with
-// release or a disconnect.
+// expireLocked ends every assignment in r whose two ends have not both
+// relayed on it within AssignTimeout, as if the receiver had released it.
+// Otherwise a receiver that asks and never speaks (crashed before its
+// first offer, or hoarding slots: it needs the room ID, not the password)
+// would hold its slots for as long as its connection lives, and the queue
+// would wait as long; and relaying junk the source ignores would do as
+// well as silence, were the receiver's relay enough. The receiver did not
+// ask for the end, so, unlike on release, it gets left too; if it was the
+// one that stayed silent, its address is charged (chargeSilentLocked). An
+// assignment both ends have relayed on is left alone: a transfer may take
+// hours, and it ends with release or a disconnect.
 func (s *Server) expireLocked(r *roomState, now time.Time) {
 	for _, rcv := range r.members { // the host never wants, so holds no slots
 		// endLinkLocked deletes the entry being visited and may add fresh
 		// ones, which are not yet due; both are safe while ranging.
-		for src, since := range rcv.pool.sources {
-			if since.IsZero() || now.Sub(since) < s.cfg.AssignTimeout {
+		for src, a := range rcv.pool.sources {
+			if a.used() || now.Sub(a.since) < s.cfg.AssignTimeout {
 				continue
 			}
-			rcv.log.Info("assignment expired: receiver never relayed", "room", r.id, "peer", rcv.id,
-				"source", src.id, "timeout", s.cfg.AssignTimeout)
+			rcv.log.Info("assignment expired: no handshake on it", "room", r.id, "peer", rcv.id,
+				"source", src.id, "receiver_relayed", a.rcv, "source_relayed", a.src, "timeout", s.cfg.AssignTimeout)
+			if !a.rcv {
+				s.chargeSilentLocked(rcv.key, now)
+			}
 			rcv.send(&room.Message{Type: room.TypeLeft, Peer: src.id})
 			s.endLinkLocked(r, rcv, src)
 		}

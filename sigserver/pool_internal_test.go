@@ -49,25 +49,32 @@ func checkPool(t *testing.T, r *roomState) {
 		if !in[w] || !w.pool.queued || w.pool.want <= 0 || w.pool.position != i+1 || w == r.host {
 			t.Fatalf("queue[%d] = %s: in room %v, queued %v, want %d, position %d", i, w.id, in[w], w.pool.queued, w.pool.want, w.pool.position)
 		}
+		others := 0
 		for _, src := range r.conns() {
 			if src != w && src.pool.free() > 0 && !linked(src, w) {
 				t.Fatalf("queued %s could use free source %s", w.id, src.id)
 			}
+			if src != w && src.pool.slots > 0 && !linked(src, w) {
+				others++
+			}
+		}
+		if w.pool.told != others {
+			t.Fatalf("queued %s was last told of %d sources, and there are %d", w.id, w.pool.told, others)
 		}
 	}
 }
 
-// silenceLocked lists r's assignments (receiver->source) on which the
-// receiver has been silent for AssignTimeout or longer, and those on which
-// it has relayed.
+// silenceLocked lists r's assignments (receiver->source) that have gone
+// AssignTimeout or longer without both ends relaying on them, and those on
+// which both have.
 func silenceLocked(s *Server, r *roomState) (due, used []string) {
 	now := s.cfg.Now()
 	for _, c := range r.members {
-		for src, since := range c.pool.sources {
+		for src, a := range c.pool.sources {
 			switch {
-			case since.IsZero():
+			case a.used():
 				used = append(used, c.id+"->"+src.id)
-			case now.Sub(since) >= s.cfg.AssignTimeout:
+			case now.Sub(a.since) >= s.cfg.AssignTimeout:
 				due = append(due, c.id+"->"+src.id)
 			}
 		}
@@ -81,7 +88,7 @@ func silenceLocked(s *Server, r *roomState) (due, used []string) {
 func TestPoolInvariants(t *testing.T) {
 	var clock atomic.Int64 // nanoseconds; atomic as the janitor may sweep too
 	s := New(Config{
-		JoinRate: 1e6, JoinBurst: 1e6, KeepRoomWithoutHost: true,
+		JoinRate: 1e6, JoinBurst: 1e6, SilentBurst: 1e6, KeepRoomWithoutHost: true,
 		Now: func() time.Time { return time.Unix(0, clock.Load()) }, RoomIdle: 1000 * time.Hour,
 	})
 	defer s.Close()
@@ -128,17 +135,22 @@ func TestPoolInvariants(t *testing.T) {
 				err = nil // leave to the departed host
 			}
 		case op < 11:
-			// Relays, half of them to a source c holds: those keep their
-			// assignment from expiring.
+			// Relays, half of them to the other end of one of c's
+			// assignments, most of those answered: relays from both
+			// ends keep an assignment from expiring.
 			o := live[rng.IntN(len(live))]
 			s.mu.Lock()
-			held := slices.DeleteFunc(slices.Clone(live), func(x *conn) bool { _, ok := c.pool.sources[x]; return !ok })
+			ends := slices.DeleteFunc(slices.Clone(live), func(x *conn) bool { return !linked(c, x) })
 			s.mu.Unlock()
-			if len(held) > 0 && rng.IntN(2) == 0 {
-				o = held[rng.IntN(len(held))]
+			roundTrip := len(ends) > 0 && rng.IntN(2) == 0
+			if roundTrip {
+				o = ends[rng.IntN(len(ends))]
 			}
 			if err = s.relay(c, &room.Message{Type: room.TypeRelay, Peer: o.id, Data: []byte("x")}); room.CodeOf(err) == room.CodePeerGone {
 				err = nil // relay to the departed host
+			}
+			if err == nil && roundTrip && rng.IntN(3) != 0 {
+				err = s.relay(o, &room.Message{Type: room.TypeRelay, Peer: c.id, Data: []byte("y")})
 			}
 		case op < 12:
 			clock.Add(rng.Int64N(int64(DefaultAssignTimeout)))
@@ -179,7 +191,8 @@ func TestPoolInvariants(t *testing.T) {
 			}
 		}()
 	}
-	// A walk that never queued or never served proves little.
+	// A walk that never queued or never served proves little. (A
+	// sources count that changes sends queued again too.)
 	if sent[room.TypePeers] < 100 || sent[room.TypeQueued] < 100 || sent[room.TypeLeft] < 100 ||
 		sent[room.TypeRelay] < 100 || expired < 100 || kept < 100 {
 		t.Fatalf("walk too tame: %v; assignments expired %d, kept %d", sent, expired, kept)

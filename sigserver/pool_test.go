@@ -70,6 +70,16 @@ func expectQueued(t *testing.T, c *signalclient.Conn, pos int) {
 	}
 }
 
+// expectSources checks the next message is queued{pos} with sources
+// others that could serve c.
+func expectSources(t *testing.T, c *signalclient.Conn, pos, sources int) {
+	t.Helper()
+	m := recv(t, c)
+	if m.Type != room.TypeQueued || m.Position != pos || m.Sources != sources {
+		t.Fatalf("got %+v, want queued{%d, sources %d}", m, pos, sources)
+	}
+}
+
 func expectLeft(t *testing.T, c *signalclient.Conn, peer string) {
 	t.Helper()
 	m := recv(t, c)
@@ -271,7 +281,7 @@ func TestPoolDepartures(t *testing.T) {
 	relay(t, r1, hostID, "legacy contact too")
 	expectRelay(t, host, r1ID, "legacy contact too")
 	want(t, r2, 1)
-	expectQueued(t, r2, 1)
+	expectSources(t, r2, 1, 2) // busy, but the host and src could serve it
 	want(t, r3, 1)
 	expectQueued(t, r3, 2)
 	want(t, r4, 1)
@@ -282,9 +292,12 @@ func TestPoolDepartures(t *testing.T) {
 	expectQueued(t, r3, 1)
 	expectQueued(t, r4, 2)
 
-	// A source leaving: its receivers hear left; no slot is freed by it.
+	// A source leaving: its receivers hear left; no slot is freed by it,
+	// and the queue hears that one source fewer could serve it.
 	_ = src.Close()
 	expectLeft(t, r1, srcID)
+	expectSources(t, r3, 1, 1)
+	expectSources(t, r4, 2, 1)
 	quiet(t, r3)
 
 	// A receiver leaving frees the slots it held for the queue, and the
@@ -292,7 +305,7 @@ func TestPoolDepartures(t *testing.T) {
 	_ = r1.Close()
 	expectLeft(t, host, r1ID)
 	expectPeers(t, r3, hostID)
-	expectQueued(t, r4, 1)
+	expectSources(t, r4, 1, 1)
 	quiet(t, host)
 	quiet(t, r4)
 	if s := e.srv.Stats(); s.Rooms != 1 || s.Conns != 3 {
@@ -327,8 +340,20 @@ func TestPoolFailures(t *testing.T) {
 		expectEnd(t, c, room.ErrTooManyFailures)
 	}
 	eventually(t, "room deleted", func() bool { return e.srv.Stats().Rooms == 0 })
+	// Later joins hear why, even past the join rate limit (the 11th
+	// wrong password is as likely from one address as the 10 before)...
+	for i := range sigserver.DefaultJoinBurst + 2 {
+		if _, _, err := e.dial().Join(ctxT(t), roomID); !errors.Is(err, room.ErrTooManyFailures) {
+			t.Fatalf("join %d of the closed room = %v, want ErrTooManyFailures", i, err)
+		}
+	}
+	// ...which still holds for rooms that never were.
+	if _, _, err := e.dial().Join(ctxT(t), "abcdefgh"); !errors.Is(err, room.ErrRateLimited) {
+		t.Fatalf("join past the limit = %v, want ErrRateLimited", err)
+	}
 
 	// Without MaxFailures the server only counts.
+	e = start(t, sigserver.Config{})
 	host, roomID, hostID = e.host()
 	rcv, _ = e.member(roomID, hostID)
 	for range 5 {
@@ -439,13 +464,15 @@ func TestJoinedKey(t *testing.T) {
 	}
 }
 
-// A receiver that is assigned a source and never relays to it loses the
-// slot after AssignTimeout, as if it had released it, and both ends hear
-// left; one that relayed keeps its slot however long the transfer takes.
+// An assignment on which the PAKE's first round trip (a relay from the
+// receiver, one back from the source) has not gone through within
+// AssignTimeout ends as if the receiver had released it, and both ends
+// hear left; one with that round trip is kept however long the transfer
+// takes.
 func TestPoolAssignTimeout(t *testing.T) {
-	const timeout = 20 * time.Second
+	const timeout = sigserver.DefaultAssignTimeout
 	clock := newClock()
-	e := start(t, sigserver.Config{Now: clock.Now, AssignTimeout: timeout, RoomIdle: 24 * time.Hour})
+	e := start(t, sigserver.Config{Now: clock.Now, RoomIdle: 24 * time.Hour})
 	host, roomID, hostID := e.hostWith(signalclient.CreateOptions{Slots: 1})
 	r1, r1ID := e.member(roomID, hostID)
 	r2, r2ID := e.member(roomID, hostID)
@@ -457,8 +484,7 @@ func TestPoolAssignTimeout(t *testing.T) {
 	expectQueued(t, r2, 1)
 	want(t, r3, 1)
 	expectQueued(t, r3, 2)
-	// Only the receiver's relay shows the slot is in use; the source's
-	// does not.
+	// The source's relay alone does not keep the slot.
 	relay(t, host, r1ID, "anyone there?")
 	expectRelay(t, r1, hostID, "anyone there?")
 
@@ -478,9 +504,12 @@ func TestPoolAssignTimeout(t *testing.T) {
 	relay(t, host, r1ID, "still?")
 	expectError(t, host, room.CodeNotAllowed, r1ID)
 
-	// r2 relays on its assignment, so it outlives the timeout many times.
-	relay(t, r2, hostID, "offer")
-	expectRelay(t, host, r2ID, "offer")
+	// r2 and the host complete a round trip, so the assignment outlives
+	// the timeout many times.
+	relay(t, r2, hostID, "hello")
+	expectRelay(t, host, r2ID, "hello")
+	relay(t, host, r2ID, "reply")
+	expectRelay(t, r2, hostID, "reply")
 	for range 10 {
 		clock.Advance(timeout)
 		e.srv.Sweep()
@@ -488,18 +517,79 @@ func TestPoolAssignTimeout(t *testing.T) {
 	quiet(t, r2)
 	quiet(t, host)
 	quiet(t, r3)
-	relay(t, host, r2ID, "answer")
-	expectRelay(t, r2, hostID, "answer")
 
 	// Its release still frees the slot, and the timeout starts afresh for
-	// r3, which does not relay either.
+	// r3, whose relays alone (junk the source ignores, say) do not keep
+	// it either.
 	release(t, r2, hostID)
 	expectLeft(t, host, r2ID)
 	expectPeers(t, r3, hostID)
+	relay(t, r3, hostID, "junk")
+	expectRelay(t, host, r3ID, "junk")
 	clock.Advance(timeout)
 	e.srv.Sweep()
 	expectLeft(t, r3, hostID)
 	expectLeft(t, host, r3ID)
 	quiet(t, r3)
 	quiet(t, host)
+}
+
+// Receivers that leave assignments silent are charged to their address:
+// past SilentBurst its wants are refused, other addresses' are not, and
+// the charge wears off at one per SilentEvery.
+func TestPoolSilentCharge(t *testing.T) {
+	const timeout = sigserver.DefaultAssignTimeout
+	clock := newClock()
+	e := start(t, sigserver.Config{Now: clock.Now, RoomIdle: 24 * time.Hour, TrustForwardedFor: true,
+		SilentBurst: 2, SilentEvery: time.Minute})
+	_, roomID, hostID := e.hostWith(signalclient.CreateOptions{Slots: 1})
+	hoarder := e.memberFrom("192.0.2.1", roomID)
+	other := e.memberFrom("192.0.2.2", roomID)
+	for range 2 {
+		want(t, hoarder, 1)
+		expectPeers(t, hoarder, hostID)
+		clock.Advance(timeout)
+		e.srv.Sweep()
+		expectLeft(t, hoarder, hostID)
+	}
+	// The other address is served as before...
+	want(t, other, 1)
+	expectPeers(t, other, hostID)
+	relay(t, other, hostID, "hello") // and a receiver that spoke is not charged
+	clock.Advance(timeout)
+	e.srv.Sweep()
+	expectLeft(t, other, hostID)
+	want(t, other, 1)
+	expectPeers(t, other, hostID)
+	release(t, other, hostID)
+	// ...while the hoarder's address is refused, its connection closed.
+	want(t, hoarder, 1)
+	expectEnd(t, hoarder, room.ErrRateLimited)
+	hoarder = e.memberFrom("192.0.2.1", roomID)
+	want(t, hoarder, 1)
+	expectEnd(t, hoarder, room.ErrRateLimited)
+	clock.Advance(time.Minute)
+	hoarder = e.memberFrom("192.0.2.1", roomID)
+	want(t, hoarder, 1)
+	expectPeers(t, hoarder, hostID)
+}
+
+// queued says how many others could still serve a waiting receiver; 0
+// once nobody in the room can (the sender left), until a seed arrives.
+func TestPoolQueueNoSources(t *testing.T) {
+	e := start(t, sigserver.Config{KeepRoomWithoutHost: true})
+	host, roomID, hostID := e.hostWith(signalclient.CreateOptions{Slots: 1})
+	r1, _ := e.member(roomID, hostID)
+	r2, _ := e.member(roomID, hostID)
+	want(t, r1, 1)
+	expectPeers(t, r1, hostID)
+	want(t, r2, 1)
+	expectSources(t, r2, 1, 1)
+	_ = host.Close()
+	expectLeft(t, r1, hostID)
+	expectSources(t, r2, 1, 0)
+	quiet(t, r2)
+	s1, s1ID := e.member(roomID, hostID)
+	seed(t, s1, 1, true)
+	expectPeers(t, r2, s1ID)
 }

@@ -173,8 +173,17 @@ func (s *Server) join(c *conn, m *room.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Every attempt counts, found or not: the limit exists to make
-	// guessing room IDs slow.
-	if !s.ipLocked(c.key).lim.AllowN(now, 1) {
+	// guessing room IDs slow. A room that closed lately is answered with
+	// why, even over the limit: the receivers of a room closed after too
+	// many wrong passwords come from one address as often as not, and
+	// "rate limited" would send them waiting for nothing. That tells a
+	// guesser only of rooms that are gone.
+	allowed := s.ipLocked(c.key).lim.AllowN(now, 1)
+	if why := s.gone.why(m.Room); why != nil && s.rooms[m.Room] == nil {
+		c.log.Info("join of a closed room", "room", m.Room, "err", why)
+		return why
+	}
+	if !allowed {
 		c.log.Info("join rate limited", "room", m.Room)
 		return fmt.Errorf("%w: too many joins from this address; wait a few seconds", room.ErrRateLimited)
 	}
@@ -247,9 +256,14 @@ func (s *Server) relay(c *conn, m *room.Message) error {
 		}
 	}
 	r.lastActive = now
-	if _, ok := c.pool.sources[to]; ok {
-		// The receiver uses its slot: the assignment no longer expires.
-		c.pool.sources[to] = time.Time{}
+	// Each end's relay counts towards the first round trip that keeps
+	// the assignment (expireLocked).
+	if a, ok := c.pool.sources[to]; ok {
+		a.rcv = true
+		c.pool.sources[to] = a
+	} else if a, ok := to.pool.sources[c]; ok {
+		a.src = true
+		to.pool.sources[c] = a
 	}
 	// A fresh message: nothing the sender set besides Data is forwarded.
 	if !to.send(&room.Message{Type: room.TypeRelay, Peer: c.id, Data: m.Data}) {
@@ -323,6 +337,9 @@ func (s *Server) closeByHost(c *conn, m *room.Message) error {
 // caller.
 func (s *Server) closeRoomLocked(r *roomState, why error, reason string) {
 	delete(s.rooms, r.id)
+	if why != errShuttingDown { // no one can ask this server again
+		s.gone.add(r.id, why, s.cfg.Now())
+	}
 	if ips := s.ips[r.key]; ips != nil && ips.rooms > 0 {
 		ips.rooms--
 	}
@@ -348,6 +365,9 @@ func (s *Server) disconnect(c *conn) (roomID, peer string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
+	if ips := s.ips[c.key]; ips != nil && ips.conns > 0 {
+		ips.conns--
+	}
 	roomID, peer = c.roomID, c.id
 	r := c.room
 	if r == nil {
@@ -387,4 +407,58 @@ func (s *Server) disconnect(c *conn) (roomID, peer string) {
 	// c's slots are gone, but those it held on others are free now.
 	s.serveQueueLocked(r)
 	return roomID, peer
+}
+
+// maxClosed bounds the rooms closedRooms remembers: a few hundred bytes
+// each.
+const maxClosed = 4096
+
+// closedRooms remembers, for Config.ClosedMemory and for at most
+// maxClosed rooms, why each recently closed room closed. Guarded by
+// Server.mu.
+type closedRooms struct {
+	m     map[string]closedRoom
+	order []string // room IDs, oldest close first; may name rooms already pruned
+}
+
+type closedRoom struct {
+	why error
+	at  time.Time
+}
+
+func (g *closedRooms) add(id string, why error, now time.Time) {
+	if _, ok := g.m[id]; !ok {
+		g.order = append(g.order, id)
+	}
+	g.m[id] = closedRoom{why: why, at: now}
+	for len(g.m) > maxClosed {
+		delete(g.m, g.order[0])
+		g.order = g.order[1:]
+	}
+}
+
+// why is the error a join of id gets, nil if id did not close lately.
+func (g *closedRooms) why(id string) error {
+	if c, ok := g.m[id]; ok {
+		return c.why
+	}
+	return nil
+}
+
+// prune forgets the rooms closed before cutoff. (A room closed twice
+// keeps its first place in order, so it may go early: harmless.)
+func (g *closedRooms) prune(cutoff time.Time) {
+	for len(g.order) > 0 {
+		id := g.order[0]
+		if c, ok := g.m[id]; ok {
+			if !c.at.Before(cutoff) {
+				break
+			}
+			delete(g.m, id)
+		}
+		g.order = g.order[1:]
+	}
+	if len(g.order) == 0 {
+		g.order = nil // let the array go
+	}
 }

@@ -35,9 +35,15 @@ type Config struct {
 	// Now is the clock used for idle expiry, assignment timeouts and rate
 	// limits, so tests can move time without sleeping. Nil means time.Now.
 	Now func() time.Time
-	// MaxConns caps concurrent WebSocket connections (default 1024). A
+	// MaxConns caps concurrent WebSocket connections (default 4096). A
 	// connection over the cap gets CodeServerFull and is closed.
 	MaxConns int
+	// MaxConnsPerIP caps the concurrent connections from one client
+	// address (an IPv6 /64; default 64), so that one address cannot fill
+	// the server for everyone else: a connection over it gets
+	// CodeRateLimited and is closed. Behind a reverse proxy every client
+	// has the proxy's address unless TrustForwardedFor.
+	MaxConnsPerIP int
 	// MaxRoomsPerIP caps the open rooms created from one client address
 	// (default 16); a create over it gets CodeRateLimited.
 	MaxRoomsPerIP int
@@ -49,12 +55,24 @@ type Config struct {
 	// RoomIdle is how long a room may go without joins or relays before it
 	// expires and its members get CodeRoomClosed (default 1h).
 	RoomIdle time.Duration
-	// AssignTimeout is how long a receiver may hold a slot on a source
-	// without relaying to it (default 20s). An assignment still silent
-	// then ends as if the receiver had released it: the slot goes to the
-	// queue and both ends get left. Once the receiver has relayed on it, an
-	// assignment never expires, however long the transfer takes.
+	// AssignTimeout is how long an assignment may wait for the PAKE's
+	// first round trip, a relay from the receiver and one back from the
+	// source (default 5s): a few frames that take milliseconds. One
+	// without both then ends as if the receiver had released it: the slot
+	// goes to the queue and both ends get left. Once both have relayed on
+	// it, an assignment never expires, however long the transfer takes.
+	// So anyone who knows a room ID, but not its password, holds its
+	// slots for this long at most; and each assignment its receiver left
+	// silent counts against the receiver's address, whose wants are
+	// refused (CodeRateLimited) once it has left SilentBurst of them
+	// unused, until they refill at one per SilentEvery.
 	AssignTimeout time.Duration
+	SilentBurst   int
+	SilentEvery   time.Duration
+	// ClosedMemory is how long the server remembers why a room closed,
+	// to answer a late join with that rather than room_not_found (default
+	// 15m; at most maxClosed rooms are remembered).
+	ClosedMemory time.Duration
 	// PingInterval is how often each peer is pinged (default 20s). A peer
 	// that does not answer within PingInterval is dropped.
 	PingInterval time.Duration
@@ -81,12 +99,16 @@ type Config struct {
 
 // Defaults applied by New to zero (or negative) Config fields.
 const (
-	DefaultMaxConns         = 1024
+	DefaultMaxConns         = 4096
+	DefaultMaxConnsPerIP    = 64
 	DefaultMaxRoomsPerIP    = 16
 	DefaultJoinRate         = 2.0
 	DefaultJoinBurst        = 10
 	DefaultRoomIdle         = time.Hour
-	DefaultAssignTimeout    = 20 * time.Second
+	DefaultAssignTimeout    = 5 * time.Second
+	DefaultSilentBurst      = room.MaxWant // one want's worth: a receiver that crashed once is not refused
+	DefaultSilentEvery      = 15 * time.Second
+	DefaultClosedMemory     = 15 * time.Minute
 	DefaultPingInterval     = 20 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 )
@@ -114,6 +136,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.SilentBurst <= 0 {
+		c.SilentBurst = DefaultSilentBurst
+	}
+	if c.SilentEvery <= 0 {
+		c.SilentEvery = DefaultSilentEvery
+	}
+	if c.ClosedMemory <= 0 {
+		c.ClosedMemory = DefaultClosedMemory
 	}
 	if c.MaxRoomsPerIP <= 0 {
 		c.MaxRoomsPerIP = DefaultMaxRoomsPerIP
@@ -160,6 +194,7 @@ type Server struct {
 	rooms  map[string]*roomState
 	conns  map[*conn]struct{}
 	ips    map[string]*ipState
+	gone   closedRooms // why recently closed rooms closed
 
 	connSeq   atomic.Uint64 // numbers connections in the logs
 	stop      chan struct{} // closed by Close to stop the janitor
@@ -180,6 +215,7 @@ func New(cfg Config) *Server {
 		rooms: make(map[string]*roomState),
 		conns: make(map[*conn]struct{}),
 		ips:   make(map[string]*ipState),
+		gone:  closedRooms{m: make(map[string]closedRoom)},
 		stop:  make(chan struct{}),
 	}
 	s.wg.Add(1)
@@ -311,4 +347,5 @@ func (s *Server) Sweep() {
 		}
 	}
 	s.pruneIPsLocked(now)
+	s.gone.prune(now.Add(-s.cfg.ClosedMemory))
 }

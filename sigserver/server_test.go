@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -122,8 +123,8 @@ func TestJoinErrors(t *testing.T) {
 	c = e.dial()
 	send(t, c, &room.Message{Type: room.TypeCreate, Version: room.ProtocolVersion + 1})
 	_, err := c.Recv(ctxT(t))
-	if !errors.Is(err, room.ErrVersion) || !strings.Contains(err.Error(), "version 1") {
-		t.Fatalf("wrong version = %v, want ErrVersion naming version 1", err)
+	if !errors.Is(err, room.ErrVersion) || !strings.Contains(err.Error(), fmt.Sprintf("version %d,", room.ProtocolVersion)) {
+		t.Fatalf("wrong version = %v, want ErrVersion naming version %d", err, room.ProtocolVersion)
 	}
 	if err := c.Send(ctxT(t), &room.Message{Type: room.TypeCreate, Version: 1}); !errors.Is(err, room.ErrVersion) {
 		t.Fatalf("Send after fatal error = %v, want the fatal error", err)
@@ -203,9 +204,10 @@ func TestHostGone(t *testing.T) {
 		r1, _ := e.member(roomID, hostID)
 		send(t, host, &room.Message{Type: room.TypeClose})
 		expectEnd(t, r1, room.ErrRoomClosed)
+		// A late join hears why the room is gone, not that it never was.
 		c := e.dial()
-		if _, _, err := c.Join(ctxT(t), roomID); !errors.Is(err, room.ErrRoomNotFound) {
-			t.Fatalf("join of closed room = %v", err)
+		if _, _, err := c.Join(ctxT(t), roomID); !errors.Is(err, room.ErrRoomClosed) || !strings.Contains(err.Error(), "closed by host") {
+			t.Fatalf("join of closed room = %v, want ErrRoomClosed by host", err)
 		}
 	})
 }
@@ -258,7 +260,7 @@ func TestForwardedFor(t *testing.T) {
 	join := func(e *env, xff string) *room.Message {
 		t.Helper()
 		ws := e.raw(http.Header{"X-Forwarded-For": {"203.0.113.9, " + xff}})
-		rawWrite(t, ws, `{"type":"join","v":1,"room":"abcdefgh"}`)
+		rawWrite(t, ws, fmt.Sprintf(`{"type":"join","v":%d,"room":"abcdefgh"}`, room.ProtocolVersion))
 		m, err := rawRead(t, ws)
 		if err != nil {
 			t.Fatalf("join via %s: %v", xff, err)
@@ -284,6 +286,47 @@ func TestForwardedFor(t *testing.T) {
 	}
 	if m := join(e, "192.0.2.2"); m.Code != room.CodeRateLimited {
 		t.Fatalf("spoofed header was trusted: %+v", m)
+	}
+}
+
+// One address's connections are capped, so a flood from it never fills
+// the server for the others.
+func TestConnsPerIP(t *testing.T) {
+	e := start(t, sigserver.Config{TrustForwardedFor: true, MaxConnsPerIP: 3, MaxConns: 5})
+	create := func(addr string) (*signalclient.Conn, error) {
+		c, err := e.dialFrom(addr)
+		if err == nil {
+			_, _, err = c.Create(ctxT(t))
+		}
+		return c, err
+	}
+	var flood []*signalclient.Conn
+	for range 3 {
+		c, err := create("192.0.2.1")
+		if err != nil {
+			t.Fatalf("connection under the cap: %v", err)
+		}
+		flood = append(flood, c)
+	}
+	for range 3 {
+		if _, err := create("192.0.2.1"); !errors.Is(err, room.ErrRateLimited) || !strings.Contains(err.Error(), "from this address") {
+			t.Fatalf("connection over the address's cap = %v, want ErrRateLimited naming the address", err)
+		}
+	}
+	for range 2 {
+		if _, err := create("192.0.2.2"); err != nil {
+			t.Fatalf("another address refused during a flood: %v", err)
+		}
+	}
+	// The server's own cap still holds.
+	if _, err := create("192.0.2.3"); !errors.Is(err, room.ErrServerFull) {
+		t.Fatalf("connection over the server's cap = %v, want ErrServerFull", err)
+	}
+	// A closed connection gives its address one back.
+	_ = flood[0].Close()
+	eventually(t, "connection gone", func() bool { return e.srv.Stats().Conns == 4 })
+	if _, err := create("192.0.2.1"); err != nil {
+		t.Fatalf("connection after one closed: %v", err)
 	}
 }
 
@@ -361,7 +404,7 @@ func TestPingDropsDeadPeer(t *testing.T) {
 	e := start(t, sigserver.Config{PingInterval: every})
 	live, _, _ := e.host() // its reader answers pings
 	ws := e.raw(nil)       // never reads, so never answers pings
-	rawWrite(t, ws, `{"type":"create","v":1}`)
+	rawWrite(t, ws, fmt.Sprintf(`{"type":"create","v":%d}`, room.ProtocolVersion))
 	eventually(t, "dead peer dropped", func() bool { return e.srv.Stats().Conns == 1 })
 	// A deliberate pause for a few more rounds of pings, which the live
 	// conn must survive: answered pings leave no event to wait for.
