@@ -278,7 +278,9 @@ func noPath(ctx context.Context, t *testing.T, a, b *netlab.Host, url string) {
 	if c != ExitConnect {
 		t.Fatalf("exit %d, want %d:\n%s", c, ExitConnect, r.stderr.String())
 	}
-	if took > timeout+3*time.Second {
+	// Well below the default connect timeout: it was this one that
+	// ended the wait, whatever the load on the machine.
+	if took > timeout+10*time.Second {
 		t.Errorf("gave up after %v, want soon after the %v connect timeout", took, timeout)
 	}
 	msg := r.stderr.String()
