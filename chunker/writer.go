@@ -113,6 +113,8 @@ type Writer struct {
 	unsaved  int64
 	lastSave time.Time
 	kept     []int // files KeepIdentical found in place; set by setup only
+	// made holds the directories created for parts (MkdirAll once each).
+	made map[string]bool
 
 	saveMu sync.Mutex     // one state save at a time
 	bg     sync.WaitGroup // background saves; Finish and Close wait for them
@@ -134,6 +136,10 @@ type wfile struct {
 	// hasState: a state file may exist (one was found or written), so
 	// placing the file must remove it; saves an unlink per small file.
 	hasState bool
+	// pending: setup found no part file, and left creating it to the
+	// first write (createPart), so a tree of many small files starts
+	// downloading at once and each part is written while it is open.
+	pending bool
 
 	// Write-behind, under wmu (apart from Writer.mu, which its system
 	// calls must not hold up): next is the file-local index of the first
@@ -169,6 +175,7 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 		have:     NewBitmap(m.NumChunks()),
 		files:    make([]wfile, len(m.Files)),
 		lastSave: time.Now(),
+		made:     make(map[string]bool),
 	}
 	if b, err := openFSBarrier(root); err == nil {
 		if st, err := b.Stat(); err == nil {
@@ -198,12 +205,28 @@ func (w *Writer) setup(dir string, created *[]int) error {
 	fresh := make([]bool, len(w.m.Files)) // no part file yet
 	var claimed, need int64
 	kept := make([]bool, len(w.m.Files))
+	// Folders found missing: nothing under them exists, so their files
+	// need no lookups (three a file, each a walk through the path), which
+	// is most of setup's time for a fresh tree of many files.
+	absent := make(map[string]bool)
 	for fi := range w.m.Files {
+		f := &w.m.Files[fi]
+		if d := path.Dir(f.Name); d != "." {
+			if !absent[d] {
+				if _, _, err := w.inDir(f.Name); errors.Is(err, fs.ErrNotExist) {
+					absent[d] = true
+				} // any other error, the lookups below report as before
+			}
+			if absent[d] {
+				fresh[fi] = true
+				need += f.Size
+				continue
+			}
+		}
 		var err error
 		if kept[fi], err = w.checkFinal(fi); err != nil {
 			return err
 		}
-		f := &w.m.Files[fi]
 		if kept[fi] {
 			continue
 		}
@@ -250,11 +273,17 @@ func (w *Writer) setup(dir string, created *[]int) error {
 		buf = make([]byte, w.m.ChunkSize)
 	}
 	ids := make(map[[2]uint64]int)
-	dirs := make(map[string]bool) // made already
+	dirs := w.made
 	var checked int64
 	for fi := range w.m.Files {
 		if kept[fi] {
 			w.keep(fi)
+			continue
+		}
+		if fresh[fi] && w.pin != nil {
+			// Created at its first chunk (createPart). The pin already
+			// makes a second Writer of the same files meet our lock.
+			w.files[fi].pending = true
 			continue
 		}
 		name := w.m.Files[fi].Name
@@ -715,7 +744,13 @@ func (w *Writer) acquire(fi int) (*os.File, error) {
 		if wf.placed {
 			flag = os.O_RDONLY
 		}
-		pf, err := w.openExisting(w.diskName(fi), flag)
+		var pf *os.File
+		var err error
+		if wf.pending {
+			pf, err = w.createPart(fi)
+		} else {
+			pf, err = w.openExisting(w.diskName(fi), flag)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -724,6 +759,44 @@ func (w *Writer) acquire(fi int) (*os.File, error) {
 	}
 	wf.refs++
 	return wf.file, nil
+}
+
+// createPart creates fi's part file, which setup found missing, and
+// locks it; the caller holds mu. It must not exist: if it does, another
+// download into the same directory created it since setup, and it is
+// never taken over (ErrInUse).
+func (w *Writer) createPart(fi int) (*os.File, error) {
+	part := PartName(w.m.Files[fi].Name)
+	if d := path.Dir(part); d != "." && !w.made[d] {
+		if err := w.root.MkdirAll(d, 0o777); err != nil {
+			return nil, err
+		}
+		w.made[d] = true
+	}
+	r, base, err := w.inDir(part)
+	if err != nil {
+		return nil, err
+	}
+	pf, err := r.OpenFile(base, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%w: its part file appeared since the download started", ErrInUse)
+	}
+	if err != nil {
+		return nil, err
+	}
+	wf := &w.files[fi]
+	if st, err := pf.Stat(); err == nil {
+		if id, ok := fileID(st); ok {
+			wf.dev, wf.devOK = id[0], true
+		}
+	}
+	// Held while it is open, as for parts opened by setup.
+	if err := lockFile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	wf.pending = false
+	return pf, nil
 }
 
 // diskName is the file holding fi's data: its part file until Finish
@@ -871,6 +944,12 @@ func (w *Writer) Finish() error {
 	for fi := range w.m.Files {
 		if !w.files[fi].placed {
 			todo = append(todo, fi)
+		}
+		if w.files[fi].pending { // an empty file: no chunk created it
+			if _, err := w.acquire(fi); err != nil {
+				return fmt.Errorf("chunker finish %q: %w", w.m.Files[fi].Name, err)
+			}
+			w.release(fi)
 		}
 	}
 	dirs := newDirCache(w.root)
