@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -35,9 +36,16 @@ type Source struct {
 	par   *parityCache // parity pieces, from ReadChunk
 
 	maxOpen int
-	mu      sync.Mutex // guards closed, open, and srcFile's f and refs
+	mu      sync.Mutex // guards closed, open, dir, and srcFile's f and refs
 	closed  bool
 	open    []int // files open, oldest first
+	// dir is the folder of the tree file opened last (dirName in
+	// trees[dirTree]), opened as a root of its own: files are hashed and
+	// mostly served in order, folder by folder, and a base name costs one
+	// lookup where a path costs one per component.
+	dir     *os.Root
+	dirTree int
+	dirName string
 }
 
 // srcFile is what a Source keeps of a file: how to find it again and what
@@ -276,7 +284,26 @@ func (s *Source) openFile(k int, root, rel string) (*os.File, error) {
 		}
 		s.trees[k] = r
 	}
-	return s.trees[k].OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
+	d := filepath.Dir(rel)
+	if d == "." {
+		return s.trees[k].OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
+	}
+	if s.dir == nil || s.dirTree != k || s.dirName != d {
+		s.closeDir()
+		r, err := s.trees[k].OpenRoot(d)
+		if err != nil {
+			return nil, err
+		}
+		s.dir, s.dirTree, s.dirName = r, k, d
+	}
+	return s.dir.OpenFile(filepath.Base(rel), os.O_RDONLY|openNoBlock, 0)
+}
+
+func (s *Source) closeDir() {
+	if s.dir != nil {
+		s.dir.Close()
+		s.dir, s.dirName = nil, ""
+	}
 }
 
 // kind names a non-regular file type for error messages.
@@ -596,6 +623,7 @@ func (s *Source) Close() error {
 		s.files[fi].f = nil
 	}
 	s.open = nil
+	s.closeDir()
 	for k, r := range s.trees {
 		if r != nil {
 			r.Close()
