@@ -244,6 +244,11 @@ type dsource struct {
 const (
 	minSourceWindow = 512 << 10
 	maxSourceWindow = sched.DefaultWindow
+	// maxAsked bounds the pieces we keep asked of one source, whatever
+	// their size: a source queues at most maxOutstanding and ends the
+	// session beyond, and a window of bytes is tens of thousands of
+	// pieces of a few bytes (a seed, which offers all it has, met that).
+	maxAsked = maxOutstanding / 4
 )
 
 // window is what we keep asked of s: about a second of its rate, and at
@@ -816,11 +821,11 @@ func (d *download) fill() {
 		// Top up once a quarter of the window is free, so wants go out in
 		// batches rather than one frame per arriving piece (a thousand
 		// small files made a thousand want frames).
-		if win := s.window(); s.askedBytes > win-win/4 {
+		if win := s.window(); s.askedBytes > win-win/4 || len(s.asked) > maxAsked-maxAsked/4 {
 			continue
 		}
 		var batch []uint32
-		for s.askedBytes < s.window() {
+		for s.askedBytes < s.window() && len(s.asked) < maxAsked {
 			p, ok := d.sc.Next(s.id)
 			if !ok {
 				break
