@@ -39,13 +39,14 @@ type Source struct {
 	mu      sync.Mutex // guards closed, open, dir, and srcFile's f and refs
 	closed  bool
 	open    []int // files open, oldest first
-	// dir is the folder of the tree file opened last (dirName in
-	// trees[dirTree]), opened as a root of its own: files are hashed and
-	// mostly served in order, folder by folder, and a base name costs one
-	// lookup where a path costs one per component.
-	dir     *os.Root
-	dirTree int
-	dirName string
+	// dirs keeps the folders of the tree files used last open
+	// (rootCache), by tree and folder.
+	dirs rootCache[treeDir]
+}
+
+type treeDir struct {
+	tree int
+	dir  string
 }
 
 // srcFile is what a Source keeps of a file: how to find it again and what
@@ -288,22 +289,11 @@ func (s *Source) openFile(k int, root, rel string) (*os.File, error) {
 	if d == "." {
 		return s.trees[k].OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
 	}
-	if s.dir == nil || s.dirTree != k || s.dirName != d {
-		s.closeDir()
-		r, err := s.trees[k].OpenRoot(d)
-		if err != nil {
-			return nil, err
-		}
-		s.dir, s.dirTree, s.dirName = r, k, d
+	r, err := s.dirs.get(treeDir{k, d}, func() (*os.Root, error) { return s.trees[k].OpenRoot(d) })
+	if err != nil {
+		return nil, err
 	}
-	return s.dir.OpenFile(filepath.Base(rel), os.O_RDONLY|openNoBlock, 0)
-}
-
-func (s *Source) closeDir() {
-	if s.dir != nil {
-		s.dir.Close()
-		s.dir, s.dirName = nil, ""
-	}
+	return r.OpenFile(filepath.Base(rel), os.O_RDONLY|openNoBlock, 0)
 }
 
 // kind names a non-regular file type for error messages.
@@ -623,7 +613,7 @@ func (s *Source) Close() error {
 		s.files[fi].f = nil
 	}
 	s.open = nil
-	s.closeDir()
+	s.dirs.close()
 	for k, r := range s.trees {
 		if r != nil {
 			r.Close()

@@ -99,12 +99,8 @@ type Writer struct {
 	closed bool // guarded by life
 
 	mu sync.Mutex // guards the fields below and wfile's file/refs/dirty
-	// dir is the directory of the part opened last, opened as a root of
-	// its own (dirName; nil for the top): parts are created and reopened
-	// mostly in file order, folder by folder, and a name looked up in it
-	// costs one system call where a path costs one per component.
-	dir      *os.Root
-	dirName  string
+	// dirs keeps the folders of the parts used last open (rootCache).
+	dirs     rootCache[string]
 	have     *Bitmap
 	verified int64
 	files    []wfile
@@ -437,30 +433,21 @@ func (w *Writer) openExisting(name string, flag int) (*os.File, error) {
 }
 
 // inDir returns the root to find name's base name in: the destination, or
-// the directory of name kept open in w.dir. The caller holds mu, or is
+// the directory of name, kept open in w.dirs. The caller holds mu, or is
 // setup.
 func (w *Writer) inDir(name string) (*os.Root, string, error) {
 	d := path.Dir(name)
 	if d == "." {
 		return w.root, name, nil
 	}
-	if d != w.dirName || w.dir == nil {
-		w.closeDir()
-		r, err := w.root.OpenRoot(d)
-		if err != nil {
-			return nil, "", err
-		}
-		w.dir, w.dirName = r, d
+	r, err := w.dirs.get(d, func() (*os.Root, error) { return w.root.OpenRoot(d) })
+	if err != nil {
+		return nil, "", err
 	}
-	return w.dir, path.Base(name), nil
+	return r, path.Base(name), nil
 }
 
-func (w *Writer) closeDir() {
-	if w.dir != nil {
-		w.dir.Close()
-		w.dir, w.dirName = nil, ""
-	}
-}
+func (w *Writer) closeDir() { w.dirs.close() }
 
 // claimPart makes fi's freshly opened part file ours, before anything
 // changes it: not another name's of the same Writer, nor another
