@@ -27,11 +27,11 @@ func TestRootCache(t *testing.T) {
 	opens := 0
 	get := func(i int) *os.Root {
 		t.Helper()
-		r, err := c.get(name(i), func() (*os.Root, error) { opens++; return top.OpenRoot(name(i)) })
+		d, err := c.get(name(i), func() (*os.Root, error) { opens++; return top.OpenRoot(name(i)) })
 		if err != nil {
 			t.Fatal(err)
 		}
-		return r
+		return d.root
 	}
 	first := get(0)
 	second := get(1)

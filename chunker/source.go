@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -289,11 +290,16 @@ func (s *Source) openFile(k int, root, rel string) (*os.File, error) {
 	if d == "." {
 		return s.trees[k].OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
 	}
-	r, err := s.dirs.get(treeDir{k, d}, func() (*os.Root, error) { return s.trees[k].OpenRoot(d) })
+	f, err := s.dirs.get(treeDir{k, d}, func() (*os.Root, error) { return s.trees[k].OpenRoot(d) })
 	if err != nil {
 		return nil, err
 	}
-	return r.OpenFile(filepath.Base(rel), os.O_RDONLY|openNoBlock, 0)
+	file, err := openIn(f, filepath.Base(rel), os.O_RDONLY|openNoBlock, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		// openIn does not follow a link that took the file's place.
+		err = fmt.Errorf("%w: replaced by a %s", ErrSourceChanged, kind(os.ModeSymlink))
+	}
+	return file, err
 }
 
 // kind names a non-regular file type for error messages.

@@ -303,6 +303,17 @@ func TestSourceFDBudget(t *testing.T) {
 	if _, err := s.ReadChunk(first, buf); !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("pipe: got %v", err)
 	}
+	// So is a symbolic link, even to a file of the tree.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(p)+".kept", p); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p+".kept", datas[name])
+	if _, err := s.ReadChunk(first, buf); !errors.Is(err, ErrSourceChanged) {
+		t.Errorf("symbolic link: got %v", err)
+	}
 	s.Close()
 	if _, err := s.ReadChunk(0, buf); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v", err)

@@ -99,8 +99,11 @@ type Writer struct {
 	closed bool // guarded by life
 
 	mu sync.Mutex // guards the fields below and wfile's file/refs/dirty
-	// dirs keeps the folders of the parts used last open (rootCache).
+	// dirs keeps the folders of the parts used last open (rootCache);
+	// top is the destination's, for names at the top (root is not its to
+	// close).
 	dirs     rootCache[string]
+	top      folder
 	have     *Bitmap
 	verified int64
 	files    []wfile
@@ -173,6 +176,7 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 		lastSave: time.Now(),
 		made:     make(map[string]bool),
 	}
+	w.top.root = root
 	if b, err := openFSBarrier(root); err == nil {
 		if st, err := b.Stat(); err == nil {
 			if id, ok := fileID(st); ok {
@@ -440,14 +444,34 @@ func (w *Writer) inDir(name string) (*os.Root, string, error) {
 	if d == "." {
 		return w.root, name, nil
 	}
-	r, err := w.dirs.get(d, func() (*os.Root, error) { return w.root.OpenRoot(d) })
+	f, err := w.dirs.get(d, func() (*os.Root, error) { return w.root.OpenRoot(d) })
 	if err != nil {
 		return nil, "", err
 	}
-	return r, path.Base(name), nil
+	return f.root, path.Base(name), nil
 }
 
-func (w *Writer) closeDir() { w.dirs.close() }
+// folderOf is inDir's folder, for openIn: the destination's own for a
+// name at the top.
+func (w *Writer) folderOf(name string) (*folder, string, error) {
+	d := path.Dir(name)
+	if d == "." {
+		return &w.top, name, nil
+	}
+	f, err := w.dirs.get(d, func() (*os.Root, error) { return w.root.OpenRoot(d) })
+	if err != nil {
+		return nil, "", err
+	}
+	return f, path.Base(name), nil
+}
+
+func (w *Writer) closeDir() {
+	w.dirs.close()
+	if w.top.f != nil {
+		w.top.f.Close()
+		w.top.f = nil
+	}
+}
 
 // claimPart makes fi's freshly opened part file ours, before anything
 // changes it: not another name's of the same Writer, nor another
@@ -760,11 +784,11 @@ func (w *Writer) createPart(fi int) (*os.File, error) {
 		}
 		w.made[d] = true
 	}
-	r, base, err := w.inDir(part)
+	dir, base, err := w.folderOf(part)
 	if err != nil {
 		return nil, err
 	}
-	pf, err := r.OpenFile(base, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	pf, err := openIn(dir, base, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("%w: its part file appeared since the download started", ErrInUse)
 	}
@@ -772,11 +796,7 @@ func (w *Writer) createPart(fi int) (*os.File, error) {
 		return nil, err
 	}
 	wf := &w.files[fi]
-	if st, err := pf.Stat(); err == nil {
-		if id, ok := fileID(st); ok {
-			wf.dev, wf.devOK = id[0], true
-		}
-	}
+	wf.dev, wf.devOK = dir.device()
 	// Held while it is open, as for parts opened by setup.
 	if err := lockFile(pf); err != nil {
 		pf.Close()
