@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,9 +37,17 @@ type Source struct {
 	par   *parityCache // parity pieces, from ReadChunk
 
 	maxOpen int
-	mu      sync.Mutex // guards closed, open, and srcFile's f and refs
+	mu      sync.Mutex // guards closed, open, dir, and srcFile's f and refs
 	closed  bool
 	open    []int // files open, oldest first
+	// dirs keeps the folders of the tree files used last open
+	// (rootCache), by tree and folder.
+	dirs rootCache[treeDir]
+}
+
+type treeDir struct {
+	tree int
+	dir  string
 }
 
 // srcFile is what a Source keeps of a file: how to find it again and what
@@ -276,7 +286,20 @@ func (s *Source) openFile(k int, root, rel string) (*os.File, error) {
 		}
 		s.trees[k] = r
 	}
-	return s.trees[k].OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
+	d := filepath.Dir(rel)
+	if d == "." {
+		return s.trees[k].OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
+	}
+	f, err := s.dirs.get(treeDir{k, d}, func() (*os.Root, error) { return s.trees[k].OpenRoot(d) })
+	if err != nil {
+		return nil, err
+	}
+	file, err := openIn(f, filepath.Base(rel), os.O_RDONLY|openNoBlock, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		// openIn does not follow a link that took the file's place.
+		err = fmt.Errorf("%w: replaced by a %s", ErrSourceChanged, kind(os.ModeSymlink))
+	}
+	return file, err
 }
 
 // kind names a non-regular file type for error messages.
@@ -596,6 +619,7 @@ func (s *Source) Close() error {
 		s.files[fi].f = nil
 	}
 	s.open = nil
+	s.dirs.close()
 	for k, r := range s.trees {
 		if r != nil {
 			r.Close()

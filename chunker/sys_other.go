@@ -39,3 +39,8 @@ func lockFile(*os.File) error { return nil }
 
 // dupFile: nothing to hold a lock with.
 func dupFile(*os.File) (*os.File, error) { return nil, nil }
+
+// openIn opens name, a base name, in the folder dir (see sys_unix.go).
+func openIn(dir *folder, name string, flag int, perm os.FileMode) (*os.File, error) {
+	return dir.root.OpenFile(name, flag, perm)
+}

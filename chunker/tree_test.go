@@ -303,6 +303,17 @@ func TestSourceFDBudget(t *testing.T) {
 	if _, err := s.ReadChunk(first, buf); !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("pipe: got %v", err)
 	}
+	// So is a symbolic link, even to a file of the tree.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(p)+".kept", p); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p+".kept", datas[name])
+	if _, err := s.ReadChunk(first, buf); !errors.Is(err, ErrSourceChanged) {
+		t.Errorf("symbolic link: got %v", err)
+	}
 	s.Close()
 	if _, err := s.ReadChunk(0, buf); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v", err)
@@ -428,6 +439,65 @@ func TestTreeResume(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(dst, "photos", "empty")); err != nil || !st.IsDir() {
 		t.Errorf("empty folder: %v", err)
+	}
+	if l := leftovers(t, dst); len(l) > 0 {
+		t.Errorf("left %v", l)
+	}
+}
+
+// A fresh download creates each part file at its first chunk, not all of
+// them before the first chunk is asked for (an empty file at Finish); a
+// part that appears meanwhile under one of its names belongs to someone
+// else and is refused, untouched.
+func TestWriterCreatesPartsAtFirstWrite(t *testing.T) {
+	dst := t.TempDir()
+	names := []string{"top/a", "top/sub/b", "top/sub/c", "top/sub/empty", "top/z"}
+	datas := [][]byte{randBytes(1, 100), randBytes(2, 2*testCS), randBytes(3, 10), {}, randBytes(4, 5)}
+	m := manifestOf(t, testCS, names, datas)
+	w, err := CreateWriter(dst, m, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	part := func(fi int) string { return filepath.Join(dst, filepath.FromSlash(PartName(names[fi]))) }
+	// The first part is created at once: its lock is what a second
+	// Writer of the same files meets.
+	for fi, want := range []bool{true, false, false, false, false} {
+		if exists(part(fi)) != want {
+			t.Errorf("after CreateWriter, part of %s exists: %v, want %v", names[fi], !want, want)
+		}
+	}
+	first, _ := m.FileChunks(1)
+	if err := w.WriteChunk(first, chunkData(m, datas, first)); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(part(1)) || exists(part(2)) {
+		t.Errorf("after b's first chunk: part of b %v (want true), of c %v (want false)", exists(part(1)), exists(part(2)))
+	}
+	// c's part appears, made by someone else.
+	writeFile(t, part(2), []byte("theirs"))
+	c, _ := m.FileChunks(2)
+	if err := w.WriteChunk(c, chunkData(m, datas, c)); !errors.Is(err, ErrInUse) {
+		t.Fatalf("WriteChunk into a part that appeared = %v, want ErrInUse", err)
+	}
+	if got := string(mustRead(t, part(2))); got != "theirs" {
+		t.Fatalf("the part that appeared was changed: %q", got)
+	}
+	if err := os.Remove(part(2)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.NumChunks() {
+		if err := w.WriteChunk(i, chunkData(m, datas, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	for fi, name := range names {
+		if got := mustRead(t, filepath.Join(dst, filepath.FromSlash(name))); !bytes.Equal(got, datas[fi]) {
+			t.Errorf("%s differs", name)
+		}
 	}
 	if l := leftovers(t, dst); len(l) > 0 {
 		t.Errorf("left %v", l)

@@ -25,7 +25,9 @@ const (
 	// A save costs two fsyncs per file with new chunks; a timed save waits
 	// until it protects at least this much per file, so a thousand small
 	// files are not saved one by one in the middle of their transfer
-	// (Close still saves everything).
+	// (Close still saves everything). A file smaller than this gets its
+	// state from Close only: fetching it again costs less than the state,
+	// and a 64 MiB save of a tree of 4 KiB files was 16,384 of them.
 	minSavePerFile = 64 << 10
 )
 
@@ -99,20 +101,24 @@ type Writer struct {
 	closed bool // guarded by life
 
 	mu sync.Mutex // guards the fields below and wfile's file/refs/dirty
-	// dir is the directory of the part opened last, opened as a root of
-	// its own (dirName; nil for the top): parts are created and reopened
-	// mostly in file order, folder by folder, and a name looked up in it
-	// costs one system call where a path costs one per component.
-	dir      *os.Root
-	dirName  string
+	// dirs keeps the folders of the parts used last open (rootCache);
+	// top is the destination's, for names at the top (root is not its to
+	// close).
+	dirs     rootCache[string]
+	top      folder
 	have     *Bitmap
 	verified int64
 	files    []wfile
 	open     []int // files whose part is open, oldest first
 	dirty    []int // files with chunks verified since their state was saved
-	unsaved  int64
-	lastSave time.Time
-	kept     []int // files KeepIdentical found in place; set by setup only
+	// dirtySmall is dirty for files under minSavePerFile: saved by Close
+	// only, and not counted in unsaved.
+	dirtySmall []int
+	unsaved    int64
+	lastSave   time.Time
+	kept       []int // files KeepIdentical found in place; set by setup only
+	// made holds the directories created for parts (MkdirAll once each).
+	made map[string]bool
 
 	saveMu sync.Mutex     // one state save at a time
 	bg     sync.WaitGroup // background saves; Finish and Close wait for them
@@ -134,6 +140,10 @@ type wfile struct {
 	// hasState: a state file may exist (one was found or written), so
 	// placing the file must remove it; saves an unlink per small file.
 	hasState bool
+	// pending: setup found no part file, and left creating it to the
+	// first write (createPart), so a tree of many small files starts
+	// downloading at once and each part is written while it is open.
+	pending bool
 
 	// Write-behind, under wmu (apart from Writer.mu, which its system
 	// calls must not hold up): next is the file-local index of the first
@@ -169,7 +179,9 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 		have:     NewBitmap(m.NumChunks()),
 		files:    make([]wfile, len(m.Files)),
 		lastSave: time.Now(),
+		made:     make(map[string]bool),
 	}
+	w.top.root = root
 	if b, err := openFSBarrier(root); err == nil {
 		if st, err := b.Stat(); err == nil {
 			if id, ok := fileID(st); ok {
@@ -198,12 +210,28 @@ func (w *Writer) setup(dir string, created *[]int) error {
 	fresh := make([]bool, len(w.m.Files)) // no part file yet
 	var claimed, need int64
 	kept := make([]bool, len(w.m.Files))
+	// Folders found missing: nothing under them exists, so their files
+	// need no lookups (three a file, each a walk through the path), which
+	// is most of setup's time for a fresh tree of many files.
+	absent := make(map[string]bool)
 	for fi := range w.m.Files {
+		f := &w.m.Files[fi]
+		if d := path.Dir(f.Name); d != "." {
+			if !absent[d] {
+				if _, _, err := w.inDir(f.Name); errors.Is(err, fs.ErrNotExist) {
+					absent[d] = true
+				} // any other error, the lookups below report as before
+			}
+			if absent[d] {
+				fresh[fi] = true
+				need += f.Size
+				continue
+			}
+		}
 		var err error
 		if kept[fi], err = w.checkFinal(fi); err != nil {
 			return err
 		}
-		f := &w.m.Files[fi]
 		if kept[fi] {
 			continue
 		}
@@ -250,11 +278,17 @@ func (w *Writer) setup(dir string, created *[]int) error {
 		buf = make([]byte, w.m.ChunkSize)
 	}
 	ids := make(map[[2]uint64]int)
-	dirs := make(map[string]bool) // made already
+	dirs := w.made
 	var checked int64
 	for fi := range w.m.Files {
 		if kept[fi] {
 			w.keep(fi)
+			continue
+		}
+		if fresh[fi] && w.pin != nil {
+			// Created at its first chunk (createPart). The pin already
+			// makes a second Writer of the same files meet our lock.
+			w.files[fi].pending = true
 			continue
 		}
 		name := w.m.Files[fi].Name
@@ -408,28 +442,39 @@ func (w *Writer) openExisting(name string, flag int) (*os.File, error) {
 }
 
 // inDir returns the root to find name's base name in: the destination, or
-// the directory of name kept open in w.dir. The caller holds mu, or is
+// the directory of name, kept open in w.dirs. The caller holds mu, or is
 // setup.
 func (w *Writer) inDir(name string) (*os.Root, string, error) {
 	d := path.Dir(name)
 	if d == "." {
 		return w.root, name, nil
 	}
-	if d != w.dirName || w.dir == nil {
-		w.closeDir()
-		r, err := w.root.OpenRoot(d)
-		if err != nil {
-			return nil, "", err
-		}
-		w.dir, w.dirName = r, d
+	f, err := w.dirs.get(d, func() (*os.Root, error) { return w.root.OpenRoot(d) })
+	if err != nil {
+		return nil, "", err
 	}
-	return w.dir, path.Base(name), nil
+	return f.root, path.Base(name), nil
+}
+
+// folderOf is inDir's folder, for openIn: the destination's own for a
+// name at the top.
+func (w *Writer) folderOf(name string) (*folder, string, error) {
+	d := path.Dir(name)
+	if d == "." {
+		return &w.top, name, nil
+	}
+	f, err := w.dirs.get(d, func() (*os.Root, error) { return w.root.OpenRoot(d) })
+	if err != nil {
+		return nil, "", err
+	}
+	return f, path.Base(name), nil
 }
 
 func (w *Writer) closeDir() {
-	if w.dir != nil {
-		w.dir.Close()
-		w.dir, w.dirName = nil, ""
+	w.dirs.close()
+	if w.top.f != nil {
+		w.top.f.Close()
+		w.top.f = nil
 	}
 }
 
@@ -546,7 +591,11 @@ func (w *Writer) abort(created []int) {
 func (w *Writer) markDirty(fi int) {
 	if wf := &w.files[fi]; !wf.dirty {
 		wf.dirty = true
-		w.dirty = append(w.dirty, fi)
+		if w.m.Files[fi].Size < minSavePerFile {
+			w.dirtySmall = append(w.dirtySmall, fi)
+		} else {
+			w.dirty = append(w.dirty, fi)
+		}
 	}
 }
 
@@ -631,7 +680,9 @@ func (w *Writer) WriteChunk(i int, data []byte) error {
 	}
 	w.have.Set(i)
 	w.verified += int64(ref.Size)
-	w.unsaved += int64(ref.Size)
+	if w.m.Files[ref.File].Size >= minSavePerFile {
+		w.unsaved += int64(ref.Size)
+	}
 	w.markDirty(ref.File)
 	due := w.unsaved >= saveBytes ||
 		time.Since(w.lastSave) >= saveInterval && w.unsaved >= int64(len(w.dirty))*minSavePerFile
@@ -715,7 +766,13 @@ func (w *Writer) acquire(fi int) (*os.File, error) {
 		if wf.placed {
 			flag = os.O_RDONLY
 		}
-		pf, err := w.openExisting(w.diskName(fi), flag)
+		var pf *os.File
+		var err error
+		if wf.pending {
+			pf, err = w.createPart(fi)
+		} else {
+			pf, err = w.openExisting(w.diskName(fi), flag)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -724,6 +781,40 @@ func (w *Writer) acquire(fi int) (*os.File, error) {
 	}
 	wf.refs++
 	return wf.file, nil
+}
+
+// createPart creates fi's part file, which setup found missing, and
+// locks it; the caller holds mu. It must not exist: if it does, another
+// download into the same directory created it since setup, and it is
+// never taken over (ErrInUse).
+func (w *Writer) createPart(fi int) (*os.File, error) {
+	part := PartName(w.m.Files[fi].Name)
+	if d := path.Dir(part); d != "." && !w.made[d] {
+		if err := w.root.MkdirAll(d, 0o777); err != nil {
+			return nil, err
+		}
+		w.made[d] = true
+	}
+	dir, base, err := w.folderOf(part)
+	if err != nil {
+		return nil, err
+	}
+	pf, err := openIn(dir, base, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%w: its part file appeared since the download started", ErrInUse)
+	}
+	if err != nil {
+		return nil, err
+	}
+	wf := &w.files[fi]
+	wf.dev, wf.devOK = dir.device()
+	// Held while it is open, as for parts opened by setup.
+	if err := lockFile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	wf.pending = false
+	return pf, nil
 }
 
 // diskName is the file holding fi's data: its part file until Finish
@@ -767,7 +858,7 @@ func (w *Writer) closePart(fi int) error {
 func (w *Writer) save() error {
 	w.saveMu.Lock()
 	defer w.saveMu.Unlock()
-	return w.saveLocked()
+	return w.saveLocked(true)
 }
 
 // saveBackground saves without making the caller wait for fsync, which can
@@ -781,20 +872,25 @@ func (w *Writer) saveBackground() {
 	go func() {
 		defer w.bg.Done()
 		defer w.saveMu.Unlock()
-		_ = w.saveLocked()
+		_ = w.saveLocked(false)
 	}()
 }
 
-// saveLocked does the work of save; the caller holds saveMu.
-func (w *Writer) saveLocked() error {
-
+// saveLocked does the work of save, and with all of the small files' too
+// (dirtySmall); the caller holds saveMu.
+func (w *Writer) saveLocked(all bool) error {
 	type snap struct {
 		fi   int
 		have *Bitmap
 	}
 	w.mu.Lock()
 	var snaps []snap
-	for _, fi := range w.dirty {
+	todo := w.dirty
+	if all {
+		todo = append(todo, w.dirtySmall...)
+		w.dirtySmall = w.dirtySmall[:0]
+	}
+	for _, fi := range todo {
 		wf := &w.files[fi]
 		wf.dirty = false
 		if wf.placed {
@@ -871,6 +967,12 @@ func (w *Writer) Finish() error {
 	for fi := range w.m.Files {
 		if !w.files[fi].placed {
 			todo = append(todo, fi)
+		}
+		if w.files[fi].pending { // an empty file: no chunk created it
+			if _, err := w.acquire(fi); err != nil {
+				return fmt.Errorf("chunker finish %q: %w", w.m.Files[fi].Name, err)
+			}
+			w.release(fi)
 		}
 	}
 	dirs := newDirCache(w.root)

@@ -20,3 +20,9 @@ const ProbeSupported = lane.ProbeSupported
 func SetQuickPacing(o *ReceiveOptions) {
 	o.pace = &pacing{tick: defaultPacing.tick / 10, wantEvery: defaultPacing.wantEvery / 10, wantAfterDrop: defaultPacing.wantAfterDrop / 10}
 }
+
+// HaveEvery and HaveBatch pace a receiver's have frames (tellHaves).
+const (
+	HaveEvery = haveEvery
+	HaveBatch = haveBatch
+)

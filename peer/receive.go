@@ -99,6 +99,12 @@ const (
 	finishGrace = 2 * time.Second
 	// maxConnectTries is how often we try a source we never reached.
 	maxConnectTries = 2
+	// What we verified goes to our sources in have frames at most every
+	// haveEvery, or once haveBatch pieces have gathered: one frame per
+	// piece, as a tree of small files gave, cost each side a message and
+	// the sender a progress event per file.
+	haveEvery = 20 * time.Millisecond
+	haveBatch = 1024
 )
 
 // pacing is how often a download looks after its sources.
@@ -199,6 +205,10 @@ type download struct {
 	told     int // store log position our sources have heard of
 	complete bool
 	lastWant time.Time
+	// haveSent is when tellHaves last sent; haveWake, while news waits,
+	// fires when it is due.
+	haveSent time.Time
+	haveWake <-chan time.Time
 	// seeding: we serve others, and stay as a seed once complete (see
 	// seed.go: not when we had every file before we started).
 	seeding bool
@@ -234,6 +244,11 @@ type dsource struct {
 const (
 	minSourceWindow = 512 << 10
 	maxSourceWindow = sched.DefaultWindow
+	// maxAsked bounds the pieces we keep asked of one source, whatever
+	// their size: a source queues at most maxOutstanding and ends the
+	// session beyond, and a window of bytes is tens of thousands of
+	// pieces of a few bytes (a seed, which offers all it has, met that).
+	maxAsked = maxOutstanding / 4
 )
 
 // window is what we keep asked of s: about a second of its rate, and at
@@ -329,6 +344,8 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 				}
 				d.sp.refuse = true // someone guesses passwords at us: stop serving, go on downloading
 			}
+		case <-d.haveWake:
+			d.haveWake = nil // tellHaves below sends
 		case <-tick.C:
 			d.housekeeping(ctx)
 			if err := d.checkStuck(); err != nil {
@@ -357,7 +374,7 @@ func (d *download) run(ctx context.Context, msgs <-chan *room.Message, sigErr <-
 			}
 			d.fill()
 		}
-		d.tellHaves()
+		d.tellHaves(false)
 	}
 }
 
@@ -756,11 +773,29 @@ func (s *dsource) send(frames [][]byte) {
 	}
 }
 
-// tellHaves passes what we verified since last time on to our sources.
-func (d *download) tellHaves() {
+// haveDue reports whether pending pieces verified since the last have
+// frame, sent ago, are to be told now.
+func haveDue(pending int, ago time.Duration) bool {
+	return pending >= haveBatch || ago >= haveEvery
+}
+
+// tellHaves passes what we verified since last time on to our sources,
+// once haveDue, or at once with force.
+func (d *download) tellHaves(force bool) {
 	if d.st == nil {
 		return
 	}
+	pending := d.st.logLen() - d.told
+	if pending <= 0 {
+		return
+	}
+	if ago := time.Since(d.haveSent); !force && !haveDue(pending, ago) {
+		if d.haveWake == nil {
+			d.haveWake = time.After(haveEvery - ago)
+		}
+		return
+	}
+	d.haveSent, d.haveWake = time.Now(), nil
 	news, next, _ := d.st.since(d.told)
 	d.told = next
 	if len(news) == 0 {
@@ -786,11 +821,11 @@ func (d *download) fill() {
 		// Top up once a quarter of the window is free, so wants go out in
 		// batches rather than one frame per arriving piece (a thousand
 		// small files made a thousand want frames).
-		if win := s.window(); s.askedBytes > win-win/4 {
+		if win := s.window(); s.askedBytes > win-win/4 || len(s.asked) > maxAsked-maxAsked/4 {
 			continue
 		}
 		var batch []uint32
-		for s.askedBytes < s.window() {
+		for s.askedBytes < s.window() && len(s.asked) < maxAsked {
 			p, ok := d.sc.Next(s.id)
 			if !ok {
 				break
@@ -928,7 +963,7 @@ func (d *download) finish(ctx context.Context) error {
 		flags = finishedSeeding
 	}
 	now := time.Now()
-	d.tellHaves()
+	d.tellHaves(true)
 	for _, s := range d.srcs {
 		if s.raw == nil {
 			d.drop(ctx, s, SourceLeft, nil)

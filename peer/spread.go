@@ -30,7 +30,21 @@ type spreader struct {
 
 func newSpreader(m *chunker.Manifest) *spreader {
 	n := m.NumPieces()
-	return &spreader{count: make([]int32, n), atLevel: map[int32]int{0: n}, batch: max(16, spreadBytes/m.ChunkSize)}
+	return &spreader{count: make([]int32, n), atLevel: map[int32]int{0: n}, batch: batchPieces(m)}
+}
+
+// maxBatch bounds a batch's pieces, whatever their size: the offering
+// bitmap is the receiver's, and only its requests cost us memory (at most
+// maxOutstanding queued).
+const maxBatch = 1 << 16
+
+// batchPieces is how many pieces make spreadBytes, at the manifest's
+// average piece size: a tree of small files has pieces far smaller than
+// its chunk size, and batches counted in chunks (512 files of 4 KiB, 2
+// MiB) made each receiver wait for a refill every few hundred files.
+func batchPieces(m *chunker.Manifest) int {
+	avg := max(1, m.TotalSize()/int64(max(1, m.NumPieces())))
+	return int(max(16, min(maxBatch, spreadBytes/avg)))
 }
 
 // pick offers up to n pieces for which skip is false, least offered first,

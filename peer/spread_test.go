@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/p2pxfer/p2pxfer/chunker"
@@ -74,4 +75,41 @@ func toInts(ids []uint32) []int {
 		out[i] = int(p)
 	}
 	return out
+}
+
+// TestBatchPieces: a batch is about spreadBytes of pieces at their
+// average size, so a tree of small files is offered thousands at a time
+// rather than spreadBytes/ChunkSize; never fewer than 16, nor more than
+// maxBatch.
+func TestBatchPieces(t *testing.T) {
+	tree := func(files int, size int64, cs int) *chunker.Manifest {
+		t.Helper()
+		fs := make([]chunker.File, files)
+		for i := range fs {
+			n := int((size + int64(cs) - 1) / int64(cs))
+			fs[i] = chunker.File{Name: fmt.Sprintf("f%06d", i), Size: size, Chunks: make([]chunker.Hash, n)}
+			if n > 0 {
+				fs[i].SHA256 = fs[i].Chunks[n-1]
+			}
+		}
+		m, err := chunker.NewManifest(cs, fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name string
+		m    *chunker.Manifest
+		want int
+	}{
+		{"10,000 files of 4 KiB", tree(10000, 4<<10, 64<<10), spreadBytes / (4 << 10)},
+		{"one file of 64 MiB in chunks of 256 KiB", tree(1, 64<<20, 256<<10), spreadBytes / (256 << 10)},
+		{"100,000 files of 8 bytes", tree(100000, 8, 64<<10), maxBatch},
+		{"two chunks of 4 MiB", tree(1, 8<<20, 4<<20), 16},
+	} {
+		if got := batchPieces(c.m); got != c.want {
+			t.Errorf("%s: batch of %d pieces, want %d", c.name, got, c.want)
+		}
+	}
 }

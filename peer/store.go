@@ -109,6 +109,14 @@ func (s *store) since(pos int) ([]uint32, int, <-chan struct{}) {
 	return append([]uint32(nil), s.log[pos:]...), len(s.log), s.more
 }
 
+// logLen is how many pieces the log holds: since(pos) has news while
+// pos is below it.
+func (s *store) logLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.log)
+}
+
 func (s *store) has(p int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

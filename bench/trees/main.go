@@ -12,9 +12,11 @@
 // (of the whole system: the closest a shell gets), since p2pxfer makes the files durable before it exits
 // and tar does not. With -many N it also sends N files of a few bytes, to
 // see what the file count costs in memory. croc is timed when a croc
-// binary is on PATH.
+// binary is on PATH. With -bin A,B it compares builds: each run sends with
+// every binary in turn, then tar, so each figure has its neighbours.
 //
 //	go run ./bench/trees -runs 3 -many 100000
+//	go run ./bench/trees -bin /tmp/p2pxfer-old,/tmp/p2pxfer-new -runs 5
 package main
 
 import (
@@ -31,6 +33,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -46,11 +49,16 @@ func main() {
 	bigFiles := flag.Int("bigfiles", 1000, "files in the second tree")
 	many := flag.Int("many", 0, "also send a tree of this many files of a few bytes, once (0: skip)")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	bins := flag.String("bin", "", "comma-separated p2pxfer binaries to compare, each in every run (default: build this tree)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var rows []string
-	err := run(ctx, *runs, *small, *bigMiB, *bigFiles, *many, *keep, &rows)
+	var binList []string
+	if *bins != "" {
+		binList = strings.Split(*bins, ",")
+	}
+	err := run(ctx, *runs, *small, *bigMiB, *bigFiles, *many, *keep, binList, &rows)
 	if len(rows) > 0 {
 		fmt.Printf("\nSummary (%d CPUs; times from the receiver's start to its exit; RSS is peak)\n", benchkit.NumCPU())
 		for _, r := range rows {
@@ -84,7 +92,7 @@ type tree struct {
 	bytes int64
 }
 
-func run(ctx context.Context, runs, small, bigMiB, bigFiles, many int, keep bool, rows *[]string) error {
+func run(ctx context.Context, runs, small, bigMiB, bigFiles, many int, keep bool, bins []string, rows *[]string) error {
 	work, err := os.MkdirTemp("", "p2pxfer-trees-")
 	if err != nil {
 		return err
@@ -92,13 +100,16 @@ func run(ctx context.Context, runs, small, bigMiB, bigFiles, many int, keep bool
 	if !keep {
 		defer os.RemoveAll(work)
 	}
-	bin := filepath.Join(work, "p2pxfer")
-	fmt.Println("building p2pxfer ...")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = benchkit.RepoRoot()
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build: %w", err)
+	if len(bins) == 0 {
+		bin := filepath.Join(work, "p2pxfer")
+		fmt.Println("building p2pxfer ...")
+		build := exec.Command("go", "build", "-o", bin, ".")
+		build.Dir = benchkit.RepoRoot()
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+		bins = []string{bin}
 	}
 	croc, _ := exec.LookPath("croc")
 	if croc == "" {
@@ -136,18 +147,26 @@ func run(ctx context.Context, runs, small, bigMiB, bigFiles, many int, keep bool
 		if err != nil {
 			return err
 		}
-		var p2p, tarRes, tarSync []result
+		p2p := make([][]result, len(bins))
+		var tarRes, tarSync []result
+		var outs []string
 		for i := range sc.runs {
-			// A new directory for each run, all removed at the end: ext4
-			// without a journal skips recently freed inodes one by one at
-			// every creation, which would charge one run for the last.
+			// A new directory for each run, all removed once the tree is
+			// done: ext4 without a journal skips inodes freed in the last
+			// few seconds one by one at every creation (recently_deleted),
+			// which would charge whichever run comes after a removal.
 			out := filepath.Join(work, fmt.Sprintf("out%d-%d", k, i))
-			r, err := transfer(ctx, bin, out+"-p2p", t)
-			if err != nil {
-				return fmt.Errorf("%s, p2pxfer run %d: %w", sc.name, i+1, err)
+			for b, bin := range bins {
+				dst := fmt.Sprintf("%s-p2p%d", out, b)
+				outs = append(outs, dst)
+				r, err := transfer(ctx, bin, dst, t)
+				if err != nil {
+					return fmt.Errorf("%s, p2pxfer %s run %d: %w", sc.name, binLabel(bins, b), i+1, err)
+				}
+				fmt.Printf("  p2pxfer%s run %d: %v\n", binLabel(bins, b), i+1, r)
+				p2p[b] = append(p2p[b], r)
 			}
-			fmt.Printf("  p2pxfer   run %d: %v\n", i+1, r)
-			p2p = append(p2p, r)
+			outs = append(outs, out+"-tarfalse", out+"-tartrue")
 			for _, sync := range []bool{false, true} {
 				r, err := tarOverTCP(ctx, t, fmt.Sprintf("%s-tar%v", out, sync), sync)
 				if err != nil {
@@ -162,26 +181,49 @@ func run(ctx context.Context, runs, small, bigMiB, bigFiles, many int, keep bool
 				}
 				fmt.Printf("  %s run %d: %v\n", label, i+1, r)
 			}
-			for _, suffix := range []string{"-p2p", "-tarfalse", "-tartrue"} {
-				_ = os.RemoveAll(out + suffix)
-			}
 		}
-		mp, mt, ms := median(p2p), median(tarRes), median(tarSync)
+		mt, ms := median(tarRes), median(tarSync)
+		*rows = append(*rows, fmt.Sprintf("%s (%.0f MiB), median of %d:", sc.name, float64(t.bytes)/(1<<20), sc.runs))
+		for b := range bins {
+			mp := median(p2p[b])
+			*rows = append(*rows,
+				fmt.Sprintf("  p2pxfer%s %v", binLabel(bins, b), mp),
+				fmt.Sprintf("    time / tar: %.2f;  / tar+sync: %.2f;  peak RSS send %.1f x, recv %.1f x tar's;  runs %s",
+					mp.secs/mt.secs, mp.secs/ms.secs, float64(mp.sendRSS)/float64(mt.sendRSS), float64(mp.recvRSS)/float64(mt.recvRSS), runTimes(p2p[b])))
+		}
 		*rows = append(*rows,
-			fmt.Sprintf("%s (%.0f MiB), median of %d:", sc.name, float64(t.bytes)/(1<<20), sc.runs),
-			fmt.Sprintf("  p2pxfer        %v", mp),
-			fmt.Sprintf("  tar over TCP   %v", mt),
-			fmt.Sprintf("  tar, then sync %v", ms),
-			fmt.Sprintf("  p2pxfer time / tar: %.2f;  / tar+sync: %.2f;  peak RSS send %.1f x, recv %.1f x tar's",
-				mp.secs/mt.secs, mp.secs/ms.secs, float64(mp.sendRSS)/float64(mt.sendRSS), float64(mp.recvRSS)/float64(mt.recvRSS)))
+			fmt.Sprintf("  tar over TCP   %v;  runs %s", mt, runTimes(tarRes)),
+			fmt.Sprintf("  tar, then sync %v;  runs %s", ms, runTimes(tarSync)))
+		for _, o := range outs {
+			_ = os.RemoveAll(o)
+		}
 		if !keep {
 			_ = os.RemoveAll(filepath.Dir(t.dir))
 		}
+		syscall.Sync()
 	}
 	return nil
 }
 
+// binLabel names binary b of bins in the output: nothing for one.
+func binLabel(bins []string, b int) string {
+	if len(bins) < 2 {
+		return "  "
+	}
+	return fmt.Sprintf(" %c (%s)", 'A'+b, filepath.Base(bins[b]))
+}
+
+// runTimes lists each run's seconds, in order.
+func runTimes(rs []result) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%.2f", r.secs))
+	}
+	return strings.Join(parts, " ")
+}
+
 func median(rs []result) result {
+	rs = slices.Clone(rs) // the runs stay in order for runTimes
 	sort.Slice(rs, func(i, j int) bool { return rs[i].secs < rs[j].secs })
 	return rs[len(rs)/2]
 }
