@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -114,6 +115,11 @@ func openFileBudget() int {
 // through (four fcntl and an epoll_ctl, failing, for a regular file), as
 // many system calls as the rest of creating a small file.
 func openIn(dir *folder, name string, flag int, perm os.FileMode) (*os.File, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		// Only a base name stays in dir; the callers' names are checked
+		// already, this keeps it so whatever changes around them.
+		return nil, &os.PathError{Op: "openat", Path: name, Err: ErrBadName}
+	}
 	df, err := dir.file()
 	if err != nil {
 		return nil, err
