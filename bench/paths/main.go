@@ -85,17 +85,18 @@ const (
 )
 
 type config struct {
-	sizeMiB  int
-	runs     int
-	lanes    int
-	timeout  time.Duration
-	verbose  bool
-	bins     []string // p2pxfer binaries: the one measured, and -alt
-	work     string
-	src      string
-	want     [32]byte
-	tcpCC    string
-	selfPath string
+	sizeMiB              int
+	runs                 int
+	lanes                int
+	timeout              time.Duration
+	verbose              bool
+	bins                 []string // p2pxfer binaries: the one measured, and -alt
+	work                 string
+	src                  string
+	want                 [32]byte
+	tcpCC                string
+	selfPath             string
+	sendFlags, recvFlags []string
 }
 
 // run is one transfer as measured.
@@ -132,9 +133,12 @@ func main() {
 	flag.StringVar(&cfg.tcpCC, "tcp-cc", "", "TCP congestion control in the namespaces, e.g. cubic (default: the host's)")
 	bin := flag.String("bin", "", "measure this p2pxfer binary instead of building one")
 	alt := flag.String("alt", "", "also measure this second p2pxfer binary, alternating with the first (not in scenario f)")
+	sendFlags := flag.String("send-flags", "", "extra flags for send, space-separated (e.g. \"--debug pion\" with -v)")
+	recvFlags := flag.String("recv-flags", "", "extra flags for recv, space-separated")
 	keep := flag.Bool("keep", false, "keep the work directory (binary, file, logs)")
 	cleanup := flag.Bool("cleanup", false, "remove namespaces left behind by paths runs that are no longer alive, and exit")
 	flag.Parse()
+	cfg.sendFlags, cfg.recvFlags = strings.Fields(*sendFlags), strings.Fields(*recvFlags)
 
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "paths: must run as root (it creates network namespaces, qdiscs and iptables rules); try: sudo -E go run ./bench/paths")
@@ -613,6 +617,7 @@ func p2pRun(ctx context.Context, cfg *config, p *path, bin, tag string) (run, er
 	}
 	roomWatch := &benchkit.LineWatch{RE: roomRE, Found: make(chan string, 1)}
 	args := append([]string{bin, "send", "--signal", url, "--max-receivers", "1", "--stun", "none", "--interface", p.dev[0]}, cfg.extra()...)
+	args = append(args, cfg.sendFlags...)
 	snd, err := startIn(p.ns[0], "send-"+tag, cfg.work, roomWatch, append(args, cfg.src)...)
 	if err != nil {
 		return run{}, err
@@ -629,6 +634,7 @@ func p2pRun(ctx context.Context, cfg *config, p *path, bin, tag string) (run, er
 	}
 	defer os.RemoveAll(out)
 	args = append([]string{bin, "recv", "--no-seed", "--signal", url, "--out", out, "--stun", "none", "--interface", p.dev[1]}, cfg.extra()...)
+	args = append(args, cfg.recvFlags...)
 	start := time.Now()
 	rcv, err := startIn(p.ns[1], "recv-"+tag, cfg.work, nil, append(args, room)...)
 	if err != nil {
@@ -693,8 +699,8 @@ func relayScenario(ctx context.Context, cfg *config, s scenario) ([]result, erro
 		Interval:   -1,
 		Work:       filepath.Join(cfg.work, "latency"),
 		Verbose:    cfg.verbose,
-		SendFlags:  cfg.extra(),
-		RecvFlags:  cfg.extra(),
+		SendFlags:  append(cfg.extra(), cfg.sendFlags...),
+		RecvFlags:  append(cfg.extra(), cfg.recvFlags...),
 		PathHook: func(ctx context.Context, ns, dev [2]string) error {
 			return benchkit.ShAll(ctx, [][]string{lossRule(ns[0], dev[0], s.loss), lossRule(ns[1], dev[1], s.loss)})
 		},
