@@ -194,10 +194,11 @@ func main() {
 	}
 }
 
-// checkTools says what is missing: ip, tc, ethtool, iptables.
+// checkTools says what is missing: network namespaces, ip, tc, ethtool,
+// iptables for loss, and TUN for scenario f.
 func checkTools(chosen []scenario) error {
-	if err := netlab.Check(); err != nil {
-		return err
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		return fmt.Errorf("no network namespaces (%v): the kernel needs CONFIG_NET_NS", err)
 	}
 	need := map[string]string{"ip": "iproute2", "tc": "iproute2", "ethtool": "ethtool"}
 	for _, s := range chosen {
@@ -338,7 +339,7 @@ func setup(ctx context.Context, s scenario) (*path, error) {
 // lossRule drops a random fraction of what ns receives on dev, in the raw
 // table: before conntrack, so it costs little and counts every packet.
 func lossRule(ns, dev string, loss float64) []string {
-	return []string{"ip", "netns", "exec", ns, "iptables", "-t", "raw", "-A", "PREROUTING", "-i", dev,
+	return []string{"ip", "netns", "exec", ns, "iptables", "-w", "-t", "raw", "-A", "PREROUTING", "-i", dev,
 		"-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(loss, 'f', -1, 64), "-j", "DROP"}
 }
 
@@ -366,7 +367,7 @@ func (p *path) drops() (tail, loss int64) {
 				}
 			}
 		}
-		out, err = exec.Command("ip", "netns", "exec", ns, "iptables", "-t", "raw", "-nvxL", "PREROUTING").Output()
+		out, err = exec.Command("ip", "netns", "exec", ns, "iptables", "-w", "-t", "raw", "-nvxL", "PREROUTING").Output()
 		if err == nil {
 			for _, l := range strings.Split(string(out), "\n") {
 				if f := strings.Fields(l); len(f) > 2 && strings.Contains(l, "statistic") {
