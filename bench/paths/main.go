@@ -114,8 +114,8 @@ type result struct {
 	runs []run // sorted by time
 	med  run
 	mbps float64
-	// tcpOnly: CPU and random drops are not known (scenario f, where
-	// bench/internal/latency measures TCP inside its own process).
+	// Not known in scenario f: TCP's CPU (bench/internal/latency runs
+	// TCP inside its own process) and the random drops of either.
 	noCPU, noLoss bool
 }
 
