@@ -34,6 +34,7 @@ var layers = map[string][]string{
 	"bench/internal/latency":  {"bench/internal/benchkit", "internal/netlab"},
 	"bench/latency":           {"bench/internal/benchkit", "bench/internal/latency"},
 	"bench/loopback":          {"bench/internal/benchkit", "bench/internal/latency"},
+	"bench/paths":             {"bench/internal/benchkit", "bench/internal/latency", "internal/netlab"},
 	"bench/swarm":             {"bench/internal/benchkit"},
 	"bench/trees":             {"bench/internal/benchkit"},
 }

@@ -218,6 +218,29 @@ func TestDirectWindow(t *testing.T) {
 	}
 }
 
+// TestDirectRTOMax: the timeout is capped on a short path and on this
+// host, and left to pion where the path is long or its round trip unknown.
+func TestDirectRTOMax(t *testing.T) {
+	for _, c := range []struct {
+		rtt      time.Duration
+		loopback bool
+		want     float64
+	}{
+		{0, true, 250},                         // this host: the floor
+		{0, false, 0},                          // unknown: pion's
+		{300 * time.Microsecond, false, 251.2}, // a LAN
+		{50 * time.Millisecond, false, 450},
+		{190 * time.Millisecond, false, 0}, // 1 s or more: pion's
+	} {
+		if got := directRTOMax(c.rtt, c.loopback); got != c.want {
+			t.Errorf("directRTOMax(%v, %v) = %v, want %v", c.rtt, c.loopback, got, c.want)
+		}
+	}
+	if loopbackPath.rtoMax != 250 {
+		t.Errorf("loopbackPath.rtoMax = %v, want 250", loopbackPath.rtoMax)
+	}
+}
+
 // TestSharedCPUs: Config.SharedCPUs hears when the first direct lane to a
 // peer on this host opens and when the last one closes, and nothing of
 // lanes between hosts.

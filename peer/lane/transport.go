@@ -403,15 +403,22 @@ func (t *Transport) wantLanes(pc *webrtc.PeerConnection) bool {
 	if _, _, remote, ok := selectedPair(pc); ok && remote.IsLoopback() && t.cfg.LoopbackAs != LoopbackOneHost {
 		return true
 	}
+	rtt := iceRTT(pc)
+	return rtt <= 0 || rtt >= lanesMinRTT
+}
+
+// iceRTT is the round trip ICE measured on pc's selected pair, 0 if it
+// has none.
+func iceRTT(pc *webrtc.PeerConnection) time.Duration {
 	sctp := pc.SCTP()
 	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
-		return true
+		return 0
 	}
 	st, ok := sctp.Transport().ICETransport().GetSelectedCandidatePairStats()
 	if !ok || st.CurrentRoundTripTime <= 0 {
-		return true
+		return 0
 	}
-	return time.Duration(st.CurrentRoundTripTime*float64(time.Second)) >= lanesMinRTT
+	return time.Duration(st.CurrentRoundTripTime * float64(time.Second))
 }
 
 // openMux listens on every address of the interfaces keep accepts, one

@@ -202,3 +202,24 @@ func ParseRate(s string) (int64, error) {
 	}
 	return 0, fmt.Errorf("bad rate %q", s)
 }
+
+// MachineCPU reads /proc/stat: CPU seconds of all processors busy (user,
+// nice, system, irq, softirq) and stolen, since boot. A benchmark takes
+// the difference over a run to show how much others' load took.
+func MachineCPU() (busy, steal float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	v := make([]float64, 8)
+	for i := range v {
+		v[i], _ = strconv.ParseFloat(f[i+1], 64)
+		v[i] /= 100 // USER_HZ
+	}
+	return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
+}

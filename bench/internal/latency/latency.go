@@ -74,6 +74,11 @@ type Config struct {
 	Verbose      bool          // run send and recv with -v; their stderr goes to Work/send-N.stderr, recv-N.stderr
 	SendFlags    []string      // extra flags for send
 	RecvFlags    []string      // extra flags for recv
+
+	// PathHook, if set, is called once the path is up with each side's
+	// namespace and TUN device (a's first), to add to the path what the
+	// relay does not emulate (bench/paths: random loss with iptables).
+	PathHook func(ctx context.Context, ns, dev [2]string) error
 }
 
 // Measurement is the median run of one kind of transfer.
@@ -189,6 +194,11 @@ func Run(ctx context.Context, cfg Config, bin string, out io.Writer) (Result, er
 	if err := b.setup(ctx); err != nil {
 		return Result{}, fmt.Errorf("path setup: %w", err)
 	}
+	if cfg.PathHook != nil {
+		if err := cfg.PathHook(ctx, [2]string{nsName('a'), nsName('b')}, [2]string{tunName('a'), tunName('b')}); err != nil {
+			return Result{}, fmt.Errorf("path setup: %w", err)
+		}
+	}
 	res := Result{Size: b.size}
 	if res.PingRTT, err = b.ping(ctx); err != nil {
 		return Result{}, fmt.Errorf("ping across the path: %w", err)
@@ -274,7 +284,7 @@ func (b *bench) measure(ctx context.Context, name string, i int, fn func(context
 	tunA0, tunB0 := b.tunDrops('a'), b.tunDrops('b')
 	udp0 := b.udpCounters()
 	cpu0 := selfCPU()
-	busy0, steal0 := machineCPU()
+	busy0, steal0 := benchkit.MachineCPU()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -298,7 +308,7 @@ func (b *bench) measure(ctx context.Context, name string, i int, fn func(context
 		return r, err
 	}
 	r.relayCPU = selfCPU() - cpu0
-	busy1, steal1 := machineCPU()
+	busy1, steal1 := benchkit.MachineCPU()
 	r.busy, r.steal = busy1-busy0, steal1-steal0
 	r.ab, r.ba = b.relay.AB.counters().Sub(ab0), b.relay.BA.counters().Sub(ba0)
 	r.tunDrops = [2]int64{b.tunDrops('a') - tunA0, b.tunDrops('b') - tunB0}
@@ -597,26 +607,6 @@ func udpDelta(before, after map[string]int64) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
-}
-
-// machineCPU reads /proc/stat: CPU seconds of all processors busy
-// (user, nice, system, irq, softirq) and stolen, since boot.
-func machineCPU() (busy, steal float64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0
-	}
-	v := make([]float64, 8)
-	for i := range v {
-		v[i], _ = strconv.ParseFloat(f[i+1], 64)
-		v[i] /= 100 // USER_HZ
-	}
-	return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
 }
 
 func selfCPU() float64 {
