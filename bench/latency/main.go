@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
@@ -112,12 +111,8 @@ func run(ctx context.Context, cfg *latency.Config, bin string, keep bool) error 
 	cfg.Work = work
 	if bin == "" {
 		bin = filepath.Join(work, "p2pxfer")
-		fmt.Println("building p2pxfer ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-		build.Dir = benchkit.RepoRoot()
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build: %w", err)
+		if err := benchkit.Build(ctx, bin); err != nil {
+			return err
 		}
 	} else if bin, err = filepath.Abs(bin); err != nil {
 		return err

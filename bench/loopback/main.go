@@ -90,12 +90,8 @@ func run(ctx context.Context, sizeMiB, runs, small int, one, keep bool, sum *sum
 		defer os.RemoveAll(work)
 	}
 	bin := filepath.Join(work, "p2pxfer")
-	fmt.Println("building p2pxfer ...")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = benchkit.RepoRoot()
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build: %w", err)
+	if err := benchkit.Build(ctx, bin); err != nil {
+		return err
 	}
 	src := filepath.Join(work, "payload.bin")
 	size := int64(sizeMiB) << 20

@@ -232,12 +232,8 @@ func runAll(ctx context.Context, cfg *config, chosen []scenario, bin, alt string
 	cfg.work = work
 	if bin == "" {
 		bin = filepath.Join(work, "p2pxfer")
-		fmt.Println("building p2pxfer ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-		build.Dir = benchkit.RepoRoot()
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build: %w", err)
+		if err := benchkit.Build(ctx, bin); err != nil {
+			return err
 		}
 	}
 	for _, b := range []string{bin, alt} {

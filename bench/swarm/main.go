@@ -203,12 +203,8 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if cfg.bin == "" {
 		cfg.bin = filepath.Join(cfg.work, "p2pxfer")
-		fmt.Println("building p2pxfer ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.bin, ".")
-		build.Dir = benchkit.RepoRoot()
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build: %w", err)
+		if err := benchkit.Build(ctx, cfg.bin); err != nil {
+			return err
 		}
 	} else if cfg.bin, err = filepath.Abs(cfg.bin); err != nil {
 		return err

@@ -102,12 +102,8 @@ func run(ctx context.Context, runs, small, bigMiB, bigFiles, many int, keep bool
 	}
 	if len(bins) == 0 {
 		bin := filepath.Join(work, "p2pxfer")
-		fmt.Println("building p2pxfer ...")
-		build := exec.Command("go", "build", "-o", bin, ".")
-		build.Dir = benchkit.RepoRoot()
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build: %w", err)
+		if err := benchkit.Build(ctx, bin); err != nil {
+			return err
 		}
 		bins = []string{bin}
 	}

@@ -223,3 +223,15 @@ func MachineCPU() (busy, steal float64) {
 	}
 	return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
 }
+
+// Build builds p2pxfer from the repository into bin, saying so.
+func Build(ctx context.Context, bin string) error {
+	fmt.Println("building p2pxfer ...")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Dir = RepoRoot()
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	return nil
+}
