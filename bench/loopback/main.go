@@ -326,12 +326,8 @@ func transfer(bin, out string, srcs []string, wants [][32]byte, flags ...string)
 		return result{}, fmt.Errorf("send: %w", err)
 	}
 	for i, src := range srcs {
-		got, err := benchkit.HashFile(filepath.Join(out, filepath.Base(src)))
-		if err != nil {
+		if err := benchkit.CheckHash(filepath.Join(out, filepath.Base(src)), wants[i]); err != nil {
 			return result{}, err
-		}
-		if got != wants[i] {
-			return result{}, fmt.Errorf("received %s has the wrong SHA-256", filepath.Base(src))
 		}
 	}
 	su, ru := send.ProcessState.SysUsage().(*syscall.Rusage), recv.ProcessState.SysUsage().(*syscall.Rusage)

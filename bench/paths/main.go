@@ -493,7 +493,7 @@ func tcpRun(ctx context.Context, cfg *config, p *path, i int) (run, error) {
 	if snd.FailedOnItsOwn() {
 		return run{}, fmt.Errorf("sender: %s\n%s", snd.ExitDesc(), snd.Stderr)
 	}
-	if err := verify(cfg, dst); err != nil {
+	if err := benchkit.CheckHash(dst, cfg.want); err != nil {
 		return run{}, err
 	}
 	return run{secs: secs, sendCPU: snd.CPU(), recvCPU: rcv.CPU()}, nil
@@ -566,17 +566,6 @@ func startIn(ns, name, dir string, stdout io.Writer, argv ...string) (*benchkit.
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Env = benchkit.ProcEnv(password)
 	return benchkit.StartProc(cmd, name, dir, stdout, nil)
-}
-
-func verify(cfg *config, path string) error {
-	got, err := benchkit.HashFile(path)
-	if err != nil {
-		return err
-	}
-	if got != cfg.want {
-		return fmt.Errorf("%s has the wrong SHA-256", path)
-	}
-	return nil
 }
 
 // ---- p2pxfer ----
@@ -656,7 +645,7 @@ func p2pRun(ctx context.Context, cfg *config, p *path, bin, tag string) (run, er
 	if snd.FailedOnItsOwn() {
 		return run{}, fmt.Errorf("send: %s\n%s", snd.ExitDesc(), snd.Stderr)
 	}
-	if err := verify(cfg, filepath.Join(out, filepath.Base(cfg.src))); err != nil {
+	if err := benchkit.CheckHash(filepath.Join(out, filepath.Base(cfg.src)), cfg.want); err != nil {
 		return run{}, err
 	}
 	return run{secs: secs, sendCPU: snd.CPU(), recvCPU: rcv.CPU()}, nil

@@ -224,6 +224,18 @@ func MachineCPU() (busy, steal float64) {
 	return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
 }
 
+// CheckHash says whether path holds what has the SHA-256 want.
+func CheckHash(path string, want [sha256.Size]byte) error {
+	got, err := HashFile(path)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s has the wrong SHA-256", path)
+	}
+	return nil
+}
+
 // Build builds p2pxfer from the repository into bin, saying so.
 func Build(ctx context.Context, bin string) error {
 	fmt.Println("building p2pxfer ...")

@@ -692,7 +692,7 @@ func (b *bench) tcpRun(ctx context.Context, r *run) error {
 	if err := <-sent; err != nil {
 		return fmt.Errorf("sending: %w", err)
 	}
-	return b.verify(dst)
+	return benchkit.CheckHash(dst, b.want)
 }
 
 // setCC sets cfg.TCPCC on a baseline socket (accepted ones inherit it).
@@ -708,17 +708,6 @@ func (b *bench) setCC(_, _ string, rc syscall.RawConn) error {
 	}
 	if serr != nil {
 		return fmt.Errorf("TCP congestion control %q (see /proc/sys/net/ipv4/tcp_available_congestion_control): %w", b.cfg.TCPCC, serr)
-	}
-	return nil
-}
-
-func (b *bench) verify(path string) error {
-	got, err := benchkit.HashFile(path)
-	if err != nil {
-		return err
-	}
-	if got != b.want {
-		return fmt.Errorf("%s has the wrong SHA-256", path)
 	}
 	return nil
 }
@@ -890,7 +879,7 @@ func (b *bench) p2pRun(ctx context.Context, r *run) error {
 		return errors.New("send did not exit after its receiver finished")
 	}
 	r.sendCPU, r.recvCPU = cpuOf(send), cpuOf(recv)
-	return b.verify(filepath.Join(outDir, filepath.Base(b.src)))
+	return benchkit.CheckHash(filepath.Join(outDir, filepath.Base(b.src)), b.want)
 }
 
 func closedWith(err error) <-chan error {
