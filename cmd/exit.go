@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"syscall"
 
@@ -82,6 +83,14 @@ func summary(err error) string {
 	if msg := err.Error(); errors.Is(err, chunker.ErrNoSpace) {
 		if i := strings.Index(msg, chunker.ErrNoSpace.Error()); i > 0 {
 			return msg[i:]
+		}
+	}
+	// --out that cannot be written: the directory and why, without the
+	// layers' operation names before it.
+	if msg := err.Error(); errors.Is(err, chunker.ErrReadOnly) || errors.Is(err, fs.ErrPermission) {
+		const op = "chunker create writer "
+		if i := strings.Index(msg, op); i >= 0 {
+			return "cannot write into " + msg[i+len(op):]
 		}
 	}
 	return err.Error()

@@ -263,3 +263,31 @@ func TestSourceChanged(t *testing.T) {
 		})
 	}
 }
+
+// --out on a read-only file system: recv says so (exit 7), in its own
+// words, not that there is not enough free space, and writes nothing.
+func TestReadOnlyOut(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	src := t.TempDir()
+	randomFile(t, src, "a.bin", 100<<10)
+	out := t.TempDir()
+	if err := syscall.Mount("tmpfs", out, "tmpfs", syscall.MS_RDONLY, "size=16m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(out, syscall.MNT_DETACH) })
+	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", filepath.Join(src, "a.bin"))
+	roomID, password, url := snd.offer(t)
+	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	c := r.waitUpTo(t, 30*time.Second, "recv into a read-only file system")
+	stderr := r.stderr.String()
+	if c != ExitRefused || !strings.Contains(stderr, "read-only") || strings.Contains(stderr, "free space") || strings.Contains(stderr, "chunker") {
+		t.Fatalf("exit %d, want %d saying the destination is read-only:\n%s", c, ExitRefused, stderr)
+	}
+	if entries, err := os.ReadDir(out); err != nil || len(entries) != 0 {
+		t.Fatalf("--out holds %v (%v), want nothing", entries, err)
+	}
+}
