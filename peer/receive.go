@@ -227,8 +227,11 @@ type dsource struct {
 	raw     io.Writer // nil until the data channel is open
 	inSched bool
 	// asked holds what we requested that has not arrived: true while it
-	// counts in askedBytes, false once cancelled (it may still come).
+	// counts in askedBytes and nAsked, false once cancelled or withdrawn
+	// (it may still come, or never: such entries stay, so only nAsked
+	// says how much the source still owes us).
 	asked    map[int]bool
+	nAsked   int
 	lastData time.Time
 	finished time.Time // when we sent it our finished frame
 
@@ -678,6 +681,7 @@ func (d *download) withdrawn(s *dsource, fi int) {
 		}
 		if s.asked[p] {
 			s.asked[p] = false
+			s.nAsked--
 			s.askedBytes -= int64(m.Piece(p).Size)
 		}
 	}
@@ -821,19 +825,20 @@ func (d *download) fill() {
 		// Top up once a quarter of the window is free, so wants go out in
 		// batches rather than one frame per arriving piece (a thousand
 		// small files made a thousand want frames).
-		if win := s.window(); s.askedBytes > win-win/4 || len(s.asked) > maxAsked-maxAsked/4 {
+		if win := s.window(); s.askedBytes > win-win/4 || s.nAsked > maxAsked-maxAsked/4 {
 			continue
 		}
 		var batch []uint32
-		for s.askedBytes < s.window() && len(s.asked) < maxAsked {
+		for s.askedBytes < s.window() && s.nAsked < maxAsked {
 			p, ok := d.sc.Next(s.id)
 			if !ok {
 				break
 			}
-			if len(s.asked) == 0 {
+			if s.nAsked == 0 {
 				s.lastData = time.Now()
 			}
 			s.asked[p] = true
+			s.nAsked++
 			s.askedBytes += int64(d.m.Piece(p).Size)
 			batch = append(batch, uint32(p))
 		}
@@ -853,6 +858,7 @@ func (d *download) piece(ctx context.Context, s *dsource, p int, buf []byte) err
 	s.lastData = time.Now()
 	m := d.m
 	if active {
+		s.nAsked--
 		s.askedBytes -= int64(len(buf))
 	}
 	s.got += int64(len(buf))
@@ -902,6 +908,7 @@ func (d *download) cancel(reqs []sched.Request) {
 		for _, q := range list {
 			if s.asked[int(q)] {
 				s.asked[int(q)] = false
+				s.nAsked--
 				s.askedBytes -= int64(d.m.Piece(int(q)).Size)
 			}
 		}
