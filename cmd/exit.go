@@ -69,8 +69,12 @@ func summary(err error) string {
 		}
 		return fmt.Sprintf("%s changed on %s disk after it was offered (this is not corruption)", quoteName(ch.File), who)
 	}
-	if errors.Is(err, chunker.ErrSourceChanged) && !errors.Is(err, peer.ErrSourceChanged) {
+	if errors.Is(err, peer.ErrAllWithdrawn) {
 		return "every file changed on disk since it was hashed: nothing is left to offer"
+	}
+	if msg := err.Error(); errors.Is(err, chunker.ErrSourceChanged) && !errors.Is(err, peer.ErrSourceChanged) {
+		// While hashing, before anything was offered: which file, and how.
+		return strings.TrimPrefix(msg, "chunker open ")
 	}
 	var ce *lane.ConnectError
 	if errors.As(err, &ce) {

@@ -51,3 +51,25 @@ func TestExitWrongPasswordOnLAN(t *testing.T) {
 		t.Errorf("found on the LAN: exit %d, %q", code, hint)
 	}
 }
+
+// TestExitSourceChanged: a file that changed at the sender reads the same
+// for no two of its cases: every file withdrawn while serving, one that
+// changed while it was being hashed (nothing was offered yet), and the
+// receiver's side.
+func TestExitSourceChanged(t *testing.T) {
+	for _, c := range []struct {
+		err        error
+		code       int
+		say, never string
+	}{
+		{fmt.Errorf("peer serve: %w", peer.ErrAllWithdrawn), ExitError, "every file changed", "chunker"},
+		{fmt.Errorf("chunker open %s: %w: size 1 -> 2", "/x/a.bin", chunker.ErrSourceChanged), ExitError, "/x/a.bin: file changed since it was hashed", "every file"},
+		{fmt.Errorf("peer receive: %w", &peer.ChangedError{File: "a.bin", Sender: true}), ExitConnect, "changed on the sender's disk", "peer receive"},
+	} {
+		code, _ := exitCode(c.err)
+		msg := summary(c.err)
+		if code != c.code || !strings.Contains(msg, c.say) || strings.Contains(msg, c.never) {
+			t.Errorf("%v: exit %d, %q; want %d, saying %q and not %q", c.err, code, msg, c.code, c.say, c.never)
+		}
+	}
+}

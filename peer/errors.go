@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/peer/lane"
 )
 
@@ -49,6 +50,10 @@ var (
 	// holds the pieces missing (wraps ErrNoSources too). The download is
 	// kept: a new send of the same files resumes it.
 	ErrSenderLeft = errors.New("the sender left the room")
+	// ErrAllWithdrawn: Serve withdrew every file, each changed on disk
+	// since it was hashed (wraps chunker.ErrSourceChanged): nothing is
+	// left to offer.
+	ErrAllWithdrawn = fmt.Errorf("%w: every file was withdrawn, nothing is left to offer", chunker.ErrSourceChanged)
 )
 
 // ChangedError is ErrSourceChanged with the file: File, as the manifest

@@ -144,7 +144,7 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 			allGone, sp.refuse = nil, true
 			ending = time.After(withdrawnGrace)
 		case <-ending:
-			return errAllWithdrawn
+			return fmt.Errorf("peer serve: %w", ErrAllWithdrawn)
 		case err := <-sigErr:
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -168,10 +168,8 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 	}
 	// The room stays open (on a server that keeps rooms without their
 	// host): seeds may still hold the files as offered.
-	return errAllWithdrawn
+	return fmt.Errorf("peer serve: %w", ErrAllWithdrawn)
 }
-
-var errAllWithdrawn = fmt.Errorf("peer serve: %w: every file was withdrawn, nothing is left to offer", chunker.ErrSourceChanged)
 
 // withdrawnGrace bounds how long a sender whose files all changed waits
 // for its receivers, told so, to end their sessions.
