@@ -91,7 +91,7 @@ func summary(err error) string {
 	}
 	// --out that cannot be written: the directory and why, without the
 	// layers' operation names before it.
-	if msg := err.Error(); errors.Is(err, chunker.ErrReadOnly) || errors.Is(err, fs.ErrPermission) {
+	if msg := err.Error(); errors.Is(err, chunker.ErrReadOnly) || errors.Is(err, fs.ErrPermission) || errors.Is(err, chunker.ErrInUse) {
 		const op = "chunker create writer "
 		if i := strings.Index(msg, op); i >= 0 {
 			return "cannot write into " + msg[i+len(op):]

@@ -402,7 +402,14 @@ func seedEndWhy(ev peer.Event, idle, max time.Duration) string {
 	case peer.SeedEndTime:
 		return " (--seed-time " + max.String() + " passed)"
 	case peer.SeedEndRoomGone:
-		return " (the room is gone: " + summary(ev.Err) + ")"
+		// Closed, or the connection to the server lost (the sender's
+		// embedded server stopped with it): the latter's error is the
+		// WebSocket's, not words for the user.
+		why := "the signalling server went away"
+		if errors.Is(ev.Err, room.ErrRoomClosed) || errors.Is(ev.Err, room.ErrRoomNotFound) || errors.Is(ev.Err, room.ErrTooManyFailures) {
+			why = summary(ev.Err)
+		}
+		return " (the room is gone: " + why + ")"
 	case peer.SeedEndRefused:
 		// Our own limit, not the room's: the sender's room may be open.
 		return " (too many wrong passwords were tried at us)"
