@@ -445,15 +445,11 @@ func (w *Writer) openExisting(name string, flag int) (*os.File, error) {
 // the directory of name, kept open in w.dirs. The caller holds mu, or is
 // setup.
 func (w *Writer) inDir(name string) (*os.Root, string, error) {
-	d := path.Dir(name)
-	if d == "." {
-		return w.root, name, nil
-	}
-	f, err := w.dirs.get(d, func() (*os.Root, error) { return w.root.OpenRoot(d) })
+	f, base, err := w.folderOf(name)
 	if err != nil {
 		return nil, "", err
 	}
-	return f.root, path.Base(name), nil
+	return f.root, base, nil
 }
 
 // folderOf is inDir's folder, for openIn: the destination's own for a

@@ -685,14 +685,14 @@ func (d *download) withdrawn(s *dsource, fi int) {
 			s.askedBytes -= int64(m.Piece(p).Size)
 		}
 	}
-	stripes := map[int]bool{}
 	for c := first; c < first+n; c++ {
 		lose(c)
-		if m.FEC.Enabled() {
-			stripes[m.StripeOf(c)] = true
-		}
 	}
-	for st := range stripes {
+	if !m.FEC.Enabled() || n == 0 {
+		return
+	}
+	// A file's chunks are contiguous, so are the stripes over them.
+	for st := m.StripeOf(first); st <= m.StripeOf(first+n-1); st++ {
 		ref := m.Stripe(st)
 		for j := range ref.NParity {
 			lose(ref.FirstParity + j)
