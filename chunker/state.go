@@ -37,11 +37,12 @@ type wireState struct {
 }
 
 // readState returns the chunks (file-local indices) that fi's state claims,
-// or nil when there is no usable state. Problems reading it are not errors:
+// or nil when there is no usable state; r and base are fi's folder and
+// base name (inDir). Problems reading it are not errors:
 // without a state the file simply starts over.
-func (w *Writer) readState(fi int) *Bitmap {
+func (w *Writer) readState(fi int, r *os.Root, base string) *Bitmap {
 	f := &w.m.Files[fi]
-	sf, err := w.root.Open(StateName(f.Name))
+	sf, err := r.Open(StateName(base))
 	if err != nil {
 		return nil
 	}

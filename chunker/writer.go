@@ -228,14 +228,22 @@ func (w *Writer) setup(dir string, created *[]int) error {
 				continue
 			}
 		}
-		var err error
-		if kept[fi], err = w.checkFinal(fi); err != nil {
+		// The file's folder, kept open (inDir): each lookup below is then
+		// of a base name, not a walk through the path.
+		r, base, err := w.inDir(f.Name)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%q: %w", f.Name, err)
+		}
+		if err != nil { // not a folder after all: checkDir and openPart say what is in the way
+			r, base = w.root, f.Name
+		}
+		if kept[fi], err = w.checkFinal(fi, r, base); err != nil {
 			return err
 		}
 		if kept[fi] {
 			continue
 		}
-		st, err := w.root.Lstat(PartName(f.Name))
+		st, err := r.Lstat(PartName(base))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			fresh[fi] = true
@@ -245,7 +253,7 @@ func (w *Writer) setup(dir string, created *[]int) error {
 		// Read even without a part file, so a stale state is known and
 		// removed when the file is placed.
 		held := int64(0)
-		if claims[fi] = w.readState(fi); claims[fi] != nil && !fresh[fi] {
+		if claims[fi] = w.readState(fi, r, base); claims[fi] != nil && !fresh[fi] {
 			held = w.claimedBytes(fi, claims[fi])
 			claimed += held
 		}
@@ -321,10 +329,11 @@ func (w *Writer) setup(dir string, created *[]int) error {
 // checkFinal refuses an existing final file unless Force, and a directory
 // in its place always (Rename could not replace it, and the user would only
 // find out after the whole transfer). With KeepIdentical it reports an
-// identical file as one to keep.
-func (w *Writer) checkFinal(fi int) (keep bool, err error) {
+// identical file as one to keep. r and base are fi's folder and base name
+// (inDir).
+func (w *Writer) checkFinal(fi int, r *os.Root, base string) (keep bool, err error) {
 	name := w.m.Files[fi].Name
-	st, err := w.root.Lstat(name)
+	st, err := r.Lstat(base)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return false, nil
