@@ -111,3 +111,38 @@ var (
 	// ErrClosed: the Source or Writer was closed.
 	ErrClosed = errors.New("closed")
 )
+
+// PathError is a failure of Op (open: gathering and hashing what to send;
+// create writer: preparing the destination) about a local Path, "" when
+// it is about all of them. Its text is the package's usual "chunker op
+// path: err"; a program that shows errors to people can print Path and Err
+// alone.
+type PathError struct {
+	Op, Path string
+	Err      error
+}
+
+func (e *PathError) Error() string {
+	if e.Path == "" {
+		return "chunker " + e.Op + ": " + e.Err.Error()
+	}
+	return "chunker " + e.Op + " " + e.Path + ": " + e.Err.Error()
+}
+
+func (e *PathError) Unwrap() error { return e.Err }
+
+// InWords is e without the operation: "path: err", or err alone.
+func (e *PathError) InWords() string {
+	if e.Path == "" {
+		return e.Err.Error()
+	}
+	return e.Path + ": " + e.Err.Error()
+}
+
+// PathError's operations.
+const (
+	OpOpen         = "open"
+	OpCreateWriter = "create writer"
+)
+
+func pathError(op, path string, err error) error { return &PathError{Op: op, Path: path, Err: err} }

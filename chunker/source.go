@@ -131,7 +131,7 @@ func OpenTree(ctx context.Context, paths []string, opts TreeOptions) (*Source, e
 func open(ctx context.Context, paths []string, allowDirs bool, opts TreeOptions) (*Source, error) {
 	fec := opts.FEC
 	if err := CheckFEC(fec); err != nil {
-		return nil, fmt.Errorf("chunker open: %w", err)
+		return nil, pathError(OpOpen, "", err)
 	}
 	g, err := gather(paths, allowDirs, opts.OnSkip)
 	if err != nil {
@@ -150,7 +150,7 @@ func open(ctx context.Context, paths []string, allowDirs bool, opts TreeOptions)
 		chunkSize = ChooseChunkSize(total)
 	}
 	if err := CheckChunkSize(chunkSize); err != nil {
-		return nil, fmt.Errorf("chunker open: %w", err)
+		return nil, pathError(OpOpen, "", err)
 	}
 	var nchunks int64
 	for i := range s.files {
@@ -164,12 +164,12 @@ func open(ctx context.Context, paths []string, allowDirs bool, opts TreeOptions)
 	// the hashes' base64 and what each name costs at least must fit the
 	// limits.
 	if nchunks > limitChunks || (nchunks*HashSize+2)/3*4+(nparity*HashSize+2)/3*4 > MaxManifestSize {
-		return nil, fmt.Errorf("chunker open: %w: %d chunks of %d bytes and %d parity pieces; use a larger chunk size",
-			ErrManifestTooLarge, nchunks, chunkSize, nparity)
+		return nil, pathError(OpOpen, "", fmt.Errorf("%w: %d chunks of %d bytes and %d parity pieces; use a larger chunk size",
+			ErrManifestTooLarge, nchunks, chunkSize, nparity))
 	}
 	if est := minEncodedSize(g, nchunks, nparity); est > MaxManifestSize {
-		return nil, fmt.Errorf("chunker open: %w: %d files and %d empty folders make a file list of more than %d MiB; send fewer at once",
-			ErrManifestTooLarge, len(g.files), len(g.dirs), MaxManifestSize>>20)
+		return nil, pathError(OpOpen, "", fmt.Errorf("%w: %d files and %d empty folders make a file list of more than %d MiB; send fewer at once",
+			ErrManifestTooLarge, len(g.files), len(g.dirs), MaxManifestSize>>20))
 	}
 	var par *parityPass
 	if fec.Enabled() {
@@ -192,7 +192,7 @@ func open(ctx context.Context, paths []string, allowDirs bool, opts TreeOptions)
 		root, rel := localPath(s.roots, &s.files[i], files[i].Name)
 		f, err := s.openHashing(i, root, rel)
 		if err != nil {
-			return nil, fmt.Errorf("chunker open %s: %w", joinLocal(root, rel), err)
+			return nil, pathError(OpOpen, joinLocal(root, rel), err)
 		}
 		sf := &s.files[i]
 		whole, chunks, err := hashFile(ctx, f, sf.size, chunkSize, report, par, small)
@@ -201,7 +201,7 @@ func open(ctx context.Context, paths []string, allowDirs bool, opts TreeOptions)
 		}
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("chunker open %s: %w", joinLocal(root, rel), err)
+			return nil, pathError(OpOpen, joinLocal(root, rel), err)
 		}
 		files[i].Size, files[i].SHA256, files[i].Chunks = sf.size, whole, chunks
 		// The first files stay open, up to the budget: a few files are
@@ -210,19 +210,19 @@ func open(ctx context.Context, paths []string, allowDirs bool, opts TreeOptions)
 			sf.f = f
 			s.open = append(s.open, i)
 		} else if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("chunker open %s: %w", joinLocal(root, rel), err)
+			return nil, pathError(OpOpen, joinLocal(root, rel), err)
 		}
 	}
 	var parity []Hash
 	if par != nil {
 		var err error
 		if parity, err = par.result(); err != nil {
-			return nil, fmt.Errorf("chunker open: %w", err)
+			return nil, pathError(OpOpen, "", err)
 		}
 	}
 	m, err := NewManifestTree(chunkSize, fec, files, g.dirs, parity)
 	if err != nil {
-		return nil, fmt.Errorf("chunker open: %w", err)
+		return nil, pathError(OpOpen, "", err)
 	}
 	s.m = m
 	// ReadChunk only checks size and mtime, so parity that no longer

@@ -53,39 +53,39 @@ func gather(paths []string, allowDirs bool, onSkip OnSkip) (*gathered, error) {
 	for i, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("chunker open %s: %w", p, err)
+			return nil, pathError(OpOpen, p, err)
 		}
 		var name string
 		switch {
 		case st.Mode().IsRegular():
 			name = filepath.Base(p)
 		case st.IsDir() && !allowDirs:
-			return nil, fmt.Errorf("chunker open %s: %w", p, ErrIsDir)
+			return nil, pathError(OpOpen, p, ErrIsDir)
 		case st.IsDir():
 			abs, err := filepath.Abs(p)
 			if err != nil {
-				return nil, fmt.Errorf("chunker open %s: %w", p, err)
+				return nil, pathError(OpOpen, p, err)
 			}
 			name = filepath.Base(abs)
 			if abs == filepath.Dir(abs) { // "/", or a volume's root
-				return nil, fmt.Errorf("chunker open %s: %w: the root directory has no name to send it under (send the folders in it)", p, ErrBadName)
+				return nil, pathError(OpOpen, p, fmt.Errorf("%w: the root directory has no name to send it under (send the folders in it)", ErrBadName))
 			}
 		default:
-			return nil, fmt.Errorf("chunker open %s: %w (%s)", p, ErrNotRegular, kind(st.Mode()))
+			return nil, pathError(OpOpen, p, fmt.Errorf("%w (%s)", ErrNotRegular, kind(st.Mode())))
 		}
 		if err := CheckName(name); err != nil {
-			return nil, fmt.Errorf("chunker open %s: %w", p, err)
+			return nil, pathError(OpOpen, p, err)
 		}
 		if r := reservedProblem(name); r != "" {
-			return nil, fmt.Errorf("chunker open %s: %w: %s", p, ErrBadName, r)
+			return nil, pathError(OpOpen, p, fmt.Errorf("%w: %s", ErrBadName, r))
 		}
 		if prev, dup := byName[name]; dup {
-			return nil, fmt.Errorf("chunker open: %w: %q and %q would both arrive as %q", ErrDuplicateName, prev, p, name)
+			return nil, pathError(OpOpen, "", fmt.Errorf("%w: %q and %q would both arrive as %q", ErrDuplicateName, prev, p, name))
 		}
 		byName[name] = p
 		if !st.IsDir() {
 			if err := g.addFile(i, name, false, st); err != nil {
-				return nil, fmt.Errorf("chunker open %s: %w", p, err)
+				return nil, pathError(OpOpen, p, err)
 			}
 			continue
 		}
@@ -117,7 +117,7 @@ func (g *gathered) addFile(root int, name string, tree bool, st fs.FileInfo) err
 func (g *gathered) walk(root int, dir, top string, onSkip OnSkip) error {
 	r, err := os.OpenRoot(dir)
 	if err != nil {
-		return fmt.Errorf("chunker open %s: %w", dir, err)
+		return pathError(OpOpen, dir, err)
 	}
 	defer r.Close()
 	skip := func(rel string, why error) {
@@ -135,7 +135,7 @@ func (g *gathered) walk(root int, dir, top string, onSkip OnSkip) error {
 		stack = stack[:len(stack)-1]
 		dr, entries, err := readDir(r, d.rel, d.st)
 		if err != nil {
-			return fmt.Errorf("chunker open %s: %w", filepath.Join(dir, filepath.FromSlash(d.rel)), err)
+			return pathError(OpOpen, filepath.Join(dir, filepath.FromSlash(d.rel)), err)
 		}
 		name := top
 		if d.rel != "." {
@@ -152,7 +152,7 @@ func (g *gathered) walk(root int, dir, top string, onSkip OnSkip) error {
 			}
 			if err != nil {
 				dr.Close()
-				return fmt.Errorf("chunker open %s: %w", filepath.Join(dir, filepath.FromSlash(rel)), err)
+				return pathError(OpOpen, filepath.Join(dir, filepath.FromSlash(rel)), err)
 			}
 			mode := st.Mode()
 			if !mode.IsRegular() && !mode.IsDir() {
@@ -178,13 +178,13 @@ func (g *gathered) walk(root int, dir, top string, onSkip OnSkip) error {
 			}
 			if err := g.addFile(root, full, true, st); err != nil {
 				dr.Close()
-				return fmt.Errorf("chunker open %s: %w", filepath.Join(dir, filepath.FromSlash(rel)), err)
+				return pathError(OpOpen, filepath.Join(dir, filepath.FromSlash(rel)), err)
 			}
 		}
 		dr.Close()
 		if kept == 0 {
 			if len(g.dirs) >= limitDirs {
-				return fmt.Errorf("chunker open %s: %w: more than %d empty directories", dir, ErrManifestTooLarge, limitDirs)
+				return pathError(OpOpen, dir, fmt.Errorf("%w: more than %d empty directories", ErrManifestTooLarge, limitDirs))
 			}
 			g.dirs = append(g.dirs, name)
 		}

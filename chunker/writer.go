@@ -165,11 +165,11 @@ type wfile struct {
 // files and re-verifies every chunk the resume state claims.
 func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) {
 	if m == nil || m.first == nil {
-		return nil, fmt.Errorf("chunker create writer %s: %w: not built by NewManifest or DecodeManifest", dir, ErrBadManifest)
+		return nil, pathError(OpCreateWriter, dir, fmt.Errorf("%w: not built by NewManifest or DecodeManifest", ErrBadManifest))
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("chunker create writer %s: %w", dir, err)
+		return nil, pathError(OpCreateWriter, dir, err)
 	}
 	w := &Writer{
 		maxOpen:  maxOpenParts,
@@ -198,7 +198,7 @@ func CreateWriter(dir string, m *Manifest, opts WriterOptions) (*Writer, error) 
 	var created []int
 	if err := w.setup(dir, &created); err != nil {
 		w.abort(created)
-		return nil, fmt.Errorf("chunker create writer %s: %w", dir, err)
+		return nil, pathError(OpCreateWriter, dir, err)
 	}
 	return w, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"syscall"
 
@@ -72,10 +71,6 @@ func summary(err error) string {
 	if errors.Is(err, peer.ErrAllWithdrawn) {
 		return "every file changed on disk since it was hashed: nothing is left to offer"
 	}
-	if msg := err.Error(); errors.Is(err, chunker.ErrSourceChanged) && !errors.Is(err, peer.ErrSourceChanged) {
-		// While hashing, before anything was offered: which file, and how.
-		return strings.TrimPrefix(msg, "chunker open ")
-	}
 	var ce *lane.ConnectError
 	if errors.As(err, &ce) {
 		return ce.Error()
@@ -89,13 +84,17 @@ func summary(err error) string {
 			return msg[i:]
 		}
 	}
-	// --out that cannot be written: the directory and why, without the
-	// layers' operation names before it.
-	if msg := err.Error(); errors.Is(err, chunker.ErrReadOnly) || errors.Is(err, fs.ErrPermission) || errors.Is(err, chunker.ErrInUse) {
-		const op = "chunker create writer "
-		if i := strings.Index(msg, op); i >= 0 {
-			return "cannot write into " + msg[i+len(op):]
+	if ue := (*unsendableError)(nil); errors.As(err, &ue) {
+		return ue.Error()
+	}
+	// A local path that could not be sent or written into: the path and
+	// why, without the layers' operation names (a file that changed while
+	// it was hashed, a folder it may not read, --out read-only or in use).
+	if pe := (*chunker.PathError)(nil); errors.As(err, &pe) {
+		if pe.Op == chunker.OpCreateWriter {
+			return "cannot write into " + pe.InWords()
 		}
+		return pe.InWords()
 	}
 	return err.Error()
 }

@@ -63,7 +63,8 @@ func TestExitSourceChanged(t *testing.T) {
 		say, never string
 	}{
 		{fmt.Errorf("peer serve: %w", peer.ErrAllWithdrawn), ExitError, "every file changed", "chunker"},
-		{fmt.Errorf("chunker open %s: %w: size 1 -> 2", "/x/a.bin", chunker.ErrSourceChanged), ExitError, "/x/a.bin: file changed since it was hashed", "every file"},
+		{&chunker.PathError{Op: chunker.OpOpen, Path: "/x/a.bin", Err: fmt.Errorf("%w: size 1 -> 2", chunker.ErrSourceChanged)}, ExitError, "/x/a.bin: file changed since it was hashed", "every file"},
+		{&chunker.PathError{Op: chunker.OpOpen, Path: "/x/a.bin", Err: fmt.Errorf("%w: size 1 -> 2", chunker.ErrSourceChanged)}, ExitError, "/x/a.bin", "chunker"},
 		{fmt.Errorf("peer receive: %w", &peer.ChangedError{File: "a.bin", Sender: true}), ExitConnect, "changed on the sender's disk", "peer receive"},
 	} {
 		code, _ := exitCode(c.err)

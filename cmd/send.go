@@ -116,13 +116,13 @@ func runSend(c *cli.Context, env Env) error {
 	}
 	switch {
 	case errors.Is(err, chunker.ErrDuplicateName):
-		return usagef("%s: send the folder that holds them instead, or rename one", strings.TrimPrefix(err.Error(), "chunker open: "))
+		return usagef("%s: send the folder that holds them instead, or rename one", summary(err))
 	case errors.Is(err, chunker.ErrBadName):
 		// Our own file's name, not a peer's: rather than the hint for a
 		// hostile sender, say what helps.
 		err = unsendable(err, c.Args().Slice())
 	case errors.Is(err, chunker.ErrNotRegular):
-		return usagef("%s", strings.TrimPrefix(err.Error(), "chunker open "))
+		return usagef("%s", summary(err))
 	}
 	if err != nil {
 		return err
