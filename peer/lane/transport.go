@@ -40,10 +40,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Lanes is how many connections a dialer uses to one peer (wire.go),
 	// at most MaxLanes: the smaller of both ends' counts. 0 means
-	// DefaultLanes; 1 turns lanes off. A dialer opens peer lanes only
-	// where the path's round trip is at least lanesMinRTT. Where no NAT or
-	// relay is between the two ends, it opens direct lanes instead: one on
-	// one host, as many as lanes between hosts.
+	// DefaultLanes; 1 turns lanes off. A dialer opens lanes only where the
+	// path's round trip is at least lanesMinRTT. Where no NAT or relay is
+	// between the two ends (one host, a LAN), it opens direct lanes
+	// instead: one, or as many as lanes where lanes would open.
 	Lanes int
 	// DirectTimeout bounds a direct lane's set-up, and a dialer's wait for
 	// the other end's: every step is a few round trips, so a lane that
@@ -373,10 +373,9 @@ func (t *Transport) newLaneConnection() (pc *webrtc.PeerConnection, pn *iceNet, 
 	}, nil
 }
 
-// lanesMinRTT: peer lanes (through a NAT or relay) open only on a path
-// this long or longer; on a shorter one they cost more CPU than they
-// bring. Direct lanes between hosts open whatever the round trip
-// (Conn.More).
+// lanesMinRTT: on a shorter path a retransmission timeout is the only
+// stall, and lanes cost CPU: on loopback three are slower than one
+// (docs/performance.md).
 const lanesMinRTT = 5 * time.Millisecond
 
 // selectedPair returns the addresses and candidate types of the ICE pair
