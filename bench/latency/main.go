@@ -99,15 +99,11 @@ func main() {
 }
 
 func run(ctx context.Context, cfg *latency.Config, bin string, keep bool) error {
-	work, err := os.MkdirTemp("", "p2pxfer-latency-")
+	work, done, err := benchkit.WorkDir("p2pxfer-latency-", keep)
 	if err != nil {
 		return err
 	}
-	if keep {
-		defer fmt.Println("work directory kept:", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	cfg.Work = work
 	if bin == "" {
 		bin = filepath.Join(work, "p2pxfer")

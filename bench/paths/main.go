@@ -220,15 +220,11 @@ func checkTools(chosen []scenario) error {
 }
 
 func runAll(ctx context.Context, cfg *config, chosen []scenario, bin, alt string, keep bool) error {
-	work, err := os.MkdirTemp("", "p2pxfer-paths-")
+	work, done, err := benchkit.WorkDir("p2pxfer-paths-", keep)
 	if err != nil {
 		return err
 	}
-	if keep {
-		defer fmt.Println("work directory kept:", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	cfg.work = work
 	if bin == "" {
 		bin = filepath.Join(work, "p2pxfer")

@@ -758,19 +758,13 @@ func procCPU(pid int) (float64, error) {
 // ticks, all CPUs) from /proc/stat; steal counts as busy: it was not ours
 // to use.
 func machineCPU() (busy, total int64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
+	t, ok := benchkit.CPUTicks()
+	if !ok {
 		return 0, 0
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0
-	}
-	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
-		n, _ := strconv.ParseInt(v, 10, 64)
+	for i, n := range t {
 		total += n
-		if i != 3 && i != 4 {
+		if i != 3 && i != 4 { // idle, iowait
 			busy += n
 		}
 	}

@@ -203,25 +203,35 @@ func ParseRate(s string) (int64, error) {
 	return 0, fmt.Errorf("bad rate %q", s)
 }
 
-// MachineCPU reads /proc/stat: CPU seconds of all processors busy (user,
-// nice, system, irq, softirq) and stolen, since boot. A benchmark takes
-// the difference over a run to show how much others' load took.
-func MachineCPU() (busy, steal float64) {
+// CPUTicks reads the machine's CPU time since boot from /proc/stat, in
+// clock ticks summed over all CPUs: user, nice, system, idle, iowait,
+// irq, softirq, steal; ok is false where there is no such file.
+func CPUTicks() (t [8]int64, ok bool) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return t, false
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
+		return t, false
+	}
+	for i := range t {
+		t[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+	}
+	return t, true
+}
+
+// MachineCPU reads /proc/stat: CPU seconds of all processors busy (user,
+// nice, system, irq, softirq) and stolen, since boot. A benchmark takes
+// the difference over a run to show how much others' load took.
+func MachineCPU() (busy, steal float64) {
+	t, ok := CPUTicks()
+	if !ok {
 		return 0, 0
 	}
-	v := make([]float64, 8)
-	for i := range v {
-		v[i], _ = strconv.ParseFloat(f[i+1], 64)
-		v[i] /= 100 // USER_HZ
-	}
-	return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
+	const userHZ = 100
+	return float64(t[0]+t[1]+t[2]+t[5]+t[6]) / userHZ, float64(t[7]) / userHZ
 }
 
 // CheckHash says whether path holds what has the SHA-256 want.
@@ -234,6 +244,19 @@ func CheckHash(path string, want [sha256.Size]byte) error {
 		return fmt.Errorf("%s has the wrong SHA-256", path)
 	}
 	return nil
+}
+
+// WorkDir makes a new work directory under $TMPDIR named after prefix;
+// done removes it, or with keep says where it is.
+func WorkDir(prefix string, keep bool) (dir string, done func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if keep {
+		return dir, func() { fmt.Println("work directory kept:", dir) }, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // Build builds p2pxfer from the repository into bin, saying so.
