@@ -56,16 +56,7 @@ func TestSendFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", top, filepath.Join(base, "notes.txt"))
-	roomID, password, url := snd.offer(t)
-	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
-	if c := rcv.wait(t); c != ExitOK {
-		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
-	}
-	if c := snd.wait(t); c != ExitOK {
-		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
-	}
+	snd, rcv, out := sendOnce(ctx, t, top, filepath.Join(base, "notes.txt"))
 	for name, want := range files {
 		got, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(name)))
 		if err != nil || !bytes.Equal(got, want) {
@@ -169,16 +160,7 @@ func TestSendManyFiles(t *testing.T) {
 			}
 		}
 	}
-	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", top)
-	roomID, password, url := snd.offer(t)
-	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
-	if c := rcv.wait(t); c != ExitOK {
-		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
-	}
-	if c := snd.wait(t); c != ExitOK {
-		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
-	}
+	snd, rcv, out := sendOnce(ctx, t, top)
 	got := 0
 	err := filepath.WalkDir(filepath.Join(out, "many"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -216,20 +198,28 @@ func TestSendEmptyFolder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	top := mkdir(t, filepath.Join(t.TempDir(), "empty", "inner"))
-	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Dir(top))
-	roomID, password, url := snd.offer(t)
-	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
-	if c := rcv.wait(t); c != ExitOK {
-		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
-	}
-	if c := snd.wait(t); c != ExitOK {
-		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
-	}
+	_, rcv, out := sendOnce(ctx, t, filepath.Dir(top))
 	if st, err := os.Stat(filepath.Join(out, "empty", "inner")); err != nil || !st.IsDir() {
 		t.Fatalf("empty/inner: %v", err)
 	}
 	if o := rcv.stdout.String(); !strings.Contains(o, "Receiving 0 files in 2 folders, 0 B") {
 		t.Errorf("no summary:\n%s", o)
 	}
+}
+
+// sendOnce sends paths to one receiver, with the embedded server, and
+// checks that both ends succeed; it returns both runs and recv's --out.
+func sendOnce(ctx context.Context, t *testing.T, paths ...string) (snd, rcv *run, out string) {
+	t.Helper()
+	snd = start(ctx, nil, append([]string{"send", "--listen", "127.0.0.1:0", "--max-receivers", "1"}, paths...)...)
+	roomID, password, url := snd.offer(t)
+	out = t.TempDir()
+	rcv = start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
+	if c := rcv.wait(t); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
+	}
+	if c := snd.wait(t); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
+	}
+	return snd, rcv, out
 }
