@@ -319,6 +319,8 @@ func commonFlags() []cli.Flag {
 				return nil
 			},
 		},
+		&cli.StringFlag{Name: "max-rate", Value: "0", Usage: "upload at most `RATE` per second to all receivers together (5M, 500K, 2MiB, 40Mbit; 0: no limit)",
+			Action: func(_ *cli.Context, v string) error { _, err := parseRate(v); return err }},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log diagnostics to stderr: the paths tried and taken"},
 		&cli.StringSliceFlag{Name: "debug", EnvVars: []string{"P2PXFER_DEBUG"}, Usage: "more diagnostics with -v: 'pion' adds the WebRTC library's own, many lines per packet"},
 		&cli.DurationFlag{Name: "connect-timeout", Value: lane.DefaultConnectTimeout, Hidden: true,
@@ -337,7 +339,11 @@ func peerConfig(env Env, c *cli.Context, log *slog.Logger, offered []room.ICESer
 	for _, s := range offered {
 		ice = append(ice, lane.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
-	cfg := peer.Config{Transport: lane.Config{
+	upload, err := parseRate(c.String("max-rate"))
+	if err != nil {
+		return peer.Config{}, err
+	}
+	cfg := peer.Config{UploadRate: upload, Transport: lane.Config{
 		STUN:           stun,
 		ICEServers:     ice,
 		Interfaces:     c.StringSlice("interface"),

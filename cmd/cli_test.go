@@ -205,6 +205,8 @@ func TestCommandLineSlips(t *testing.T) {
 		{"10 KB room ID", pw, []string{"recv", "--signal", "ws://127.0.0.1:1/ws", long}, ExitUsage, strings.Repeat("a", 64) + "... (10000 bytes) is not a room ID"},
 		{"out is a file", pw, []string{"recv", "--signal", "ws://127.0.0.1:1/ws", "--out", file, "abcdefgh"}, ExitUsage, "--out " + file + " is a file, not a directory"},
 		{"out below a file", pw, []string{"recv", "--signal", "ws://127.0.0.1:1/ws", "--out", filepath.Join(file, "x"), "abcdefgh"}, ExitUsage, "cannot be created: " + file + " is a file"},
+		{"max-rate without a number", nil, []string{"send", "--max-rate", "fast", file}, ExitUsage, `--max-rate "fast": give bytes per second`},
+		{"max-rate with an unknown unit", pw, []string{"recv", "--max-rate", "5Q", "--signal", "ws://127.0.0.1:1/ws", "abcdefgh"}, ExitUsage, `unknown unit "Q"`},
 		{"-v is not the version", nil, []string{"-v", "recv", "--signal", "not a url", "abcdefgh"}, ExitUsage, "not a signalling server URL"},
 	}
 	for _, tc := range cases {

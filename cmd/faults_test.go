@@ -64,7 +64,7 @@ func TestSenderInterrupted(t *testing.T) {
 	bigFile(t, src, name, resumeSize())
 	sctx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
-	snd := start(sctx, nil, "send", "--signal", url, filepath.Join(src, name))
+	snd := start(sctx, nil, "send", "--max-rate", slowRate(), "--signal", url, filepath.Join(src, name))
 	roomID, password := snd.sentOffer(t)
 	out := t.TempDir()
 	r := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, quickGiveUp, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
@@ -83,7 +83,7 @@ func TestSenderKilledNoSeed(t *testing.T) {
 	const name = "big.bin"
 	src := t.TempDir()
 	bigFile(t, src, name, resumeSize())
-	snd := startProc(ctx, t, nil, "send", "--signal", url, "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
+	snd := startProc(ctx, t, nil, "send", "--max-rate", slowRate(), "--signal", url, "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
 	roomID, password := snd.sentOffer(t)
 	out := t.TempDir()
 	r := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, quickGiveUp, "recv", "--signal", url, "--out", out, roomID)
@@ -104,7 +104,7 @@ func TestSenderInterruptedEmbedded(t *testing.T) {
 	bigFile(t, src, name, resumeSize())
 	sctx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
-	snd := start(sctx, nil, "send", "--listen", "127.0.0.1:0", filepath.Join(src, name))
+	snd := start(sctx, nil, "send", "--max-rate", slowRate(), "--listen", "127.0.0.1:0", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 	out := t.TempDir()
 	r := startWith(ctx, map[string]string{"P2PXFER_PASSWORD": password}, quickGiveUp, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
@@ -134,7 +134,7 @@ func TestDiskFullMidTransfer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(out, syscall.MNT_DETACH) })
 
-	snd := startProc(ctx, t, nil, "send", "--listen", "127.0.0.1:0", "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
+	snd := startProc(ctx, t, nil, "send", "--max-rate", slowRate(), "--listen", "127.0.0.1:0", "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 	r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)
 	waitMidTransfer(t, r, out, name)
@@ -177,7 +177,7 @@ func TestTwoRecvSameOut(t *testing.T) {
 	const name = "big.bin"
 	src := t.TempDir()
 	want := bigFile(t, src, name, resumeSize())
-	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", filepath.Join(src, name))
+	snd := start(ctx, nil, "send", "--max-rate", slowRate(), "--listen", "127.0.0.1:0", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 	out := t.TempDir()
 	vars := map[string]string{"P2PXFER_PASSWORD": password}
@@ -226,7 +226,7 @@ func TestSourceChanged(t *testing.T) {
 			const name = "big.bin"
 			src := t.TempDir()
 			bigFile(t, src, name, resumeSize())
-			snd := startProc(ctx, t, nil, "send", "--listen", "127.0.0.1:0", "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
+			snd := startProc(ctx, t, nil, "send", "--max-rate", slowRate(), "--listen", "127.0.0.1:0", "--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
 			roomID, password, url := snd.offer(t)
 			out := t.TempDir()
 			r := start(ctx, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "--no-seed", "--signal", url, "--out", out, roomID)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,11 @@ func resumeSize() int {
 	}
 	return 96 << 20
 }
+
+// slowRate is send's --max-rate for tests that act mid-transfer: the
+// whole of resumeSize takes two seconds, where loopback would carry it in
+// a fraction of one.
+func slowRate() string { return strconv.Itoa(resumeSize() / 2) }
 
 // bigFile writes n random bytes to dir/name and returns their SHA-256,
 // hashing as it writes rather than holding them.
@@ -157,7 +163,7 @@ func TestRecvResumesAfterKill(t *testing.T) {
 	const name = "big.bin"
 	src := t.TempDir()
 	want := bigFile(t, src, name, resumeSize())
-	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, name))
+	snd := start(ctx, nil, "send", "--max-rate", slowRate(), "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 
 	out := t.TempDir()
@@ -188,7 +194,7 @@ func TestRecvInterruptedThenResumed(t *testing.T) {
 	const name = "big.bin"
 	src := t.TempDir()
 	want := bigFile(t, src, name, resumeSize())
-	snd := start(ctx, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, name))
+	snd := start(ctx, nil, "send", "--max-rate", slowRate(), "--listen", "127.0.0.1:0", "--max-receivers", "1", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 
 	out := t.TempDir()
@@ -220,7 +226,7 @@ func TestRecvInterruptedAfterSenderKilled(t *testing.T) {
 	const name = "big.bin"
 	src := t.TempDir()
 	bigFile(t, src, name, resumeSize())
-	snd := startProc(ctx, t, nil, "send", "--listen", "127.0.0.1:0", "--max-receivers", "1",
+	snd := startProc(ctx, t, nil, "send", "--max-rate", slowRate(), "--listen", "127.0.0.1:0", "--max-receivers", "1",
 		"--stun", "none", "--loopback", "--interface", "lo", filepath.Join(src, name))
 	roomID, password, url := snd.offer(t)
 

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"fmt"
+	"golang.org/x/time/rate"
 	"time"
 
 	"github.com/p2pxfer/p2pxfer/peer/lane"
@@ -26,6 +27,11 @@ type Config struct {
 	// room can give it a piece it lacks (the sender left, say) before it
 	// gives up (default DefaultNoSourceWait).
 	NoSourceWait time.Duration
+	// UploadRate bounds what this process sends of pieces, in bytes per
+	// second, to all receivers together (a sender's and a seed's uploads
+	// alike); 0: no bound. Users on a shared link ask for it, as for
+	// rsync's --bwlimit.
+	UploadRate float64
 }
 
 // DefaultNoSourceWait is Config.NoSourceWait's when left zero: long
@@ -38,8 +44,9 @@ const DefaultHandshakeTimeout = 30 * time.Second
 // Engine is a peer's side of every transfer of the process: the
 // transport, which Serve and Receive share.
 type Engine struct {
-	cfg Config
-	tr  *lane.Transport
+	cfg    Config
+	tr     *lane.Transport
+	upload *rate.Limiter // nil: no bound
 }
 
 // NewEngine opens the transport's sockets. Close releases them.
@@ -54,7 +61,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer: %w", err)
 	}
-	return &Engine{cfg: cfg, tr: tr}, nil
+	e := &Engine{cfg: cfg, tr: tr}
+	if cfg.UploadRate > 0 {
+		// A tenth of a second's worth at once, and at least a whole
+		// frame, which WaitN takes in one go.
+		burst := max(int(cfg.UploadRate/10), maxFrame)
+		e.upload = rate.NewLimiter(rate.Limit(cfg.UploadRate), burst)
+	}
+	return e, nil
 }
 
 // Close releases the sockets. Serve and Receive must have returned.

@@ -705,6 +705,11 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 			}
 			for off := 0; off < len(data) && err == nil; off += maxDataPayload {
 				end := min(off+maxDataPayload, len(data))
+				if lim := sp.e.upload; lim != nil {
+					if err = lim.WaitN(ctx, end-off); err != nil {
+						break
+					}
+				}
 				frame = appendDataHeader(frame[:0], idx, uint32(off))
 				err = ln.Write(ctx, append(frame, data[off:end]...))
 			}

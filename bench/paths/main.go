@@ -310,8 +310,11 @@ func setup(ctx context.Context, s scenario) (*path, error) {
 			[]string{"ip", "-n", ns, "addr", "add", addrOf(i) + "/24", "dev", dev},
 			[]string{"ip", "-n", ns, "link", "set", dev, "up"},
 			// A dropped packet must be one wire packet, not a 64 KB
-			// segment that veth would carry whole.
-			[]string{"ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"},
+			// segment that veth would carry whole: TCP's (tso, gso) or
+			// UDP's (tx-udp-segmentation: a UDP_SEGMENT send crosses a
+			// veth whole otherwise, and the loss rule would drop 1 % of
+			// batches of up to 64 datagrams instead of 1 % of datagrams).
+			[]string{"ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx-udp-segmentation", "off"},
 		)
 		if s.rate != "" {
 			steps = append(steps, []string{"tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf",

@@ -98,7 +98,7 @@ func (c *Conn) acceptDirect(ctx context.Context) (lanes []*directLane, fallback 
 		mu.Lock()
 		lanes = append(lanes, dl)
 		mu.Unlock()
-		c.set.add(&Lane{ch: dl.dc, raw: dl.dc, direct: true})
+		c.set.add(&Lane{ch: dl.ep, raw: dl.ep, direct: true})
 	})
 	return lanes, len(lanes) == 0
 }

@@ -395,7 +395,7 @@ func (c *Conn) openDirect(ctx context.Context, path directPath, k, fallback int,
 	connectAll(lctx, ends[:len(ports)], true, theirs, func(dl *directLane) {
 		opened.Add(1)
 		defer dl.close()
-		if err := carry(lctx, dl.dc, nil, use); err != nil {
+		if err := carry(lctx, dl.ep, nil, use); err != nil {
 			cancel(err)
 		}
 	})
@@ -449,7 +449,7 @@ func (c *Conn) awaitDirect(ctx context.Context) (*wireDirect, error) {
 // it; the error is the lane's failure (use's, while ctx lasts), nil when
 // ctx ended first. failed, if not nil, is closed when the lane's
 // connection fails, which does not always end a blocked Read.
-func carry(ctx context.Context, raw datachannel.ReadWriteCloserDeadliner, failed <-chan struct{}, use func(context.Context, Channel) error) error {
+func carry(ctx context.Context, raw rawChannel, failed <-chan struct{}, use func(context.Context, Channel) error) error {
 	defer stopReading(raw)
 	if failed != nil {
 		var watching sync.WaitGroup

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/datachannel"
 	"github.com/pion/dtls/v3"
+
+	"github.com/p2pxfer/p2pxfer/peer/lane/bulk"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
-	"github.com/pion/sctp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -46,59 +46,39 @@ const directMTU = 6912 - dtlsOverhead
 // more than the 1191-byte packets the first connection sends.
 type directPath struct {
 	local, remote netip.Addr
-	probe         bool    // between hosts: probe the path MTU
-	rtoMax        float64 // SCTP's RTOMax in ms (directRTOMax); 0: pion's
+	probe         bool          // between hosts: probe the path MTU
+	rtt           time.Duration // ICE's round trip; 0: unknown or one host
 }
 
-var loopbackPath = directPath{local: netip.AddrFrom4([4]byte{127, 0, 0, 1}), remote: netip.AddrFrom4([4]byte{127, 0, 0, 1}),
-	rtoMax: directRTOMax(0, true)}
+var loopbackPath = directPath{local: netip.AddrFrom4([4]byte{127, 0, 0, 1}), remote: netip.AddrFrom4([4]byte{127, 0, 0, 1})}
 
-// A direct lane's retransmission timeout is capped on a path ICE measured
-// short. pion's timeout never goes below 1 s (RFC 4960's RTO.Min, a
-// constant there), and neither its fast retransmit nor RACK ever sends a
-// chunk a second time, so every lost retransmission waits out the whole
-// timeout: at 1 % loss a 128 MiB transfer on a LAN (one direct lane) sat
-// out five of them in ten seconds. RTOMax, pion's cap on the backed-off
-// timeout, also caps the timeout itself, so it works as a lower RTO.Min:
-// with 250 ms, 1 % loss went from 13.4 to 20.5 MB/s, 200 Mbit/s with a
-// 20 ms queue from 0.69 to 0.89 of TCP, and the two together from 0.41 to
-// 0.75 (bench/paths, docs/performance.md). The cap cannot grow with the
-// queue as the computed timeout does: a queue that delays packets by more
-// than the cap less the round trip makes the timeout fire for nothing
-// (the window back to its floor, what was in flight sent again). So it
-// leaves room for directRTOQueue of queueing beyond directRTORTTs round
-// trips, and long paths keep pion's timeout.
-const (
-	directRTOQueue = 250 * time.Millisecond
-	directRTORTTs  = 4
-	pionRTOMin     = time.Second
-)
-
-// directRTOMax is the RTOMax (ms, as pion takes it) of a direct lane on a
-// path of round trip rtt (0: unknown; loopback: on this host), or 0 to
-// keep pion's.
-func directRTOMax(rtt time.Duration, loopback bool) float64 {
-	if rtt <= 0 && !loopback {
-		return 0
+// directWindow is the bulk stream's receive window on a path of round
+// trip rtt: what the downloader holds ahead of its reader, per lane. A
+// short path needs little even at a GB/s; a long one holds its
+// bandwidth-delay product and the holes a loss leaves for a round trip.
+func directWindow(rtt time.Duration) int {
+	if rtt < 5*time.Millisecond {
+		return 4 << 20
 	}
-	c := directRTOQueue + directRTORTTs*rtt
-	if c >= pionRTOMin {
-		return 0
-	}
-	return float64(c) / float64(time.Millisecond)
+	return 8 << 20
 }
+
+// keyLabel is the RFC 5705 label under which both ends export the bulk
+// stream's keys from their DTLS session; the channels' label (the swarm
+// protocol's version) is part of it, so ends of different versions share
+// no key.
+const keyLabel = "EXPORTER-p2pxfer-direct-lane "
 
 // directEnd is our end of a direct lane until it connects: a UDP socket
 // on the path's local address and a DTLS certificate (one for all the
 // lanes of a request).
 type directEnd struct {
-	t      *Transport
-	label  string // the data channel's
-	path   directPath
-	conn   *probeConn
-	cert   tls.Certificate
-	fp     [sha256.Size]byte
-	window uint32 // SCTP's receive window (directWindow)
+	t     *Transport
+	label string // the data channel's
+	path  directPath
+	conn  *probeConn
+	cert  tls.Certificate
+	fp    [sha256.Size]byte
 }
 
 // newDirectEnds binds k ends on path, sharing one certificate, for
@@ -126,32 +106,10 @@ func (t *Transport) newDirectEnds(path directPath, k int, label string) ([]*dire
 		}
 		_ = c.SetReadBuffer(t.cfg.UDPBufferSize)
 		_ = c.SetWriteBuffer(t.cfg.UDPBufferSize)
-		ends = append(ends, &directEnd{t: t, label: label, path: path, conn: newProbeConn(newBatchConn(c, path.local.Is6())), cert: cert, fp: fp,
-			window: directWindow(readBufferSize(c), t.cfg.UDPBufferSize)})
+		ends = append(ends, &directEnd{t: t, label: label, path: path, conn: newProbeConn(newBatchConn(c, path.local.Is6())), cert: cert, fp: fp})
 	}
 	return ends, nil
 }
-
-// directWindow is the SCTP receive window of a direct lane whose socket
-// the kernel gave a receive buffer of got bytes where we asked for asked
-// (got 0: unknown). On loopback a sender's burst lands in the socket all
-// at once, and the kernel drops what does not fit: with the 208 KiB most
-// distributions allow, the usual 8 MiB window lost thousands of datagrams
-// per GiB, each loss at the end of a burst waiting out a 1 s
-// retransmission timeout, where a window of the buffer's size lost next to
-// none. With the buffer we ask for, the usual window loses none and is
-// faster than a smaller one, so only a capped buffer shrinks the window.
-// (A reader goroutine draining the socket into a queue does not help: a
-// burst arrives within one system call of the sender's.) The floor lets a
-// whole 64 KiB message in.
-func directWindow(got, asked int) uint32 {
-	if got <= 0 || got >= asked {
-		return sctpReceiveBuffer
-	}
-	return uint32(min(sctpReceiveBuffer, max(directMinWindow, got)))
-}
-
-const directMinWindow = 128 << 10
 
 // wireDirects is ends on the wire: the first end's port and the shared
 // certificate's hash, then the other ends' ports.
@@ -193,25 +151,21 @@ func connectAll(ctx context.Context, ends []*directEnd, client bool, theirs *wir
 	wg.Wait()
 }
 
-// directLane is a connected direct lane.
+// directLane is a connected direct lane: the DTLS session that
+// authenticated the other end and keyed the stream, and the stream.
 type directLane struct {
-	dc    *datachannel.DataChannel
-	assoc *sctp.Association
-	nc    net.Conn // the DTLS connection, or a sackPacer over it
-	end   *directEnd
-	once  sync.Once
+	ep   *bulk.Endpoint
+	tc   *dtls.Conn
+	end  *directEnd
+	once sync.Once
 }
 
 // close releases the lane, its socket last.
 func (l *directLane) close() {
 	l.once.Do(func() {
-		if p, ok := l.nc.(*sackPacer); ok {
-			plain, held := p.counts()
-			l.end.t.log.Debug("direct lane closed", "plain SACKs", plain, "held back", held)
-		}
-		_ = l.dc.Close()
-		_ = l.assoc.Close()
-		_ = l.nc.Close()
+		_ = l.ep.Close()
+		l.end.conn.setBulk(nil)
+		_ = l.tc.Close()
 		l.end.close()
 		if l.end.path == loopbackPath {
 			l.end.t.shareCPUs(-1)
@@ -220,12 +174,13 @@ func (l *directLane) close() {
 }
 
 // connect runs DTLS (pinned to the certificate whose hash fp the other
-// end announced in the sealed signalling), SCTP and the data channel's
-// open over d to the other end's port, the downloader as client. Between
-// hosts the source (server) probes the path MTU meanwhile and sends
-// packets of the largest size that got through; the downloader sends
-// only acknowledgements, in packets of the first connection's size. On
-// success the lane owns d; on failure d is closed.
+// end announced in the sealed signalling) over d to the other end's port,
+// the downloader as client, then starts the bulk stream (package bulk)
+// on keys both export from the session: the source sends, the downloader
+// acknowledges. Between hosts the source probes the path MTU meanwhile
+// and sends packets of the largest size that got through; the downloader
+// sends only acknowledgements. On success the lane owns d; on failure d
+// is closed.
 func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []byte) (*directLane, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.t.cfg.DirectTimeout)
 	defer cancel()
@@ -249,7 +204,6 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 		dtls.WithInsecureSkipVerify(true),
 		dtls.WithVerifyPeerCertificate(pin),
 		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
-		// directMTU counts on AES-GCM's 37 bytes of record overhead.
 		dtls.WithCipherSuites(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
 		dtls.WithLoggerFactory(d.t.lf),
 	}
@@ -276,18 +230,8 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 		d.close()
 		return nil, fmt.Errorf("lane: direct lane: dtls: %w", err)
 	}
-	// SCTP runs over nc: on the downloader, whose association sends
-	// little but SACKs, a sackPacer over the DTLS connection.
-	var nc net.Conn = tc
-	if client {
-		nc = newSackPacer(tc, sackGap)
-	}
-	// Closing the DTLS connection ends SCTP's handshake and the channel's
-	// open too, which take no context.
-	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
 	fail := func(what string, err error) (*directLane, error) {
-		stop()
-		_ = nc.Close()
+		_ = tc.Close()
 		d.close()
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -316,49 +260,36 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 	if err != nil {
 		return fail("dtls", err)
 	}
-	// A Config is both a client's and a server's option.
-	sc := sctp.Config{
-		NetConn:              nc,
-		LoggerFactory:        d.t.lf,
-		MTU:                  uint32(mtu),
-		MaxReceiveBufferSize: d.window,
-		MinCwnd:              sctpMinCwnd,
-		CwndCAStep:           sctpCwndCAStep,
-		RTOMax:               d.path.rtoMax,
+	state, ok := tc.ConnectionState()
+	if !ok {
+		return fail("dtls", errors.New("no session state"))
 	}
-	var assoc *sctp.Association
-	if client {
-		assoc, err = sctp.ClientWithOptions(sc)
-	} else {
-		assoc, err = sctp.ServerWithOptions(sc)
-	}
+	keys, err := state.ExportKeyingMaterial(keyLabel+d.label, nil, bulk.KeyLen)
 	if err != nil {
-		return fail("sctp", err)
+		return fail("dtls export", err)
 	}
-	cfg := &datachannel.Config{ChannelType: datachannel.ChannelTypeReliable, Label: d.label, LoggerFactory: d.t.lf}
-	var dc *datachannel.DataChannel
-	if client {
-		dc, err = datachannel.Dial(assoc, 0, cfg) // even: the DTLS client's
-	} else {
-		dc, err = datachannel.Accept(assoc, cfg)
-		if err == nil && (dc.Config.Label != d.label || dc.Config.ChannelType != datachannel.ChannelTypeReliable) {
-			_ = dc.Close()
-			err = fmt.Errorf("%w: unexpected data channel %q", ErrProtocol, dc.Config.Label)
-		}
-	}
+	// The probes size what a DTLS record would carry; the datagram is
+	// the record.
+	ep, err := bulk.New(bulk.Config{
+		Send:   func(p []byte) error { _, err := d.conn.WriteToAddrPort(p, rap); return err },
+		Keys:   keys,
+		Source: !client,
+		MTU:    mtu + dtlsOverhead,
+		RTT:    d.path.rtt,
+		Window: directWindow(d.path.rtt),
+		Logger: d.t.log,
+	})
 	if err != nil {
-		_ = assoc.Close()
-		return fail("data channel", err)
+		return fail("bulk", err)
 	}
-	if !stop() {
-		_ = assoc.Close()
-		return fail("connect", ctx.Err())
-	}
-	d.t.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", mtu, "rtomax_ms", d.path.rtoMax)
+	// Datagrams reach the stream on DTLS's reading goroutine, which reads
+	// the socket for as long as the session lasts (probeConn).
+	d.conn.setBulk(ep.Receive)
+	d.t.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", mtu+dtlsOverhead, "rtt", d.path.rtt)
 	if d.path == loopbackPath {
 		d.t.shareCPUs(1)
 	}
-	return &directLane{dc: dc, assoc: assoc, nc: nc, end: d}, nil
+	return &directLane{ep: ep, tc: tc, end: d}, nil
 }
 
 // directPathOf says where direct lanes to the peer of pc can run, from
@@ -382,7 +313,7 @@ func (t *Transport) directPathOf(pc *webrtc.PeerConnection) (directPath, bool) {
 		case LoopbackNAT:
 			return directPath{}, false
 		case LoopbackHosts:
-			return directPath{local: local, remote: remote, probe: true, rtoMax: directRTOMax(iceRTT(pc), false)}, true
+			return directPath{local: local, remote: remote, probe: true, rtt: iceRTT(pc)}, true
 		}
 	}
 	if isLocalAddr(remote) {
@@ -392,7 +323,7 @@ func (t *Transport) directPathOf(pc *webrtc.PeerConnection) (directPath, bool) {
 		remote.IsLinkLocalUnicast() || local.IsLinkLocalUnicast() || local.Is4() != remote.Is4() || !probeSupported {
 		return directPath{}, false
 	}
-	return directPath{local: local, remote: remote, probe: true, rtoMax: directRTOMax(iceRTT(pc), false)}, true
+	return directPath{local: local, remote: remote, probe: true, rtt: iceRTT(pc)}, true
 }
 
 // isLocalAddr reports whether ip is one of this host's addresses.

@@ -7,8 +7,9 @@
 // (Transport.Accept) answers. Both then hold a Conn whose first data
 // channel carries messages both ways. Beyond it, where the path calls for
 // them, the dialer opens lanes (Conn.More): further peer connections, or
-// direct lanes (DTLS and SCTP over a UDP socket of their own, with larger
-// packets) where no NAT or relay lies between the peers. Lanes carry
+// direct lanes (DTLS, then package bulk's paced stream, over a UDP socket
+// of their own, with larger packets) where no NAT or relay lies between
+// the peers. Lanes carry
 // messages from the accepting end to the dialing end only; the accepting
 // end writes through its Set, which picks the lane each message goes on
 // and holds writers back while a lane's buffer is full.

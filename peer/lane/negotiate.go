@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -373,7 +372,7 @@ func (c *Conn) offer(ctx context.Context, pc *webrtc.PeerConnection) error {
 // stopReading ends a blocked Read on a detached channel. Close alone does
 // not: pion only sends a stream reset, and Read waits for the answer, which
 // a peer that died never gives.
-func stopReading(raw datachannel.ReadWriteCloserDeadliner) {
+func stopReading(raw rawChannel) {
 	_ = raw.SetReadDeadline(time.Now())
 	_ = raw.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"github.com/p2pxfer/p2pxfer/peer/lane/bulk"
 	"net"
 	"net/netip"
 	"slices"
@@ -65,12 +66,25 @@ type probeConn struct {
 	remote atomic.Pointer[netip.AddrPort] // the other end
 	nonce  [probeNonceLen]byte
 	acks   chan int // lengths the other end acknowledged, for probe
+	// bulk takes the bulk stream's packets (bulk.IsPacket), once the
+	// lane has one; until then they are dropped.
+	bulk atomic.Pointer[func([]byte)]
 }
 
 func newProbeConn(b *batchConn) *probeConn {
 	c := &probeConn{batchConn: b, acks: make(chan int, 8)}
 	_, _ = rand.Read(c.nonce[:])
 	return c
+}
+
+// setBulk passes the bulk stream's packets to f from now on; nil drops
+// them.
+func (c *probeConn) setBulk(f func([]byte)) {
+	if f == nil {
+		c.bulk.Store(nil)
+		return
+	}
+	c.bulk.Store(&f)
 }
 
 // setRemote names the other end; before DTLS reads.
@@ -90,6 +104,12 @@ func (c *probeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		if n > 0 && (p[0] == probeMsg || p[0] == probeAck) {
 			c.handle(p[:n], from)
+			continue
+		}
+		if bulk.IsPacket(p[:n]) {
+			if f := c.bulk.Load(); f != nil {
+				(*f)(p[:n])
+			}
 			continue
 		}
 		return n, net.UDPAddrFromAddrPort(ap), nil

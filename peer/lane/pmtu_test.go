@@ -115,10 +115,10 @@ func TestDirectLaneProbe(t *testing.T) {
 			}
 			defer client.close()
 			defer server.close()
-			if got := server.assoc.MTU(); got != uint32(c.want) {
-				t.Fatalf("source's SCTP MTU %d, want %d", got, c.want)
+			if got := server.ep.MTU() - dtlsOverhead; got != c.want {
+				t.Fatalf("source's packets of %d bytes (as a DTLS record would carry), want %d", got, c.want)
 			}
-			if got := client.assoc.MTU(); got != sctpBaseMTU {
+			if got := client.ep.MTU() - dtlsOverhead; got != sctpBaseMTU {
 				t.Fatalf("downloader's SCTP MTU %d, want %d", got, sctpBaseMTU)
 			}
 			// Data crosses in packets of that size: a size the path
@@ -152,7 +152,7 @@ func TestDirectLaneProbeIPv6(t *testing.T) {
 	}
 	defer client.close()
 	defer server.close()
-	if got := server.assoc.MTU(); got != directMTU {
+	if got := server.ep.MTU() - dtlsOverhead; got != directMTU {
 		t.Fatalf("source's SCTP MTU %d, want %d", got, directMTU)
 	}
 }

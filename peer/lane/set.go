@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/pion/datachannel"
 )
 
 // Flow control, per lane: a writer waits while more than highWater bytes
@@ -54,9 +52,18 @@ type Lane struct {
 	set    *Set
 	index  int
 	ch     bufferedChannel
-	raw    datachannel.ReadWriteCloserDeadliner
+	raw    rawChannel
 	failed <-chan struct{} // nil for a direct lane, which has no ICE
 	direct bool
+}
+
+// rawChannel is a lane's channel as the lane uses it: a detached data
+// channel, or a direct lane's bulk stream.
+type rawChannel interface {
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+	Close() error
+	SetReadDeadline(time.Time) error
 }
 
 // bufferedChannel is the flow-control side of a data channel, which a

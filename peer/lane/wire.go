@@ -1,6 +1,6 @@
 package lane
 
-// Sealed signalling, version 3.
+// Sealed signalling, version 4.
 //
 // Each message travels through the caller's Signal, sealed end to end
 // (package peer seals them with the PAKE session's key), so the
@@ -57,12 +57,13 @@ package lane
 // A direct lane is one without ICE, where the first connection's ICE pair
 // shows none is needed: two peers on one host (each end binds 127.0.0.1),
 // or two host candidates (each end binds its address of that pair). It is
-// DTLS, SCTP and a data channel (DCEP, as a peer connection opens one)
-// over a UDP socket at each end; {direct} holds each lane's port and the
-// SHA-256 of the ends' DTLS certificate. The dialer is the DTLS and SCTP
-// client. SCTP packets on it are up to directMTU bytes on one host, where
-// a peer connection sends sctpBaseMTU; between hosts the accepter first
-// probes what the path carries (pmtu.go). A dialer asks for one direct
+// DTLS over a UDP socket at each end, which authenticates the other end
+// and keys a bulk stream (package bulk, its protocol version 1) on the
+// same socket; {direct} holds each lane's port and the SHA-256 of the
+// ends' DTLS certificate. The dialer is the DTLS client and the stream's
+// receiving end. Its packets are up to directMTU plus a record's overhead
+// on one host, where a peer connection's SCTP sends sctpBaseMTU; between
+// hosts the accepter first probes what the path carries (pmtu.go). A dialer asks for one direct
 // lane, or for as many as it would open lanes where the path is long; the
 // accepter opens as many as both allow, the first ones asked for. Once one
 // opens, the accepter sends only on direct lanes.
@@ -79,7 +80,8 @@ import (
 // Version is the sealed signalling protocol's. Bump it on any change to
 // the messages or the flow above: peers of different versions then stop
 // at their first message with ErrVersion instead of misreading each other.
-const Version = 3
+// Version 4: direct lanes carry package bulk's stream instead of SCTP.
+const Version = 4
 
 // Message types.
 const (

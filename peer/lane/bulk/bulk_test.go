@@ -1,0 +1,189 @@
+package bulk
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair is a source and a receiving end on two real UDP sockets on
+// loopback, each socket's reader handing datagrams to its endpoint.
+// drop, if set, decides which datagrams the source's side sends into
+// nothing, as a lossy path would.
+type pair struct {
+	src, dst *Endpoint
+	conns    [2]*net.UDPConn
+	wg       sync.WaitGroup
+}
+
+func newPair(t *testing.T, mtu int, drop func(fromSource bool) bool) *pair {
+	t.Helper()
+	keys := make([]byte, KeyLen)
+	_, _ = rand.Read(keys)
+	p := &pair{}
+	for i := range p.conns {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		_ = c.SetWriteBuffer(4 << 20)
+		p.conns[i] = c
+	}
+	mk := func(i int, source bool) *Endpoint {
+		c, to := p.conns[i], p.conns[1-i].LocalAddr().(*net.UDPAddr)
+		e, err := New(Config{Keys: keys, Source: source, MTU: mtu, IdleTimeout: 3 * time.Second,
+			Send: func(b []byte) error {
+				if drop != nil && drop(source) {
+					return nil
+				}
+				_, err := c.WriteToUDP(b, to)
+				if err != nil && errors.Is(err, net.ErrClosed) {
+					return err
+				}
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	p.src, p.dst = mk(0, true), mk(1, false)
+	for i, e := range []*Endpoint{p.src, p.dst} {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			buf := make([]byte, 1<<16)
+			for {
+				n, _, err := p.conns[i].ReadFromUDP(buf)
+				if err != nil {
+					return
+				}
+				e.Receive(buf[:n])
+			}
+		}()
+	}
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *pair) close() {
+	_ = p.src.Close()
+	_ = p.dst.Close()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.wg.Wait()
+}
+
+// transfer sends total bytes in messages of varying sizes and checks
+// that every one arrives whole, once, in order.
+func transfer(t *testing.T, p *pair, total int) {
+	t.Helper()
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	want := sha256.New()
+	errc := make(chan error, 1)
+	go func() {
+		msg := make([]byte, 64<<10)
+		for sent := 0; sent < total; {
+			n := 1 + rng.IntN(len(msg))
+			for i := range msg[:n] {
+				msg[i] = byte(sent + i)
+			}
+			want.Write(msg[:n])
+			// The lane's flow control: wait while a lot is unacknowledged.
+			for p.src.BufferedAmount() > 4<<20 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			if _, err := p.src.Write(msg[:n]); err != nil {
+				errc <- err
+				return
+			}
+			sent += n
+		}
+		errc <- nil
+	}()
+	got := sha256.New()
+	buf := make([]byte, MaxMessage)
+	_ = p.dst.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for n := 0; n < total; {
+		k, err := p.dst.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d of %d bytes: %v", n, total, err)
+		}
+		got.Write(buf[:k])
+		n += k
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatal("the stream arrived different")
+	}
+}
+
+func TestStream(t *testing.T) {
+	p := newPair(t, 1472, nil)
+	transfer(t, p, 32<<20)
+	st := p.src.Stats()
+	t.Logf("source: %+v", st)
+	if st.BytesRetransmitted > 1<<20 {
+		t.Errorf("%d bytes sent again on a lossless path", st.BytesRetransmitted)
+	}
+}
+
+func TestStreamLoss(t *testing.T) {
+	for _, loss := range []float64{0.01, 0.1} {
+		var seed atomic.Uint64
+		drop := func(bool) bool {
+			// Either way: data and acks are lost alike.
+			x := seed.Add(0x9e3779b97f4a7c15)
+			return float64(x>>11)/(1<<53) < loss
+		}
+		p := newPair(t, 1472, drop)
+		transfer(t, p, 16<<20)
+		t.Logf("loss %.0f%%: source %+v", loss*100, p.src.Stats())
+		p.close()
+	}
+}
+
+func TestCloseEndsRead(t *testing.T) {
+	p := newPair(t, 1472, nil)
+	if _, err := p.src.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	_ = p.dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := p.dst.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	_ = p.src.Close()
+	if _, err := p.dst.Read(buf); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("read after the source closed: %v, want ErrPeerClosed", err)
+	}
+	if _, err := p.src.Write([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
+
+func TestReadDeadline(t *testing.T) {
+	p := newPair(t, 1472, nil)
+	_ = p.dst.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var ne net.Error
+	if _, err := p.dst.Read(make([]byte, 8)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past its deadline: %v", err)
+	}
+	var _ io.Reader = p.dst
+}
