@@ -145,12 +145,13 @@ func TestDialAccept(t *testing.T) {
 // prints; a message without a version, from a peer that predates them,
 // is refused the same way.
 func TestVersionMismatch(t *testing.T) {
+	current := fmt.Sprintf(`"v":%d,`, Version)
 	for _, c := range []struct {
 		name    string
 		rewrite func([]byte) []byte
 	}{
-		{"older", func(b []byte) []byte { return bytes.Replace(b, []byte(`"v":3,`), []byte(`"v":1,`), 1) }},
-		{"without", func(b []byte) []byte { return bytes.Replace(b, []byte(`"v":3,`), nil, 1) }},
+		{"older", func(b []byte) []byte { return bytes.Replace(b, []byte(current), []byte(`"v":1,`), 1) }},
+		{"without", func(b []byte) []byte { return bytes.Replace(b, []byte(current), nil, 1) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

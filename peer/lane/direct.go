@@ -271,7 +271,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 	// The probes size what a DTLS record would carry; the datagram is
 	// the record.
 	ep, err := bulk.New(bulk.Config{
-		Send:   func(p []byte) error { _, err := d.conn.WriteToAddrPort(p, rap); return err },
+		Send:   func(ps [][]byte) error { return d.conn.WriteBatchToAddrPort(ps, rap) },
 		Keys:   keys,
 		Source: !client,
 		MTU:    mtu + dtlsOverhead,

@@ -140,6 +140,39 @@ func (b *batchConn) WriteToAddrPort(p []byte, ap netip.AddrPort) (int, error) {
 	return len(p), nil
 }
 
+// WriteBatchToAddrPort queues datagrams ps to ap under one lock and one
+// wake-up of the flusher, so that they leave in as few system calls (and,
+// with GSO, trips through the kernel's stack) as the batch allows.
+func (b *batchConn) WriteBatchToAddrPort(ps [][]byte, ap netip.AddrPort) error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if ap != b.lastAP || b.lastAddr == nil {
+		b.lastAP, b.lastAddr = ap, net.UDPAddrFromAddrPort(ap)
+	}
+	for _, p := range ps {
+		if len(p) > maxDatagram {
+			return errors.New("udp: datagram too large")
+		}
+		for len(b.queue) >= batchSize && !b.closed {
+			b.wcond.Broadcast() // what is queued may go
+			b.wcond.Wait()
+		}
+		if b.closed {
+			return errConnClosed
+		}
+		var buf []byte
+		if n := len(b.spare); n > 0 {
+			buf, b.spare = b.spare[n-1][:len(p)], b.spare[:n-1]
+		} else {
+			buf = make([]byte, len(p), maxDatagram)
+		}
+		copy(buf, p)
+		b.queue = append(b.queue, ipv4.Message{Buffers: [][]byte{buf}, Addr: b.lastAddr})
+	}
+	b.wcond.Broadcast()
+	return nil
+}
+
 // WriteTo is WriteToAddrPort for net.PacketConn users.
 func (b *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)

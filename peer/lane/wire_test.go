@@ -14,28 +14,28 @@ func TestDecodeSignal(t *testing.T) {
 	long := `"` + strings.Repeat("A", 88) + `"`                       // 66 bytes
 	direct := func(port int, fp string) string { return fmt.Sprintf(`"direct":{"port":%d,"fp":%s}`, port, fp) }
 	more := func(ports string) string { return `"direct":{"port":5000,"fp":` + key + `,"more":` + ports + `}` }
-	for _, s := range []string{`{"v":3,"t":"offer","sdp":"v=0"}`, `{"v":3,"t":"cand","cand":{"candidate":"x"}}`, `{"v":3,"t":"bye","why":"x"}`, `{"v":3,"t":"punched","to":"198.51.100.3:4000"}`,
-		`{"v":3,"t":"answer","sdp":"v=0","info":` + key + `}`, `{"v":3,"t":"offer","sdp":"v=0","lanes":3}`,
-		`{"v":3,"t":"answer","sdp":"v=0","lanes":4}`, `{"v":3,"t":"lanes","lanes":1}`,
-		`{"v":3,"t":"lanes","lanes":2,` + direct(5000, key) + `}`, `{"v":3,"t":"direct",` + direct(65535, key) + `}`,
-		`{"v":3,"t":"lanes","lanes":4,` + more(`[5001,5002]`) + `}`, `{"v":3,"t":"direct",` + more(`[5001]`) + `}`} {
+	for _, s := range []string{`{"v":4,"t":"offer","sdp":"v=0"}`, `{"v":4,"t":"cand","cand":{"candidate":"x"}}`, `{"v":4,"t":"bye","why":"x"}`, `{"v":4,"t":"punched","to":"198.51.100.3:4000"}`,
+		`{"v":4,"t":"answer","sdp":"v=0","info":` + key + `}`, `{"v":4,"t":"offer","sdp":"v=0","lanes":3}`,
+		`{"v":4,"t":"answer","sdp":"v=0","lanes":4}`, `{"v":4,"t":"lanes","lanes":1}`,
+		`{"v":4,"t":"lanes","lanes":2,` + direct(5000, key) + `}`, `{"v":4,"t":"direct",` + direct(65535, key) + `}`,
+		`{"v":4,"t":"lanes","lanes":4,` + more(`[5001,5002]`) + `}`, `{"v":4,"t":"direct",` + more(`[5001]`) + `}`} {
 		if _, err := decodeSignal([]byte(s)); err != nil {
 			t.Errorf("decodeSignal(%s): %v", s, err)
 		}
 	}
-	for _, s := range []string{``, `{}`, `{"v":3,"t":"offer"}`, `{"v":3,"t":"cand"}`, `{"v":3,"t":"hack","sdp":"x"}`, `[1]`,
-		`{"v":3,"t":"offer","sdp":"v=0","info":` + key + `}`, `{"v":3,"t":"answer","sdp":"v=0","info":` + long + `}`,
-		`{"t":"offer","sdp":"v=0"}`, `{"v":2,"t":"offer","sdp":"v=0"}`, `{"v":4,"t":"bye"}`,
-		`{"v":3,"t":"lanes"}`, `{"v":3,"t":"lanes","lanes":5}`, `{"v":3,"t":"offer","sdp":"v=0","lanes":-1}`,
-		`{"v":3,"t":"cand","cand":{"candidate":"x"},"lanes":2}`, `{"v":3,"t":"bye","lanes":2}`,
-		`{"v":3,"t":"direct"}`, `{"v":3,"t":"direct",` + direct(0, key) + `}`, `{"v":3,"t":"direct",` + direct(65536, key) + `}`,
-		`{"v":3,"t":"direct",` + direct(5000, `"AAAA"`) + `}`, `{"v":3,"t":"direct",` + direct(5000, `null`) + `}`,
-		`{"v":3,"t":"lanes","lanes":1,` + direct(5000, key) + `}`, `{"v":3,"t":"lanes","lanes":3,` + direct(5000, key) + `}`,
-		`{"v":3,"t":"offer","sdp":"v=0",` + direct(5000, key) + `}`, `{"v":3,"t":"bye",` + direct(5000, key) + `}`,
-		`{"v":3,"t":"lanes","lanes":2,` + more(`[5001]`) + `}`, `{"v":3,"t":"direct",` + more(`[5001,0]`) + `}`,
-		`{"v":3,"t":"direct",` + more(`[5001,5002,5003]`) + `}`, `{"v":3,"t":"direct",` + more(`[70000]`) + `}`,
-		`{"v":3,"t":"punched"}`, `{"v":3,"t":"punched","to":"198.51.100.3"}`, `{"v":3,"t":"punched","to":"198.51.100.3:0"}`,
-		`{"v":3,"t":"punched","to":"host:4000"}`, `{"v":3,"t":"bye","to":"198.51.100.3:4000"}`} {
+	for _, s := range []string{``, `{}`, `{"v":4,"t":"offer"}`, `{"v":4,"t":"cand"}`, `{"v":4,"t":"hack","sdp":"x"}`, `[1]`,
+		`{"v":4,"t":"offer","sdp":"v=0","info":` + key + `}`, `{"v":4,"t":"answer","sdp":"v=0","info":` + long + `}`,
+		`{"t":"offer","sdp":"v=0"}`, `{"v":3,"t":"offer","sdp":"v=0"}`, `{"v":5,"t":"bye"}`,
+		`{"v":4,"t":"lanes"}`, `{"v":4,"t":"lanes","lanes":5}`, `{"v":4,"t":"offer","sdp":"v=0","lanes":-1}`,
+		`{"v":4,"t":"cand","cand":{"candidate":"x"},"lanes":2}`, `{"v":4,"t":"bye","lanes":2}`,
+		`{"v":4,"t":"direct"}`, `{"v":4,"t":"direct",` + direct(0, key) + `}`, `{"v":4,"t":"direct",` + direct(65536, key) + `}`,
+		`{"v":4,"t":"direct",` + direct(5000, `"AAAA"`) + `}`, `{"v":4,"t":"direct",` + direct(5000, `null`) + `}`,
+		`{"v":4,"t":"lanes","lanes":1,` + direct(5000, key) + `}`, `{"v":4,"t":"lanes","lanes":3,` + direct(5000, key) + `}`,
+		`{"v":4,"t":"offer","sdp":"v=0",` + direct(5000, key) + `}`, `{"v":4,"t":"bye",` + direct(5000, key) + `}`,
+		`{"v":4,"t":"lanes","lanes":2,` + more(`[5001]`) + `}`, `{"v":4,"t":"direct",` + more(`[5001,0]`) + `}`,
+		`{"v":4,"t":"direct",` + more(`[5001,5002,5003]`) + `}`, `{"v":4,"t":"direct",` + more(`[70000]`) + `}`,
+		`{"v":4,"t":"punched"}`, `{"v":4,"t":"punched","to":"198.51.100.3"}`, `{"v":4,"t":"punched","to":"198.51.100.3:0"}`,
+		`{"v":4,"t":"punched","to":"host:4000"}`, `{"v":4,"t":"bye","to":"198.51.100.3:4000"}`} {
 		if _, err := decodeSignal([]byte(s)); !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrVersion) {
 			t.Errorf("decodeSignal(%s) = %v, want ErrProtocol or ErrVersion", s, err)
 		}

@@ -45,13 +45,14 @@ func newPair(t *testing.T, mtu int, drop func(fromSource bool) bool) *pair {
 	mk := func(i int, source bool) *Endpoint {
 		c, to := p.conns[i], p.conns[1-i].LocalAddr().(*net.UDPAddr)
 		e, err := New(Config{Keys: keys, Source: source, MTU: mtu, IdleTimeout: 3 * time.Second,
-			Send: func(b []byte) error {
-				if drop != nil && drop(source) {
-					return nil
-				}
-				_, err := c.WriteToUDP(b, to)
-				if err != nil && errors.Is(err, net.ErrClosed) {
-					return err
+			Send: func(ps [][]byte) error {
+				for _, b := range ps {
+					if drop != nil && drop(source) {
+						continue
+					}
+					if _, err := c.WriteToUDP(b, to); err != nil && errors.Is(err, net.ErrClosed) {
+						return err
+					}
 				}
 				return nil
 			}})

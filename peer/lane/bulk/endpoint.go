@@ -12,10 +12,11 @@ import (
 
 // Config sets up an Endpoint.
 type Config struct {
-	// Send writes one datagram to the other end. It may block while the
-	// socket's queue is full, which is how the socket slows the sender;
-	// it must not keep p.
-	Send func(p []byte) error
+	// Send writes datagrams to the other end, in order: one
+	// acknowledgement, or the packets one turn of the pacer allows, which
+	// leave together best. It may block while the socket's queue is full,
+	// which is how the socket slows the sender; it must not keep ps.
+	Send func(ps [][]byte) error
 	// Keys is KeyLen bytes of keying material, the same at both ends:
 	// exported from the DTLS session that authenticated the other end.
 	Keys []byte
@@ -271,8 +272,10 @@ func (e *Endpoint) seal(b []byte) []byte {
 	return e.out.seal(b, pn)
 }
 
-func (e *Endpoint) send(pkt []byte) {
-	if err := e.cfg.Send(pkt); err != nil {
+func (e *Endpoint) send(pkt []byte) { e.sendAll([][]byte{pkt}) }
+
+func (e *Endpoint) sendAll(pkts [][]byte) {
+	if err := e.cfg.Send(pkts); err != nil {
 		e.fail(fmt.Errorf("bulk: send: %w", err), false)
 	}
 }
@@ -296,7 +299,7 @@ func (e *Endpoint) fail(err error, tell bool) {
 		nudge(e.readReady)
 		nudge(e.writeReady)
 		if bye != nil {
-			_ = e.cfg.Send(bye)
+			_ = e.cfg.Send([][]byte{bye})
 		}
 		e.log.Debug("bulk stream ended", "err", err, "source", e.s != nil, "sent", st.PacketsSent,
 			"received", st.PacketsReceived, "bad", st.BadPackets, "bytes", st.BytesSent, "retransmitted", st.BytesRetransmitted,
@@ -373,11 +376,13 @@ func (e *Endpoint) run() {
 			}
 		}
 		e.mu.Unlock()
-		for _, p := range out {
-			if e.s != nil { // numbered by fill, sealed here outside the lock
-				p = e.out.seal(p, binary.BigEndian.Uint64(p[1:]))
+		if e.s != nil { // numbered by fill, sealed here outside the lock
+			for i, p := range out {
+				out[i] = e.out.seal(p, binary.BigEndian.Uint64(p[1:]))
 			}
-			e.send(p)
+		}
+		if len(out) > 0 {
+			e.sendAll(out)
 		}
 		if len(out) > 0 && e.s != nil {
 			continue // the pacer may allow more at once

@@ -65,7 +65,7 @@ func FuzzReceive(f *testing.F) {
 	keys := make([]byte, KeyLen)
 	_, _ = rand.Read(keys)
 	f.Fuzz(func(t *testing.T, source bool, frames []byte) {
-		e, err := New(Config{Keys: keys, Source: source, MTU: 1500, IdleTimeout: time.Minute, Send: func([]byte) error { return nil }})
+		e, err := New(Config{Keys: keys, Source: source, MTU: 1500, IdleTimeout: time.Minute, Send: func([][]byte) error { return nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
