@@ -93,27 +93,26 @@ func (c *probeConn) setRemote(ap netip.AddrPort) { c.remote.Store(&ap) }
 // ReadFrom returns the next datagram from the other end that is not a
 // probe's.
 func (c *probeConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, ap, err := c.batchConn.ReadFromAddrPort(p)
-		if err != nil {
-			return 0, nil, err
-		}
+	// What is not DTLS's is dealt with in the socket's own buffer.
+	n, ap, err := c.batchConn.readInPlace(p, func(d []byte, ap netip.AddrPort) bool {
 		from := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		if !c.fromRemote(from) {
-			continue
-		}
-		if n > 0 && (p[0] == probeMsg || p[0] == probeAck) {
-			c.handle(p[:n], from)
-			continue
-		}
-		if bulk.IsPacket(p[:n]) {
+		switch {
+		case !c.fromRemote(from):
+		case len(d) > 0 && (d[0] == probeMsg || d[0] == probeAck):
+			c.handle(d, from)
+		case bulk.IsPacket(d):
 			if f := c.bulk.Load(); f != nil {
-				(*f)(p[:n])
+				(*f)(d)
 			}
-			continue
+		default:
+			return false
 		}
-		return n, net.UDPAddrFromAddrPort(ap), nil
+		return true
+	})
+	if err != nil {
+		return 0, nil, err
 	}
+	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
 func (c *probeConn) fromRemote(ap netip.AddrPort) bool {

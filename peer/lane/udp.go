@@ -86,10 +86,30 @@ func newBatchConn(c *net.UDPConn, v6 bool) *batchConn {
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	b.rmu.Lock()
 	defer b.rmu.Unlock()
+	d, ap, err := b.nextLocked()
+	return copy(p, d), ap, err
+}
+
+// readInPlace is ReadFromAddrPort without the copy: f gets the datagram
+// in the batch's own buffer, which it may change but not keep, and says
+// whether it took it; if not, it is copied to p as ReadFromAddrPort
+// would. Bulk streams take theirs this way: they decrypt in place.
+func (b *batchConn) readInPlace(p []byte, f func(d []byte, from netip.AddrPort) bool) (int, netip.AddrPort, error) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	for {
+		d, ap, err := b.nextLocked()
+		if err != nil || !f(d, ap) {
+			return copy(p, d), ap, err
+		}
+	}
+}
+
+func (b *batchConn) nextLocked() ([]byte, netip.AddrPort, error) {
 	for b.rpos >= b.rn {
 		n, err := b.batch.ReadBatch(b.rmsgs, 0)
 		if err != nil {
-			return 0, netip.AddrPort{}, err
+			return nil, netip.AddrPort{}, err
 		}
 		b.rn, b.rpos = n, 0
 	}
@@ -99,7 +119,7 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	if a, ok := m.Addr.(*net.UDPAddr); ok {
 		ap = a.AddrPort()
 	}
-	return copy(p, m.Buffers[0][:m.N]), ap, nil
+	return m.Buffers[0][:m.N], ap, nil
 }
 
 // ReadFrom is ReadFromAddrPort for net.PacketConn users.

@@ -47,7 +47,7 @@ const (
 	// The receiver acknowledges every ackEvery packets, at once after a
 	// gap in the packet numbers, and otherwise ackDelay after the first
 	// packet it has not acknowledged.
-	ackEvery = 16
+	ackEvery = 32
 	ackDelay = time.Millisecond
 	// keepalive: an idle source pings this often, so that both ends hear
 	// from each other well within IdleTimeout.
