@@ -14,9 +14,8 @@ import (
 
 // TestLanes: files cross intact over every kind of lane, each piece once,
 // on the lanes the path calls for (package lane tests the lanes
-// themselves): peer lanes through NATs, one direct lane on one host, as
-// many direct lanes as lanes between hosts, and peer lanes where no
-// direct lane connects.
+// themselves): peer lanes through NATs, one direct lane on one host or
+// between hosts, and peer lanes where no direct lane connects.
 func TestLanes(t *testing.T) {
 	for _, c := range []struct {
 		name        string
@@ -26,7 +25,7 @@ func TestLanes(t *testing.T) {
 	}{
 		{"through NATs", lane.LoopbackNAT, false, []int{0, 1, 2}},
 		{"one host", lane.LoopbackOneHost, false, []int{1}},
-		{"hosts", lane.LoopbackHosts, false, []int{1, 2, 3}},
+		{"hosts", lane.LoopbackHosts, false, []int{1}},
 		{"hosts, unreachable", lane.LoopbackHosts, true, []int{0, 1, 2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -263,8 +263,8 @@ func (f *firstChannel) Write(p []byte) (int, error) { return f.raw.Write(p) }
 
 // More opens the dialing end's lanes, those both ends agreed on beyond
 // the first connection, and hands each to use on a goroutine of its own
-// as it opens: direct lanes where the first connection's path allows them
-// (one on one host, as many as lanes on a long path), else peer lanes
+// as it opens: a direct lane where the first connection's path allows
+// one, else peer lanes
 // where the path is long, else none. It starts once the first message
 // has been read from Channel. A lane that cannot connect only means fewer
 // lanes, but one that fails once it carries messages (use returns an
@@ -290,15 +290,14 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 	case n <= 1:
 		return nil
 	case direct:
-		// One lane where lanes would not pay (on one host, or a short
-		// path), as many as lanes where they would. On a short lossy
-		// path three would be faster (1 % loss: 32 -> 48 MB/s), but on a
-		// clean one they cost twice the CPU and a third of the speed
-		// (docs/performance.md): a count that follows the loss is still
-		// to come.
-		k, fallback := 1, 0 // fallback: peer lanes, should no direct lane open
+		// One direct lane, whatever the path: its stream paces at the
+		// path's delivery rate and does not slow down for random loss,
+		// which is what several SCTP associations were for; more of them
+		// would only compete for one bottleneck (docs/performance.md).
+		// Should it not open, peer lanes where they pay.
+		k, fallback := 1, 0
 		if path.probe && t.wantLanes(c.pc) {
-			k, fallback = min(n, MaxLanes-1), n-1
+			fallback = n - 1
 		}
 		return c.openDirect(ctx, path, k, fallback, use)
 	case !t.wantLanes(c.pc):

@@ -42,8 +42,8 @@ type Config struct {
 	// at most MaxLanes: the smaller of both ends' counts. 0 means
 	// DefaultLanes; 1 turns lanes off. A dialer opens lanes only where the
 	// path's round trip is at least lanesMinRTT. Where no NAT or relay is
-	// between the two ends (one host, a LAN), it opens direct lanes
-	// instead: one, or as many as lanes where lanes would open.
+	// between the two ends (one host, a LAN), it opens one direct lane
+	// instead.
 	Lanes int
 	// DirectTimeout bounds a direct lane's set-up, and a dialer's wait for
 	// the other end's: every step is a few round trips, so a lane that
@@ -103,8 +103,8 @@ const (
 	LoopbackOneHost LoopbackPath = iota
 	// LoopbackNAT: a long path through NATs: peer lanes, no direct lane.
 	LoopbackNAT
-	// LoopbackHosts: a long path between two hosts without NAT: as many
-	// direct lanes as lanes, after probing the path MTU.
+	// LoopbackHosts: a long path between two hosts without NAT: a direct
+	// lane after probing the path MTU.
 	LoopbackHosts
 )
 

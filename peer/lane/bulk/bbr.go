@@ -4,12 +4,19 @@ import "time"
 
 // bbr is the congestion controller: BBR's model (a bottleneck bandwidth
 // and a minimum round trip), as TCP's BBR and QUIC stacks run it, without
-// the ProbeRTT phase. Loss does not lower the rate: on a path with random
-// loss (Wi-Fi, long paths) a controller that halves at every loss lives at
+// the ProbeRTT phase. Random loss does not lower the rate: on a path with
+// it (Wi-Fi, long paths) a controller that halves at every loss lives at
 // the Mathis bound, one or two MB/s at 50 ms and 1 %, however fast the
 // path; the delivery rate is what the path gives. Pacing at that rate is
 // also what keeps a shallow bottleneck queue from overflowing, where a
 // window's worth sent at once does.
+//
+// Loss that is more than random does bound it, as BBRv2 does: a round
+// trip that lost more than lossThresh of what it sent (and at least
+// lossMinPackets, so that one unlucky packet on a LAN does not count)
+// says the data in flight overflowed a queue shallower than BBR's two
+// bandwidth-delay products, so inflightHi caps the window below what was
+// in flight, ends startup, and grows back slowly while rounds stay clean.
 //
 // Its inputs are rate samples (rateSample) and round trips; its outputs
 // pacingRate and cwnd. It reads no clock: callers pass now.
@@ -39,6 +46,12 @@ type bbr struct {
 	cycle      int
 	cycleStart time.Time
 
+	// The loss bound: this round's losses and deliveries, the most that
+	// was in flight in it, and the cap (0: none).
+	roundLost, roundLostPkts, roundAcked int
+	roundMaxInflight                     int
+	inflightHi                           int
+
 	pacingGain, cwndGain float64
 }
 
@@ -64,6 +77,10 @@ const (
 	// round trip would be shorter than the pacer's granularity.
 	minPhase   = 2 * time.Millisecond
 	initWindow = 32 // packets, before the first sample
+
+	lossThresh     = 0.02
+	lossMinPackets = 8
+	lossBeta       = 0.7
 )
 
 var probeGains = [...]float64{1.25, 0.75, 1, 1, 1, 1, 1, 1}
@@ -81,14 +98,48 @@ type rateSample struct {
 	rtt        time.Duration // 0: none this time
 	inflight   int           // bytes in flight after the ack
 	totalDeliv uint64        // all bytes delivered so far
+	acked      int           // bytes this ack acknowledged
+}
+
+// onLost counts a lost packet of size bytes against this round.
+func (b *bbr) onLost(size int) {
+	b.roundLost += size
+	b.roundLostPkts++
+}
+
+// endRound weighs the round that just ended: too much loss caps the
+// window; a clean round that the cap held back raises it.
+func (b *bbr) endRound() {
+	lost, lostPkts, acked, most := b.roundLost, b.roundLostPkts, b.roundAcked, b.roundMaxInflight
+	b.roundLost, b.roundLostPkts, b.roundAcked, b.roundMaxInflight = 0, 0, 0, 0
+	switch {
+	case lostPkts >= lossMinPackets && float64(lost) > lossThresh*float64(lost+acked):
+		hi := int(lossBeta * float64(most))
+		if b.inflightHi > 0 {
+			hi = min(hi, int(lossBeta*float64(b.inflightHi)))
+		}
+		b.inflightHi = max(hi, 4*b.mtu)
+		if b.mode == bbrStartup {
+			b.mode = bbrDrain
+			b.pacingGain, b.cwndGain = 1/startupGain, startupGain
+		}
+	case b.inflightHi > 0 && most >= b.inflightHi-2*b.mtu:
+		b.inflightHi += max(b.mtu, b.inflightHi/16)
+		if b.inflightHi > 2*b.modelCwnd() {
+			b.inflightHi = 0 // the model bounds it again
+		}
+	}
 }
 
 func (b *bbr) onAck(now time.Time, rs rateSample) {
 	if rs.rtt > 0 && (b.minRTT == 0 || rs.rtt <= b.minRTT || now.Sub(b.minRTTAt) > minRTTWindow) {
 		b.minRTT, b.minRTTAt = rs.rtt, now
 	}
+	b.roundAcked += rs.acked
+	b.roundMaxInflight = max(b.roundMaxInflight, rs.inflight+rs.acked)
 	roundStart := false
 	if rs.priorDeliv >= b.nextRoundStart {
+		b.endRound()
 		b.round++
 		b.nextRoundStart = rs.totalDeliv
 		roundStart = true
@@ -184,6 +235,15 @@ func (b *bbr) pacingRate() float64 {
 
 // cwnd bounds the bytes in flight.
 func (b *bbr) cwnd() int {
+	w := b.modelCwnd()
+	if b.inflightHi > 0 {
+		w = min(w, b.inflightHi)
+	}
+	return w
+}
+
+// modelCwnd is the window the model alone allows.
+func (b *bbr) modelCwnd() int {
 	if b.btlBw == 0 {
 		return initWindow * b.mtu
 	}

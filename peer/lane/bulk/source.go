@@ -146,6 +146,7 @@ func (s *source) onAck(a *ack, now time.Time, sentPN uint64, st *Stats) error {
 		largestNewly  *sentPacket
 		newly         bool
 		prevAckedUpTo = s.ackedUpTo
+		ackedBytes    int
 	)
 	take := func(pn uint64) {
 		if pn < s.base || pn >= nextPN {
@@ -164,6 +165,7 @@ func (s *source) onAck(a *ack, now time.Time, sentPN uint64, st *Stats) error {
 			s.ackedAbove.add(p.off, p.off+uint64(p.n))
 		}
 		s.delivered += uint64(p.size)
+		ackedBytes += p.size
 		s.deliveredAt = now
 		if !sampled || p.delivered > priorDeliv {
 			sampled = true
@@ -245,7 +247,7 @@ func (s *source) onAck(a *ack, now time.Time, sentPN uint64, st *Stats) error {
 		s.appLimitedUntil = 0
 	}
 	s.detectLoss(now, st)
-	rs := rateSample{rtt: rtt, inflight: s.inflight, totalDeliv: s.delivered, priorDeliv: priorDeliv, appLimited: appLimited}
+	rs := rateSample{rtt: rtt, inflight: s.inflight, acked: ackedBytes, totalDeliv: s.delivered, priorDeliv: priorDeliv, appLimited: appLimited}
 	if sampled {
 		rs.delivered = s.delivered - priorDeliv
 		rs.interval = max(sendElapsed, now.Sub(priorTime))
@@ -280,6 +282,7 @@ func (s *source) detectLoss(now time.Time, st *Stats) {
 			if s.ackedUpTo >= pn+4 || !now.Before(p.sent.Add(delay)) {
 				p.state = lost
 				s.inflight -= p.size
+				s.cc.onLost(p.size)
 				st.Lost++
 				if p.n > 0 {
 					s.rtx.add(p.off, p.off+uint64(p.n))
