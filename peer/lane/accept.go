@@ -16,6 +16,7 @@ func (c *Conn) acceptLanes(n int) {
 	ctx := c.ctx
 	var pcs []*webrtc.PeerConnection
 	var direct []*directLane
+	var ride *rideLane
 	defer func() {
 		<-ctx.Done()
 		for _, pc := range pcs {
@@ -24,13 +25,16 @@ func (c *Conn) acceptLanes(n int) {
 		for _, dl := range direct {
 			dl.close()
 		}
+		if ride != nil {
+			ride.close()
+		}
 	}()
 	defer c.set.settle() // first: Pick need not wait for the Conn to close
 	// peerLanes answers peer connections until the dialer has opened all
 	// it said, asks for direct lanes, or one fails; false: stop altogether.
 	peerLanes := func() bool {
 		for i := range n {
-			if c.lanes() < i+2 || c.theirDirect != nil { // the dialer said it opens fewer
+			if c.lanes() < i+2 || c.theirDirect != nil || c.theirRide != nil { // the dialer said it opens fewer
 				break
 			}
 			pc, pn, err := c.t.newPeerConnection()
@@ -52,6 +56,14 @@ func (c *Conn) acceptLanes(n int) {
 		return true
 	}
 	if !peerLanes() {
+		return
+	}
+	if len(pcs) <= 1 && c.theirRide != nil { // the dialer asked for a ride lane instead
+		var fallback bool
+		if ride, fallback = c.acceptRide(ctx); fallback && ctx.Err() == nil {
+			c.theirRide = nil
+			peerLanes()
+		}
 		return
 	}
 	if len(pcs) <= 1 && c.theirDirect != nil { // the dialer asked for direct lanes instead

@@ -60,6 +60,8 @@ type Conn struct {
 	// theirDirect is the dialer's end of its direct lanes, from its
 	// {lanes, direct}.
 	theirDirect *wireDirect
+	// theirRide is the keys of the ride lane the dialer asked for.
+	theirRide []byte
 	// next is what an answerer's negotiation received for the one after
 	// it (see negotiate).
 	next []*signalMsg
@@ -300,6 +302,15 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 			fallback = n - 1
 		}
 		return c.openDirect(ctx, path, k, fallback, use)
+	case !t.cfg.NoRide && c.canRide():
+		// Through NAT: a ride lane; peer lanes should it not open, where
+		// they pay.
+		rp, _ := t.ridePathOf(c.pc)
+		fallback := 0
+		if t.wantLanes(c.pc) {
+			fallback = n - 1
+		}
+		return c.openRide(ctx, rp, fallback, use)
 	case !t.wantLanes(c.pc):
 		// Tell the accepting end not to wait for them.
 		_ = c.send(ctx, &signalMsg{T: sigLanes, Lanes: 1})
@@ -307,6 +318,12 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 	default:
 		return c.openLanes(ctx, n-1, use)
 	}
+}
+
+// canRide says whether the first connection's pair can take a ride lane.
+func (c *Conn) canRide() bool {
+	_, ok := c.t.ridePathOf(c.pc)
+	return ok
 }
 
 // openLanes opens n peer lanes, one after another, and hands each to use

@@ -169,9 +169,11 @@ func TestVersionMismatch(t *testing.T) {
 	}
 }
 
-// TestLanes: a dialer opens as many connections as both ends allow, the
-// accepting end spreads messages over them, and ends that allow one
-// connection transfer over one. On one host (loopback seen as it is) the
+// TestLanes: through NAT a dialer opens a ride lane on the first
+// connection's pair, and every message goes on it; where the accepting
+// end cannot ride, as many connections as both ends allow, over which it
+// spreads messages; ends that allow one connection transfer over one. On
+// one host (loopback seen as it is) the
 // dialer opens one direct lane instead, and every message goes on it.
 // Between two hosts on a long path it opens one direct lane too, and
 // messages go only on it; where it does not connect, peer lanes open
@@ -181,14 +183,19 @@ func TestLanes(t *testing.T) {
 		name           string
 		dlanes, alanes int
 		path           LoopbackPath
-		noDirect       bool  // the accepting end cannot open a direct lane
+		noDirect       bool  // the accepting end cannot open a direct or ride lane
 		unreachable    bool  // its direct lanes do not connect
 		want           []int // the lanes that carry messages
 	}{
-		{"both two", 2, 2, LoopbackNAT, false, false, []int{0, 1}},
+		// Through NAT: a ride lane on the first connection's pair.
+		{"both two", 2, 2, LoopbackNAT, false, false, []int{1}},
 		{"accepter one", 2, 1, LoopbackNAT, false, false, []int{0}},
 		{"dialer one", 1, 2, LoopbackNAT, false, false, []int{0}},
-		{"three of four", 3, 4, LoopbackNAT, false, false, []int{0, 1, 2}},
+		{"three of four", 3, 4, LoopbackNAT, false, false, []int{1}},
+		// The accepting end cannot ride: peer lanes, as many as both
+		// allow.
+		{"no ride, both two", 2, 2, LoopbackNAT, true, false, []int{0, 1}},
+		{"no ride, three of four", 3, 4, LoopbackNAT, true, false, []int{0, 1, 2}},
 		// The accepting end, which would take three peer connections, is
 		// asked for one direct lane instead.
 		{"one host", 3, 3, LoopbackOneHost, false, false, []int{1}},
@@ -211,7 +218,7 @@ func TestLanes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			dcfg := Config{Lanes: c.dlanes, LoopbackAs: c.path}
-			acfg := Config{Lanes: c.alanes, LoopbackAs: c.path, NoDirect: c.noDirect, DirectUnreachable: c.unreachable, SettleFirst: true}
+			acfg := Config{Lanes: c.alanes, LoopbackAs: c.path, NoDirect: c.noDirect, NoRide: c.noDirect, DirectUnreachable: c.unreachable, SettleFirst: true}
 			if c.unreachable {
 				// Nothing connects, however long either end waits.
 				dcfg.DirectTimeout, acfg.DirectTimeout = 500*time.Millisecond, 500*time.Millisecond

@@ -173,6 +173,7 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 			// still waiting for one was waiting for a lane.
 			c.theirLanes = min(c.theirLanes, m.Lanes)
 			c.theirDirect = m.Direct
+			c.theirRide = m.Ride
 			if !offerer && !haveRemote {
 				return true, errNoMoreLanes
 			}
@@ -241,7 +242,7 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 				return true, fmt.Errorf("%w: answer: %v", ErrProtocol, err)
 			}
 			haveRemote = true
-		case sigDirect: // an accepter's, late: its dialer stopped waiting
+		case sigDirect, sigRide: // an accepter's, late: its dialer stopped waiting
 			return false, nil
 		}
 		if haveRemote {

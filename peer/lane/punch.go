@@ -112,7 +112,8 @@ func (p *punchPlan) release() []webrtc.ICECandidateInit {
 // size and batching; they are kept to punch from.
 type iceNet struct {
 	transport.Net
-	bufSize int // as the mux's sockets
+	bufSize int        // as the mux's sockets
+	rides   *rideTable // as the mux's sockets
 	mu      sync.Mutex
 	conns   []*net.UDPConn
 }
@@ -131,7 +132,12 @@ func (p *iceNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCon
 	p.conns = append(p.conns, u)
 	p.mu.Unlock()
 	local, _ := u.LocalAddr().(*net.UDPAddr)
-	return newBatchConn(u, local == nil || local.IP.To4() == nil), nil
+	bc := newBatchConn(u, local == nil || local.IP.To4() == nil)
+	if p.rides != nil {
+		bc.divert = p.rides.divert
+		p.rides.add(bc)
+	}
+	return bc, nil
 }
 
 // punch sends a punch to to from every socket of its family, and reports

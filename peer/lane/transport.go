@@ -53,6 +53,9 @@ type Config struct {
 	DirectTimeout time.Duration
 	// NoDirect: never open direct lanes, whatever the path.
 	NoDirect bool
+	// NoRide: never open ride lanes (ride.go): a path through NAT gets
+	// peer lanes where they pay, as a relayed one does.
+	NoRide bool
 	// Logger receives pion's and our diagnostics; nil discards them.
 	Logger *slog.Logger
 	// PionLogs passes pion's own diagnostics to Logger too: many lines
@@ -167,6 +170,8 @@ type Transport struct {
 	sharedMu sync.Mutex
 	shared   int // open direct lanes to peers on this host
 
+	rides *rideTable // ride lanes and the sockets they send from
+
 	closing sync.WaitGroup // peer connections still closing (closePC)
 }
 
@@ -198,7 +203,8 @@ func New(cfg Config) (*Transport, error) {
 	keep := func(name string) bool {
 		return len(cfg.Interfaces) == 0 || slices.Contains(cfg.Interfaces, name)
 	}
-	mux, bufSize, err := openMux(keep, cfg.Loopback, cfg.UDPBufferSize, lf)
+	rides := &rideTable{}
+	mux, bufSize, err := openMux(keep, cfg.Loopback, cfg.UDPBufferSize, lf, rides)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +226,7 @@ func New(cfg Config) (*Transport, error) {
 		_ = mux.Close()
 		return nil, fmt.Errorf("lane: %w", err)
 	}
-	t := &Transport{cfg: cfg, log: log, lf: lf, keep: keep, net: sys, mux: mux, bufSize: bufSize, iceReady: make(chan struct{})}
+	t := &Transport{cfg: cfg, log: log, lf: lf, keep: keep, net: sys, mux: mux, bufSize: bufSize, iceReady: make(chan struct{}), rides: rides}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	t.stopResolve = cancel
 	go func() {
@@ -344,7 +350,7 @@ func (t *Transport) newPeerConnection() (*webrtc.PeerConnection, *iceNet, error)
 // each: a Net is a setting of the API.
 func (t *Transport) newPeerConnectionOn(mux ice.UDPMux) (*webrtc.PeerConnection, *iceNet, error) {
 	<-t.iceReady // at most resolveTimeout after New
-	pn := &iceNet{Net: t.net, bufSize: t.bufSize}
+	pn := &iceNet{Net: t.net, bufSize: t.bufSize, rides: t.rides}
 	pc, err := t.newAPI(mux, pn).NewPeerConnection(webrtc.Configuration{ICEServers: t.iceURLs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("lane: new peer connection: %w", err)
@@ -358,7 +364,7 @@ func (t *Transport) newPeerConnectionOn(mux ice.UDPMux) (*webrtc.PeerConnection,
 // other's packets. The other end keeps its shared sockets; our new ones
 // make the address pairs differ. release closes both.
 func (t *Transport) newLaneConnection() (pc *webrtc.PeerConnection, pn *iceNet, release func(), err error) {
-	mux, _, err := openMux(t.keep, t.cfg.Loopback, t.cfg.UDPBufferSize, t.lf)
+	mux, _, err := openMux(t.keep, t.cfg.Loopback, t.cfg.UDPBufferSize, t.lf, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -424,7 +430,9 @@ func iceRTT(pc *webrtc.PeerConnection) time.Duration {
 // openMux listens on every address of the interfaces keep accepts, one
 // batching UDP socket each with the buffer size asked for, and muxes all
 // peer connections of the process over them.
-func openMux(keep func(string) bool, loopback bool, bufSize int, lf *pionlog.Factory) (*ice.MultiUDPMuxDefault, int, error) {
+// With rides, the sockets hand bulk packets to ride lanes and are
+// registered to send theirs from.
+func openMux(keep func(string) bool, loopback bool, bufSize int, lf *pionlog.Factory, rides *rideTable) (*ice.MultiUDPMuxDefault, int, error) {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return nil, 0, fmt.Errorf("lane: list interfaces: %w", err)
@@ -459,9 +467,14 @@ func openMux(keep func(string) bool, loopback bool, bufSize int, lf *pionlog.Fac
 			if n := readBufferSize(c); got == 0 || n < got {
 				got = n
 			}
+			bc := newBatchConn(c, ipn.IP.To4() == nil)
+			if rides != nil {
+				bc.divert = rides.divert
+				rides.add(bc)
+			}
 			muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{
 				Logger:  lf.NewLogger("udpmux"),
-				UDPConn: newBatchConn(c, ipn.IP.To4() == nil),
+				UDPConn: bc,
 			}))
 		}
 	}

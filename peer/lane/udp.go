@@ -44,6 +44,10 @@ type batchConn struct {
 	closed   bool
 	flushing sync.WaitGroup
 
+	// divert, if set, takes datagrams out of what ReadFrom returns (see
+	// rideTable.divert); set before the first read.
+	divert func(d []byte, from netip.AddrPort) bool
+
 	// The flusher's own: whether GSO is on, and the scratch it builds
 	// coalesced messages in.
 	gso  bool
@@ -84,6 +88,9 @@ func newBatchConn(c *net.UDPConn, v6 bool) *batchConn {
 // ReadFromAddrPort returns the next datagram, reading a new batch when the
 // last one is used up.
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	if b.divert != nil {
+		return b.readInPlace(p, b.divert)
+	}
 	b.rmu.Lock()
 	defer b.rmu.Unlock()
 	d, ap, err := b.nextLocked()
@@ -129,6 +136,13 @@ func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		return 0, nil, err
 	}
 	return n, net.UDPAddrFromAddrPort(ap), nil
+}
+
+// isClosed reports whether Close was called.
+func (b *batchConn) isClosed() bool {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	return b.closed
 }
 
 // WriteToAddrPort queues one datagram; it blocks only while the queue is

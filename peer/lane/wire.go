@@ -11,7 +11,7 @@ package lane
 //	v      number        every message       Version; any other ends the
 //	                                         connection with ErrVersion
 //	t      string        every message       offer, answer, cand, punched,
-//	                                         bye, lanes or direct
+//	                                         bye, lanes, direct or ride
 //	sdp    string        offer, answer       the session description
 //	cand   object        cand                an ICE candidate:
 //	                                         {candidate, sdpMid, sdpMLineIndex}
@@ -26,6 +26,8 @@ package lane
 //	                                         in {lanes} what the dialer opens
 //	direct object        lanes, direct       one end's direct lanes:
 //	                                         {port, fp, more}, see wireDirect
+//	ride   base64        lanes               a ride lane's keys (ride.go):
+//	                                         bulk.KeyLen bytes
 //	to     string        punched             the address punched towards
 //
 // Flow, with the dialing end (the downloader) on the left:
@@ -47,6 +49,8 @@ package lane
 //	  |-- or {lanes, lanes:1+k, direct} --------->|   (k direct lanes)
 //	  |<------------------------- {direct, direct} |   (or {lanes, lanes:1}:
 //	  |                                           |    it opens none)
+//	  |-- or {lanes, lanes:2, ride} ------------->|   (a ride lane, through NAT)
+//	  |<------------------------------------ {ride}|   (or {lanes, lanes:1})
 //	  |   ... if none opens: lanes as above, or {lanes, lanes:1}
 //
 // Lanes are extra peer connections, each its own SCTP association, that
@@ -67,11 +71,18 @@ package lane
 // lane, or for as many as it would open lanes where the path is long; the
 // accepter opens as many as both allow, the first ones asked for. Once one
 // opens, the accepter sends only on direct lanes.
+//
+// A ride lane is one where the first connection's ICE pair goes through
+// NAT (and not a relay): a bulk stream on that pair's own sockets, keyed
+// by what the dialer's {lanes, ride} carries, which the accepter accepts
+// with {ride}. The accepter sends only on it, as on a direct lane.
 
 import (
 	"crypto/sha256"
+
 	"encoding/json"
 	"fmt"
+	"github.com/p2pxfer/p2pxfer/peer/lane/bulk"
 	"net/netip"
 	"slices"
 	"unicode/utf8"
@@ -80,7 +91,8 @@ import (
 // Version is the sealed signalling protocol's. Bump it on any change to
 // the messages or the flow above: peers of different versions then stop
 // at their first message with ErrVersion instead of misreading each other.
-// Version 4: direct lanes carry package bulk's stream instead of SCTP.
+// Version 4: direct lanes carry package bulk's stream instead of SCTP;
+// ride lanes.
 const Version = 4
 
 // Message types.
@@ -96,6 +108,8 @@ const (
 	// sigPunched: the sender punched towards a public candidate of ours
 	// (punch.go).
 	sigPunched = "punched"
+	// sigRide: the accepter opened the ride lane asked for.
+	sigRide = "ride"
 )
 
 // MaxLanes bounds the connections one dialer opens to one accepter.
@@ -116,6 +130,8 @@ type signalMsg struct {
 	Info   []byte      `json:"info,omitempty"`
 	Lanes  int         `json:"lanes,omitempty"`
 	Direct *wireDirect `json:"direct,omitempty"`
+	// Ride, in {lanes}: a ride lane's keys.
+	Ride []byte `json:"ride,omitempty"`
 	// To, in {punched}: the address punched towards ("ip:port").
 	To string `json:"to,omitempty"`
 }
@@ -184,6 +200,7 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 		if m.Direct == nil {
 			return nil, fmt.Errorf("%w: direct message without its end", ErrProtocol)
 		}
+	case sigRide:
 	default:
 		return nil, fmt.Errorf("%w: unknown sealed signalling type %q", ErrProtocol, m.T)
 	}
@@ -196,6 +213,9 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 	if m.Direct != nil && (m.T != sigDirect && (m.T != sigLanes || m.Lanes != 2+len(m.Direct.More)) ||
 		len(m.Direct.More) > MaxLanes-2 || slices.Contains(m.Direct.ports(), 0) || len(m.Direct.Fingerprint) != sha256.Size) {
 		return nil, fmt.Errorf("%w: malformed direct lane", ErrProtocol)
+	}
+	if m.Ride != nil && (m.T != sigLanes || m.Lanes != 2 || m.Direct != nil || len(m.Ride) != bulk.KeyLen) {
+		return nil, fmt.Errorf("%w: malformed ride lane", ErrProtocol)
 	}
 	if m.To != "" && m.T != sigPunched {
 		return nil, fmt.Errorf("%w: malformed to", ErrProtocol)
