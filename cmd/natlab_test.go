@@ -261,6 +261,44 @@ func TestLabPaths(t *testing.T) {
 	}
 }
 
+// TestLabRide: a sender behind a NAT that gives every new socket a new
+// port, a receiver with a public address. ICE's pair works, but a direct
+// lane's socket does not: the lane that carries the file is a ride lane
+// on ICE's pair (the sender's upload is slowed so that the transfer
+// outlasts the direct lane's wait).
+func TestLabRide(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lab := newLab(t)
+	srv, err := lab.Server("srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := labSignal(ctx, t, srv, "8080")
+	a := labHost(t, lab, "ridea", netlab.LANOptions{NAT: netlab.Symmetric})
+	b := labHost(t, lab, "rideb", netlab.LANOptions{})
+	src, out := t.TempDir(), t.TempDir()
+	want := randomFile(t, src, "lab.bin", 3<<20)
+	s := inLab(ctx, t, a, nil, "send", "-v", "--max-receivers", "1", "--max-rate", "400K", "--signal", url, filepath.Join(src, "lab.bin"))
+	roomID, password, _ := s.offer(t)
+	r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "-v", "--no-seed", "--signal", url, "--out", out, roomID)
+	if c := r.waitUpTo(t, 60*time.Second, "recv"); c != ExitOK {
+		t.Fatalf("recv exit %d:\n%s\nsend:\n%s", c, r.stderr.String(), s.stderr.String())
+	}
+	if c := s.waitUpTo(t, 10*time.Second, "send"); c != ExitOK {
+		t.Fatalf("send exit %d:\n%s", c, s.stderr.String())
+	}
+	if got, err := os.ReadFile(filepath.Join(out, "lab.bin")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("received file differs (%v)", err)
+	}
+	for _, end := range []*run{s.run, r.run} {
+		if !strings.Contains(end.stderr.String(), "ride lane open") {
+			t.Errorf("no ride lane opened:\n%s", end.stderr.String())
+		}
+	}
+}
+
 // noPath checks that recv on b, with no path to the sender on a, gives up
 // at the connect timeout with the message TestLabPaths expects.
 func noPath(ctx context.Context, t *testing.T, a, b *netlab.Host, url string) {

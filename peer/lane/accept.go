@@ -31,15 +31,17 @@ func (c *Conn) acceptLanes(n int) {
 	}()
 	defer c.set.settle() // first: Pick need not wait for the Conn to close
 	// peerLanes answers peer connections until the dialer has opened all
-	// it said, asks for direct lanes, or one fails; false: stop altogether.
-	peerLanes := func() bool {
+	// it said, asks for a direct or ride lane, or one fails; it says how
+	// many opened, and false: stop altogether.
+	peerLanes := func() (int, bool) {
+		opened := 0
 		for i := range n {
 			if c.lanes() < i+2 || c.theirDirect != nil || c.theirRide != nil { // the dialer said it opens fewer
 				break
 			}
 			pc, pn, err := c.t.newPeerConnection()
 			if err != nil {
-				return false
+				return opened, false
 			}
 			pcs = append(pcs, pc)
 			ev := watchAnswerer(pc)
@@ -49,32 +51,36 @@ func (c *Conn) acceptLanes(n int) {
 			}
 			raw, err := dc.DetachWithDeadline()
 			if err != nil {
-				return false
+				return opened, false
 			}
 			c.set.add(&Lane{ch: dc, raw: raw, failed: ev.failed})
+			opened++
 		}
-		return true
+		return opened, true
 	}
-	if !peerLanes() {
-		return
-	}
-	if len(pcs) <= 1 && c.theirRide != nil { // the dialer asked for a ride lane instead
-		var fallback bool
-		if ride, fallback = c.acceptRide(ctx); fallback && ctx.Err() == nil {
-			c.theirRide = nil
-			peerLanes()
+	// The dialer asks for direct lanes, then (should none open) a ride
+	// lane, then (should it not open either) peer lanes; or for one of
+	// them straight away.
+	for ctx.Err() == nil {
+		opened, ok := peerLanes()
+		if !ok || opened > 0 {
+			return
 		}
-		return
-	}
-	if len(pcs) <= 1 && c.theirDirect != nil { // the dialer asked for direct lanes instead
 		var fallback bool
-		direct, fallback = c.acceptDirect(ctx)
-		if fallback && ctx.Err() == nil {
-			// None opened (we could not, or a firewall lets only ICE
-			// through): peer lanes, if the dialer falls back to them; it
-			// says {lanes, lanes:1} if not.
+		switch {
+		case c.theirDirect != nil:
+			var dls []*directLane
+			dls, fallback = c.acceptDirect(ctx)
+			direct = append(direct, dls...)
 			c.theirDirect = nil
-			peerLanes()
+		case c.theirRide != nil && ride == nil:
+			ride, fallback = c.acceptRide(ctx)
+			c.theirRide = nil
+		}
+		if !fallback {
+			// A lane opened, the dialer opens none, or (fallback false
+			// with none) signalling failed: nothing more comes.
+			return
 		}
 	}
 }

@@ -397,7 +397,7 @@ func (c *Conn) openDirect(ctx context.Context, path directPath, k, fallback int,
 	}
 	if theirs == nil { // it opens none
 		closeEnds(ends)
-		return c.directFallback(ctx, fallback, use)
+		return c.afterDirect(ctx, fallback, use)
 	}
 	ports := theirs.ports()
 	if len(ports) > len(ends) {
@@ -420,6 +420,16 @@ func (c *Conn) openDirect(ctx context.Context, path directPath, k, fallback int,
 	}
 	if opened.Load() > 0 {
 		return nil
+	}
+	return c.afterDirect(ctx, fallback, use)
+}
+
+// afterDirect goes on where no direct lane opened: a NAT on the other
+// side can let ICE's pair through but not a new socket's packets, so a
+// ride lane where the pair allows one, else fallback peer lanes.
+func (c *Conn) afterDirect(ctx context.Context, fallback int, use func(context.Context, Channel) error) error {
+	if rp, ok := c.t.ridePathOf(c.pc); ok && !c.t.cfg.NoRide && ctx.Err() == nil {
+		return c.openRide(ctx, rp, fallback, use)
 	}
 	return c.directFallback(ctx, fallback, use)
 }
