@@ -62,6 +62,10 @@ type Conn struct {
 	theirDirect *wireDirect
 	// theirRide is the keys of the ride lane the dialer asked for.
 	theirRide []byte
+	// portsRandom: a server-reflexive candidate (ours or theirs) showed
+	// a NAT that gives each socket a port of its choosing, so a direct
+	// lane across it cannot connect (wire.go).
+	portsRandom bool
 	// next is what an answerer's negotiation received for the one after
 	// it (see negotiate).
 	next []*signalMsg
@@ -291,6 +295,11 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 	switch n := c.lanes(); {
 	case n <= 1:
 		return nil
+	case direct && c.portsRandom && crossesNAT(c.pc):
+		// A direct lane's new socket would get a new port from the NAT,
+		// and the other end refuses its packets: a ride lane at once,
+		// rather than after DirectTimeout.
+		return c.afterDirect(ctx, c.fallbackLanes(n), use)
 	case direct:
 		// One direct lane, whatever the path: its stream paces at the
 		// path's delivery rate and does not slow down for random loss,
@@ -306,11 +315,7 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 		// Through NAT: a ride lane; peer lanes should it not open, where
 		// they pay.
 		rp, _ := t.ridePathOf(c.pc)
-		fallback := 0
-		if t.wantLanes(c.pc) {
-			fallback = n - 1
-		}
-		return c.openRide(ctx, rp, fallback, use)
+		return c.openRide(ctx, rp, c.fallbackLanes(n), use)
 	case !t.wantLanes(c.pc):
 		// Tell the accepting end not to wait for them.
 		_ = c.send(ctx, &signalMsg{T: sigLanes, Lanes: 1})
@@ -318,6 +323,22 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 	default:
 		return c.openLanes(ctx, n-1, use)
 	}
+}
+
+// fallbackLanes is how many peer lanes to open, of n connections in all,
+// should no direct or ride lane open: none where lanes do not pay.
+func (c *Conn) fallbackLanes(n int) int {
+	if c.t.wantLanes(c.pc) {
+		return n - 1
+	}
+	return 0
+}
+
+// crossesNAT says whether pc's selected pair goes through a NAT: either
+// end of it is not a host candidate.
+func crossesNAT(pc *webrtc.PeerConnection) bool {
+	pair, _, _, ok := selectedPair(pc)
+	return ok && (pair.Local.Typ != webrtc.ICECandidateTypeHost || pair.Remote.Typ != webrtc.ICECandidateTypeHost)
 }
 
 // canRide says whether the first connection's pair can take a ride lane.

@@ -181,6 +181,9 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 		case sigCand:
 			typ := candidateType(m.Cand.Candidate)
 			theirs = noted(theirs, typ)
+			if typ == "srflx" && portChanged(m.Cand.Candidate) {
+				c.portsRandom = true
+			}
 			ci := webrtc.ICECandidateInit{Candidate: m.Cand.Candidate, SDPMid: m.Cand.SDPMid, SDPMLineIndex: m.Cand.SDPMLineIndex}
 			if typ == "srflx" {
 				to, ok := candidateAddr(m.Cand.Candidate)
@@ -283,6 +286,9 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 			return nil, c.in.err
 		case ci := <-ev.cands:
 			ours = noted(ours, ci.Typ.String())
+			if ci.Typ == webrtc.ICECandidateTypeSrflx && ci.RelatedPort != 0 && ci.Port != ci.RelatedPort {
+				c.portsRandom = true
+			}
 			if a, err := netip.ParseAddr(ci.Address); err == nil && ci.Typ == webrtc.ICECandidateTypeSrflx &&
 				pp.ourCandidate(netip.AddrPortFrom(a.Unmap(), ci.Port)) {
 				// Before they hear of it: from this socket too.
@@ -324,6 +330,24 @@ func candidateAddr(line string) (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(a.Unmap(), uint16(p)), true
+}
+
+// portChanged reports whether a server-reflexive candidate line's port
+// differs from its base's ("... port typ srflx raddr A rport P"): the NAT
+// in front of it gives a socket a port of its own choosing.
+func portChanged(line string) bool {
+	ap, ok := candidateAddr(line)
+	if !ok {
+		return false
+	}
+	f := strings.Fields(line)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "rport" {
+			p, err := strconv.ParseUint(f[i+1], 10, 16)
+			return err == nil && p != 0 && uint16(p) != ap.Port()
+		}
+	}
+	return false
 }
 
 // candidateType is the type of an ICE candidate line ("... typ host
