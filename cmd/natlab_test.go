@@ -261,44 +261,59 @@ func TestLabPaths(t *testing.T) {
 	}
 }
 
-// TestLabRide: a sender behind a NAT that gives every new socket a new
-// port, a receiver with a public address. ICE's pair works, but a direct
-// lane's socket does not: the lane that carries the file is a ride lane
-// on ICE's pair, opened at once (the sender's srflx candidate shows its
-// NAT's random ports), not after a direct lane's 5 s wait, which the
-// transfer, slowed to about two seconds, would not outlast.
+// TestLabRide: one end behind a NAT that gives every new socket a new
+// port, the other with a public address. ICE's pair works, a direct
+// lane's socket would not: the lane that carries the file is a ride lane
+// on ICE's pair. It opens at once: the NATed end's srflx candidate shows
+// the random ports, so the receiver does not wait out a direct lane's
+// 5 s, which the transfer, slowed to about two seconds, would not
+// outlast. (Behind the receiver's NAT, the pair is host to host as the
+// receiver sees it: only the candidate tells.)
 func TestLabRide(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	lab := newLab(t)
 	srv, err := lab.Server("srv")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Its STUN shows the sender its NAT; its relay is there, as usual,
-	// but ICE prefers the direct pair.
+	// Its STUN shows an end its NAT; its relay is there, as usual, but
+	// ICE prefers the direct pair.
 	url := labSignal(ctx, t, srv, "8080", "--turn")
-	a := labHost(t, lab, "ridea", netlab.LANOptions{NAT: netlab.Symmetric})
-	b := labHost(t, lab, "rideb", netlab.LANOptions{})
-	src, out := t.TempDir(), t.TempDir()
-	want := randomFile(t, src, "lab.bin", 2<<20)
-	s := inLab(ctx, t, a, nil, "send", "-v", "--stun", "none", "--max-receivers", "1", "--max-rate", "1M", "--signal", url, filepath.Join(src, "lab.bin"))
-	roomID, password, _ := s.offer(t)
-	r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "-v", "--stun", "none", "--no-seed", "--signal", url, "--out", out, roomID)
-	if c := r.waitUpTo(t, 60*time.Second, "recv"); c != ExitOK {
-		t.Fatalf("recv exit %d:\n%s\nsend:\n%s", c, r.stderr.String(), s.stderr.String())
-	}
-	if c := s.waitUpTo(t, 10*time.Second, "send"); c != ExitOK {
-		t.Fatalf("send exit %d:\n%s", c, s.stderr.String())
-	}
-	if got, err := os.ReadFile(filepath.Join(out, "lab.bin")); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("received file differs (%v)", err)
-	}
-	for _, end := range []*run{s.run, r.run} {
-		if !strings.Contains(end.stderr.String(), "ride lane open") {
-			t.Errorf("no ride lane opened:\n%s", end.stderr.String())
-		}
+	sym, public := netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{}
+	for _, c := range []struct {
+		name string
+		a, b netlab.LANOptions
+	}{
+		{"sender behind it", sym, public},
+		{"receiver behind it", public, sym},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			name := strings.Fields(c.name)[0]
+			a := labHost(t, lab, "ride"+name+"a", c.a)
+			b := labHost(t, lab, "ride"+name+"b", c.b)
+			src, out := t.TempDir(), t.TempDir()
+			want := randomFile(t, src, "lab.bin", 2<<20)
+			s := inLab(ctx, t, a, nil, "send", "-v", "--stun", "none", "--max-receivers", "1", "--max-rate", "1M", "--signal", url, filepath.Join(src, "lab.bin"))
+			roomID, password, _ := s.offer(t)
+			r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "-v", "--stun", "none", "--no-seed", "--signal", url, "--out", out, roomID)
+			if c := r.waitUpTo(t, 60*time.Second, "recv"); c != ExitOK {
+				t.Fatalf("recv exit %d:\n%s\nsend:\n%s", c, r.stderr.String(), s.stderr.String())
+			}
+			if c := s.waitUpTo(t, 10*time.Second, "send"); c != ExitOK {
+				t.Fatalf("send exit %d:\n%s", c, s.stderr.String())
+			}
+			if got, err := os.ReadFile(filepath.Join(out, "lab.bin")); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("received file differs (%v)", err)
+			}
+			for _, end := range []*run{s.run, r.run} {
+				if !strings.Contains(end.stderr.String(), "ride lane open") {
+					t.Errorf("no ride lane opened:\n%s", end.stderr.String())
+				}
+			}
+		})
 	}
 }
 

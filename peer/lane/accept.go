@@ -92,7 +92,11 @@ func (c *Conn) acceptLanes(n int) {
 func (c *Conn) acceptDirect(ctx context.Context) (lanes []*directLane, fallback bool) {
 	var ends []*directEnd
 	err := errors.New("no direct path")
-	if path, ok := c.t.directPathOf(c.pc); ok {
+	if (c.portsRandom || ourPortsRandom(c.pc)) && offLink(c.pc) {
+		// Our NAT, or theirs, would give a new socket a new port: no
+		// direct lane would connect, and the dialer would wait for one.
+		err = errors.New("a NAT on the path gives new sockets new ports")
+	} else if path, ok := c.t.directPathOf(c.pc); ok {
 		ends, err = c.t.newDirectEnds(path, min(len(c.theirDirect.ports()), c.lanes()), c.opts.Label)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -295,7 +296,7 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 	switch n := c.lanes(); {
 	case n <= 1:
 		return nil
-	case direct && c.portsRandom && crossesNAT(c.pc):
+	case direct && (c.portsRandom || ourPortsRandom(c.pc)) && offLink(c.pc):
 		// A direct lane's new socket would get a new port from the NAT,
 		// and the other end refuses its packets: a ride lane at once,
 		// rather than after DirectTimeout.
@@ -334,11 +335,29 @@ func (c *Conn) fallbackLanes(n int) int {
 	return 0
 }
 
-// crossesNAT says whether pc's selected pair goes through a NAT: either
-// end of it is not a host candidate.
-func crossesNAT(pc *webrtc.PeerConnection) bool {
-	pair, _, _, ok := selectedPair(pc)
-	return ok && (pair.Local.Typ != webrtc.ICECandidateTypeHost || pair.Remote.Typ != webrtc.ICECandidateTypeHost)
+// ourPortsRandom says whether a srflx candidate of ours gathered so far
+// (the local description has them all, late ones too) shows a NAT that
+// gives each socket a port of its choosing.
+func ourPortsRandom(pc *webrtc.PeerConnection) bool {
+	d := pc.LocalDescription()
+	if d == nil {
+		return false
+	}
+	for _, line := range strings.Split(d.SDP, "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(line, "a="))
+		if strings.HasPrefix(line, "candidate:") && candidateType(line) == "srflx" && portChanged(line) {
+			return true
+		}
+	}
+	return false
+}
+
+// offLink says whether the other end of pc's selected pair is off our
+// links, so that a NAT may stand between: ours, which a host candidate
+// does not show, or theirs.
+func offLink(pc *webrtc.PeerConnection) bool {
+	_, _, remote, ok := selectedPair(pc)
+	return ok && !remote.IsLoopback() && !onLink(remote)
 }
 
 // canRide says whether the first connection's pair can take a ride lane.

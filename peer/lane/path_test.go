@@ -29,3 +29,19 @@ func TestUntranslated(t *testing.T) {
 		}
 	}
 }
+
+// TestPortChanged: a srflx candidate whose port is not its base's shows a
+// NAT that picks ports; one that kept it, or a line without a base, not.
+func TestPortChanged(t *testing.T) {
+	for line, want := range map[string]bool{
+		"candidate:1 1 udp 1694498815 198.51.100.3 45603 typ srflx raddr 0.0.0.0 rport 41000": true,
+		"candidate:1 1 udp 1694498815 198.51.100.3 41000 typ srflx raddr 0.0.0.0 rport 41000": false,
+		"candidate:1 1 udp 1694498815 198.51.100.3 41000 typ srflx":                           false,
+		"candidate:1 1 udp 1694498815 198.51.100.3 41000 typ srflx raddr 0.0.0.0 rport x":     false,
+		"garbage": false,
+	} {
+		if got := portChanged(line); got != want {
+			t.Errorf("portChanged(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
