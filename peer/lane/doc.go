@@ -9,13 +9,14 @@
 // them, the dialer opens lanes (Conn.More): further peer connections, or
 // direct lanes (DTLS, then package bulk's paced stream, over a UDP socket
 // of their own, with larger packets) where no NAT or relay lies between
-// the peers. Lanes carry
+// the peers, or a ride lane (the same stream on the first connection's
+// own ICE pair) through NAT. Lanes carry
 // messages from the accepting end to the dialing end only; the accepting
 // end writes through its Set, which picks the lane each message goes on
 // and holds writers back while a lane's buffer is full.
 //
 // The sealed signalling messages are defined in wire.go, the path MTU
-// probes of direct lanes in pmtu.go.
+// probes of direct lanes in pmtu.go, the stream in package bulk.
 //
 // lane never prints: diagnostics go to the Config's logger.
 package lane

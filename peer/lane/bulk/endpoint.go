@@ -192,18 +192,16 @@ func (e *Endpoint) Receive(pkt []byte) {
 			err = e.r.data(f.off, f.data)
 			eliciting = true
 		case f.typ == frameAck && e.s != nil:
-			var before uint64
-			before, err = e.s.buffered(), e.s.onAck(&f.ack, now, e.nextPN, &e.stats)
+			before := e.s.buffered()
+			err = e.s.onAck(&f.ack, now, e.nextPN, &e.stats)
 			th := e.lowThresh.Load()
-			lowCross = err == nil && before > th && e.s.buffered() <= th
+			lowCross = lowCross || err == nil && before > th && e.s.buffered() <= th
 		case f.typ == framePing:
 			eliciting = true
 		case f.typ == frameClose:
-			why := ErrPeerClosed
+			err = ErrPeerClosed
 			if f.why != "" {
 				err = fmt.Errorf("%w: %s", ErrPeerClosed, f.why)
-			} else {
-				err = why
 			}
 		default:
 			err = fmt.Errorf("%w: frame %q on the wrong end", ErrProtocol, f.typ)
