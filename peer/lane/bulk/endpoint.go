@@ -253,7 +253,7 @@ func (e *Endpoint) ackPacket(now time.Time) []byte {
 		return nil
 	}
 	delay := uint32(min(now.Sub(r.largestAt).Microseconds(), 1<<31))
-	limit := r.readOff + uint64(len(r.ring))
+	limit := r.readOff + uint64(r.window)
 	b := make([]byte, headerLen, headerLen+ackHeader+maxAckRanges*rangeLen+tagLen)
 	b = appendAck(b, e.gotPN, delay, r.held.firstGap(r.readOff), limit)
 	r.unacked, r.ackNow, r.advertised = 0, false, limit

@@ -9,7 +9,12 @@ import (
 // receiver is the receiving end's state: stream bytes held ahead of the
 // reader, and what to acknowledge. Guarded by the Endpoint's mu.
 type receiver struct {
-	ring    []byte // stream offset x at ring[x & (len-1)]
+	// ring holds stream offset x at ring[x & (len-1)]. It starts small
+	// and doubles as far as window when the source has that much in
+	// flight: a LAN's round trip needs little of it, and a receiver has
+	// a lane to each of its sources.
+	ring    []byte
+	window  int
 	readOff uint64 // the reader has taken everything below
 	held    spans  // received ranges at or above readOff
 
@@ -21,13 +26,33 @@ type receiver struct {
 }
 
 func newReceiver(window int) *receiver {
-	return &receiver{ring: make([]byte, window)}
+	return &receiver{ring: make([]byte, min(window, initialRing)), window: window}
+}
+
+// initialRing: a 64 KiB message and its neighbours.
+const initialRing = 256 << 10
+
+// grow makes the ring hold bytes up to end, moving what it holds.
+func (r *receiver) grow(end uint64) {
+	n := len(r.ring)
+	for uint64(n) < end-r.readOff {
+		n *= 2
+	}
+	ring := make([]byte, n)
+	newMask, oldMask := uint64(n-1), uint64(len(r.ring)-1)
+	for _, h := range r.held {
+		for o := h.lo; o < h.hi; {
+			k := copy(ring[o&newMask:], r.ring[o&oldMask:][:min(uint64(len(r.ring))-o&oldMask, h.hi-o)])
+			o += uint64(k)
+		}
+	}
+	r.ring = ring
 }
 
 // data takes stream bytes [off, off+len(b)).
 func (r *receiver) data(off uint64, b []byte) error {
 	end := off + uint64(len(b))
-	if end > r.readOff+uint64(len(r.ring)) {
+	if end > r.readOff+uint64(r.window) {
 		return fmt.Errorf("%w: data beyond the window", ErrProtocol)
 	}
 	if end <= r.readOff {
@@ -35,6 +60,9 @@ func (r *receiver) data(off uint64, b []byte) error {
 	}
 	if off < r.readOff {
 		b, off = b[r.readOff-off:], r.readOff
+	}
+	if end-r.readOff > uint64(len(r.ring)) {
+		r.grow(end)
 	}
 	mask := uint64(len(r.ring) - 1)
 	for o := off; len(b) > 0; {
@@ -75,5 +103,5 @@ func (r *receiver) take(p []byte, n int) bool {
 	r.copyOut(p[:n], r.readOff+4)
 	r.readOff += 4 + uint64(n)
 	r.held.trimBelow(r.readOff)
-	return r.readOff+uint64(len(r.ring))-r.advertised >= uint64(len(r.ring)/4)
+	return r.readOff+uint64(r.window)-r.advertised >= uint64(r.window/4)
 }
