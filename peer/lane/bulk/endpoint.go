@@ -225,9 +225,12 @@ func (e *Endpoint) Receive(pkt []byte) {
 			arm = true // the loop's delayed ack
 		}
 	}
+	wake := e.r != nil && e.r.whole()
 	e.mu.Unlock()
-	if e.r != nil {
+	if wake {
 		nudge(e.readReady)
+	}
+	if e.r != nil {
 		if arm {
 			nudge(e.wake)
 		}

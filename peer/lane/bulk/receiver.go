@@ -18,6 +18,11 @@ type receiver struct {
 	readOff uint64 // the reader has taken everything below
 	held    spans  // received ranges at or above readOff
 
+	// need is where the stream must be held up to for the waiting
+	// reader's message to be whole (0: no reader waits): only then is it
+	// woken, not at each of the dozens of packets a message takes.
+	need uint64
+
 	unacked      int // packets not yet acknowledged
 	firstUnacked time.Time
 	largestAt    time.Time
@@ -78,6 +83,7 @@ func (r *receiver) data(off uint64, b []byte) error {
 func (r *receiver) next() (n int, ok bool, err error) {
 	avail := r.held.firstGap(r.readOff) - r.readOff
 	if avail < 4 {
+		r.need = r.readOff + 4
 		return 0, false, nil
 	}
 	var hdr [4]byte
@@ -86,7 +92,17 @@ func (r *receiver) next() (n int, ok bool, err error) {
 	if l > MaxMessage {
 		return 0, false, fmt.Errorf("%w: message of %d bytes", ErrProtocol, l)
 	}
-	return int(l), avail >= 4+uint64(l), nil
+	if avail < 4+uint64(l) {
+		r.need = r.readOff + 4 + uint64(l)
+		return int(l), false, nil
+	}
+	r.need = 0
+	return int(l), true, nil
+}
+
+// whole reports whether the waiting reader's message is now whole.
+func (r *receiver) whole() bool {
+	return r.need != 0 && r.held.firstGap(r.readOff) >= r.need
 }
 
 func (r *receiver) copyOut(dst []byte, off uint64) {
