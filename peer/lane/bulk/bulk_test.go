@@ -209,3 +209,71 @@ func BenchmarkStream(b *testing.B) {
 		})
 	}
 }
+
+// TestIdle: an end that hears nothing for IdleTimeout gives up with
+// ErrIdle, and its reader learns of it.
+func TestIdle(t *testing.T) {
+	var silent atomic.Bool
+	p := newPair(t, 1472, func(bool) bool { return silent.Load() })
+	if _, err := p.src.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	_ = p.dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := p.dst.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	silent.Store(true) // the path goes dark both ways
+	began := time.Now()
+	_ = p.dst.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := p.dst.Read(buf); !errors.Is(err, ErrIdle) {
+		t.Fatalf("read on a dark path: %v, want ErrIdle", err)
+	}
+	if took := time.Since(began); took > 3*time.Second+2*time.Second {
+		t.Errorf("gave up after %v, want about the 3 s idle timeout", took)
+	}
+	select {
+	case <-p.src.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the source did not give up")
+	}
+	if !errors.Is(p.src.Err(), ErrIdle) {
+		t.Fatalf("source: %v, want ErrIdle", p.src.Err())
+	}
+}
+
+// TestHostileAck: an acknowledgement of packets never sent, or of stream
+// bytes never sent, ends the stream with ErrProtocol.
+func TestHostileAck(t *testing.T) {
+	keys := make([]byte, KeyLen)
+	_, _ = rand.Read(keys)
+	for name, frames := range map[string][]byte{
+		"packet never sent": func() []byte {
+			var got spans
+			got.add(0, 1000)
+			return appendAck(nil, got, 0, 0, 1<<21)
+		}(),
+		"bytes never sent": func() []byte {
+			var got spans
+			got.add(0, 1)
+			return appendAck(nil, got, 0, 1<<20, 1<<21)
+		}(),
+	} {
+		e, err := New(Config{Keys: keys, Source: true, MTU: 1500, Send: func([][]byte) error { return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		for e.Stats().PacketsSent == 0 { // packet 0 carries the byte
+			time.Sleep(time.Millisecond)
+		}
+		pkt := e.in.seal(append(make([]byte, headerLen), frames...), 0)
+		e.Receive(pkt)
+		if !errors.Is(e.Err(), ErrProtocol) {
+			t.Errorf("%s: %v, want ErrProtocol", name, e.Err())
+		}
+		_ = e.Close()
+	}
+}
