@@ -268,7 +268,8 @@ func TestLabPaths(t *testing.T) {
 // the random ports, so the receiver does not wait out a direct lane's
 // 5 s, which the transfer, slowed to about two seconds, would not
 // outlast. (Behind the receiver's NAT, the pair is host to host as the
-// receiver sees it: only the candidate tells.)
+// receiver sees it: only the candidate tells, and its private address
+// reaching a public one names the path.)
 func TestLabRide(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -312,6 +313,15 @@ func TestLabRide(t *testing.T) {
 				if !strings.Contains(end.stderr.String(), "ride lane open") {
 					t.Errorf("no ride lane opened:\n%s", end.stderr.String())
 				}
+			}
+			// The NATed end knows its path goes through NAT, whatever
+			// kind of pair it sees.
+			natted := s.run
+			if c.b.NAT != netlab.None {
+				natted = r.run
+			}
+			if !strings.Contains(natted.stderr.String(), "direct through NAT") {
+				t.Errorf("the end behind the NAT did not say so:\n%s", natted.stderr.String())
 			}
 		})
 	}

@@ -74,6 +74,10 @@ func pathOf(pc *webrtc.PeerConnection) Path {
 		return Path{Kind: PathNAT}
 	case isLocalAddr(remote):
 		return Path{Kind: PathOneHost}
+	case local.IsPrivate() && !remote.IsPrivate() && !onLink(remote):
+		// A private address of ours reached a public one: through our
+		// NAT, however host-like the pair looks from here.
+		return Path{Kind: PathNAT}
 	case pair.Remote.Typ == webrtc.ICECandidateTypeHost,
 		// With trickled candidates the other end's host address is often
 		// first seen as peer-reflexive; on our own subnet it is that.
