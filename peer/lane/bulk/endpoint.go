@@ -218,7 +218,9 @@ func (e *Endpoint) Receive(pkt []byte) {
 			r.firstUnacked = now
 		}
 		r.unacked++
-		r.largestAt = now
+		if pn+1 == e.gotPN[len(e.gotPN)-1].hi {
+			r.largestAt = now // an ack's delay is the largest number's
+		}
 		if gap || r.unacked >= ackEvery || r.ackNow {
 			reply = e.ackPacket(now)
 		} else if r.unacked == 1 {
