@@ -494,3 +494,22 @@ func (p *Page) url() string {
 	defer p.b.mu.Unlock()
 	return p.lastURL
 }
+
+// WaitRequests waits until every request so far, WebSockets aside, has
+// finished or failed: for counting what a page took to load.
+func (p *Page) WaitRequests(ctx context.Context) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	err := p.b.waitChange(ctx, func() bool {
+		for _, r := range p.requests {
+			if r.Type != "WebSocket" && !r.Finished && r.Failed == "" {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("chromium: requests still loading: %w", err)
+	}
+	return nil
+}
