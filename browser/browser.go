@@ -54,7 +54,7 @@ type Handler struct {
 	next   http.Handler
 	hash   string // of the whole tree, in asset URLs
 	assets map[string]*asset
-	index  *template.Template
+	page   *asset // index.html filled in: the same for every room
 }
 
 // New returns a Handler over the embedded page. next serves every other
@@ -63,6 +63,7 @@ func New(next http.Handler) (*Handler, error) {
 	h := &Handler{next: next, assets: map[string]*asset{}}
 	sum := sha256.New()
 	var names []string
+	var index []byte
 	err := fs.WalkDir(webFS, "web", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -82,10 +83,7 @@ func New(next http.Handler) (*Handler, error) {
 		fmt.Fprintf(sum, "%d:%s%d:", len(name), name, len(b))
 		sum.Write(b)
 		if name == indexFile {
-			h.index, err = template.New(name).Parse(string(b))
-			if err != nil {
-				return nil, fmt.Errorf("browser: page template: %w", err)
-			}
+			index = b
 			continue
 		}
 		a, err := newAsset(name, b)
@@ -94,10 +92,23 @@ func New(next http.Handler) (*Handler, error) {
 		}
 		h.assets[name] = a
 	}
-	if h.index == nil {
+	if index == nil {
 		return nil, fmt.Errorf("browser: no %s in the page", indexFile)
 	}
 	h.hash = hex.EncodeToString(sum.Sum(nil))[:16]
+	tmpl, err := template.New(indexFile).Parse(string(index))
+	if err != nil {
+		return nil, fmt.Errorf("browser: page template: %w", err)
+	}
+	var buf bytes.Buffer
+	// Relative, so that it holds behind a proxy that serves us under a
+	// path: /r/ROOM -> ../p/HASH/.
+	if err := tmpl.Execute(&buf, pageData{Assets: ".." + h.AssetBase()}); err != nil {
+		return nil, fmt.Errorf("browser: page template: %w", err)
+	}
+	if h.page, err = newAsset(indexFile, buf.Bytes()); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -250,19 +261,10 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request, id string) {
 	if !allowGet(w, r) {
 		return
 	}
-	var buf bytes.Buffer
-	// Relative, as above: /r/ROOM -> ../p/HASH/.
-	if err := h.index.Execute(&buf, pageData{Assets: ".." + h.AssetBase()}); err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	// The page is small and names the room: nobody keeps it.
+	// The page is small, and its URL names the room: nobody keeps it,
+	// and a new build's page is never mixed with old assets.
 	w.Header().Set("Cache-Control", "no-store")
-	a := &asset{ctype: "text/html; charset=utf-8", plain: buf.Bytes()}
-	if gz, err := gzipped(a.plain); err == nil && len(gz) < len(a.plain) {
-		a.gz = gz
-	}
-	write(w, r, a)
+	write(w, r, h.page)
 }
 
 // serveAsset answers AssetPrefix + HASH/NAME. Only the current hash
