@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -149,5 +151,32 @@ func TestPageInChromium(t *testing.T) {
 	var text string
 	if err := p3.Eval(ctx, status, &text); err != nil || !strings.HasPrefix(text, "There is no such room") {
 		t.Errorf("status for a missing room: %q (%v)", text, err)
+	}
+
+	// Behind a reverse proxy that serves the server under a path and
+	// rewrites the Host header, as nginx does by default: the page's
+	// relative URLs and 'self' in connect-src still hold.
+	target, _ := url.Parse(ts.URL)
+	front := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = "backend.invalid:8080"
+		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/p2pxfer")
+		pr.Out.URL.RawPath = ""
+	}})
+	defer front.Close()
+	p4, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p4.Navigate(ctx, front.URL+"/p2pxfer/r/"+roomID+"#secret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p4.WaitFor(ctx, `document.body.dataset.state === "joined"`, status); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p4.Requests() {
+		if !strings.Contains(r.URL, "/p2pxfer/") {
+			t.Errorf("behind the proxy the page asked for %s", r.URL)
+		}
 	}
 }

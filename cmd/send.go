@@ -36,7 +36,8 @@ func sendCommand(env Env) *cli.Command {
 		ArgsUsage: "FILE|FOLDER...",
 		Description: "Hashes the files (a folder is sent whole, with its empty folders; symbolic links\n" +
 			"and special files inside it are skipped with a warning), opens a room on the signalling server and prints the room ID,\n" +
-			"the password and the command to run on the receiving side. With no --signal and no\n" +
+			"the password, the command to run on the receiving side and a link to the room's page for a browser\n" +
+			"there (with --qr, as a QR code too). With no --signal and no\n" +
 			"P2PXFER_SIGNAL it runs its own signalling server, so nothing else is needed on a LAN.",
 		Flags: append(commonFlags(),
 			&cli.StringFlag{Name: "listen", Value: ":0", Usage: "`ADDR` for the embedded signalling server (when no --signal)"},

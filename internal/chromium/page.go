@@ -513,3 +513,11 @@ func (p *Page) WaitRequests(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Close closes the tab (its problems are still checked at the end of the
+// test).
+func (p *Page) Close(ctx context.Context) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	return p.b.cdp.call(ctx, "", "Target.closeTarget", map[string]any{"targetId": p.target}, nil)
+}
