@@ -79,7 +79,13 @@ export function signalURL(href) {
 // the open socket and the joined message.
 export function join(roomID) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(signalURL(location.href));
+    let ws;
+    try {
+      ws = new WebSocket(signalURL(location.href));
+    } catch (err) {
+      reject(new Error(`This page cannot connect to its server: ${err.message}`));
+      return;
+    }
     const timer = setTimeout(() => {
       ws.close();
       reject(new Error("The signalling server did not answer in time. Check your connection and reload the page."));

@@ -26,7 +26,9 @@ func site(t *testing.T) *httptest.Server {
 	t.Helper()
 	files := map[string]string{
 		"/":            `<!doctype html><title>t</title><script type="module" src="/a.js"></script>`,
-		"/bad":         `<!doctype html><title>bad</title><script>window.inline = 1</script><script src="/throw.js"></script>`,
+		"/bad":         `<!doctype html><title>bad</title><script>window.inline = 1</script><script src="/throw.js"></script><script src="/wstart.js"></script>`,
+		"/wstart.js":   `new Worker("/wthrow.js")`,
+		"/wthrow.js":   `setTimeout(() => { throw new Error("worker boom") }, 10)`,
 		"/a.js":        `console.log("hello", 42); window.loaded = true; window.got = fetch("/data").then(r => r.text()); new Worker("/w.js");`,
 		"/w.js":        `console.log("from the worker"); fetch("/data");`,
 		"/throw.js":    `throw new Error("boom on purpose")`,
@@ -120,7 +122,8 @@ func TestPage(t *testing.T) {
 	}
 }
 
-// TestProblems: a CSP violation and an uncaught exception are reported,
+// TestProblems: a CSP violation and uncaught exceptions, a worker's
+// included, are reported,
 // and fail the test unless allowed.
 func TestProblems(t *testing.T) {
 	ts := site(t)
@@ -134,9 +137,9 @@ func TestProblems(t *testing.T) {
 	if err := p.Navigate(ctx, ts.URL+"/bad"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(p.Problems()) >= 2 }, "two problems")
+	waitFor(t, func() bool { return len(p.Problems()) >= 3 }, "three problems")
 	pr := strings.Join(p.Problems(), "\n")
-	if len(p.CSPViolations()) != 1 || !strings.Contains(pr, "Content Security Policy") || !strings.Contains(pr, "boom on purpose") {
+	if len(p.CSPViolations()) != 1 || !strings.Contains(pr, "Content Security Policy") || !strings.Contains(pr, "boom on purpose") || !strings.Contains(pr, "worker boom") {
 		t.Errorf("problems:\n%s\nconsole: %+v", pr, p.Console())
 	}
 	var inline any
@@ -144,7 +147,7 @@ func TestProblems(t *testing.T) {
 		t.Errorf("the inline script ran: %v %v", inline, err)
 	}
 	p.Allow("Content Security Policy")
-	p.Allow("boom on purpose")
+	p.Allow("boom")
 	if pr := p.Problems(); len(pr) != 0 {
 		t.Errorf("allowed problems still reported: %v", pr)
 	}
