@@ -26,7 +26,7 @@ func site(t *testing.T) *httptest.Server {
 	t.Helper()
 	files := map[string]string{
 		"/":            `<!doctype html><title>t</title><script type="module" src="/a.js"></script>`,
-		"/bad":         `<!doctype html><title>bad</title><script>window.inline = 1</script><script src="/throw.js"></script><script src="/wstart.js"></script>`,
+		"/bad":         `<!doctype html><title>bad</title><script>window.inline = 1</script><script src="/throw.js"></script><script src="/wstart.js"></script><link rel="stylesheet" href="https://third.example/x.css">`,
 		"/wstart.js":   `new Worker("/wthrow.js")`,
 		"/wthrow.js":   `setTimeout(() => { throw new Error("worker boom") }, 10)`,
 		"/a.js":        `console.log("hello", 42); window.loaded = true; window.got = fetch("/data").then(r => r.text()); new Worker("/w.js");`,
@@ -122,8 +122,8 @@ func TestPage(t *testing.T) {
 	}
 }
 
-// TestProblems: a CSP violation and uncaught exceptions, a worker's
-// included, are reported,
+// TestProblems: CSP violations (an inline script, a third-party
+// stylesheet) and uncaught exceptions, a worker's included, are reported,
 // and fail the test unless allowed.
 func TestProblems(t *testing.T) {
 	ts := site(t)
@@ -137,9 +137,12 @@ func TestProblems(t *testing.T) {
 	if err := p.Navigate(ctx, ts.URL+"/bad"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(p.Problems()) >= 3 }, "three problems")
+	if err := p.WaitRequests(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(p.Problems()) >= 5 }, "five problems")
 	pr := strings.Join(p.Problems(), "\n")
-	if len(p.CSPViolations()) != 1 || !strings.Contains(pr, "Content Security Policy") || !strings.Contains(pr, "boom on purpose") || !strings.Contains(pr, "worker boom") {
+	if len(p.CSPViolations()) != 2 || !strings.Contains(pr, "request blocked (csp): https://third.example/x.css") || !strings.Contains(pr, "Content Security Policy") || !strings.Contains(pr, "boom on purpose") || !strings.Contains(pr, "worker boom") {
 		t.Errorf("problems:\n%s\nconsole: %+v", pr, p.Console())
 	}
 	var inline any
@@ -148,6 +151,7 @@ func TestProblems(t *testing.T) {
 	}
 	p.Allow("Content Security Policy")
 	p.Allow("boom")
+	p.Allow("https://third.example/")
 	if pr := p.Problems(); len(pr) != 0 {
 		t.Errorf("allowed problems still reported: %v", pr)
 	}

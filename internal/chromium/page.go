@@ -45,7 +45,7 @@ type Request struct {
 	Encoding string // Content-Encoding of the response
 	Bytes    int64  // on the wire, headers included, once finished
 	Finished bool
-	Failed   string // why it failed, if it did
+	Failed   string // why it failed, if it did (blocked included)
 	Blocked  string // why the browser blocked it (csp, mixed-content...), if it did
 	Frames   int    // WebSocket frames sent and received
 }
@@ -244,6 +244,9 @@ func (p *Page) eventLocked(method string, params json.RawMessage) {
 			Blocked string `json:"blockedReason"`
 		}
 		if json.Unmarshal(params, &e) == nil && p.byID[e.ID] != nil {
+			if e.Error == "" {
+				e.Error = "failed" // a blocked request may come without a reason
+			}
 			p.byID[e.ID].Failed, p.byID[e.ID].Blocked = e.Error, e.Blocked
 		}
 	case "Network.webSocketFrameSent", "Network.webSocketFrameReceived":
