@@ -58,12 +58,20 @@ func site(t *testing.T) *httptest.Server {
 	return ts
 }
 
-// TestPage: navigate, evaluate and await, wait with a bound, and read
-// console, requests and origins, including the worker's.
-func TestPage(t *testing.T) {
+// TestChromium runs the harness's tests on one browser: starting one
+// takes about a second.
+func TestChromium(t *testing.T) {
 	ts := site(t)
 	b := Start(t)
 	t.Logf("Chromium started in %v", b.StartupTime())
+	t.Run("page", func(t *testing.T) { testPage(t, b, ts) })
+	t.Run("problems", func(t *testing.T) { testProblems(t, b, ts) })
+	t.Run("download", func(t *testing.T) { testDownload(t, b, ts) })
+}
+
+// testPage: navigate, evaluate and await, wait with a bound, and read
+// console, requests and origins, including the worker's.
+func testPage(t *testing.T, b *Browser, ts *httptest.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	p, err := b.NewPage(ctx)
@@ -122,12 +130,10 @@ func TestPage(t *testing.T) {
 	}
 }
 
-// TestProblems: CSP violations (an inline script, a third-party
+// testProblems: CSP violations (an inline script, a third-party
 // stylesheet) and uncaught exceptions, a worker's included, are reported,
 // and fail the test unless allowed.
-func TestProblems(t *testing.T) {
-	ts := site(t)
-	b := Start(t)
+func testProblems(t *testing.T, b *Browser, ts *httptest.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	p, err := b.NewPage(ctx)
@@ -157,10 +163,8 @@ func TestProblems(t *testing.T) {
 	}
 }
 
-// TestDownload: a download goes to the directory set, and is waited for.
-func TestDownload(t *testing.T) {
-	ts := site(t)
-	b := Start(t)
+// testDownload: a download goes to the directory set, and is waited for.
+func testDownload(t *testing.T, b *Browser, ts *httptest.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dir := t.TempDir()
