@@ -35,6 +35,7 @@ func site(t *testing.T) *httptest.Server {
 		"/data":        strings.Repeat("data ", 1000),
 		"/file":        "the downloaded file\n",
 		"/favicon.ico": "",
+		"/up":          `<!doctype html><input id="f" type="file" multiple>`,
 		"/dl":          `<!doctype html><a id="a" download="x.txt" href="/file">x</a>`,
 	}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,6 +68,7 @@ func TestChromium(t *testing.T) {
 	t.Run("page", func(t *testing.T) { testPage(t, b, ts) })
 	t.Run("problems", func(t *testing.T) { testProblems(t, b, ts) })
 	t.Run("download", func(t *testing.T) { testDownload(t, b, ts) })
+	t.Run("upload", func(t *testing.T) { testUpload(t, b, ts) })
 }
 
 // testPage: navigate, evaluate and await, wait with a bound, and read
@@ -188,6 +190,57 @@ func testDownload(t *testing.T, b *Browser, ts *httptest.Server) {
 	if got, err := os.ReadFile(filepath.Join(dir, "x.txt")); err != nil || string(got) != "the downloaded file\n" || d.Bytes != int64(len(got)) {
 		t.Fatalf("download %+v: %q %v", d, got, err)
 	}
+}
+
+// testUpload: files given to a file input are the page's to read, and
+// the browser's CPU time is measured.
+func testUpload(t *testing.T, b *Browser, ts *httptest.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before, err := b.CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{"a.txt": "first", "b.txt": "second"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, ts.URL+"/up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetInputFiles(ctx, "#nope", filepath.Join(dir, "a.txt")); err == nil {
+		t.Error("SetInputFiles on no element: no error")
+	}
+	if err := p.SetInputFiles(ctx, "#f", filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := p.Eval(ctx, `Promise.all([...document.getElementById("f").files].map(async f => f.name + "=" + await f.text()))`, &got); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "a.txt=first,b.txt=second" {
+		t.Errorf("the page read %v", got)
+	}
+	// A fixed amount of work in the page (about 0.4 s here; fixed, not
+	// timed, so a loaded machine does not matter): the browser's CPU
+	// time grows.
+	if err := p.Eval(ctx, `(() => { let x = 0; for (let i = 0; i < 3e7; i++) x = (x + i) % 1000003; return x })()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	after, err := b.CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 50*time.Millisecond {
+		t.Errorf("browser CPU grew by %v over a busy loop of 3e7 steps", after-before)
+	}
+	t.Logf("browser CPU %v, then %v", before, after)
 }
 
 // waitFor polls cond for up to 10 s.

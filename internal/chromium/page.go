@@ -524,3 +524,28 @@ func (p *Page) Close(ctx context.Context) error {
 	defer cancel()
 	return p.b.cdp.call(ctx, "", "Target.closeTarget", map[string]any{"targetId": p.target}, nil)
 }
+
+// SetInputFiles gives the file input that selector (a CSS selector)
+// finds the files at paths, as if the user had picked them; the input's
+// change event fires.
+func (p *Page) SetInputFiles(ctx context.Context, selector string, paths ...string) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	sel, _ := json.Marshal(selector)
+	var res struct {
+		Result struct {
+			ObjectID string `json:"objectId"`
+			Subtype  string `json:"subtype"`
+		} `json:"result"`
+	}
+	if err := p.b.cdp.call(ctx, p.session, "Runtime.evaluate", map[string]any{"expression": "document.querySelector(" + string(sel) + ")"}, &res); err != nil {
+		return err
+	}
+	if res.Result.ObjectID == "" || res.Result.Subtype == "null" {
+		return fmt.Errorf("chromium: no element %s", selector)
+	}
+	defer func() {
+		_ = p.b.cdp.call(ctx, p.session, "Runtime.releaseObject", map[string]any{"objectId": res.Result.ObjectID}, nil)
+	}()
+	return p.b.cdp.call(ctx, p.session, "DOM.setFileInputFiles", map[string]any{"files": paths, "objectId": res.Result.ObjectID}, nil)
+}
