@@ -36,6 +36,9 @@ func (r *recorder) seen() []string {
 	return append([]string(nil), r.uris...)
 }
 
+// pageBudget is what loading the page may take on the wire, gzipped.
+const pageBudget = 150 << 10
+
 // TestPageInChromium opens a room's page in real headless Chromium, in
 // front of a real signalling server with a host in the room: the page
 // loads under its policy with no error, exception or violation, takes
@@ -113,6 +116,10 @@ func TestPageInChromium(t *testing.T) {
 		t.Errorf("%d WebSockets, want 1", ws)
 	}
 	t.Logf("the page took %d bytes on the wire, headers included, to load (%d requests)", total, len(p.Requests())-ws)
+	// The budget for the page, libraries included.
+	if total > pageBudget {
+		t.Errorf("the page took %d bytes to load, over its budget of %d", total, pageBudget)
+	}
 	for _, u := range rec.seen() {
 		if strings.Contains(u, "secret") {
 			t.Errorf("the server saw the password: %s", u)
