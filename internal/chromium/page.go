@@ -419,8 +419,9 @@ func (p *Page) Requests() []Request {
 	return out
 }
 
-// Allow lets console errors and exceptions that contain substr pass the
-// end-of-test check: for tests that provoke them on purpose.
+// Allow lets the exceptions and console errors whose text contains
+// substr, and the blocked requests whose URL does, pass the end-of-test
+// check: for tests that provoke them on purpose.
 func (p *Page) Allow(substr string) {
 	p.b.mu.Lock()
 	defer p.b.mu.Unlock()
