@@ -84,6 +84,9 @@ func Start(t testing.TB) *Browser {
 	}
 	b.cmd = exec.Command(bin, args...)
 	b.cmd.Stderr = b.stderr
+	// What Chromium keeps outside its profile (crash reports, dconf)
+	// stays in the test's directory too.
+	b.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	b.cmd.SysProcAttr = processGroup()
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("chromium: start %s: %v", bin, err)
