@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
+
+// writeTimeout bounds writing one command to the browser.
+const writeTimeout = 10 * time.Second
 
 // maxMessage bounds one CDP message: evaluate results and network events
 // with headers fit many times over.
@@ -119,7 +123,13 @@ func (c *conn) call(ctx context.Context, session, method string, params, result 
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+	// Not the caller's ctx: the library closes the connection when a
+	// write's context ends, and a caller's short wait must not end the
+	// browser's connection. Writes are small and local.
+	wctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	err = c.ws.Write(wctx, websocket.MessageText, b)
+	cancel()
+	if err != nil {
 		forget()
 		return fmt.Errorf("chromium: %s: %w", method, err)
 	}
