@@ -24,6 +24,14 @@ export function fromUTF8(b) {
   }
 }
 
+/**
+ * Whether s holds no lone surrogate, so it has a UTF-8 encoding at all
+ * (String.prototype.isWellFormed, which older engines lack).
+ */
+export function wellFormed(s) {
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
 /** Concatenates byte arrays into a fresh one. */
 export function concat(...parts) {
   let n = 0;

@@ -20,7 +20,7 @@
 // keys) from ever meaning something Go would not.
 
 import { ed25519, sha256 } from '../vendor/noble.js';
-import { concat, equal, fromBase64, fromHex, fromUTF8, toBase64, toHex, utf8 } from './bytes.js';
+import { concat, equal, fromBase64, fromHex, fromUTF8, toBase64, toHex, utf8, wellFormed } from './bytes.js';
 import { INITIAL_CHAIN } from './chain.js';
 
 export const MANIFEST_VERSION = 3;
@@ -133,7 +133,7 @@ function isCc(c) {
 export function nameProblem(name) {
   if (typeof name !== 'string') return 'not a string';
   if (name === '') return 'empty';
-  if (!name.isWellFormed()) return 'not valid UTF-8';
+  if (!wellFormed(name)) return 'not valid UTF-8';
   const b = utf8(name);
   if (b.length > MAX_NAME_LEN) return `longer than ${MAX_NAME_LEN} bytes`;
   for (const ch of name) {

@@ -30,7 +30,7 @@
 // Decoders check everything Go's Validate and decodeSignal check, since a
 // server or a password holder may be hostile.
 
-import { fromBase64, toBase64, utf8 } from './bytes.js';
+import { fromBase64, toBase64, utf8, wellFormed } from './bytes.js';
 
 /** Signalling protocol version carried in create and join. */
 export const PROTOCOL_VERSION = 2;
@@ -399,7 +399,7 @@ export function decodeSignal(b) {
     }
   }
   if (m.to !== '' && m.t !== 'punched') throw protoErr('malformed to');
-  if (utf8(m.why).length > MAX_WHY || !m.why.isWellFormed()) throw protoErr('malformed reason');
+  if (utf8(m.why).length > MAX_WHY || !wellFormed(m.why)) throw protoErr('malformed reason');
   if (!SIG_TYPES.includes(m.t)) throw protoErr('unknown type');
   return m;
 }
