@@ -63,18 +63,25 @@ export function signedMessage(roomID, manifest) {
   return concat(SIGNING_CONTEXT, utf8(roomID), Uint8Array.of(0), manifest);
 }
 
-let webcryptoEd25519; // undefined: untried; false: unavailable
+let webcryptoEd25519 = true; // until the browser says it has no Ed25519
 
 async function verifyEd25519(key, msg, sig, useWebCrypto) {
   const subtle = globalThis.crypto?.subtle;
-  if (useWebCrypto && subtle && webcryptoEd25519 !== false) {
+  if (useWebCrypto && subtle && webcryptoEd25519) {
+    let k = null;
     try {
-      const k = await subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
-      webcryptoEd25519 = true;
-      return await subtle.verify({ name: 'Ed25519' }, k, sig, msg);
+      k = await subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
     } catch (e) {
-      if (webcryptoEd25519 === true) return false; // supported, this key or signature is bad
-      webcryptoEd25519 = false; // NotSupportedError: this browser has no Ed25519
+      // NotSupportedError: no Ed25519 here, use the library from now on.
+      // Anything else (a key that is no point) the library refuses below.
+      if (e?.name === 'NotSupportedError') webcryptoEd25519 = false;
+    }
+    if (k !== null) {
+      try {
+        return await subtle.verify({ name: 'Ed25519' }, k, sig, msg);
+      } catch {
+        return false;
+      }
     }
   }
   try {
