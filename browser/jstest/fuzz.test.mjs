@@ -42,7 +42,7 @@ function mutate(r, b) {
   return Uint8Array.from(out);
 }
 
-const ITER = 4000;
+const ITER = 1500; // a few seconds at most on a loaded 2-core machine
 
 test('fuzz parseFrame', () => {
   const table = JSON.parse(readFileSync(new URL('./testdata/frames.json', import.meta.url), 'utf8'));
@@ -69,7 +69,7 @@ test('fuzz handshake frames and sealed frames', () => {
   const sealed = rs.seal(utf8('{"v":3,"t":"bye"}'));
   const seeds = [a.hello, b.reply, confirm, sealed, c.abortFrame(1)];
   const r = rng(2);
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 150; i++) {
     const x = mutate(r, seeds[r(seeds.length)]);
     const own = (e) => e instanceof c.PakeError || assert.fail(`${e} for ${Buffer.from(x).toString('hex')}`);
     try { c.frameKind(x); } catch (e) { own(e); }
