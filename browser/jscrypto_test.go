@@ -108,6 +108,16 @@ type vectors struct {
 	SignatureRoom string            `json:"signatureRoom"` // another room: the manifest's signature must not hold there
 	ChainFar      chainFar          `json:"chainFar"`
 	OneWay        []oneWay          `json:"oneWay"`
+	Bitmaps       []bitmapVector    `json:"bitmaps"`
+}
+
+// bitmapVector is chunker.Bitmap's wire form with Set indices, and wire
+// forms FromBytes refuses for that length.
+type bitmapVector struct {
+	N       int      `json:"n"`
+	Set     []int    `json:"set"`
+	Bytes   string   `json:"bytes"`
+	Refused []string `json:"refused"`
 }
 
 // oneWay is ristretto255's one-way map (FromUniformBytes) of In: CPace's
@@ -147,6 +157,7 @@ func TestJSAgainstGo(t *testing.T) {
 	}
 	v.Manifest, v.BadManifests = manifestVectors(t)
 	v.ChainFar = chainFarVector(t)
+	v.Bitmaps = bitmapVectors(t)
 	for i := range 4 {
 		in := make([]byte, 64)
 		for k := range in {
@@ -645,4 +656,37 @@ func chainFarVector(t *testing.T) chainFar {
 	h.Write([]byte{1, 2, 3})
 	return chainFar{Prev: hex.EncodeToString(prev), Offset: off, Data: hex.EncodeToString(data),
 		Chain: hex.EncodeToString(st[4:36]), Digest: hex.EncodeToString(h.Sum(nil))}
+}
+
+func bitmapVectors(t *testing.T) []bitmapVector {
+	var out []bitmapVector
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 100} {
+		bm := chunker.NewBitmap(n)
+		v := bitmapVector{N: n, Set: []int{}}
+		for _, i := range []int{0, 3, 7, 8, 9, 15, 63, 99, n - 1, n, -1, 1 << 20} {
+			bm.Set(i) // out-of-range indices are ignored
+			v.Set = append(v.Set, i)
+		}
+		v.Bytes = hex.EncodeToString(bm.Bytes())
+		refuse := func(p []byte) {
+			if chunker.NewBitmap(n).FromBytes(p) == nil {
+				t.Fatalf("bitmap of %d: Go accepts %x", n, p)
+			}
+			v.Refused = append(v.Refused, hex.EncodeToString(p))
+		}
+		refuse(make([]byte, (n+7)/8+1))
+		if n > 0 {
+			refuse(make([]byte, (n+7)/8-1))
+		}
+		if n%8 != 0 {
+			p := make([]byte, (n+7)/8)
+			p[len(p)-1] = 0x80
+			refuse(p)
+		}
+		if err := chunker.NewBitmap(n).FromBytes(bm.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	return out
 }
