@@ -47,6 +47,7 @@ test('manifest: Go-signed tree opens, decodes and indexes as in Go', needGo, asy
     assert.equal(m.chunkSize, v.chunkSize);
     assert.equal(m.numChunks, v.numChunks);
     assert.equal(m.numParity, v.numParity);
+    assert.equal(m.numPieces, v.numChunks + v.numParity);
     assert.equal(m.totalSize, v.totalSize);
     assert.deepEqual(m.dirs, v.dirs);
     assert.deepEqual(m.fec, { k: 2, m: 1 });

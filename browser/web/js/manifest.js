@@ -233,6 +233,15 @@ export class Manifest {
     return this.parity.length / HASH_SIZE;
   }
 
+  /**
+   * Pieces in all: data chunks 0..numChunks-1, then parity pieces. Have
+   * bitmaps (bitmap.js) cover this many; a page that does not rebuild
+   * lost chunks from parity simply never asks for the parity pieces.
+   */
+  get numPieces() {
+    return this.numChunks + this.numParity;
+  }
+
   /** File f's first global chunk index and chunk count; the caller checks 0 <= f < files.length. */
   fileChunks(f) {
     return { first: this.first[f], count: this.first[f + 1] - this.first[f] };
