@@ -54,6 +54,7 @@ export const MAX_BITMAP = (2 * (1 << 24)) / 8;
 /** Flag bit of 'F' and 'S' frames. */
 export const FLAG_SEEDING = 1;
 
+// Frame types, the first byte of every message.
 export const T_MANIFEST = 0x4d; // 'M'
 export const T_BITMAP = 0x48; // 'H'
 export const T_HAVE = 0x41; // 'A'

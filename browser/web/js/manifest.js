@@ -23,7 +23,10 @@ import { ed25519, sha256 } from '../vendor/noble.js';
 import { concat, equal, fromBase64, fromHex, fromUTF8, toBase64, toHex, utf8, wellFormed } from './bytes.js';
 import { INITIAL_CHAIN } from './chain.js';
 
+/** The manifest format version; any other is refused ('version'). */
 export const MANIFEST_VERSION = 3;
+// Go's chunker limits: they bound what a hostile manifest can make the page
+// allocate or create, so they must be the same on both ends.
 export const MIN_CHUNK_SIZE = 16 << 10;
 export const MAX_CHUNK_SIZE = 64 << 20;
 export const MAX_MANIFEST_SIZE = 64 << 20;
@@ -35,6 +38,7 @@ export const MAX_NAME_LEN = 4096;
 export const MAX_COMPONENT_LEN = 255;
 export const MAX_FEC_DATA = 64;
 export const MAX_FEC_PARITY = 64;
+/** SHA-256 digest and Ed25519 signature sizes. */
 export const HASH_SIZE = 32;
 export const SIGNATURE_SIZE = 64;
 const SIGNING_CONTEXT = utf8('p2pxfer signed manifest v1\x00');

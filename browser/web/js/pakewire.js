@@ -18,6 +18,7 @@
 /** Handshake protocol version, carried in Hello and bound into CPace's CI. */
 export const PAKE_VERSION = 1;
 
+// Frame kinds, the first byte of every handshake frame.
 export const KIND_HELLO = 1;
 export const KIND_REPLY = 2;
 export const KIND_CONFIRM = 3;
@@ -30,6 +31,7 @@ export const ABORT_VERSION = 2;
 export const ABORT_BUSY = 3;
 export const ABORT_OTHER = 4;
 
+// Fixed field and frame sizes: every frame but Sealed has exactly one length.
 export const SID_LEN = 16;
 export const POINT_LEN = 32;
 export const MAC_LEN = 32;

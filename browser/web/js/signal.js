@@ -39,11 +39,14 @@ export const MAX_MESSAGE_SIZE = 64 << 10;
 /** Bound on a message's data, in bytes before base64. */
 export const MAX_DATA_SIZE = 32 << 10;
 
+// Room IDs, peer IDs and generated passwords draw from an alphabet without
+// look-alikes (0/o, 1/l/i), so an ID read aloud is typed right.
 export const ALPHABET = '23456789abcdefghjkmnpqrstuvwxyz';
 export const ROOM_ID_LEN = 8;
 export const PEER_ID_LEN = 12;
 export const PASSWORD_GROUP = 5;
 
+// Field limits of the seed pool and ice, as Go's room package has them.
 export const MAX_SLOTS = 64;
 export const MAX_WANT = 16;
 export const KEY_SIZE = 32;
