@@ -80,6 +80,16 @@ type manifestVector struct {
 	Files     []fileVector  `json:"files"`
 	Dirs      []string      `json:"dirs"`
 	Chunks    []chunkVector `json:"chunks"`
+	Pieces    []pieceVector `json:"pieces"`
+}
+
+// pieceVector is Manifest.Piece, and for parity pieces their bytes.
+type pieceVector struct {
+	Size   int    `json:"size"`
+	Hash   string `json:"hash"`
+	Parity bool   `json:"parity"`
+	Stripe int    `json:"stripe"`
+	Data   string `json:"data,omitempty"`
 }
 
 type fileVector struct {
@@ -362,6 +372,18 @@ func manifestVectors(t *testing.T) (manifestVector, []badManifest) {
 		}
 		v.Chunks = append(v.Chunks, chunkVector{Index: i, File: ref.File, Offset: ref.Offset, Size: ref.Size,
 			Hash: ref.Hash.String(), Prev: ref.Prev.String(), Last: ref.Last, Data: hex.EncodeToString(data)})
+	}
+	for p := range m.NumPieces() {
+		ref := m.Piece(p)
+		pv := pieceVector{Size: ref.Size, Hash: ref.Hash.String(), Parity: ref.Parity, Stripe: ref.Stripe}
+		if ref.Parity {
+			data, err := src.ReadPiece(p, make([]byte, chunkSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pv.Data = hex.EncodeToString(data)
+		}
+		v.Pieces = append(v.Pieces, pv)
 	}
 	if len(v.Files) < 5 || len(v.Dirs) != 1 || v.NumParity == 0 {
 		t.Fatalf("the tree did not make the manifest this test needs: %d files, dirs %q, %d parity", len(v.Files), v.Dirs, v.NumParity)

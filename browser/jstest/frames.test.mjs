@@ -82,3 +82,27 @@ test('encoders round trip through parseFrame', () => {
   const e = fr.parseFrame(fr.errorFrame('✓'.repeat(100)));
   assert.equal(e.why, '✓'.repeat(85));
 });
+
+test('piece receiver: whole pieces in order, sizes from the manifest', () => {
+  const sizes = [5, 3, 7];
+  const pr = new fr.PieceReceiver(sizes.length, (i) => sizes[i]);
+  const d = (i, off, s) => fr.parseFrame(fr.dataFrame(i, off, utf8(s)));
+  assert.equal(pr.add(d(1, 0, 'ab')), null);
+  assert.equal(pr.current, 1);
+  assert.deepEqual(pr.add(d(1, 2, 'c')), { index: 1, data: utf8('abc') });
+  assert.equal(pr.current, -1);
+  assert.deepEqual(pr.add(d(0, 0, '12345')), { index: 0, data: utf8('12345') });
+  const bad = [
+    [d(3, 0, 'x')], // no such piece
+    [d(0, 1, 'x')], // not from its start
+    [d(0, 0, '123456')], // longer than the manifest says
+    [d(2, 0, 'abc'), d(2, 4, 'x')], // a gap
+    [d(2, 0, 'abc'), d(2, 0, 'x')], // a repeat
+    [d(2, 0, 'abc'), d(0, 0, 'x')], // another piece before this one is whole
+    [d(2, 0, 'abc'), d(2, 3, 'defgh')], // past the end
+  ];
+  for (const frames of bad) {
+    const r = new fr.PieceReceiver(sizes.length, (i) => sizes[i]);
+    assert.throws(() => frames.forEach((f) => r.add(f)), fr.ProtocolError);
+  }
+});

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { V, needGo, h } from './vectors.mjs';
 import * as mf from '../web/js/manifest.js';
-import { FileHasher, INITIAL_CHAIN, chainValue, resumeChain, verifyChunk } from '../web/js/chain.js';
+import { FileHasher, INITIAL_CHAIN, chainValue, resumeChain, verifyChunk, verifyPiece } from '../web/js/chain.js';
 import { concat, toHex, utf8 } from '../web/js/bytes.js';
 import { ed25519, sha256 } from '../web/vendor/noble.js';
 
@@ -198,4 +198,27 @@ test('manifest: names as Go checks them', () => {
   const bad = ['', '..', '.', 'a//b', '/a', 'a/', 'a\\b', 'a\u0000', 'a\u009f', 'a\u2029', 'a\u202a', 'a\u2069', 'a'.repeat(256),
     'x.P2PXFER-TMP', 'a\ud800', `${'a/'.repeat(2048)}a`];
   for (const n of bad) assert.notEqual(mf.nameProblem(n) || mf.reservedProblem(n), '', n);
+});
+
+test('pieces: sizes, hashes and stripes as Go\'s Manifest.Piece; parity verifies', needGo, async () => {
+  const v = V.manifest;
+  const m = await mf.openManifest(h(v.publicKey), v.room, h(v.signed));
+  assert.equal(v.pieces.length, m.numPieces);
+  assert.ok(v.pieces.some((p) => p.parity && p.size === v.chunkSize));
+  assert.ok(v.pieces.some((p) => p.parity && p.size < v.chunkSize)); // a stripe of short chunks
+  v.pieces.forEach((pv, i) => {
+    const p = m.piece(i);
+    assert.equal(p.size, pv.size, `piece ${i}`);
+    assert.equal(hx(p.hash), pv.hash, `piece ${i}`);
+    assert.equal(p.parity, pv.parity, `piece ${i}`);
+    assert.equal(p.stripe, pv.stripe, `piece ${i}`);
+    const data = pv.parity ? h(pv.data) : h(v.chunks[i].data);
+    assert.ok(verifyPiece(p, data), `piece ${i}`);
+    const t = Uint8Array.from(data);
+    t[t.length - 1] ^= 4;
+    assert.ok(!verifyPiece(p, t), `tampered piece ${i}`);
+    assert.ok(!verifyPiece(p, concat(data, Uint8Array.of(0))), `long piece ${i}`);
+  });
+  assert.throws(() => m.piece(m.numPieces), RangeError);
+  assert.throws(() => m.piece(-1), RangeError);
 });

@@ -15,7 +15,7 @@
 // its state in get()/set() and its byte count in length, and the tests check
 // both against Go.
 
-import { _SHA256 } from '../vendor/noble.js';
+import { _SHA256, sha256 } from '../vendor/noble.js';
 import { equal } from './bytes.js';
 
 /** SHA-256's initial value (FIPS 180-4 §5.3.3), big-endian. */
@@ -66,6 +66,15 @@ export function verifyChunk(ref, data) {
   h.update(data);
   if (ref.last) return equal(h.digest(), ref.hash);
   return equal(chainValue(h), ref.hash);
+}
+
+/**
+ * Reports whether data is piece ref (Manifest.piece()): a data chunk by its
+ * place in the hash chain, a parity piece by its size and SHA-256.
+ */
+export function verifyPiece(ref, data) {
+  if (!ref.parity) return verifyChunk(ref.chunk, data);
+  return data.length === ref.size && equal(sha256(data), ref.hash);
 }
 
 /**

@@ -215,6 +215,58 @@ export function errorFrame(msg) {
 }
 
 /**
+ * Collects one source's 'D' frames into whole pieces, with Go's checks
+ * (peer/receive.go): the index must name a piece of the manifest, a piece
+ * comes whole before the next starts, in order of offset, and never longer
+ * than the manifest says. The size comes from the manifest, never the peer.
+ */
+export class PieceReceiver {
+  #numPieces;
+  #pieceSize;
+  #cur = -1;
+  #buf = null;
+  #len = 0;
+
+  /**
+   * @param {number} numPieces Manifest.numPieces
+   * @param {(i: number) => number} pieceSize size of piece i (Manifest.piece(i).size)
+   */
+  constructor(numPieces, pieceSize) {
+    this.#numPieces = numPieces;
+    this.#pieceSize = pieceSize;
+  }
+
+  /**
+   * Takes one parsed 'D' frame; returns {index, data} when it completes a
+   * piece (data is the piece's bytes, not yet verified), else null.
+   * Throws ProtocolError for anything out of place.
+   */
+  add(f) {
+    if (f.index >= this.#numPieces) throw new ProtocolError(`data for unknown piece ${f.index}`);
+    if (this.#cur < 0) {
+      this.#cur = f.index;
+      this.#buf = new Uint8Array(this.#pieceSize(f.index));
+      this.#len = 0;
+    }
+    if (f.index !== this.#cur || f.offset !== this.#len || this.#len + f.data.length > this.#buf.length) {
+      throw new ProtocolError(`piece ${f.index} data out of order`);
+    }
+    this.#buf.set(f.data, this.#len);
+    this.#len += f.data.length;
+    if (this.#len < this.#buf.length) return null;
+    const out = { index: this.#cur, data: this.#buf };
+    this.#cur = -1;
+    this.#buf = null;
+    return out;
+  }
+
+  /** The piece being received, or -1: a 'C' or cancel may make the page drop it. */
+  get current() {
+    return this.#cur;
+  }
+}
+
+/**
  * Reassembles one 'M' or 'H' whole from its parts, in order. The buffer
  * grows with what arrived (up to 1 MiB reserved at first), never to a
  * total the peer merely claims.

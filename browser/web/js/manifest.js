@@ -286,6 +286,27 @@ export class Manifest {
   parityHash(p) {
     return this.parity.subarray(p * HASH_SIZE, (p + 1) * HASH_SIZE);
   }
+
+  /**
+   * Piece p (Go's Manifest.Piece): {index, size, hash, parity, stripe,
+   * chunk}. A data chunk (p < numChunks) carries its chunk() ref; a parity
+   * piece is as long as its stripe's longest data chunk and is checked by
+   * its plain SHA-256. stripe is -1 without FEC. Throws RangeError unless
+   * 0 <= p < numPieces.
+   */
+  piece(p) {
+    if (!Number.isInteger(p) || p < 0 || p >= this.numPieces) throw new RangeError(`piece ${p} out of range`);
+    const n = this.numChunks;
+    if (p < n) {
+      const c = this.chunk(p);
+      return { index: p, size: c.size, hash: c.hash, parity: false, stripe: this.fec ? Math.floor(p / this.fec.k) : -1, chunk: c };
+    }
+    const s = Math.floor((p - n) / this.fec.m);
+    const first = s * this.fec.k;
+    let size = 0;
+    for (let i = first; i < Math.min(first + this.fec.k, n) && size < this.chunkSize; i++) size = Math.max(size, this.chunk(i).size);
+    return { index: p, size, hash: this.parityHash(p - n), parity: true, stripe: s, chunk: null };
+  }
 }
 
 // build validates and indexes, as Go's build; names and sizes come first
