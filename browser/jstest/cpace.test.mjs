@@ -2,6 +2,7 @@
 // handshakes and sealed frames against Go's pake, both roles.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { V, needGo, h, stream } from './vectors.mjs';
 import * as c from '../web/js/cpace.js';
 import { Session, MAX_PLAINTEXT } from '../web/js/seal.js';
@@ -29,6 +30,14 @@ const CFRG = {
   tOC: '6f6320d6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0eec482b915703414461203ea7e0b19560d7c0b0f5734f63b955286dfa8232b5ebe63324e2d9e7433f725803414462',
   iskOC: '544199d71f62f8d9a1fee55727e24fe4a45844593c2b6013c4fa3969d0e5debb2244675c0b43397cbb68d342b01fc0f98fc961469a25134de9f0f813c1a57476',
 };
+
+// The copy above must be the reference's: every value appears in it.
+const refPath = new URL('../../../shared/reference/cpace-ristretto255.md', import.meta.url);
+const ref = existsSync(refPath) ? readFileSync(refPath, 'utf8') : null;
+test('CPace draft vectors are the reference\'s', ref ? {} : { skip: `no ${refPath.pathname}` }, () => {
+  const flat = ref.replace(/\s+/g, '');
+  for (const [k, v] of Object.entries(CFRG)) assert.ok(flat.includes(v), `${k} is not in the reference`);
+});
 
 test('CPace draft vectors', () => {
   const prs = h(CFRG.prs);
