@@ -12,7 +12,12 @@
 // The browser is the initiator when it receives and the responder when it
 // sends (or seeds). Each Initiator and Responder is single-use, even after
 // an error, so one handshake is one password guess. On a local failure
-// send abortFrame(abortReason(err)) so the peer learns quickly.
+// send abortFrame(abortReason(err)) so the peer learns quickly; a source
+// that sees a wrong password also sends the server {type: "fail"}. While
+// waiting for a handshake frame, pass over Sealed frames (frameKind): they
+// belong to an earlier session with the same peer, as Go's
+// link.recvHandshake does. Frames travel as the data of relay messages
+// (signal.js), which name the other end.
 //
 // Key schedule (identical to Go's): the generator is ristretto255's RFC 9496
 // one-way map (noble's deriveToCurve, Go's FromUniformBytes; not RFC 9380
