@@ -150,13 +150,7 @@ type chainFar struct {
 // TestJSAgainstGo runs the page's JS tests against values from the Go code.
 // It skips where node is missing unless CI is set, where that fails.
 func TestJSAgainstGo(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node is not installed: the browser page's crypto tests need it (apt-get install -y nodejs)")
-		}
-		t.Skip("node is not installed: skipping the browser page's crypto tests (apt-get install -y nodejs to run them)")
-	}
+	node, _ := needNode(t)
 	v := vectors{
 		CPace:         cpaceVectors(t),
 		FrameKinds:    frameKindVectors(),
