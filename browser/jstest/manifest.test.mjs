@@ -192,6 +192,14 @@ test('manifest: non-canonical spellings are refused', needGo, () => {
   assert.equal(hx(mf.decodeManifest(body).digest), V.manifest.digest);
 });
 
+test('manifest: JSON that is no manifest object', () => {
+  for (const s of ['null', '[]', '3', '"x"', '{}', '{"v":3}', '{"v":"3"}', '', '\u00ff', '{"v":3,"chunk_size":16384,"files":null}']) {
+    assert.throws(() => mf.decodeManifest(utf8(s)), (e) => e instanceof mf.ManifestError, s);
+  }
+  assert.throws(() => mf.decodeManifest(Uint8Array.of(0x7b, 0xff, 0x7d)), (e) => e instanceof mf.ManifestError);
+  assert.throws(() => mf.decodeManifest(utf8('{"v":2}')), (e) => e.code === 'version');
+});
+
 test('manifest: names as Go checks them', () => {
   const ok = ['a', 'a/b', 'ünï ✓', 'a..b', '.hidden', 'x.p2pxfer-partial', 'a'.repeat(255), '😀'];
   for (const n of ok) assert.equal(mf.nameProblem(n) || mf.reservedProblem(n), '', n);
