@@ -150,7 +150,7 @@ type chainFar struct {
 // TestJSAgainstGo runs the page's JS tests against values from the Go code.
 // It skips where node is missing unless CI is set, where that fails.
 func TestJSAgainstGo(t *testing.T) {
-	node, _ := needNode(t)
+	node, _ := needNode(t, false)
 	v := vectors{
 		CPace:         cpaceVectors(t),
 		FrameKinds:    frameKindVectors(),
