@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/p2pxfer/p2pxfer/pake"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
 	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/signalclient"
 	"github.com/p2pxfer/p2pxfer/sigserver"
@@ -160,10 +161,10 @@ func TestJSLive(t *testing.T) {
 				SDP   string `json:"sdp"`
 				Lanes int    `json:"lanes"`
 			}
-			if err := json.Unmarshal(offer, &o); err != nil || o.V != 3 || o.T != "offer" || o.SDP != "v=0 from the page" || o.Lanes != 1 {
+			if err := json.Unmarshal(offer, &o); err != nil || o.V != lane.Version || o.T != "offer" || o.SDP != "v=0 from the page" || o.Lanes != 1 {
 				t.Fatalf("the page's offer: %s (%v)", offer, err)
 			}
-			ans, err := json.Marshal(map[string]any{"v": 3, "t": "answer", "sdp": "v=0 from Go", "info": []byte(pub), "lanes": 1})
+			ans, err := json.Marshal(map[string]any{"v": lane.Version, "t": "answer", "sdp": "v=0 from Go", "info": []byte(pub), "lanes": 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +245,7 @@ func TestJSLive(t *testing.T) {
 				t.Fatalf("initiator finish: %v\n%s", err, stderr)
 			}
 			send(confirm)
-			offer, err := sess.Seal([]byte(`{"v":3,"t":"offer","sdp":"v=0 from Go","lanes":1}`))
+			offer, err := sess.Seal([]byte(`{"v":4,"t":"offer","sdp":"v=0 from Go","lanes":1}`))
 			if err != nil {
 				t.Fatal(err)
 			}
