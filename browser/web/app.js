@@ -2,11 +2,16 @@
 // password from the fragment (#PASSWORD), which the browser never sends
 // to the server; without one the page asks for it. It then joins the room
 // on the signalling server that served it (signalling protocol v2, see
-// room/protocol.go).
+// room/protocol.go) and receives the room's files (js/receive.js) into
+// the browser's private storage, offering each file to save once it is
+// verified.
+
+import * as sg from './js/signal.js';
+import { Download, roomWords } from './js/receive.js';
+import { fmt, storageProblem } from './js/store.js';
 
 const ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz";
 const ROOM_ID_LEN = 8;
-const PROTOCOL_VERSION = 2;
 // How long the server may take to answer the join.
 const JOIN_TIMEOUT_MS = 15000;
 
@@ -38,30 +43,24 @@ export function status(text, state = "", error = false) {
   if (state) document.body.dataset.state = state;
 }
 
-// Plain words for the server's error codes (room/errors.go).
-const codeWords = {
-  room_not_found: "There is no such room on this server. Check the link, or ask the sender whether p2pxfer send is still running.",
-  room_closed: "The sender closed this room.",
-  too_many_failures: "This room was closed after too many wrong passwords.",
-  rate_limited: "Too many attempts from your address. Wait a minute, then reload the page.",
-  server_full: "The server is full. Try again in a few minutes.",
-  version: "This page and the server speak different versions. Reload the page.",
-};
-
 // askPassword shows the form and resolves with what was typed.
-function askPassword() {
+function askPassword(why = "") {
   const form = $("password-form");
   form.hidden = false;
+  $("password").value = "";
   $("password").focus();
-  status("Type the password the sender gave you.", "password");
+  if (why) status(why, "password", true);
+  else status("Type the password the sender gave you.", "password");
   return new Promise((resolve) => {
-    form.addEventListener("submit", (ev) => {
+    const submit = (ev) => {
       ev.preventDefault();
       const pw = $("password").value.trim();
       if (!pw) return;
       form.hidden = true;
+      form.removeEventListener("submit", submit);
       resolve(pw);
-    });
+    };
+    form.addEventListener("submit", submit);
   });
 }
 
@@ -75,8 +74,9 @@ export function signalURL(href) {
   return u.href;
 }
 
+
 // join opens the signalling WebSocket and joins roomID. It resolves with
-// the open socket and the joined message.
+// the open socket and the joined message (signal.js's form: key as bytes).
 export function join(roomID) {
   return new Promise((resolve, reject) => {
     let ws;
@@ -86,36 +86,222 @@ export function join(roomID) {
       reject(new Error(`This page cannot connect to its server: ${err.message}`));
       return;
     }
+    let done = false;
     const timer = setTimeout(() => {
+      fail("The signalling server did not answer in time. Check your connection and reload the page.");
       ws.close();
-      reject(new Error("The signalling server did not answer in time. Check your connection and reload the page."));
     }, JOIN_TIMEOUT_MS);
     const fail = (msg) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
+      ws.removeEventListener("message", onMessage);
       reject(new Error(msg));
     };
-    ws.addEventListener("open", () => {
-      ws.send(JSON.stringify({ type: "join", v: PROTOCOL_VERSION, room: roomID }));
-    });
-    ws.addEventListener("message", (ev) => {
+    const onMessage = (ev) => {
       let m;
       try {
-        m = JSON.parse(ev.data);
+        m = sg.decodeMessage(ev.data);
       } catch {
         ws.close();
         fail("The signalling server sent something this page does not understand. Reload the page.");
         return;
       }
       if (m.type === "joined") {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
+        ws.removeEventListener("message", onMessage);
         resolve({ ws, joined: m });
       } else if (m.type === "error") {
         ws.close();
-        fail(codeWords[m.code] || `The signalling server refused: ${m.text || m.code}.`);
+        fail(roomWords(m.code, m.text));
       }
-    }, { once: false });
+    };
+    ws.addEventListener("open", () => {
+      ws.send(sg.encodeMessage({ type: "join", v: sg.PROTOCOL_VERSION, room: roomID }));
+    });
+    ws.addEventListener("message", onMessage);
     ws.addEventListener("close", () => fail("Cannot reach the signalling server. Check that the sender is still running, and reload the page."));
   });
+}
+
+// The file list: one row per file, with its progress and, once every
+// file is verified, its Save button.
+class FileList {
+  constructor(m, have) {
+    this.m = m;
+    this.rows = [];
+    this.done = new Float64Array(m.files.length);
+    const list = $("file-list");
+    list.replaceChildren();
+    m.files.forEach((f, i) => {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = f.name;
+      const size = document.createElement("span");
+      size.className = "size";
+      size.textContent = fmt(f.size);
+      const bar = document.createElement("progress");
+      bar.max = Math.max(1, f.size);
+      bar.value = 0;
+      const actions = document.createElement("span");
+      actions.className = "actions";
+      li.append(name, size, bar, actions);
+      list.append(li);
+      this.rows.push({ li, bar, actions });
+      const { first, count } = m.fileChunks(i);
+      for (let c = first; c < first + count; c++) if (have.has(c)) this.done[i] += m.chunk(c).size;
+      bar.value = this.done[i];
+    });
+    const n = m.files.length;
+    $("total").textContent = `${n} ${n === 1 ? "file" : "files"}, ${fmt(m.totalSize)}`;
+    $("files").hidden = false;
+  }
+
+  // chunk notes that chunk c is verified.
+  chunk(c) {
+    const ref = this.m.chunk(c);
+    this.done[ref.file] += ref.size;
+    this.rows[ref.file].bar.value = this.done[ref.file];
+  }
+
+  // offer puts a Save button (and Save as…, where the browser has a
+  // file picker) on every file.
+  async offer(store) {
+    for (let i = 0; i < this.m.files.length; i++) {
+      const f = this.m.files[i];
+      const row = this.rows[i];
+      row.bar.value = row.bar.max;
+      const file = await store.file(i);
+      const base = f.name.split("/").pop();
+      const a = document.createElement("a");
+      a.className = "save";
+      a.href = URL.createObjectURL(file);
+      a.download = base;
+      a.textContent = "Save";
+      a.dataset.file = String(i);
+      row.actions.append(a);
+      if (typeof window.showSaveFilePicker === "function") {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = "Save as…";
+        b.addEventListener("click", async () => {
+          try {
+            const h = await window.showSaveFilePicker({ suggestedName: base });
+            await file.stream().pipeTo(await h.createWritable());
+            status(`Saved ${base}.`, "");
+          } catch (e) {
+            if (e?.name !== "AbortError") status(`Could not save ${base}: ${e.message}`, "", true);
+          }
+        });
+        row.actions.append(b);
+      }
+    }
+  }
+}
+
+// Rate: what was verified over the last few seconds.
+class Rate {
+  constructor() {
+    this.samples = [];
+  }
+  add(done) {
+    const now = performance.now();
+    this.samples.push([now, done]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > 5000) this.samples.shift();
+  }
+  get perSecond() {
+    if (this.samples.length < 2) return 0;
+    const [t0, d0] = this.samples[0];
+    const [t1, d1] = this.samples[this.samples.length - 1];
+    return t1 > t0 ? ((d1 - d0) * 1000) / (t1 - t0) : 0;
+  }
+}
+
+async function receive(roomID, password) {
+  status("Connecting to the signalling server…", "connecting");
+  let session;
+  try {
+    session = await join(roomID);
+  } catch (err) {
+    status(err.message, "error", true);
+    return "error";
+  }
+  status("In the room. Connecting to the sender…", "joined");
+  let list = null;
+  let total = 0;
+  let done = 0;
+  const rate = new Rate();
+  const started = performance.now();
+  const paths = new Map();
+  const showPath = () => {
+    const kinds = [...new Set(paths.values())];
+    $("path").textContent = kinds.length === 0 ? "" : `Path: ${kinds.map((k) => (k === "relay" ? "through a relay" : k === "direct" ? "direct" : k)).join(", ")}`;
+    document.body.dataset.path = kinds.join(",");
+  };
+  const rateTimer = setInterval(() => {
+    rate.add(done);
+    if (total > 0 && done < total) {
+      $("rate").textContent = `${fmt(done)} of ${fmt(total)} · ${fmt(rate.perSecond)}/s`;
+    }
+  }, 1000);
+  let lastTitle = "";
+  const dl = new Download({
+    ws: session.ws,
+    joined: session.joined,
+    password,
+    ui: {
+      manifest(m, resumed, have) {
+        list = new FileList(m, have);
+        total = m.totalSize;
+        done = resumed;
+        rate.add(done);
+        document.body.dataset.resumed = String(resumed);
+        status(resumed > 0 ? `Resuming: ${fmt(resumed)} of ${fmt(total)} already here.` : "Receiving…", "receiving");
+      },
+      progress(d, t, chunk) {
+        if (list && chunk !== undefined) list.chunk(chunk);
+        done = d;
+        const pct = t > 0 ? Math.floor((d * 100) / t) : 100;
+        const title = `${pct}% — p2pxfer`;
+        if (title !== lastTitle && d < t) {
+          document.title = title;
+          lastTitle = title;
+        }
+      },
+      source(ev) {
+        if (ev.kind === "connected") {
+          paths.set(ev.peer, ev.path);
+          showPath();
+        } else {
+          paths.delete(ev.peer);
+          showPath();
+          if (ev.kind === "banned" && ev.err) status(`${ev.err.message} Looking for another source…`, "receiving");
+        }
+      },
+      status(text) {
+        status(text, "");
+      },
+    },
+  });
+  try {
+    const store = await dl.run();
+    clearInterval(rateTimer);
+    if (!list) list = new FileList(store.manifest, dl.have);
+    await list.offer(store);
+    const secs = (performance.now() - started) / 1000;
+    $("rate").textContent = `${fmt(total)} in ${secs.toFixed(1)} s (${fmt((total - (dl.resumed || 0)) / Math.max(secs, 0.001))}/s)`;
+    document.title = "Received — p2pxfer";
+    status("Received: every file is verified. Save each one below.", "done");
+    return "done";
+  } catch (err) {
+    clearInterval(rateTimer);
+    document.body.dataset.error = err.code || "error";
+    status(err.message, "error", true);
+    return err.code === "wrong_password" ? "wrong_password" : "error";
+  }
 }
 
 async function main() {
@@ -128,24 +314,19 @@ async function main() {
   const code = document.createElement("code");
   code.textContent = roomID;
   $("room").replaceChildren("Room ", code);
+  const problem = storageProblem();
+  if (problem) {
+    status(problem, "error", true);
+    return;
+  }
 
   let password = passwordFromFragment(location.hash);
   if (!password) password = await askPassword();
-
-  status("Connecting to the signalling server…", "connecting");
-  let session;
-  try {
-    session = await join(roomID);
-  } catch (err) {
-    status(err.message, "error", true);
-    return;
+  // A wrong password lets the user try again without reloading; every try
+  // counts against the room's limit at the server.
+  while ((await receive(roomID, password)) === "wrong_password") {
+    password = await askPassword($("status").textContent);
   }
-  status("In the room. Waiting for the sender…", "joined");
-  session.ws.addEventListener("close", () => {
-    status("The connection to the signalling server closed. Reload the page to try again.", "error", true);
-  });
-  // The receive protocol (js/) takes the session and password from here.
-  void password;
 }
 
 main();

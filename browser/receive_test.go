@@ -1,0 +1,326 @@
+package browser_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2pxfer/p2pxfer/browser"
+	"github.com/p2pxfer/p2pxfer/chunker"
+	"github.com/p2pxfer/p2pxfer/internal/chromium"
+	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/peer/lane"
+	"github.com/p2pxfer/p2pxfer/signalclient"
+	"github.com/p2pxfer/p2pxfer/sigserver"
+)
+
+// site is a signalling server with the page mounted, as `p2pxfer signal`
+// and send's embedded server run it.
+type site struct {
+	sig *sigserver.Server
+	ts  *httptest.Server
+	ws  string
+}
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	sig := sigserver.New(sigserver.Config{})
+	h, err := browser.New(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() {
+		_ = sig.Close()
+		ts.Close()
+	})
+	return &site{sig: sig, ts: ts, ws: "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"}
+}
+
+// engine is a sender's or CLI receiver's engine whose candidates are all
+// on loopback, where the browser's are too.
+func engine(t *testing.T) *peer.Engine {
+	t.Helper()
+	e, err := peer.NewEngine(peer.Config{
+		Transport:        lane.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 15 * time.Second},
+		HandshakeTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// files writes random files of the given sizes and returns their paths
+// and SHA-256s by name.
+func files(t *testing.T, sizes map[string]int) ([]string, map[string][32]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	var paths []string
+	sums := map[string][32]byte{}
+	for name, n := range sizes {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		sums[name] = sha256.Sum256(b)
+	}
+	return paths, sums
+}
+
+// corruptSource plays a hostile sender: piece bad is served with one bit
+// flipped.
+type corruptSource struct {
+	peer.Source
+	bad int
+}
+
+func (c *corruptSource) ReadPiece(i int, buf []byte) ([]byte, error) {
+	b, err := c.Source.ReadPiece(i, buf)
+	if err == nil && i == c.bad {
+		b[len(b)/2] ^= 0x40
+	}
+	return b, err
+}
+
+// sender is an in-process `p2pxfer send`: the same engine, source and
+// signing key as the command's.
+type sender struct {
+	room     string
+	password string
+	done     chan error
+	mu       sync.Mutex
+	events   []peer.Event
+}
+
+func (s *sender) finished() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.events {
+		if e.Kind == peer.EventFinished {
+			n++
+		}
+	}
+	return n
+}
+
+func startSender(ctx context.Context, t *testing.T, st *site, src peer.Source) *sender {
+	t.Helper()
+	pub, priv, err := peer.NewManifestKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	roomID, self, err := conn.CreateWith(ctx, signalclient.CreateOptions{Key: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{room: roomID, password: "k7m2x-pq9fd", done: make(chan error, 1)}
+	eng := engine(t)
+	sctx, cancel := context.WithCancel(ctx)
+	go func() {
+		s.done <- eng.Serve(sctx, conn, src, peer.ServeOptions{
+			Room: roomID, Self: self, Password: s.password, Signer: priv,
+			OnEvent: func(e peer.Event) {
+				s.mu.Lock()
+				s.events = append(s.events, e)
+				s.mu.Unlock()
+			},
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	return s
+}
+
+func openSource(ctx context.Context, t *testing.T, paths []string) *chunker.Source {
+	t.Helper()
+	src, err := chunker.OpenSource(ctx, paths, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	return src
+}
+
+const status = `document.getElementById("status").textContent`
+
+// saveAll clicks every Save link of the page and returns the saved
+// files' SHA-256s by name.
+func saveAll(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium.Page, dir string, names []string) map[string][32]byte {
+	t.Helper()
+	if err := p.Eval(ctx, `document.querySelectorAll("a.save").forEach((a) => a.click())`, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][32]byte{}
+	for _, name := range names {
+		if _, err := b.WaitDownload(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[name] = sha256.Sum256(data)
+	}
+	return got
+}
+
+// TestBrowserReceives: an in-process sender (what `p2pxfer send` runs)
+// offers two files, 20 MB and 1 byte, in a room on a real signalling
+// server; the page in real headless Chromium joins with the password in
+// its fragment, runs CPace, the sealed offer and answer, and the data
+// channel protocol, verifies every piece into its private storage, and
+// its Save links give back both files byte for byte. The sender counts
+// the page as a finished receiver; the tab title says Received.
+func TestBrowserReceives(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, sums := files(t, map[string]int{"big.bin": 20 << 20, "one.bin": 1})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var state, text, title, path string
+	_ = p.Eval(ctx, `document.body.dataset.state`, &state)
+	_ = p.Eval(ctx, status, &text)
+	if state != "done" {
+		t.Fatalf("the page says %q (%s)", text, state)
+	}
+	t.Logf("received 20 MB + 1 B in %v", time.Since(begin).Round(time.Millisecond))
+	if err := p.Eval(ctx, `document.title`, &title); err != nil || !strings.HasPrefix(title, "Received") {
+		t.Errorf("title %q (%v), want Received — p2pxfer", title, err)
+	}
+	if err := p.Eval(ctx, `document.body.dataset.path`, &path); err != nil || path != "direct" {
+		t.Errorf("path %q (%v), want direct", path, err)
+	}
+	got := saveAll(ctx, t, b, p, dl, []string{"big.bin", "one.bin"})
+	for name, sum := range sums {
+		if got[name] != sum {
+			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for snd.finished() != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := snd.finished(); n != 1 {
+		t.Errorf("the sender saw %d receivers finish, want the page", n)
+	}
+}
+
+// TestBrowserWrongPassword: a wrong password in the page's fragment is
+// said in plain words, and the page asks for the password again; the
+// right one then receives the file.
+func TestBrowserWrongPassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, _ := files(t, map[string]int{"a.txt": 1000})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#k7m2x-pq9fe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "password" || document.body.dataset.state === "error" || document.body.dataset.state === "done"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	if err := p.Eval(ctx, status, &text); err != nil || !strings.HasPrefix(text, "Wrong password") {
+		t.Fatalf("the page says %q (%v), want it to say the password is wrong", text, err)
+	}
+	if err := p.Eval(ctx, `document.getElementById("password").value = "`+snd.password+`"; document.getElementById("password-form").requestSubmit()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Eval(ctx, status, &text); err != nil || !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the right password the page says %q (%v)", text, err)
+	}
+}
+
+// TestBrowserRefusesCorruptPiece: a sender that serves one piece with a
+// bit flipped is dropped at that piece: nothing of it is kept, no file is
+// offered to save, and the page says why in plain words.
+func TestBrowserRefusesCorruptPiece(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, _ := files(t, map[string]int{"a.bin": 3 << 20})
+	src := openSource(ctx, t, paths)
+	bad := src.Manifest().NumChunks() / 2
+	snd := startSender(ctx, t, st, &corruptSource{Source: src, bad: bad})
+	b := chromium.Start(t)
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text, code string
+	_ = p.Eval(ctx, status, &text)
+	_ = p.Eval(ctx, `document.body.dataset.error`, &code)
+	if code != "corrupt" || !strings.Contains(text, "failed verification") {
+		t.Fatalf("the page says %q (error %q), want the corrupt piece refused", text, code)
+	}
+	var saves int
+	if err := p.Eval(ctx, `document.querySelectorAll("a.save").length`, &saves); err != nil || saves != 0 {
+		t.Errorf("%d files offered to save after a corrupt piece (%v)", saves, err)
+	}
+	var kept bool
+	// The piece's place in the private file system holds no byte of it.
+	if err := p.Eval(ctx, `(async () => {
+		const root = await navigator.storage.getDirectory();
+		for await (const [, top] of root.entries()) for await (const [, d] of top.entries()) {
+			const f = await (await d.getFileHandle("0")).getFile();
+			const b = new Uint8Array(await f.slice(`+strconv.Itoa(bad*src.Manifest().ChunkSize)+`, `+strconv.Itoa((bad+1)*src.Manifest().ChunkSize)+`).arrayBuffer());
+			return b.some((x) => x !== 0);
+		}
+		return false;
+	})()`, &kept); err != nil || kept {
+		t.Errorf("the corrupt piece's bytes are in the page's storage (%v)", err)
+	}
+}
