@@ -221,7 +221,9 @@ func TestBrowserReceives(t *testing.T) {
 	if state != "done" {
 		t.Fatalf("the page says %q (%s)", text, state)
 	}
-	t.Logf("received 20 MB + 1 B in %v", time.Since(begin).Round(time.Millisecond))
+	var marks struct{ Manifest, Done string }
+	_ = p.Eval(ctx, `({manifest: document.body.dataset.manifestAt, done: document.body.dataset.doneAt})`, &marks)
+	t.Logf("received 20 MB + 1 B %v after navigating; manifest at %s ms, done at %s ms of the page's clock", time.Since(begin).Round(time.Millisecond), marks.Manifest, marks.Done)
 	if err := p.Eval(ctx, `document.title`, &title); err != nil || !strings.HasPrefix(title, "Received") {
 		t.Errorf("title %q (%v), want Received — p2pxfer", title, err)
 	}
@@ -323,4 +325,95 @@ func TestBrowserRefusesCorruptPiece(t *testing.T) {
 	})()`, &kept); err != nil || kept {
 		t.Errorf("the corrupt piece's bytes are in the page's storage (%v)", err)
 	}
+}
+
+// TestBrowserReceiveThroughput measures, with P2PXFER_BROWSER_BENCH=1
+// (P2PXFER_BROWSER_BENCH_MB sets the size, 200 by default), the page's
+// receive rate on loopback and Chromium's CPU time for it, against an
+// in-process CLI receiver (peer.Engine.Receive, as `p2pxfer recv` runs
+// it) from the same sender in the same run. It asserts nothing about
+// speed: the numbers are for docs/.
+func TestBrowserReceiveThroughput(t *testing.T) {
+	if os.Getenv("P2PXFER_BROWSER_BENCH") == "" {
+		t.Skip("set P2PXFER_BROWSER_BENCH=1 to measure the page's receive rate")
+	}
+	mb := 200
+	if v, err := strconv.Atoi(os.Getenv("P2PXFER_BROWSER_BENCH_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	st := newSite(t)
+	paths, sums := files(t, map[string]int{"big.bin": mb << 20})
+	src := openSource(ctx, t, paths)
+	snd := startSender(ctx, t, st, src)
+	size := float64(mb << 20)
+
+	b := chromium.Start(t)
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.manifestAt`, status); err != nil {
+		t.Fatal(err)
+	}
+	cpu0, _ := b.CPU()
+	begin := time.Now()
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(begin)
+	cpu1, _ := b.CPU()
+	var text string
+	_ = p.Eval(ctx, status, &text)
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	var marks struct{ Manifest, Done string }
+	_ = p.Eval(ctx, `({manifest: document.body.dataset.manifestAt, done: document.body.dataset.doneAt})`, &marks)
+	m, _ := strconv.Atoi(marks.Manifest)
+	d, _ := strconv.Atoi(marks.Done)
+	pageSecs := float64(d-m) / 1000
+	cpu := cpu1 - cpu0
+	t.Logf("browser: %d MiB in %.2f s from the manifest (page clock): %.1f MiB/s; Chromium CPU %.2f s (%.2f s per GiB)",
+		mb, pageSecs, size/(1<<20)/pageSecs, cpu.Seconds(), cpu.Seconds()/(size/(1<<30)))
+	t.Logf("browser: %.2f s by the test's clock", took.Seconds())
+
+	// The CLI's receiver, from the same sender.
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	j, err := conn.JoinInfo(ctx, snd.room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var w *chunker.Writer
+	var first time.Time
+	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
+		Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			first = time.Now()
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+	})
+	cliSecs := time.Since(first).Seconds()
+	if w != nil {
+		_ = w.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "big.bin"))
+	if err != nil || sha256.Sum256(data) != sums["big.bin"] {
+		t.Fatalf("the CLI receiver's file differs (%v)", err)
+	}
+	t.Logf("CLI recv (in-process engine): %d MiB in %.2f s from the manifest: %.1f MiB/s", mb, cliSecs, size/(1<<20)/cliSecs)
 }

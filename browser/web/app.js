@@ -259,6 +259,7 @@ async function receive(roomID, password) {
         done = resumed;
         rate.add(done);
         document.body.dataset.resumed = String(resumed);
+        document.body.dataset.manifestAt = String(Math.round(performance.now()));
         status(resumed > 0 ? `Resuming: ${fmt(resumed)} of ${fmt(total)} already here.` : "Receiving…", "receiving");
       },
       progress(d, t, chunk) {
@@ -275,7 +276,7 @@ async function receive(roomID, password) {
         if (ev.kind === "connected") {
           paths.set(ev.peer, ev.path);
           showPath();
-        } else {
+        } else if (!ev.complete) {
           paths.delete(ev.peer);
           showPath();
           if (ev.kind === "banned" && ev.err) status(`${ev.err.message} Looking for another source…`, "receiving");
@@ -293,6 +294,7 @@ async function receive(roomID, password) {
     await list.offer(store);
     const secs = (performance.now() - started) / 1000;
     $("rate").textContent = `${fmt(total)} in ${secs.toFixed(1)} s (${fmt((total - (dl.resumed || 0)) / Math.max(secs, 0.001))}/s)`;
+    document.body.dataset.doneAt = String(Math.round(performance.now()));
     document.title = "Received — p2pxfer";
     status("Received: every file is verified. Save each one below.", "done");
     return "done";

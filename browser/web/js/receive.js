@@ -54,7 +54,7 @@ const FINISH_GRACE_MS = 2000;
 // Pieces asked of one source, in bytes: about a second of what it
 // delivers, between these bounds; the pieces in flight and waiting to be
 // verified are what the page holds in memory.
-const MIN_WINDOW = 8 << 20;
+const MIN_WINDOW = 1 << 20;
 const MAX_WINDOW = 64 << 20;
 // And in count, whatever their size (a source queues at most 4096).
 const MAX_ASKED = 1024;
@@ -310,7 +310,7 @@ export class Download {
       this.banErr = err;
     }
     this.#sendSignal({ type: 'release', peer: s.id });
-    this.ui.source?.({ kind, peer: s.id, host: s.id === this.host, err });
+    this.ui.source?.({ kind, peer: s.id, host: s.id === this.host, err, complete: this.complete });
     if (this.srcs.size === 0 && !this.complete) {
       if (this.lost) {
         this.fail(this.lost);

@@ -93,7 +93,11 @@ export class Store {
 
   /** Verifies chunk i's bytes and writes them if good; resolves with whether they were. */
   async piece(i, data) {
-    const r = await this.#call({ op: 'piece', ref: this.manifest.chunk(i), data }, [data.buffer]);
+    const c = this.manifest.chunk(i);
+    // Copies: hash and prev are views of the file's whole hash list, which
+    // postMessage would clone whole for every piece.
+    const ref = { index: c.index, file: c.file, offset: c.offset, size: c.size, hash: c.hash.slice(), prev: c.prev.slice(), last: c.last };
+    const r = await this.#call({ op: 'piece', ref, data }, [data.buffer]);
     return r.ok;
   }
 
