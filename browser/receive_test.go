@@ -417,3 +417,55 @@ func TestBrowserReceiveThroughput(t *testing.T) {
 	}
 	t.Logf("CLI recv (in-process engine): %d MiB in %.2f s from the manifest: %.1f MiB/s", mb, cliSecs, size/(1<<20)/cliSecs)
 }
+
+// TestBrowserResumesAfterReload: a tab reloaded in the middle of a
+// download resumes from what its private storage holds (the page says
+// how much), fetches only the rest, and saves the file byte for byte.
+func TestBrowserResumesAfterReload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newSite(t)
+	const size = 12 << 20
+	paths, sums := files(t, map[string]int{"big.bin": size})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	// The state is saved a moment after the chunks it lists.
+	time.Sleep(400 * time.Millisecond)
+	var before int
+	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
+		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	var resumed int
+	_ = p.Eval(ctx, status, &text)
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the reload the page says %q", text)
+	}
+	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed < before/2 || resumed >= size {
+		t.Errorf("resumed with %d bytes, had %d verified before the reload (%v)", resumed, before, err)
+	}
+	t.Logf("verified %d bytes before the reload, resumed with %d", before, resumed)
+	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
+	}
+}

@@ -265,6 +265,7 @@ async function receive(roomID, password) {
       progress(d, t, chunk) {
         if (list && chunk !== undefined) list.chunk(chunk);
         done = d;
+        document.body.dataset.verified = String(d);
         const pct = t > 0 ? Math.floor((d * 100) / t) : 100;
         const title = `${pct}% — p2pxfer`;
         if (title !== lastTitle && d < t) {

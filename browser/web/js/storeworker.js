@@ -46,7 +46,7 @@ async function open({ digest: d, sizes, numChunks }) {
   const top = await root.getDirectoryHandle('p2pxfer', { create: true });
   dir = await top.getDirectoryHandle(d, { create: true });
   const sh = await dir.getFileHandle('state', { create: true });
-  state = await sh.createSyncAccessHandle();
+  state = await syncHandle(sh);
   have = new Bitmap(numChunks);
   const n = state.getSize();
   const want = 32 + Math.ceil(numChunks / 8);
@@ -62,11 +62,30 @@ async function open({ digest: d, sizes, numChunks }) {
   handles = [];
   for (let i = 0; i < sizes.length; i++) {
     const fh = await dir.getFileHandle(String(i), { create: true });
-    const h = await fh.createSyncAccessHandle();
+    const h = await syncHandle(fh);
     if (h.getSize() !== sizes[i]) h.truncate(sizes[i]);
     handles.push(h);
   }
   return { have: have.bytes() };
+}
+
+// A tab reloaded a moment ago may still hold the files: its worker lets
+// go of them as it ends. Wait for that, a bounded while.
+const LOCK_WAIT_MS = 5000;
+
+async function syncHandle(fh) {
+  const until = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      return await fh.createSyncAccessHandle();
+    } catch (e) {
+      if (e?.name !== 'NoModificationAllowedError' || Date.now() > until) {
+        if (e?.name === 'NoModificationAllowedError') throw new Error('another tab is receiving these files: close it, or wait for it to finish');
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 function hexBytes(h) {
