@@ -381,6 +381,10 @@ func TestBrowserReceiveThroughput(t *testing.T) {
 	t.Logf("browser: %d MiB in %.2f s from the manifest (page clock): %.1f MiB/s; Chromium CPU %.2f s (%.2f s per GiB)",
 		mb, pageSecs, size/(1<<20)/pageSecs, cpu.Seconds(), cpu.Seconds()/(size/(1<<30)))
 	t.Logf("browser: %.2f s by the test's clock", took.Seconds())
+	idle0, _ := b.CPU()
+	time.Sleep(3 * time.Second)
+	idle1, _ := b.CPU()
+	t.Logf("browser: %.2f s of CPU in 3 s idle after the download", (idle1 - idle0).Seconds())
 
 	// The CLI's receiver, from the same sender.
 	conn, err := signalclient.Dial(ctx, st.ws, nil)
@@ -425,7 +429,7 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := newSite(t)
-	const size = 12 << 20
+	const size = 8 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 	b := chromium.Start(t)

@@ -32,16 +32,23 @@ import { equal } from './bytes.js';
 // next to hashing.
 const SAVE_EVERY_MS = 250;
 
+// Files open at once, at most: a tree of many small files must not hold
+// a handle (and a file descriptor) per file.
+const MAX_OPEN = 32;
+
 let dir = null;
-let handles = [];
+let sizes = [];
+const handles = new Map(); // file index -> sync access handle, least recently used first
+const dirtyFiles = new Set();
 let state = null; // its sync access handle
 let have = null;
 let digest = null;
 let dirty = false;
 let saveTimer = null;
 
-async function open({ digest: d, sizes, numChunks }) {
+async function open({ digest: d, sizes: sz, numChunks }) {
   digest = d;
+  sizes = sz;
   const root = await navigator.storage.getDirectory();
   const top = await root.getDirectoryHandle('p2pxfer', { create: true });
   dir = await top.getDirectoryHandle(d, { create: true });
@@ -59,14 +66,28 @@ async function open({ digest: d, sizes, numChunks }) {
       // A state of another shape is no state: start over.
     }
   }
-  handles = [];
-  for (let i = 0; i < sizes.length; i++) {
-    const fh = await dir.getFileHandle(String(i), { create: true });
-    const h = await syncHandle(fh);
-    if (h.getSize() !== sizes[i]) h.truncate(sizes[i]);
-    handles.push(h);
-  }
   return { have: have.bytes() };
+}
+
+// file returns file i's handle, opening it (at its full size) if need be.
+async function file(i) {
+  let h = handles.get(i);
+  if (h) {
+    handles.delete(i); // to the most recently used end
+    handles.set(i, h);
+    return h;
+  }
+  if (handles.size >= MAX_OPEN) {
+    const [j, old] = handles.entries().next().value;
+    old.flush();
+    old.close();
+    handles.delete(j);
+    dirtyFiles.delete(j);
+  }
+  h = await syncHandle(await dir.getFileHandle(String(i), { create: true }));
+  if (h.getSize() !== sizes[i]) h.truncate(sizes[i]);
+  handles.set(i, h);
+  return h;
 }
 
 // A tab reloaded a moment ago may still hold the files: its worker lets
@@ -97,7 +118,8 @@ function hexBytes(h) {
 function save() {
   saveTimer = null;
   if (!dirty) return;
-  for (const h of handles) h.flush();
+  for (const i of dirtyFiles) handles.get(i)?.flush();
+  dirtyFiles.clear();
   const bm = have.bytes();
   const b = new Uint8Array(32 + bm.length);
   b.set(hexBytes(digest), 0);
@@ -107,9 +129,9 @@ function save() {
   dirty = false;
 }
 
-function piece({ ref, data }) {
+async function piece({ ref, data }) {
   if (!(data instanceof Uint8Array) || !verifyChunk(ref, data)) return { ok: false };
-  const h = handles[ref.file];
+  const h = await file(ref.file);
   let off = 0;
   while (off < data.length) {
     const n = h.write(data.subarray(off), { at: ref.offset + off });
@@ -118,33 +140,46 @@ function piece({ ref, data }) {
   }
   have.set(ref.index);
   dirty = true;
+  dirtyFiles.add(ref.file);
   if (saveTimer === null) saveTimer = setTimeout(save, SAVE_EVERY_MS);
   return { ok: true };
 }
 
-function finish() {
+// finish saves, makes sure every file exists at its size (empty ones get
+// no chunk, so nothing wrote them), and lets go of every file.
+async function finish() {
   if (saveTimer !== null) clearTimeout(saveTimer);
   dirty = true;
   save();
-  for (const h of handles) h.close();
+  for (const h of handles.values()) h.close();
+  handles.clear();
+  for (let i = 0; i < sizes.length; i++) {
+    if (sizes[i] === 0) await dir.getFileHandle(String(i), { create: true });
+  }
   state.close();
-  handles = [];
   state = null;
   return {};
 }
 
-self.onmessage = async (ev) => {
-  const m = ev.data ?? {};
+// One message at a time: a piece's handle may be opening when the next
+// piece comes, and a file has one sync handle at most.
+let queue = Promise.resolve();
+
+self.onmessage = (ev) => {
+  queue = queue.then(() => handle(ev.data ?? {}));
+};
+
+async function handle(m) {
   let out;
   try {
     switch (m.op) {
       case 'open': out = await open(m); break;
-      case 'piece': out = piece(m); break;
-      case 'finish': out = finish(); break;
+      case 'piece': out = await piece(m); break;
+      case 'finish': out = await finish(); break;
       default: out = { error: `unknown op ${m.op}` };
     }
   } catch (e) {
     out = { error: `${e?.name ?? 'Error'}: ${e?.message ?? e}` };
   }
   self.postMessage({ id: m.id, ...out });
-};
+}
