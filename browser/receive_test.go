@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -471,5 +472,68 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	t.Logf("verified %d bytes before the reload, resumed with %d", before, resumed)
 	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
 		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
+	}
+}
+
+// TestBrowserReceivesManyFiles: more files than the page's store keeps
+// open at once, an empty one among them, all arrive whole: the test
+// hashes what the page's private storage holds for each.
+func TestBrowserReceivesManyFiles(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newSite(t)
+	sizes := map[string]int{"empty.txt": 0}
+	for i := range 45 {
+		sizes["f"+strconv.Itoa(i)+".bin"] = 1000 + i*3000
+	}
+	paths, sums := files(t, sizes)
+	src := openSource(ctx, t, paths)
+	snd := startSender(ctx, t, st, src)
+	b := chromium.Start(t)
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	_ = p.Eval(ctx, status, &text)
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	var got []string
+	if err := p.Eval(ctx, `(async () => {
+		const hex = (b) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
+		const root = await navigator.storage.getDirectory();
+		const top = await root.getDirectoryHandle("p2pxfer");
+		const out = [];
+		for await (const [, d] of top.entries()) {
+			for (let i = 0; ; i++) {
+				let f;
+				try { f = await (await d.getFileHandle(String(i))).getFile(); } catch { break; }
+				out.push(hex(await crypto.subtle.digest("SHA-256", await f.arrayBuffer())));
+			}
+		}
+		return out;
+	})()`, &got); err != nil {
+		t.Fatal(err)
+	}
+	m := src.Manifest()
+	if len(got) != len(m.Files) {
+		t.Fatalf("the page's storage holds %d files, the manifest %d", len(got), len(m.Files))
+	}
+	for i, f := range m.Files {
+		want := sums[f.Name]
+		if got[i] != hex.EncodeToString(want[:]) {
+			t.Errorf("%s: stored SHA-256 %s, sent %x", f.Name, got[i], want)
+		}
+	}
+	var saves int
+	if err := p.Eval(ctx, `document.querySelectorAll("a.save").length`, &saves); err != nil || saves != len(m.Files) {
+		t.Errorf("%d Save links for %d files (%v)", saves, len(m.Files), err)
 	}
 }
