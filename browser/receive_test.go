@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -536,4 +537,87 @@ func TestBrowserReceivesManyFiles(t *testing.T) {
 	if err := p.Eval(ctx, `document.querySelectorAll("a.save").length`, &saves); err != nil || saves != len(m.Files) {
 		t.Errorf("%d Save links for %d files (%v)", saves, len(m.Files), err)
 	}
+}
+
+// TestBrowserReceivesOverPlainHTTP: the link send prints on a LAN is
+// plain http to another machine's address, where the page is no secure
+// context and has no private file system; it still receives, verifying
+// every chunk, into blobs, says that a reload would start over, and saves
+// the files byte for byte.
+func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
+	ip := lanAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	sig := sigserver.New(sigserver.Config{})
+	h, err := browser.New(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.Listener = ln
+	ts.Start()
+	t.Cleanup(func() {
+		_ = sig.Close()
+		ts.Close()
+	})
+	st := &site{sig: sig, ts: ts, ws: "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"}
+	paths, sums := files(t, map[string]int{"a.bin": 3 << 20, "one.bin": 1})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Chromium says so of the server's COOP header on any http origin
+	// but loopback; it changes nothing for the page.
+	p.Allow("Cross-Origin-Opener-Policy header has been ignored")
+	if err := p.Navigate(ctx, ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	var secure bool
+	if err := p.Eval(ctx, `isSecureContext`, &secure); err != nil || secure {
+		t.Fatalf("the page at %s is a secure context (%v): this test needs one that is not", ts.URL, err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text, note string
+	_ = p.Eval(ctx, status, &text)
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	if err := p.Eval(ctx, `document.getElementById("note").hidden ? "" : document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "reload starts over") {
+		t.Errorf("the page does not say a reload starts over: %q (%v)", note, err)
+	}
+	got := saveAll(ctx, t, b, p, dl, []string{"a.bin", "one.bin"})
+	for name, sum := range sums {
+		if got[name] != sum {
+			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
+		}
+	}
+}
+
+// lanAddr is an IPv4 address of this machine other than loopback, where
+// a page is no secure context; the test is skipped without one.
+func lanAddr(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("no interface addresses: %v", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no IPv4 address besides loopback: cannot open the page outside a secure context")
+	return ""
 }

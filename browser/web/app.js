@@ -253,7 +253,11 @@ async function receive(roomID, password) {
     joined: session.joined,
     password,
     ui: {
-      manifest(m, resumed, have) {
+      manifest(m, resumed, have, persistent) {
+        if (!persistent) {
+          $("note").textContent = "This page was opened over plain http from another machine, so the browser gives it no storage that outlives the tab: keep the tab open until you have saved the files (a reload starts over).";
+          $("note").hidden = false;
+        }
         list = new FileList(m, have);
         total = m.totalSize;
         done = resumed;

@@ -31,7 +31,8 @@ import * as fr from './frames.js';
 import { openManifest, ManifestError } from './manifest.js';
 import { Bitmap } from './bitmap.js';
 import { equal } from './bytes.js';
-import { Store } from './store.js';
+import { Store, opfsAvailable } from './store.js';
+import { BlobStore } from './blobstore.js';
 
 // As the CLI's: sources at once, tries for one never reached, and how
 // long a source may owe pieces and send nothing.
@@ -337,7 +338,7 @@ export class Download {
     });
     this.signed = signed;
     this.opening = (async () => {
-      const store = new Store(m);
+      const store = opfsAvailable() ? new Store(m) : new BlobStore(m);
       let haveBytes;
       try {
         haveBytes = await store.open();
@@ -351,7 +352,7 @@ export class Download {
       this.have = Bitmap.fromBytes(m.numChunks, haveBytes);
       for (let i = 0; i < m.numChunks; i++) if (this.have.has(i)) this.verified += m.chunk(i).size;
       this.resumed = this.verified;
-      this.ui.manifest?.(m, this.resumed, this.have);
+      this.ui.manifest?.(m, this.resumed, this.have, store.persistent);
       this.ui.progress?.(this.verified, m.totalSize);
       if (this.have.count === m.numChunks) this.#finish();
     })();

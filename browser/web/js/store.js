@@ -13,18 +13,23 @@ export class StoreError extends Error {
 }
 
 /**
- * Why this browser cannot keep a download in its private file system, or
- * "" when it can. (Synchronous access handles exist only in workers, so
- * the worker finds out about those when it opens the files.)
+ * Why this browser cannot receive at all, or "" when it can.
  */
 export function storageProblem() {
-  if (typeof isSecureContext !== 'undefined' && !isSecureContext) {
-    return 'This page was opened over plain http from another machine, where browsers give a page no storage for downloads. Open it over https (a signalling server behind a TLS proxy), or use the command line: p2pxfer recv.';
-  }
-  if (typeof navigator === 'undefined' || !navigator.storage?.getDirectory || typeof Worker === 'undefined') {
-    return 'This browser cannot keep downloads in its private storage. Use a recent Chrome, Edge, Firefox or Safari, or the command line: p2pxfer recv.';
+  if (typeof Worker === 'undefined' || typeof RTCPeerConnection === 'undefined' || typeof WebSocket === 'undefined') {
+    return 'This browser lacks what the page needs (WebRTC and Web Workers). Use a recent Chrome, Edge, Firefox or Safari, or the command line: p2pxfer recv.';
   }
   return '';
+}
+
+/**
+ * Whether the page may keep downloads in the private file system, where
+ * they survive a reload. A page opened over plain http from another
+ * machine is no secure context and may not: blobstore.js keeps its
+ * download instead.
+ */
+export function opfsAvailable() {
+  return (typeof isSecureContext === 'undefined' || isSecureContext) && !!navigator.storage?.getDirectory;
 }
 
 export class Store {
@@ -36,6 +41,7 @@ export class Store {
   /** @param {import('./manifest.js').Manifest} m */
   constructor(m) {
     this.manifest = m;
+    this.persistent = true;
     this.digest = toHex(m.digest);
     this.#worker = new Worker(new URL('./storeworker.js', import.meta.url), { type: 'module' });
     this.#worker.onmessage = (ev) => {
