@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,16 +83,17 @@ func files(t *testing.T, sizes map[string]int) ([]string, map[string][32]byte) {
 	return paths, sums
 }
 
-// corruptSource plays a hostile sender: piece bad is served with one bit
-// flipped.
+// corruptSource plays a hostile sender: piece bad (every piece if bad is
+// negative) is served with one bit flipped.
 type corruptSource struct {
 	peer.Source
-	bad int
+	bad  int
+	from *atomic.Bool // if not nil, only once it is set
 }
 
 func (c *corruptSource) ReadPiece(i int, buf []byte) ([]byte, error) {
 	b, err := c.Source.ReadPiece(i, buf)
-	if err == nil && i == c.bad {
+	if err == nil && (i == c.bad || c.bad < 0) && (c.from == nil || c.from.Load()) {
 		b[len(b)/2] ^= 0x40
 	}
 	return b, err
@@ -121,6 +123,12 @@ func (s *sender) finished() int {
 
 func startSender(ctx context.Context, t *testing.T, st *site, src peer.Source) *sender {
 	t.Helper()
+	return startSenderOn(ctx, t, st, src, engine(t))
+}
+
+// startSenderOn is startSender with the engine eng.
+func startSenderOn(ctx context.Context, t *testing.T, st *site, src peer.Source, eng *peer.Engine) *sender {
+	t.Helper()
 	pub, priv, err := peer.NewManifestKey()
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +143,6 @@ func startSender(ctx context.Context, t *testing.T, st *site, src peer.Source) *
 		t.Fatal(err)
 	}
 	s := &sender{room: roomID, password: "k7m2x-pq9fd", done: make(chan error, 1)}
-	eng := engine(t)
 	sctx, cancel := context.WithCancel(ctx)
 	go func() {
 		s.done <- eng.Serve(sctx, conn, src, peer.ServeOptions{
@@ -620,4 +627,86 @@ func lanAddr(t *testing.T) string {
 	}
 	t.Skip("no IPv4 address besides loopback: cannot open the page outside a secure context")
 	return ""
+}
+
+// TestBrowserCorruptPieceMendedBySeed: the sender turns hostile (a bit
+// flipped in every piece) after a CLI receiver got everything and
+// stayed as a seed; the page drops the sender at the bad piece and
+// completes from the seed, byte for byte.
+func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, sums := files(t, map[string]int{"a.bin": 4 << 20})
+	src := openSource(ctx, t, paths)
+	var hostile atomic.Bool
+	snd := startSender(ctx, t, st, &corruptSource{Source: src, bad: -1, from: &hostile})
+
+	// The seed: the CLI's receiver, which stays in the room once complete.
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	j, err := conn.JoinInfo(ctx, snd.room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	complete := make(chan struct{})
+	seedCtx, stopSeed := context.WithCancel(ctx)
+	seedDone := make(chan error, 1)
+	var w *chunker.Writer
+	go func() {
+		seedDone <- engine(t).Receive(seedCtx, conn, peer.ReceiveOptions{
+			Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password, Slots: 2,
+			Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+				var err error
+				w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+				return w, err
+			},
+			OnComplete: func() { close(complete) },
+		})
+	}()
+	defer func() {
+		stopSeed()
+		<-seedDone
+		if w != nil {
+			_ = w.Close()
+		}
+	}()
+	select {
+	case <-complete:
+	case <-ctx.Done():
+		t.Fatal("the CLI receiver did not complete")
+	}
+	hostile.Store(true)
+
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	_ = p.Eval(ctx, status, &text)
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	var banned bool
+	if err := p.Eval(ctx, `document.body.dataset.banned === "1"`, &banned); err != nil || !banned {
+		t.Errorf("the page did not drop the hostile sender (%v)", err)
+	}
+	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
+	}
 }

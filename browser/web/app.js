@@ -284,6 +284,7 @@ async function receive(roomID, password) {
         } else if (!ev.complete) {
           paths.delete(ev.peer);
           showPath();
+          if (ev.kind === "banned") document.body.dataset.banned = "1";
           if (ev.kind === "banned" && ev.err) status(`${ev.err.message} Looking for another source…`, "receiving");
         }
       },

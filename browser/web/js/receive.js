@@ -55,8 +55,8 @@ const FINISH_GRACE_MS = 2000;
 // Pieces asked of one source, in bytes: about a second of what it
 // delivers, between these bounds; the pieces in flight and waiting to be
 // verified are what the page holds in memory.
-const MIN_WINDOW = 256 << 10;
-const MAX_WINDOW = 1 << 20;
+const MIN_WINDOW = 512 << 10;
+const MAX_WINDOW = 16 << 20;
 // And in count, whatever their size (a source queues at most 4096).
 const MAX_ASKED = 1024;
 
