@@ -296,7 +296,7 @@ func TestBrowserRefusesCorruptPiece(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	st := newSite(t)
-	paths, _ := files(t, map[string]int{"a.bin": 3 << 20})
+	paths, _ := files(t, map[string]int{"a.bin": 1 << 20})
 	src := openSource(ctx, t, paths)
 	bad := src.Manifest().NumChunks() / 2
 	snd := startSender(ctx, t, st, &corruptSource{Source: src, bad: bad})
@@ -438,7 +438,7 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := newSite(t)
-	const size = 8 << 20
+	const size = 6 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 	b := chromium.Start(t)
@@ -492,7 +492,7 @@ func TestBrowserReceivesManyFiles(t *testing.T) {
 	st := newSite(t)
 	sizes := map[string]int{"empty.txt": 0}
 	for i := range 45 {
-		sizes["f"+strconv.Itoa(i)+".bin"] = 1000 + i*3000
+		sizes["f"+strconv.Itoa(i)+".bin"] = 1000 + i*700
 	}
 	paths, sums := files(t, sizes)
 	src := openSource(ctx, t, paths)
@@ -572,7 +572,7 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 		ts.Close()
 	})
 	st := &site{sig: sig, ts: ts, ws: "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"}
-	paths, sums := files(t, map[string]int{"a.bin": 3 << 20, "one.bin": 1})
+	paths, sums := files(t, map[string]int{"a.bin": 1 << 20, "one.bin": 1})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 	b := chromium.Start(t)
 	dl := t.TempDir()
@@ -637,7 +637,7 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	st := newSite(t)
-	paths, sums := files(t, map[string]int{"a.bin": 4 << 20})
+	paths, sums := files(t, map[string]int{"a.bin": 2 << 20})
 	src := openSource(ctx, t, paths)
 	var hostile atomic.Bool
 	snd := startSender(ctx, t, st, &corruptSource{Source: src, bad: -1, from: &hostile})

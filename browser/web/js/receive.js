@@ -39,6 +39,9 @@ import { BlobStore } from './blobstore.js';
 const MAX_SOURCES = 4;
 const MAX_CONNECT_TRIES = 2;
 const SOURCE_STALL_MS = 30000;
+// The same for a source the server says has left: one whose data still
+// flows goes on, one gone quiet is given up sooner.
+const LEFT_STALL_MS = 5000;
 const HANDSHAKE_TIMEOUT_MS = 10000;
 // ICE's bound, as the CLI's connect timeout: after it, no path.
 const CONNECT_TIMEOUT_MS = 15000;
@@ -112,7 +115,6 @@ export class Download {
     this.banned = new Set();
     this.unreachable = new Map();
     this.banErr = null;
-    this.forged = null;
     this.m = null;
     this.signed = null;
     this.store = null;
@@ -277,7 +279,9 @@ export class Download {
     for (const s of this.srcs.values()) {
       s.rate = s.rate === 0 ? s.got : 0.5 * s.rate + 0.5 * s.got;
       s.got = 0;
-      if (s.connected && s.asked.size > 0 && now - s.lastData > SOURCE_STALL_MS) {
+      if (s.connected && s.asked.size > 0 && s.gone && now - s.lastData > LEFT_STALL_MS) {
+        this.drop(s, 'left', new ReceiveError('no_source', 'A source left the room and sent nothing more.'));
+      } else if (s.connected && s.asked.size > 0 && now - s.lastData > SOURCE_STALL_MS) {
         this.drop(s, 'left', new ReceiveError('no_source', `A source sent nothing for ${SOURCE_STALL_MS / 1000} s.`));
       }
     }
@@ -303,8 +307,7 @@ export class Download {
       this.unreachable.set(s.id, n);
       if (n >= MAX_CONNECT_TRIES) kind = 'banned';
     } else if (!s.connected && err?.code === 'no_path') {
-      kind = 'banned';
-      this.noPath = err;
+      kind = 'banned'; // no better a second time, with the same candidates
     }
     if (kind === 'banned') {
       this.banned.add(s.id);
@@ -312,12 +315,9 @@ export class Download {
     }
     this.#sendSignal({ type: 'release', peer: s.id });
     this.ui.source?.({ kind, peer: s.id, host: s.id === this.host, err, complete: this.complete });
-    if (this.srcs.size === 0 && !this.complete) {
-      if (this.lost) {
-        this.fail(this.lost);
-        return;
-      }
-      if (err?.code === 'forged' && !this.m) this.forged = err;
+    if (this.srcs.size === 0 && !this.complete && this.lost) {
+      this.fail(this.lost);
+      return;
     }
     if (!this.complete) this.#want();
     this.fill();
