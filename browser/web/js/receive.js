@@ -119,7 +119,10 @@ export class Download {
     this.signed = null;
     this.store = null;
     this.have = null; // Bitmap of verified chunks
-    this.inflight = new Set(); // chunks asked of some source or being verified
+    // Chunks asked of a source and not yet verified, with the source they
+    // were asked of: a verdict that comes after the piece was asked again
+    // elsewhere must not free the newer request.
+    this.inflight = new Map();
     this.cursor = 0; // every chunk below is verified or in flight
     this.verified = 0;
     this.resumed = 0;
@@ -299,7 +302,7 @@ export class Download {
     if (!this.srcs.has(s.id) || this.srcs.get(s.id) !== s) return;
     s.close();
     this.srcs.delete(s.id);
-    for (const p of s.asked.keys()) this.#unask(p);
+    for (const p of s.asked.keys()) this.#unask(p, s);
     s.asked.clear();
     s.askedBytes = 0;
     if (!s.connected && err && !(err.code === 'no_path')) {
@@ -366,7 +369,8 @@ export class Download {
     return fr.partFrames(fr.T_BITMAP, bm.bytes());
   }
 
-  #unask(p) {
+  #unask(p, s) {
+    if (this.inflight.get(p) !== s) return;
     this.inflight.delete(p);
     if (p < this.cursor) this.cursor = p;
   }
@@ -385,7 +389,7 @@ export class Download {
       for (let p = this.cursor; p < m.numChunks && s.askedBytes < win && s.asked.size < MAX_ASKED; p++) {
         if (this.have.has(p) || this.inflight.has(p) || !s.has.has(p)) continue;
         const size = m.chunk(p).size;
-        this.inflight.add(p);
+        this.inflight.set(p, s);
         s.asked.set(p, size);
         s.askedBytes += size;
         batch.push(p);
@@ -410,7 +414,7 @@ export class Download {
       if (this.ended) return;
       if (s.asked.delete(index)) s.askedBytes -= size;
       if (!ok) {
-        this.#unask(index);
+        this.#unask(index, s);
         this.drop(s, 'banned', new ReceiveError('corrupt', `A source sent data that failed verification (piece ${index}); it was refused and nothing of it was kept.`));
         return;
       }
