@@ -21,6 +21,7 @@ import (
 	"github.com/p2pxfer/p2pxfer/internal/chromium"
 	"github.com/p2pxfer/p2pxfer/peer"
 	"github.com/p2pxfer/p2pxfer/peer/lane"
+	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/signalclient"
 	"github.com/p2pxfer/p2pxfer/sigserver"
 )
@@ -129,6 +130,13 @@ func startSender(ctx context.Context, t *testing.T, st *site, src peer.Source) *
 // startSenderOn is startSender with the engine eng.
 func startSenderOn(ctx context.Context, t *testing.T, st *site, src peer.Source, eng *peer.Engine) *sender {
 	t.Helper()
+	return startSenderVia(ctx, t, st, src, eng, nil)
+}
+
+// startSenderVia is startSenderOn with wrap, if not nil, between the
+// sender and its signalling connection.
+func startSenderVia(ctx context.Context, t *testing.T, st *site, src peer.Source, eng *peer.Engine, wrap func(*signalclient.Conn) peer.Signaller) *sender {
+	t.Helper()
 	pub, priv, err := peer.NewManifestKey()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +153,11 @@ func startSenderOn(ctx context.Context, t *testing.T, st *site, src peer.Source,
 	s := &sender{room: roomID, password: "k7m2x-pq9fd", done: make(chan error, 1)}
 	sctx, cancel := context.WithCancel(ctx)
 	go func() {
-		s.done <- eng.Serve(sctx, conn, src, peer.ServeOptions{
+		var sig peer.Signaller = conn
+		if wrap != nil {
+			sig = wrap(conn)
+		}
+		s.done <- eng.Serve(sctx, sig, src, peer.ServeOptions{
 			Room: roomID, Self: self, Password: s.password, Signer: priv,
 			OnEvent: func(e peer.Event) {
 				s.mu.Lock()
@@ -709,4 +721,87 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
 		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
 	}
+}
+
+// candidateDropper stands between a sender and its signalling server as
+// a hostile relay that drops ICE candidates both ways, so that neither end
+// learns an address of the other. Sealed frames cannot be read, so it
+// goes by order and size: the receiver's sealed frames after its offer
+// (its first) are dropped, and the sender's after its answer, except
+// short ones (a bye, which says why the sender gave up, is far shorter
+// than a candidate).
+type candidateDropper struct {
+	*signalclient.Conn
+	mu           sync.Mutex
+	fromReceiver int
+	toReceiver   int
+}
+
+const sealedKind = 4 // pake's KindSealed, the first byte of a sealed frame
+
+func (c *candidateDropper) Send(ctx context.Context, m *room.Message) error {
+	if m.Type == room.TypeRelay && len(m.Data) > 0 && m.Data[0] == sealedKind {
+		c.mu.Lock()
+		c.toReceiver++
+		n := c.toReceiver
+		c.mu.Unlock()
+		if n > 1 && len(m.Data) > 100 {
+			return nil
+		}
+	}
+	return c.Conn.Send(ctx, m)
+}
+
+func (c *candidateDropper) Recv(ctx context.Context) (*room.Message, error) {
+	for {
+		m, err := c.Conn.Recv(ctx)
+		if err != nil || m.Type != room.TypeRelay || len(m.Data) == 0 || m.Data[0] != sealedKind {
+			return m, err
+		}
+		c.mu.Lock()
+		c.fromReceiver++
+		n := c.fromReceiver
+		c.mu.Unlock()
+		if n == 1 {
+			return m, nil
+		}
+	}
+}
+
+// TestBrowserNoPath: with every ICE candidate dropped on the way (a
+// hostile relay), the sender finds no path within its connect timeout and
+// says so; the page says in plain words that no network path was found,
+// and what helps.
+func TestBrowserNoPath(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, _ := files(t, map[string]int{"a.bin": 1000})
+	eng, err := peer.NewEngine(peer.Config{
+		Transport:        lane.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 3 * time.Second},
+		HandshakeTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	snd := startSenderVia(ctx, t, st, openSource(ctx, t, paths), eng, func(c *signalclient.Conn) peer.Signaller { return &candidateDropper{Conn: c} })
+	b := chromium.Start(t)
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text, code string
+	_ = p.Eval(ctx, status, &text)
+	_ = p.Eval(ctx, `document.body.dataset.error`, &code)
+	if code != "no_path" || !strings.Contains(text, "network path") || !strings.Contains(text, "--turn") {
+		t.Fatalf("the page says %q (error %q), want no path in plain words", text, code)
+	}
+	t.Logf("the page says %q", text)
 }
