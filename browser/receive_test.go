@@ -36,7 +36,12 @@ type site struct {
 
 func newSite(t *testing.T) *site {
 	t.Helper()
-	sig := sigserver.New(sigserver.Config{})
+	return newSiteWith(t, sigserver.Config{})
+}
+
+func newSiteWith(t *testing.T, cfg sigserver.Config) *site {
+	t.Helper()
+	sig := sigserver.New(cfg)
 	h, err := browser.New(sig)
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +111,8 @@ type sender struct {
 	room     string
 	password string
 	done     chan error
+	cancel   context.CancelFunc
+	conn     *signalclient.Conn
 	mu       sync.Mutex
 	events   []peer.Event
 }
@@ -150,8 +157,9 @@ func startSenderVia(ctx context.Context, t *testing.T, st *site, src peer.Source
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sender{room: roomID, password: "k7m2x-pq9fd", done: make(chan error, 1)}
+	s := &sender{room: roomID, password: "k7m2x-pq9fd", done: make(chan error, 1), conn: conn}
 	sctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
 	go func() {
 		var sig peer.Signaller = conn
 		if wrap != nil {
@@ -804,4 +812,75 @@ func TestBrowserNoPath(t *testing.T) {
 		t.Fatalf("the page says %q (error %q), want no path in plain words", text, code)
 	}
 	t.Logf("the page says %q", text)
+}
+
+// TestBrowserSeeds: once the page has every file it stays in the room as
+// a seed; the sender leaves, and a CLI receiver that joins later gets the
+// files from the page, byte for byte.
+func TestBrowserSeeds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newSiteWith(t, sigserver.Config{KeepRoomWithoutHost: true})
+	paths, sums := files(t, map[string]int{"a.bin": 2 << 20, "one.bin": 1})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	_ = p.Eval(ctx, status, &text)
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	snd.cancel()
+	<-snd.done
+	snd.done <- nil // for the cleanup
+	_ = snd.conn.Close()
+
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	j, err := conn.JoinInfo(ctx, snd.room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var w *chunker.Writer
+	var sources []peer.SourceEvent
+	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
+		Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+		OnSource: func(e peer.SourceEvent) { sources = append(sources, e) },
+	})
+	if w != nil {
+		_ = w.Close()
+	}
+	if err != nil {
+		t.Fatalf("the CLI receiver, with the page as the only source: %v", err)
+	}
+	for name, sum := range sums {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || sha256.Sum256(data) != sum {
+			t.Errorf("%s from the page differs (%v)", name, err)
+		}
+	}
+	if len(sources) == 0 || sources[0].Host {
+		t.Errorf("the CLI receiver's sources: %+v, want the page", sources)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, `document.getElementById("seeding").textContent`); err != nil {
+		t.Error(err)
+	}
 }

@@ -8,6 +8,7 @@
 
 import * as sg from './js/signal.js';
 import { Download, roomWords } from './js/receive.js';
+import { Seeder } from './js/seed.js';
 import { fmt, storageProblem } from './js/store.js';
 
 const ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz";
@@ -252,6 +253,7 @@ async function receive(roomID, password) {
     ws: session.ws,
     joined: session.joined,
     password,
+    keepSignal: true,
     ui: {
       manifest(m, resumed, have, persistent) {
         if (!persistent) {
@@ -303,6 +305,15 @@ async function receive(roomID, password) {
     document.body.dataset.doneAt = String(Math.round(performance.now()));
     document.title = "Received — p2pxfer";
     status("Received: every file is verified. Save each one below.", "done");
+    // While the tab stays open it passes the files on to later receivers.
+    new Seeder(dl, store, {
+      served(n) {
+        document.body.dataset.served = String(n);
+        $("seeding").textContent = `While this tab stays open it shares the files with other receivers in the room: ${n} served so far.`;
+      },
+    }).start();
+    $("seeding").textContent = "While this tab stays open it shares the files with other receivers in the room.";
+    $("seeding").hidden = false;
     return "done";
   } catch (err) {
     clearInterval(rateTimer);

@@ -97,13 +97,15 @@ const WRONG_PASSWORD = 'Wrong password. Check it with the sender (it is case-sen
 /**
  * One download. Give it the open signalling socket and the joined
  * message; run() resolves once every file is verified and stored, or
- * rejects with a ReceiveError. ui holds callbacks, all optional:
+ * rejects with a ReceiveError; with keepSignal the signalling socket
+ * stays open afterwards, for seed.js. ui holds callbacks, all optional:
  * manifest(m, resumedBytes), progress(done, total), source(event),
  * status(text).
  */
 export class Download {
-  constructor({ ws, joined, password, ui = {} }) {
+  constructor({ ws, joined, password, ui = {}, keepSignal = false }) {
     this.ws = ws;
+    this.keepSignal = keepSignal;
     this.room = joined.room;
     this.self = joined.peer;
     this.host = joined.host;
@@ -184,6 +186,7 @@ export class Download {
         this.#sendSignal({ type: 'release', peer: s.id });
       }
       this.srcs.clear();
+      if (this.keepSignal) return; // the page stays as a seed (seed.js)
       try {
         this.ws.close();
       } catch {
