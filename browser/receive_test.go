@@ -129,6 +129,22 @@ func (s *sender) finished() int {
 	return n
 }
 
+// count is how many events of kind the sender saw, and how many of them
+// had Seeding set.
+func (s *sender) count(kind peer.EventKind) (n, seeding int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		if e.Kind == kind {
+			n++
+			if e.Seeding {
+				seeding++
+			}
+		}
+	}
+	return n, seeding
+}
+
 func startSender(ctx context.Context, t *testing.T, st *site, src peer.Source) *sender {
 	t.Helper()
 	return startSenderOn(ctx, t, st, src, engine(t))
@@ -838,6 +854,18 @@ func TestBrowserSeeds(t *testing.T) {
 	_ = p.Eval(ctx, status, &text)
 	if !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
+	}
+	// The sender heard that the page stays as a seed, and counts it for
+	// the swarm's full copy.
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := snd.count(peer.EventSwarmComplete); n == 0 && time.Now().Before(deadline); n, _ = snd.count(peer.EventSwarmComplete) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, seeding := snd.count(peer.EventFinished); n != 1 || seeding != 1 {
+		t.Errorf("the sender saw %d receivers finish, %d of them seeding; want the page, seeding", n, seeding)
+	}
+	if n, _ := snd.count(peer.EventSwarmComplete); n != 1 {
+		t.Errorf("the sender did not hear that the swarm holds a full copy")
 	}
 	snd.cancel()
 	<-snd.done

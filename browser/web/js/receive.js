@@ -171,7 +171,7 @@ export class Download {
     clearInterval(this.timer);
     for (const s of this.srcs.values()) {
       s.finishedSent = true;
-      s.send(fr.flagFrame(fr.T_FINISHED, false));
+      s.send(fr.flagFrame(fr.T_FINISHED, this.keepSignal));
     }
     try {
       await this.store.finish();
@@ -369,7 +369,10 @@ export class Download {
   haveFrames() {
     const bm = new Bitmap(this.m.numPieces);
     for (let i = 0; i < this.m.numChunks; i++) if (this.have.has(i)) bm.set(i);
-    return fr.partFrames(fr.T_BITMAP, bm.bytes());
+    const frames = fr.partFrames(fr.T_BITMAP, bm.bytes());
+    // A page that will seed says so, so the sender counts what it holds
+    // towards the swarm's full copy (as receive.go's 'S').
+    return this.keepSignal ? [fr.flagFrame(fr.T_SERVES, true), ...frames] : frames;
   }
 
   #unask(p, s) {
