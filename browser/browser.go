@@ -29,6 +29,9 @@ var webFS embed.FS
 const (
 	// PagePrefix + a room ID is the page of that room.
 	PagePrefix = "/r/"
+	// SendPath is the page that sends: drop files, get a room, a
+	// password and the link to PagePrefix + the room.
+	SendPath = "/send"
 	// AssetPrefix + the tree's hash + "/" + a file's path serves a file of
 	// web/. Every asset URL names the hash of the whole tree, so a URL
 	// never changes meaning and browsers may keep its answer for good;
@@ -171,6 +174,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
 	case strings.HasPrefix(p, PagePrefix):
 		h.servePage(w, r, strings.TrimPrefix(p, PagePrefix))
+	case p == SendPath:
+		if !allowGet(w, r) {
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		write(w, r, h.page)
 	case strings.HasPrefix(p, AssetPrefix):
 		h.serveAsset(w, r, strings.TrimPrefix(p, AssetPrefix))
 	case h.next != nil:

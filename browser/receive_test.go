@@ -919,3 +919,76 @@ func TestBrowserSeeds(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestBrowserSends: files picked on the page at /send are hashed and
+// signed in the page, which opens a room and prints its link and
+// password; a CLI receiver (the engine `p2pxfer recv` runs) joins, checks
+// the page's manifest signature against the key the server handed out,
+// and gets both files byte for byte from the tab.
+func TestBrowserSends(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, sums := files(t, map[string]int{"a.bin": 3 << 20, "one.bin": 1})
+	b := chromium.Start(t)
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+browser.SendPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetInputFiles(ctx, "#pick", paths...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var offer struct{ Room, Password, Link string }
+	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password, link: document.getElementById("offer-link").href})`, &offer); err != nil || offer.Room == "" {
+		var text string
+		_ = p.Eval(ctx, status, &text)
+		t.Fatalf("the page offers %+v (%v); it says %q", offer, err, text)
+	}
+	if want := st.ts.URL + "/r/" + offer.Room + "#" + offer.Password; offer.Link != want {
+		t.Errorf("the page's link %s, want %s", offer.Link, want)
+	}
+
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	j, err := conn.JoinInfo(ctx, offer.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var w *chunker.Writer
+	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
+		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+	})
+	if w != nil {
+		_ = w.Close()
+	}
+	if err != nil {
+		t.Fatalf("the CLI receiver: %v", err)
+	}
+	for name, sum := range sums {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || sha256.Sum256(data) != sum {
+			t.Errorf("%s from the page differs (%v)", name, err)
+		}
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
+		t.Error(err)
+	}
+}

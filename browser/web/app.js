@@ -9,6 +9,7 @@
 import * as sg from './js/signal.js';
 import { Download, roomWords } from './js/receive.js';
 import { Seeder } from './js/seed.js';
+import { hostFiles } from './js/send.js';
 import { fmt, storageProblem } from './js/store.js';
 
 const ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz";
@@ -323,7 +324,77 @@ async function receive(roomID, password) {
   }
 }
 
+// sendMain is the page at /send: pick or drop files, then the page opens
+// a room for them and serves them while it stays open.
+async function sendMain() {
+  document.title = "Send — p2pxfer";
+  $("send").hidden = false;
+  status("Choose the files to send.", "pick");
+  const files = await new Promise((resolve) => {
+    const pick = $("pick");
+    pick.addEventListener("change", () => {
+      if (pick.files.length > 0) resolve([...pick.files]);
+    });
+    const drop = $("drop");
+    drop.addEventListener("dragover", (ev) => {
+      ev.preventDefault();
+      drop.classList.add("over");
+    });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (ev) => {
+      ev.preventDefault();
+      drop.classList.remove("over");
+      const fs = [...(ev.dataTransfer?.files ?? [])];
+      if (fs.length > 0) resolve(fs);
+    });
+  });
+  $("drop").hidden = true;
+  const total = files.reduce((n, f) => n + f.size, 0);
+  status(`Preparing ${files.length} ${files.length === 1 ? "file" : "files"}, ${fmt(total)}…`, "hashing");
+  let ws;
+  try {
+    ws = await new Promise((resolve, reject) => {
+      const w = new WebSocket(signalURL(location.href));
+      w.addEventListener("open", () => resolve(w));
+      w.addEventListener("error", () => reject(new Error("Cannot reach the signalling server. Reload the page to try again.")));
+    });
+    await hostFiles(ws, files, {
+      hashing(done, t) {
+        status(`Preparing: ${Math.floor((done * 100) / Math.max(t, 1))}% of ${fmt(t)} hashed…`, "hashing");
+      },
+      ready({ room, password }) {
+        const link = new URL(`r/${room}`, location.href);
+        link.hash = password;
+        $("offer-link").href = link.href;
+        $("offer-link").textContent = link.href;
+        $("offer-cmd").textContent = `p2pxfer recv --signal ${signalURL(location.href)} ${room}`;
+        $("offer-password").textContent = password;
+        $("offer").hidden = false;
+        document.body.dataset.room = room;
+        document.body.dataset.password = password;
+        status(`Sending ${files.length} ${files.length === 1 ? "file" : "files"}, ${fmt(total)}, in room ${room}. Waiting for receivers…`, "sending");
+      },
+      served(n) {
+        document.body.dataset.served = String(n);
+        status(`${n} ${n === 1 ? "receiver has" : "receivers have"} every file. Keep this tab open for more, or close it.`, "sending");
+      },
+      closed(why) {
+        status(why, "error", true);
+      },
+    });
+  } catch (err) {
+    status(err.message, "error", true);
+  }
+  ws?.addEventListener("close", () => {
+    if (document.body.dataset.state === "sending") status("The connection to the signalling server closed: receivers can no longer join. Reload the page to send again.", "error", true);
+  });
+}
+
 async function main() {
+  if (location.pathname.endsWith("/send")) {
+    await sendMain();
+    return;
+  }
   const roomID = roomFromPath(location.pathname);
   if (!roomID) {
     status("This link does not name a room. Check that you copied all of it.", "error", true);

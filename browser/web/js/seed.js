@@ -25,8 +25,13 @@ import * as sg from './signal.js';
 import * as fr from './frames.js';
 import { Bitmap } from './bitmap.js';
 
-/** Receivers served at once. */
+/** Receivers served at once by a page that received (a seed). */
 export const SEED_SLOTS = 2;
+// And by a page that sends: the server's slots bound it first, as
+// peer/serve.go's MaxConcurrent.
+const HOST_SESSIONS = 16;
+// A host closes its room after this many failed handshakes (send's default).
+const MAX_FAILURES = 10;
 const HANDSHAKE_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 15000;
 // Requests one receiver may queue (peer/serve.go's maxOutstanding).
@@ -42,10 +47,18 @@ const LOW_WATER = 1 << 20;
  * told how many receivers finished from us.
  */
 export class Seeder {
-  constructor(dl, store, ui = {}) {
+  /**
+   * opts.host: the page is the room's host (send.js), which the server
+   * assigns as it created the room, with opts.info (its manifest key) in
+   * every sealed answer.
+   */
+  constructor(dl, store, ui = {}, opts = {}) {
     this.dl = dl;
     this.store = store;
     this.ui = ui;
+    this.host = !!opts.host;
+    this.info = opts.info ?? null;
+    this.slots = this.host ? HOST_SESSIONS : SEED_SLOTS;
     this.sessions = new Map();
     this.finished = 0;
     const m = dl.m;
@@ -71,7 +84,7 @@ export class Seeder {
       for (const s of this.sessions.values()) s.close();
       this.sessions.clear();
     });
-    this.#send({ type: 'seed', slots: SEED_SLOTS, complete: true });
+    if (!this.host) this.#send({ type: 'seed', slots: SEED_SLOTS, complete: true });
   }
 
   #send(m) {
@@ -88,7 +101,7 @@ export class Seeder {
     if (m.type === 'relay') {
       let s = this.sessions.get(m.peer);
       if (!s) {
-        if (this.sessions.size >= SEED_SLOTS) return; // the server assigns no more than our slots
+        if (this.sessions.size >= this.slots) return; // the server assigns no more than our slots
         s = new Session(this, m.peer);
         this.sessions.set(m.peer, s);
         s.run();
@@ -103,7 +116,18 @@ export class Seeder {
   ended(s, ok, authFail) {
     if (this.sessions.get(s.id) !== s) return;
     this.sessions.delete(s.id);
-    if (authFail) this.#send({ type: 'fail' });
+    if (authFail && !this.host) this.#send({ type: 'fail' }); // a host counts its own (the room closes with it)
+    if (authFail) this.failures = (this.failures ?? 0) + 1;
+    if (this.host && this.failures >= MAX_FAILURES) {
+      // Each failure was an online password guess: as send, close the room.
+      this.#send({ type: 'close' });
+      this.ui.closed?.(`The room was closed after ${this.failures} wrong passwords.`);
+      try {
+        this.dl.ws.close();
+      } catch {
+        // closed already
+      }
+    }
     if (ok) {
       this.finished++;
       this.ui.served?.(this.finished);
@@ -241,7 +265,7 @@ class Session {
             haveRemote = true;
             const ans = await pc.createAnswer();
             await pc.setLocalDescription(ans);
-            this.#sealed({ t: 'answer', sdp: ans.sdp, lanes: 1 });
+            this.#sealed({ t: 'answer', sdp: ans.sdp, lanes: 1, info: this.seeder.info ?? undefined });
             for (const ci of pending) await pc.addIceCandidate(ci);
             pending.length = 0;
           } else if (m.t === 'cand') {
