@@ -924,7 +924,8 @@ func TestBrowserSeeds(t *testing.T) {
 // signed in the page, which opens a room and prints its link and
 // password; a CLI receiver (the engine `p2pxfer recv` runs) joins, checks
 // the page's manifest signature against the key the server handed out,
-// and gets both files byte for byte from the tab.
+// and gets both files byte for byte from the tab; then another tab opens
+// the link and saves them too.
 func TestBrowserSends(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -990,5 +991,32 @@ func TestBrowserSends(t *testing.T) {
 	}
 	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
 		t.Error(err)
+	}
+
+	// Another tab downloads from the sending tab too, through its link.
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Navigate(ctx, offer.Link); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	_ = p2.Eval(ctx, status, &text)
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the receiving tab says %q", text)
+	}
+	got := saveAll(ctx, t, b, p2, dl, []string{"a.bin", "one.bin"})
+	for name, sum := range sums {
+		if got[name] != sum {
+			t.Errorf("%s: the receiving tab saved SHA-256 %x, sent %x", name, got[name], sum)
+		}
 	}
 }
