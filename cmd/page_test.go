@@ -74,6 +74,11 @@ func TestSendBrowserLinkSignal(t *testing.T) {
 	if !strings.Contains(sr.stdout.String(), "browser page of a room at http://127.0.0.1:") {
 		t.Errorf("signal does not say where the pages are:\n%s", sr.stdout.String())
 	}
+	if m := regexp.MustCompile(`send from a browser at (http://\S+/send)\n`).FindStringSubmatch(sr.stdout.String()); m == nil {
+		t.Errorf("signal does not say where the page that sends is:\n%s", sr.stdout.String())
+	} else {
+		fetchPage(t, m[1])
+	}
 	src := t.TempDir()
 	randomFile(t, src, "a.txt", 1000)
 	sctx, stop := context.WithCancel(ctx)

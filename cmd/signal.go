@@ -24,7 +24,7 @@ import (
 func signalCommand(env Env) *cli.Command {
 	return &cli.Command{
 		Name:  "signal",
-		Usage: "run a signalling server (WebSocket at /ws, health at /healthz, a room's browser page at /r/ROOMID), and with --turn a relay",
+		Usage: "run a signalling server (WebSocket at /ws, health at /healthz, a room's browser page at /r/ROOMID, a page that sends at /send), and with --turn a relay",
 		Description: "Routes handshake messages between the peers of a room. It never sees the\n" +
 			"password, the file names or the data: everything it relays is end-to-end sealed.\n" +
 			"With --turn it also runs a TURN relay on the same host (UDP and TCP), which it\n" +
@@ -123,6 +123,7 @@ func runSignal(c *cli.Context, env Env) error {
 	hs := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(env.Stdout, "signalling server listening on ws://%s/ws\n", ln.Addr())
 	fmt.Fprintf(env.Stdout, "browser page of a room at http://%s/r/ROOMID\n", ln.Addr())
+	fmt.Fprintf(env.Stdout, "send from a browser at http://%s%s\n", ln.Addr(), browser.SendPath)
 	log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
