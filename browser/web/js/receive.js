@@ -166,6 +166,7 @@ export class Download {
   }
 
   async #finish() {
+    if (this.complete) return; // a late verdict on a piece asked twice
     this.complete = true;
     this.#tellHaves();
     clearInterval(this.timer);
