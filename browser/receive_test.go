@@ -281,6 +281,22 @@ func TestBrowserReceives(t *testing.T) {
 			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
 		}
 	}
+	// Once saved, the files can be taken out of the browser's storage.
+	if err := p.Eval(ctx, `document.getElementById("forget").click()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "forgotten"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := p.Eval(ctx, `(async () => {
+		const top = await (await navigator.storage.getDirectory()).getDirectoryHandle("p2pxfer");
+		let n = 0;
+		for await (const _ of top.keys()) n++;
+		return n;
+	})()`, &left); err != nil || left != 0 {
+		t.Errorf("%d transfers left in the page's storage after Remove (%v)", left, err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for snd.finished() != 1 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

@@ -307,7 +307,7 @@ async function receive(roomID, password) {
     document.title = "Received — p2pxfer";
     status("Received: every file is verified. Save each one below.", "done");
     // While the tab stays open it passes the files on to later receivers.
-    new Seeder(dl, store, {
+    const seeder = new Seeder(dl, store, {
       served(n) {
         document.body.dataset.served = String(n);
         $("seeding").textContent = `While this tab stays open it shares the files with other receivers in the room: ${n} served so far.`;
@@ -315,6 +315,27 @@ async function receive(roomID, password) {
     }).start();
     $("seeding").textContent = "While this tab stays open it shares the files with other receivers in the room.";
     $("seeding").hidden = false;
+    if (store.persistent) {
+      // The browser keeps the files until the site's data is cleared:
+      // once saved, the user may take them out.
+      const forget = $("forget");
+      forget.hidden = false;
+      forget.addEventListener("click", async () => {
+        seeder.stop();
+        document.querySelectorAll("a.save").forEach((a) => {
+          URL.revokeObjectURL(a.href);
+          a.remove();
+        });
+        try {
+          await store.forget();
+          forget.hidden = true;
+          $("seeding").hidden = true;
+          status("Removed from this browser's storage. Save them before you remove them next time.", "forgotten");
+        } catch (e) {
+          status(`Could not remove the files from this browser's storage: ${e.message}`, "", true);
+        }
+      }, { once: true });
+    }
     return "done";
   } catch (err) {
     clearInterval(rateTimer);

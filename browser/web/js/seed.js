@@ -85,6 +85,18 @@ export class Seeder {
       this.sessions.clear();
     });
     if (!this.host) this.#send({ type: 'seed', slots: SEED_SLOTS, complete: true });
+    return this;
+  }
+
+  /** Ends every session and leaves the room. */
+  stop() {
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
+    try {
+      this.dl.ws.close();
+    } catch {
+      // closed already
+    }
   }
 
   #send(m) {

@@ -118,6 +118,13 @@ export class Store {
     this.#worker.terminate();
   }
 
+  /** Removes the transfer's folder from the private file system (after finish). */
+  async forget() {
+    const root = await navigator.storage.getDirectory();
+    const top = await root.getDirectoryHandle('p2pxfer');
+    await top.removeEntry(this.digest, { recursive: true });
+  }
+
   /** File i as a File (after finish), read from the private file system when used. */
   async file(i) {
     const root = await navigator.storage.getDirectory();
