@@ -1,5 +1,5 @@
 // The page as a sender (at /send): the files dropped on it are hashed
-// into a manifest (chain.js, as chunker does), signed with a key made for
+// into a manifest (hashworker.js, on chain.js, as chunker does), signed with a key made for
 // the room (manifest.js), and offered in a new room as `p2pxfer send`
 // offers them: the page is the room's host, answers every receiver's
 // CPace as the responder, puts its manifest key in each sealed answer, and
@@ -13,7 +13,6 @@
 //	  |   ... as seed.js from here on ...                      |
 
 import * as sg from './signal.js';
-import { FileHasher } from './chain.js';
 import { newManifest, newManifestKey, signManifest } from './manifest.js';
 import { Seeder } from './seed.js';
 
@@ -29,9 +28,6 @@ export function chooseChunkSize(total) {
   while (cs < MAX_CHUNK && total / cs > 65536) cs *= 2;
   return cs;
 }
-
-// How much of a file is read at a time while hashing.
-const READ_STEP = 4 << 20;
 
 /** A send that cannot go ahead, in words for people. */
 export class SendError extends Error {
@@ -55,17 +51,25 @@ export async function hostFiles(ws, files, ui = {}) {
   }
   const total = files.reduce((n, f) => n + f.size, 0);
   const chunkSize = chooseChunkSize(total);
-  let done = 0;
   const entries = [];
-  for (const f of files) {
-    const h = new FileHasher(chunkSize);
-    for (let off = 0; off < f.size; off += READ_STEP) {
-      h.update(new Uint8Array(await f.slice(off, Math.min(off + READ_STEP, f.size)).arrayBuffer()));
-      done += Math.min(READ_STEP, f.size - off);
-      ui.hashing?.(done, total);
+  const worker = new Worker(new URL('./hashworker.js', import.meta.url), { type: 'module' });
+  try {
+    let before = 0;
+    for (const f of files) {
+      const r = await new Promise((resolve) => {
+        worker.onmessage = (ev) => {
+          if (ev.data.progress !== undefined) ui.hashing?.(before + ev.data.progress, total);
+          else resolve(ev.data);
+        };
+        worker.onerror = (ev) => resolve({ error: ev.message || 'the hashing worker failed' });
+        worker.postMessage({ id: 0, file: f, chunkSize });
+      });
+      if (r.error) throw new SendError(`Could not read ${f.name}: ${r.error}`);
+      before += f.size;
+      entries.push({ name: f.name, size: f.size, sha256: r.sha256, chunks: r.chunks });
     }
-    const { sha256, chunks } = h.finish();
-    entries.push({ name: f.name, size: f.size, sha256, chunks });
+  } finally {
+    worker.terminate();
   }
   let m;
   try {
