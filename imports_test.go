@@ -16,7 +16,8 @@ const module = "github.com/p2pxfer/p2pxfer"
 // a new import between packages, is a decision: make it here.
 var layers = map[string][]string{
 	".":                       {"cmd"},
-	"cmd":                     {"chunker", "discovery", "pake", "peer", "peer/lane", "relay", "room", "signalclient", "sigserver"},
+	"cmd":                     {"browser", "chunker", "discovery", "pake", "peer", "peer/lane", "relay", "room", "signalclient", "sigserver"},
+	"browser":                 {"room"},
 	"peer":                    {"chunker", "pake", "peer/lane", "room", "sched"},
 	"signalclient":            {"room"},
 	"sigserver":               {"room"},
@@ -24,6 +25,7 @@ var layers = map[string][]string{
 	"peer/lane/bulk":          {},
 	"internal/pionlog":        {},
 	"internal/netlab":         {},
+	"internal/chromium":       {},
 	"relay":                   {"internal/pionlog"},
 	"discovery":               {"internal/pionlog"},
 	"bench/relay":             {"bench/internal/benchkit", "internal/netlab"},

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/p2pxfer/p2pxfer/browser"
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/discovery"
 	"github.com/p2pxfer/p2pxfer/pake"
@@ -33,7 +36,8 @@ func sendCommand(env Env) *cli.Command {
 		ArgsUsage: "FILE|FOLDER...",
 		Description: "Hashes the files (a folder is sent whole, with its empty folders; symbolic links\n" +
 			"and special files inside it are skipped with a warning), opens a room on the signalling server and prints the room ID,\n" +
-			"the password and the command to run on the receiving side. With no --signal and no\n" +
+			"the password, the command to run on the receiving side and a link to the room's page for a browser\n" +
+			"there (with --qr, as a QR code too). With no --signal and no\n" +
 			"P2PXFER_SIGNAL it runs its own signalling server, so nothing else is needed on a LAN.",
 		Flags: append(commonFlags(),
 			&cli.StringFlag{Name: "listen", Value: ":0", Usage: "`ADDR` for the embedded signalling server (when no --signal)"},
@@ -41,6 +45,7 @@ func sendCommand(env Env) *cli.Command {
 			&cli.IntFlag{Name: "max-failures", Value: 10, Usage: "close the room after `N` wrong passwords"},
 			&cli.IntFlag{Name: "max-uploads", Value: 4, Usage: "serve at most `N` receivers at once; more wait in a queue, or fetch from seeds"},
 			&cli.StringFlag{Name: "fec", Value: defaultFEC, Usage: "Reed-Solomon stripes `K+M` (any K of K+M pieces rebuild a stripe), or off"},
+			&cli.BoolFlag{Name: "qr", Usage: "also print the browser link as a QR code"},
 			&cli.IntFlag{Name: "chunk-size", Usage: "chunk size in `BYTES` (default: chosen from the total size)", Hidden: true},
 		),
 		Action: func(c *cli.Context) error { return runSend(c, env) },
@@ -183,7 +188,10 @@ func runSend(c *cli.Context, env Env) error {
 			discoverable = true
 		}
 	}
-	printOffer(env, src.Manifest(), roomID, password, generated, publicURL, discoverable, mirroredFlags(c))
+	link := pageURL(publicURL, roomID, password, generated)
+	if err := printOffer(env, src.Manifest(), roomID, password, generated, publicURL, link, c.Bool("qr"), discoverable, mirroredFlags(c)); err != nil {
+		return err
+	}
 	err = eng.Serve(ctx, conn, src, peer.ServeOptions{
 		Room: roomID, Self: self, Password: password, Signer: signer,
 		MaxFailures:  c.Int("max-failures"),
@@ -253,7 +261,9 @@ func mirroredFlags(c *cli.Context) string {
 	return ""
 }
 
-func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url string, discoverable bool, flags string) {
+// printOffer shows what is offered and how to receive it: the recv
+// command and the browser link (link; with qr, as a QR code too).
+func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated bool, url, link string, qr, discoverable bool, flags string) error {
 	out := env.Stdout
 	fmt.Fprintf(out, "Sending %s:\n", offerSummary(m))
 	listOffer(out, m, quoteName)
@@ -270,7 +280,47 @@ func printOffer(env Env, m *chunker.Manifest, roomID, password string, generated
 		// Always spelled out: the other side rarely shares our environment.
 		fmt.Fprintf(out, "\nOn the receiving machine run:\n  p2pxfer recv %s--signal %s %s\n", flags, url, roomID)
 	}
-	fmt.Fprintf(out, "and type the password when asked. Ctrl-C stops sending.\n\n")
+	if generated {
+		fmt.Fprintf(out, "and type the password when asked. Or open this link in a browser (it holds the password):\n  %s\n", link)
+	} else {
+		fmt.Fprintf(out, "and type the password when asked. Or open this link in a browser and type it there:\n  %s\n", link)
+	}
+	if qr {
+		if err := printQR(out, link); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "Ctrl-C stops sending.\n\n")
+	return nil
+}
+
+// pageURL is the browser page of roomID on the signalling server at
+// signal: /r/ROOMID beside the server's /ws, over http for ws and https
+// for wss. A generated password goes in the fragment, which browsers
+// never send to the server; one the user set is not printed, so the
+// page asks for it.
+func pageURL(signal, roomID, password string, generated bool) string {
+	u, err := url.Parse(signal)
+	if err != nil {
+		// checkSignalURL let it through; cannot happen.
+		return signal
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	}
+	dir := path.Dir(u.Path)
+	if !strings.HasPrefix(dir, "/") {
+		dir = "/" + dir
+	}
+	u.Path, u.RawPath = path.Join(dir, "r", roomID), ""
+	u.User, u.RawQuery, u.Fragment, u.RawFragment = nil, "", "", ""
+	if generated {
+		u.Fragment = password
+	}
+	return u.String()
 }
 
 // embedded is a signalling server running in this process.
@@ -298,7 +348,13 @@ func startEmbedded(ctx context.Context, listen string, log *slog.Logger) (*embed
 		all = true
 	}
 	sig := sigserver.New(sigserver.Config{Logger: log.With("component", "signal"), KeepRoomWithoutHost: true})
-	hs := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second}
+	page, err := browser.New(sig)
+	if err != nil {
+		_ = sig.Close()
+		_ = ln.Close()
+		return nil, err
+	}
+	hs := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/p2pxfer/p2pxfer/browser"
 	"github.com/p2pxfer/p2pxfer/relay"
 	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/sigserver"
@@ -23,7 +24,7 @@ import (
 func signalCommand(env Env) *cli.Command {
 	return &cli.Command{
 		Name:  "signal",
-		Usage: "run a signalling server (WebSocket at /ws, health at /healthz), and with --turn a relay",
+		Usage: "run a signalling server (WebSocket at /ws, health at /healthz, a room's browser page at /r/ROOMID, a page that sends at /send), and with --turn a relay",
 		Description: "Routes handshake messages between the peers of a room. It never sees the\n" +
 			"password, the file names or the data: everything it relays is end-to-end sealed.\n" +
 			"With --turn it also runs a TURN relay on the same host (UDP and TCP), which it\n" +
@@ -113,8 +114,16 @@ func runSignal(c *cli.Context, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "TURN relay on port %d (UDP and TCP), relaying from %s\n", tc.port, strings.Join(ips, " and "))
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	page, err := browser.New(srv)
+	if err != nil {
+		_ = srv.Close()
+		_ = ln.Close()
+		return err
+	}
+	hs := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(env.Stdout, "signalling server listening on ws://%s/ws\n", ln.Addr())
+	fmt.Fprintf(env.Stdout, "browser page of a room at http://%s/r/ROOMID\n", ln.Addr())
+	fmt.Fprintf(env.Stdout, "send from a browser at http://%s%s\n", ln.Addr(), browser.SendPath)
 	log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
