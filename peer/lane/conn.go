@@ -489,6 +489,17 @@ func (c *Conn) directFallback(ctx context.Context, n int, use func(context.Conte
 // awaitDirect waits for the accepting end's direct lanes; nil (and no
 // error) when it opens none or does not answer within DirectTimeout.
 func (c *Conn) awaitDirect(ctx context.Context) (*wireDirect, error) {
+	m, err := c.awaitAccepter(ctx, sigDirect)
+	if m == nil {
+		return nil, err
+	}
+	return m.Direct, nil
+}
+
+// awaitAccepter waits for the accepting end's answer to a lane asked
+// for: its message of type want, or nil (and no error) when it opens
+// none or does not answer within DirectTimeout.
+func (c *Conn) awaitAccepter(ctx context.Context, want string) (*signalMsg, error) {
 	wctx, cancel := context.WithTimeout(ctx, c.t.cfg.DirectTimeout)
 	defer cancel()
 	for {
@@ -500,8 +511,8 @@ func (c *Conn) awaitDirect(ctx context.Context) (*wireDirect, error) {
 			return nil, fmt.Errorf("lane: %w", err)
 		}
 		switch m.T {
-		case sigDirect:
-			return m.Direct, nil
+		case want:
+			return m, nil
 		case sigCand: // the first connection's, trickled after it opened
 		case sigLanes, sigBye: // it opens none
 			return nil, nil

@@ -196,41 +196,15 @@ func (c *Conn) openRide(ctx context.Context, path ridePath, fallback int, use fu
 	if err := c.send(ctx, &signalMsg{T: sigLanes, Lanes: 2, Ride: keys}); err != nil {
 		return err
 	}
-	ok, err := c.awaitRide(ctx)
+	m, err := c.awaitAccepter(ctx, sigRide)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if m == nil {
 		rl.close()
 		return c.directFallback(ctx, fallback, use)
 	}
 	return carry(ctx, rl.ep, nil, use)
-}
-
-// awaitRide waits for the accepting end's word on a ride lane: true if it
-// opened one; false (and no error) if it opens none or does not answer
-// within DirectTimeout.
-func (c *Conn) awaitRide(ctx context.Context) (bool, error) {
-	wctx, cancel := context.WithTimeout(ctx, c.t.cfg.DirectTimeout)
-	defer cancel()
-	for {
-		m, err := c.in.next(wctx)
-		switch {
-		case err != nil && ctx.Err() == nil && wctx.Err() != nil:
-			return false, nil
-		case err != nil:
-			return false, fmt.Errorf("lane: %w", err)
-		}
-		switch m.T {
-		case sigRide:
-			return true, nil
-		case sigCand: // the first connection's, trickled after it opened
-		case sigLanes, sigBye: // it opens none
-			return false, nil
-		default:
-			return false, fmt.Errorf("lane: %w: unexpected %q", ErrProtocol, m.T)
-		}
-	}
 }
 
 // acceptRide answers a dialer's ride lane: it starts the source's end

@@ -47,24 +47,33 @@ func (e *Endpoint) Read(p []byte) (int, error) {
 		}
 		dl := e.readDeadline
 		e.mu.Unlock()
-		var expired <-chan time.Time
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return 0, ErrTimeout
-			}
-			if timer == nil {
-				timer = time.NewTimer(d)
-			} else {
-				timer.Reset(d)
-			}
-			expired = timer.C
-		}
-		select {
-		case <-e.readReady:
-		case <-expired:
+		if err := wait(e.readReady, dl, &timer); err != nil {
+			return 0, err
 		}
 	}
+}
+
+// wait waits for a nudge on ready, or until the deadline dl (zero: none)
+// passes, with *timer made once and reused across a caller's waits.
+func wait(ready <-chan struct{}, dl time.Time, timer **time.Timer) error {
+	var expired <-chan time.Time
+	if !dl.IsZero() {
+		d := time.Until(dl)
+		if d <= 0 {
+			return ErrTimeout
+		}
+		if *timer == nil {
+			*timer = time.NewTimer(d)
+		} else {
+			(*timer).Reset(d)
+		}
+		expired = (*timer).C
+	}
+	select {
+	case <-ready:
+	case <-expired:
+	}
+	return nil
 }
 
 // Write sends one message of at most MaxMessage bytes: it copies it into
@@ -97,22 +106,8 @@ func (e *Endpoint) Write(p []byte) (int, error) {
 		}
 		dl := e.writeDeadline
 		e.mu.Unlock()
-		var expired <-chan time.Time
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return 0, ErrTimeout
-			}
-			if timer == nil {
-				timer = time.NewTimer(d)
-			} else {
-				timer.Reset(d)
-			}
-			expired = timer.C
-		}
-		select {
-		case <-e.writeReady:
-		case <-expired:
+		if err := wait(e.writeReady, dl, &timer); err != nil {
+			return 0, err
 		}
 	}
 }
