@@ -107,6 +107,12 @@ func (b *bbr) onLost(size int) {
 	b.roundLostPkts++
 }
 
+// onSpurious takes back a loss that turned out to be a late packet.
+func (b *bbr) onSpurious(size int) {
+	b.roundLost = max(b.roundLost-size, 0)
+	b.roundLostPkts = max(b.roundLostPkts-1, 0)
+}
+
 // endRound weighs the round that just ended: too much loss caps the
 // window; a clean round that the cap held back raises it.
 func (b *bbr) endRound() {

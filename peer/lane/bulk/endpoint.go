@@ -97,6 +97,7 @@ type Stats struct {
 	PacketsSent, PacketsReceived, BadPackets uint64
 	BytesSent, BytesRetransmitted            uint64
 	Lost, PTOs, Acks                         uint64
+	Spurious                                 uint64  // losses that were only late
 	BottleneckBw                             float64 // bytes/s, the source's estimate
 	MinRTT                                   time.Duration
 }
@@ -306,7 +307,7 @@ func (e *Endpoint) fail(err error, tell bool) {
 		}
 		e.log.Debug("bulk stream ended", "err", err, "source", e.s != nil, "sent", st.PacketsSent,
 			"received", st.PacketsReceived, "bad", st.BadPackets, "bytes", st.BytesSent, "retransmitted", st.BytesRetransmitted,
-			"lost", st.Lost, "ptos", st.PTOs, "acks", st.Acks, "btlbw_MBps", st.BottleneckBw/1e6, "min_rtt", st.MinRTT)
+			"lost", st.Lost, "spurious", st.Spurious, "ptos", st.PTOs, "acks", st.Acks, "btlbw_MBps", st.BottleneckBw/1e6, "min_rtt", st.MinRTT)
 	})
 }
 

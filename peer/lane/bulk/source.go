@@ -37,6 +37,7 @@ type source struct {
 	probes     int // packets a PTO lets out whatever the window and pacer
 	pingDue    bool
 	srtt, rttv time.Duration
+	reorder    time.Duration // how late the path was seen to deliver (RFC 8985)
 
 	// Delivery-rate sampling (draft-cheng-iccrg-delivery-rate-estimation).
 	delivered       uint64
@@ -159,6 +160,15 @@ func (s *source) onAck(a *ack, now time.Time, sentPN uint64, st *Stats) error {
 		if p.state == inFlight {
 			s.inflight -= p.size
 		}
+		if p.state == lost {
+			// Not lost, only late: the path reorders. Wait that much
+			// longer before calling a packet lost (RFC 8985's reordering
+			// window), and by time alone from now on.
+			st.Spurious++
+			late := now.Sub(p.sent) - s.srtt
+			s.reorder = min(max(s.reorder, late*5/4), maxReorder)
+			s.cc.onSpurious(p.size)
+		}
 		p.state = acked
 		newly = true
 		if p.n > 0 {
@@ -256,14 +266,23 @@ func (s *source) onAck(a *ack, now time.Time, sentPN uint64, st *Stats) error {
 		}
 	}
 	s.cc.onAck(now, rs)
-	s.pop()
+	s.pop(now)
 	return nil
 }
 
-// lossDelay is RFC 9002's time threshold: 9/8 of the round trip.
+// lossDelay is RFC 9002's time threshold: 9/8 of the round trip, plus
+// as much as the path was seen to reorder.
 func (s *source) lossDelay() time.Duration {
-	return max(s.srtt*9/8, time.Millisecond)
+	return max(s.srtt*9/8, time.Millisecond) + s.reorder
 }
+
+// maxReorder bounds the reordering window: a path that delivers a packet
+// this late has lost it as far as the stream is concerned.
+const maxReorder = 250 * time.Millisecond
+
+// keepLost is how long a packet declared lost is remembered, so that a
+// late acknowledgement of it shows the path reorders.
+func (s *source) keepLost() time.Duration { return 2*s.lossDelay() + 20*time.Millisecond }
 
 // detectLoss declares lost the packets RFC 9002 says are: three numbers
 // or lossDelay behind one acknowledged.
@@ -279,7 +298,7 @@ func (s *source) detectLoss(now time.Time, st *Stats) {
 			if p.state != inFlight {
 				continue
 			}
-			if s.ackedUpTo >= pn+4 || !now.Before(p.sent.Add(delay)) {
+			if s.reorder == 0 && s.ackedUpTo >= pn+4 || !now.Before(p.sent.Add(delay)) {
 				p.state = lost
 				s.inflight -= p.size
 				s.cc.onLost(p.size)
@@ -298,10 +317,12 @@ func (s *source) detectLoss(now time.Time, st *Stats) {
 	}
 }
 
-// pop forgets the packets at the front that are no longer in flight.
-func (s *source) pop() {
+// pop forgets the packets at the front that were acknowledged, or lost
+// long enough ago (keepLost).
+func (s *source) pop(now time.Time) {
 	i := 0
-	for i < len(s.pkts) && s.pkts[i].state != inFlight {
+	keep := s.keepLost()
+	for i < len(s.pkts) && (s.pkts[i].state == acked || s.pkts[i].state == lost && now.Sub(s.pkts[i].sent) > keep) {
 		i++
 	}
 	if i == 0 {
@@ -352,7 +373,7 @@ func (s *source) fill(e *Endpoint, now time.Time, out [][]byte) ([][]byte, time.
 	// Timers: loss by time, then the probe timeout.
 	if !s.lossTime.IsZero() && !now.Before(s.lossTime) {
 		s.detectLoss(now, &e.stats)
-		s.pop()
+		s.pop(now)
 	}
 	if s.inflight > 0 && !s.lastSent.IsZero() && now.Sub(s.lastSent) >= s.pto() {
 		e.stats.PTOs++
