@@ -209,6 +209,31 @@ func openSource(ctx context.Context, t *testing.T, paths []string) *chunker.Sour
 
 const status = `document.getElementById("status").textContent`
 
+// openPage opens url in a new page of b.
+func openPage(ctx context.Context, t *testing.T, b *chromium.Browser, url string) *chromium.Page {
+	t.Helper()
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// settled waits until the page has received everything or given up, and
+// returns what its status line says.
+func settled(ctx context.Context, t *testing.T, p *chromium.Page) string {
+	t.Helper()
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	_ = p.Eval(ctx, status, &text)
+	return text
+}
+
 // saveAll clicks every Save link of the page and returns the saved
 // files' SHA-256s by name.
 func saveAll(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium.Page, dir string, names []string) map[string][32]byte {
@@ -257,12 +282,9 @@ func TestBrowserReceives(t *testing.T) {
 	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var state, text, title, path string
+	text := settled(ctx, t, p)
+	var state, title, path string
 	_ = p.Eval(ctx, `document.body.dataset.state`, &state)
-	_ = p.Eval(ctx, status, &text)
 	if state != "done" {
 		t.Fatalf("the page says %q (%s)", text, state)
 	}
@@ -316,13 +338,7 @@ func TestBrowserWrongPassword(t *testing.T) {
 	paths, _ := files(t, map[string]int{"a.txt": 1000})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#k7m2x-pq9fe"); err != nil {
-		t.Fatal(err)
-	}
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#k7m2x-pq9fe")
 	if err := p.WaitFor(ctx, `document.body.dataset.state === "password" || document.body.dataset.state === "error" || document.body.dataset.state === "done"`, status); err != nil {
 		t.Fatal(err)
 	}
@@ -333,11 +349,8 @@ func TestBrowserWrongPassword(t *testing.T) {
 	if err := p.Eval(ctx, `document.getElementById("password").value = "`+snd.password+`"; document.getElementById("password-form").requestSubmit()`, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Eval(ctx, status, &text); err != nil || !strings.HasPrefix(text, "Received") {
-		t.Fatalf("after the right password the page says %q (%v)", text, err)
+	if text = settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the right password the page says %q", text)
 	}
 }
 
@@ -353,18 +366,9 @@ func TestBrowserRefusesCorruptPiece(t *testing.T) {
 	bad := src.Manifest().NumChunks() / 2
 	snd := startSender(ctx, t, st, &corruptSource{Source: src, bad: bad})
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text, code string
-	_ = p.Eval(ctx, status, &text)
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	text := settled(ctx, t, p)
+	var code string
 	_ = p.Eval(ctx, `document.body.dataset.error`, &code)
 	if code != "corrupt" || !strings.Contains(text, "failed verification") {
 		t.Fatalf("the page says %q (error %q), want the corrupt piece refused", text, code)
@@ -411,13 +415,7 @@ func TestBrowserReceiveThroughput(t *testing.T) {
 	size := float64(mb << 20)
 
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
-		t.Fatal(err)
-	}
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	if err := p.WaitFor(ctx, `document.body.dataset.manifestAt`, status); err != nil {
 		t.Fatal(err)
 	}
@@ -498,13 +496,7 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	if err := b.SetDownloadDir(ctx, dl); err != nil {
 		t.Fatal(err)
 	}
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
-		t.Fatal(err)
-	}
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
 		t.Fatal(err)
 	}
@@ -517,12 +509,8 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	if err := p.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text string
+	text := settled(ctx, t, p)
 	var resumed int
-	_ = p.Eval(ctx, status, &text)
 	if !strings.HasPrefix(text, "Received") {
 		t.Fatalf("after the reload the page says %q", text)
 	}
@@ -550,18 +538,8 @@ func TestBrowserReceivesManyFiles(t *testing.T) {
 	src := openSource(ctx, t, paths)
 	snd := startSender(ctx, t, st, src)
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text string
-	_ = p.Eval(ctx, status, &text)
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	text := settled(ctx, t, p)
 	if !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
 	}
@@ -645,11 +623,8 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 	if err := p.Eval(ctx, `isSecureContext`, &secure); err != nil || secure {
 		t.Fatalf("the page at %s is a secure context (%v): this test needs one that is not", ts.URL, err)
 	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text, note string
-	_ = p.Eval(ctx, status, &text)
+	text := settled(ctx, t, p)
+	var note string
 	if !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
 	}
@@ -739,18 +714,8 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	if err := b.SetDownloadDir(ctx, dl); err != nil {
 		t.Fatal(err)
 	}
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text string
-	_ = p.Eval(ctx, status, &text)
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	text := settled(ctx, t, p)
 	if !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
 	}
@@ -827,18 +792,9 @@ func TestBrowserNoPath(t *testing.T) {
 	t.Cleanup(func() { _ = eng.Close() })
 	snd := startSenderVia(ctx, t, st, openSource(ctx, t, paths), eng, func(c *signalclient.Conn) peer.Signaller { return &candidateDropper{Conn: c} })
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text, code string
-	_ = p.Eval(ctx, status, &text)
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	text := settled(ctx, t, p)
+	var code string
 	_ = p.Eval(ctx, `document.body.dataset.error`, &code)
 	if code != "no_path" || !strings.Contains(text, "network path") || !strings.Contains(text, "--turn") {
 		t.Fatalf("the page says %q (error %q), want no path in plain words", text, code)
@@ -856,18 +812,8 @@ func TestBrowserSeeds(t *testing.T) {
 	paths, sums := files(t, map[string]int{"a.bin": 2 << 20, "one.bin": 1})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text string
-	_ = p.Eval(ctx, status, &text)
+	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	text := settled(ctx, t, p)
 	if !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
 	}
@@ -948,13 +894,7 @@ func TestBrowserSends(t *testing.T) {
 	st := newSite(t)
 	paths, sums := files(t, map[string]int{"a.bin": 3 << 20, "one.bin": 1})
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, st.ts.URL+browser.SendPath); err != nil {
-		t.Fatal(err)
-	}
+	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
 	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
 		t.Fatal(err)
 	}
@@ -1014,18 +954,8 @@ func TestBrowserSends(t *testing.T) {
 	if err := b.SetDownloadDir(ctx, dl); err != nil {
 		t.Fatal(err)
 	}
-	p2, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p2.Navigate(ctx, offer.Link); err != nil {
-		t.Fatal(err)
-	}
-	if err := p2.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var text string
-	_ = p2.Eval(ctx, status, &text)
+	p2 := openPage(ctx, t, b, offer.Link)
+	text := settled(ctx, t, p2)
 	if !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the receiving tab says %q", text)
 	}
