@@ -33,6 +33,7 @@ import { Bitmap } from './bitmap.js';
 import { equal } from './bytes.js';
 import { Store, opfsAvailable } from './store.js';
 import { BlobStore } from './blobstore.js';
+import { Inbox } from './inbox.js';
 
 // As the CLI's: sources at once, tries for one never reached, and how
 // long a source may owe pieces and send nothing.
@@ -453,8 +454,7 @@ class Source {
   constructor(dl, id) {
     this.dl = dl;
     this.id = id;
-    this.inbox = [];
-    this.waiter = null;
+    this.inbox = new Inbox();
     this.session = null;
     this.pc = null;
     this.dc = null;
@@ -481,7 +481,7 @@ class Source {
 
   close() {
     this.closed = true;
-    this.waiter?.(null);
+    this.inbox.close();
     try {
       this.dc?.close();
       this.pc?.close();
@@ -499,15 +499,7 @@ class Source {
   }
 
   deliver(data) {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(data);
-    } else if (this.inbox.length < 64) {
-      this.inbox.push(data);
-    } else {
-      this.end(new ReceiveError('protocol', 'A source flooded the signalling.'));
-    }
+    if (!this.inbox.put(data)) this.end(new ReceiveError('protocol', 'A source flooded the signalling.'));
   }
 
   peerLeft() {
@@ -517,17 +509,7 @@ class Source {
 
   // next resolves with the next relay frame, null once closed or timed out.
   #next(timeout) {
-    if (this.inbox.length > 0) return Promise.resolve(this.inbox.shift());
-    return new Promise((resolve) => {
-      const t = timeout ? setTimeout(() => {
-        this.waiter = null;
-        resolve(undefined);
-      }, timeout) : null;
-      this.waiter = (d) => {
-        if (t) clearTimeout(t);
-        resolve(d);
-      };
-    });
+    return this.inbox.next(timeout);
   }
 
   async run() {

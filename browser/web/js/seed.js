@@ -24,6 +24,7 @@ import * as c from './cpace.js';
 import * as sg from './signal.js';
 import * as fr from './frames.js';
 import { Bitmap } from './bitmap.js';
+import { Inbox } from './inbox.js';
 
 /** Receivers served at once by a page that received (a seed). */
 export const SEED_SLOTS = 2;
@@ -156,8 +157,7 @@ class Session {
   constructor(seeder, id) {
     this.seeder = seeder;
     this.id = id;
-    this.inbox = [];
-    this.waiter = null;
+    this.inbox = new Inbox();
     this.closed = false;
     this.queue = [];
     this.cancelled = new Map();
@@ -165,32 +165,17 @@ class Session {
   }
 
   deliver(b) {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(b);
-    } else if (this.inbox.length < 64) this.inbox.push(b);
-    else this.close();
+    if (!this.inbox.put(b)) this.close(); // flooding
   }
 
   #next(timeout) {
-    if (this.inbox.length > 0) return Promise.resolve(this.inbox.shift());
-    return new Promise((resolve) => {
-      const t = timeout ? setTimeout(() => {
-        this.waiter = null;
-        resolve(undefined);
-      }, timeout) : null;
-      this.waiter = (d) => {
-        if (t) clearTimeout(t);
-        resolve(d);
-      };
-    });
+    return this.inbox.next(timeout);
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
-    this.waiter?.(null);
+    this.inbox.close();
     try {
       this.pc?.close();
     } catch {
