@@ -311,7 +311,7 @@ func commonFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "loopback", Usage: "also offer loopback addresses (both ends on this machine)"},
 		&cli.IntFlag{
 			Name: "lanes", Value: lane.DefaultLanes,
-			Usage: fmt.Sprintf("connections between two peers, 1 to %d (the smaller of both ends' counts); 1 turns lanes and direct lanes off", lane.MaxLanes),
+			Usage: fmt.Sprintf("connections between two peers, 1 to %d (the smaller of both ends' counts); 1 keeps to one peer connection, where the transfer rides its path (no direct lanes)", lane.MaxLanes),
 			Action: func(_ *cli.Context, n int) error {
 				if n < 1 || n > lane.MaxLanes {
 					return usagef("--lanes %d: give 1 to %d", n, lane.MaxLanes)
@@ -325,6 +325,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "debug", EnvVars: []string{"P2PXFER_DEBUG"}, Usage: "more diagnostics with -v: 'pion' adds the WebRTC library's own, many lines per packet"},
 		&cli.DurationFlag{Name: "connect-timeout", Value: lane.DefaultConnectTimeout, Hidden: true,
 			Usage: "give up on a peer no path reaches after `DURATION`"},
+		&cli.BoolFlag{Name: "no-ride", Hidden: true, Usage: "no ride lanes: the peer connection's SCTP carries what they would, as on a relayed path (for benchmarks)"},
 	}
 }
 
@@ -350,6 +351,7 @@ func peerConfig(env Env, c *cli.Context, log *slog.Logger, offered []room.ICESer
 		Loopback:       c.Bool("loopback"),
 		Lanes:          c.Int("lanes"),
 		ConnectTimeout: c.Duration("connect-timeout"),
+		NoRide:         c.Bool("no-ride"),
 		PionLogs:       slices.Contains(c.StringSlice("debug"), "pion"),
 		Logger:         log,
 		SharedCPUs:     env.SharedCPUs,

@@ -269,7 +269,8 @@ func TestLabPaths(t *testing.T) {
 // 5 s, which the transfer, slowed to about two seconds, would not
 // outlast. (Behind the receiver's NAT, the pair is host to host as the
 // receiver sees it: only the candidate tells, and its private address
-// reaching a public one names the path.)
+// reaching a public one names the path.) A receiver with --lanes 1 gets
+// one too: it rides the one connection rather than adding one.
 func TestLabRide(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -284,11 +285,12 @@ func TestLabRide(t *testing.T) {
 	url := labSignal(ctx, t, srv, "8080", "--turn")
 	sym, public := netlab.LANOptions{NAT: netlab.Symmetric}, netlab.LANOptions{}
 	for _, c := range []struct {
-		name string
-		a, b netlab.LANOptions
+		name  string
+		a, b  netlab.LANOptions
+		lanes string // recv's --lanes: a ride lane adds no connection
 	}{
-		{"sender behind it", sym, public},
-		{"receiver behind it", public, sym},
+		{"sender behind it", sym, public, "3"},
+		{"receiver behind it", public, sym, "1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -299,7 +301,7 @@ func TestLabRide(t *testing.T) {
 			want := randomFile(t, src, "lab.bin", 2<<20)
 			s := inLab(ctx, t, a, nil, "send", "-v", "--stun", "none", "--max-receivers", "1", "--max-rate", "1M", "--signal", url, filepath.Join(src, "lab.bin"))
 			roomID, password, _ := s.offer(t)
-			r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "-v", "--stun", "none", "--no-seed", "--signal", url, "--out", out, roomID)
+			r := inLab(ctx, t, b, map[string]string{"P2PXFER_PASSWORD": password}, "recv", "-v", "--stun", "none", "--no-seed", "--lanes", c.lanes, "--signal", url, "--out", out, roomID)
 			if c := r.waitUpTo(t, 60*time.Second, "recv"); c != ExitOK {
 				t.Fatalf("recv exit %d:\n%s\nsend:\n%s", c, r.stderr.String(), s.stderr.String())
 			}

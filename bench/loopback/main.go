@@ -111,15 +111,18 @@ func run(ctx context.Context, sizeMiB, runs, small int, one, keep bool, sum *sum
 		tcp = append(tcp, s)
 	}
 	// On one host the receiver opens a direct lane (what a user gets on
-	// one machine); --lanes 1 keeps to one peer connection, which is what
-	// two hosts use on a short path.
+	// one machine); --lanes 1 keeps to one peer connection, on whose path
+	// a ride lane carries the file, and --no-ride keeps it on that
+	// connection's SCTP, which is what a relayed path gets.
 	type variant struct {
 		name, row string
 		flags     []string
 	}
 	variants := []variant{{"p2pxfer send -> recv", fmt.Sprintf("loopback, %d MiB", sizeMiB), nil}}
 	if one {
-		variants = append(variants, variant{"  one peer connection", "  one peer connection (--lanes 1)", []string{"--lanes", "1"}})
+		variants = append(variants,
+			variant{"  one peer connection", "  one peer connection, a ride lane (--lanes 1)", []string{"--lanes", "1"}},
+			variant{"  its SCTP", "  one peer connection's SCTP (--lanes 1 --no-ride)", []string{"--lanes", "1", "--no-ride"}})
 	}
 	sort.Float64s(tcp)
 	mt := tcp[len(tcp)/2]

@@ -74,6 +74,7 @@ type config struct {
 	rateBits int64
 	timeout  time.Duration
 	bin      string
+	lanes    int
 }
 
 func main() {
@@ -81,6 +82,7 @@ func main() {
 	flag.IntVar(&cfg.sizeMiB, "size", 128, "file size in MiB of the direct and relayed transfers")
 	flag.IntVar(&cfg.runs, "runs", 3, "runs of each measurement (the median is reported)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (binary, files, every process's stdout and stderr)")
+	flag.IntVar(&cfg.lanes, "lanes", 0, "--lanes for recv (0: p2pxfer's default; 1: one peer connection, on whose path a ride lane still opens)")
 	flag.StringVar(&cfg.rate, "rate", "", "cap the relay server's upload with a tbf qdisc, e.g. 100mbit (tc units; default: no cap)")
 	flag.DurationVar(&cfg.timeout, "timeout", 0, "give up on a transfer after this long (default: 60s + 1s per MiB, or 3x the time at -rate)")
 	flag.StringVar(&cfg.bin, "bin", "", "use this p2pxfer binary instead of building one")
@@ -511,8 +513,11 @@ func (b *bench) transfer(ctx context.Context, p pair, file string, sum [32]byte,
 	recvPath := newWatch(recvPathRE)
 	busy0, all0 := machineCPU()
 	start := time.Now()
-	r, err := startProc(p.rcv, "recv", dir, nil, recvPath, b.cfg.bin,
-		"recv", "--no-seed", "--stun", "none", "--signal", b.url, "--out", out, room.match)
+	args := []string{"recv", "--no-seed", "--stun", "none", "--signal", b.url, "--out", out}
+	if b.cfg.lanes > 0 {
+		args = append(args, "--lanes", strconv.Itoa(b.cfg.lanes))
+	}
+	r, err := startProc(p.rcv, "recv", dir, nil, recvPath, b.cfg.bin, append(args, room.match)...)
 	if err != nil {
 		return x, err
 	}

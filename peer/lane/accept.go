@@ -58,6 +58,9 @@ func (c *Conn) acceptLanes(n int) {
 		}
 		return opened, true
 	}
+	if n == 0 && !c.awaitDialer(ctx) { // both said rides, not lanes
+		return
+	}
 	// The dialer asks for direct lanes, then (should none open) a ride
 	// lane, then (should it not open either) peer lanes; or for one of
 	// them straight away.
@@ -123,4 +126,29 @@ func (c *Conn) acceptDirect(ctx context.Context) (lanes []*directLane, fallback 
 		c.set.add(&Lane{ch: dl.ep, raw: dl.ep, direct: true})
 	})
 	return lanes, len(lanes) == 0
+}
+
+// awaitDialer waits for the word of a dialer that said lanes:1 and rides
+// (wire.go): whether it asks for a ride lane. False when it does not, or
+// says nothing within ConnectTimeout; the first connection then carries
+// everything.
+func (c *Conn) awaitDialer(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.t.cfg.ConnectTimeout)
+	defer cancel()
+	for {
+		m, err := c.in.next(ctx)
+		if err != nil {
+			c.t.log.Debug("no word on a ride lane", "err", err)
+			return false
+		}
+		switch m.T {
+		case sigCand: // the first connection's, trickled after it opened
+		case sigLanes:
+			c.theirRide = m.Ride
+			return m.Ride != nil
+		default:
+			c.t.log.Debug("no ride lane", "unexpected", m.T)
+			return false
+		}
+	}
 }

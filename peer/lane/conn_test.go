@@ -92,7 +92,7 @@ func TestDialAccept(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dsig, asig := signalPair()
-	d, a, derr, aerr := connect(ctx, t, Config{Lanes: 1}, Config{Lanes: 1}, []byte("sender key"), dsig, asig)
+	d, a, derr, aerr := connect(ctx, t, Config{Lanes: 1, NoRide: true}, Config{Lanes: 1, NoRide: true}, []byte("sender key"), dsig, asig)
 	if derr != nil || aerr != nil {
 		t.Fatalf("Dial %v, Accept %v", derr, aerr)
 	}
@@ -119,7 +119,7 @@ func TestDialAccept(t *testing.T) {
 	if n, err := d.Channel().Read(buf); err != nil || string(buf[:n]) != "data" {
 		t.Fatalf("dialer read %q, %v", buf[:n], err)
 	}
-	// Lanes 1: More has nothing to open.
+	// Lanes 1 and no ride lanes: More has nothing to open.
 	if err := d.More(ctx, func(context.Context, Channel) error { t.Error("a lane"); return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +170,10 @@ func TestVersionMismatch(t *testing.T) {
 }
 
 // TestLanes: through NAT a dialer opens a ride lane on the first
-// connection's pair, and every message goes on it; where the accepting
+// connection's pair, and every message goes on it, also where an end
+// allows only one connection (a ride lane adds none); where the accepting
 // end cannot ride, as many connections as both ends allow, over which it
-// spreads messages; ends that allow one connection transfer over one. On
+// spreads messages, and ends that allow one transfer over it. On
 // one host (loopback seen as it is) the
 // dialer opens one direct lane instead, and every message goes on it.
 // Between two hosts on a long path it opens one direct lane too, and
@@ -189,17 +190,20 @@ func TestLanes(t *testing.T) {
 	}{
 		// Through NAT: a ride lane on the first connection's pair.
 		{"both two", 2, 2, LoopbackNAT, false, false, []int{1}},
-		{"accepter one", 2, 1, LoopbackNAT, false, false, []int{0}},
-		{"dialer one", 1, 2, LoopbackNAT, false, false, []int{0}},
+		{"accepter one", 2, 1, LoopbackNAT, false, false, []int{1}},
+		{"dialer one", 1, 2, LoopbackNAT, false, false, []int{1}},
+		{"both one", 1, 1, LoopbackNAT, false, false, []int{1}},
 		{"three of four", 3, 4, LoopbackNAT, false, false, []int{1}},
 		// The accepting end cannot ride: peer lanes, as many as both
 		// allow.
 		{"no ride, both two", 2, 2, LoopbackNAT, true, false, []int{0, 1}},
 		{"no ride, three of four", 3, 4, LoopbackNAT, true, false, []int{0, 1, 2}},
+		{"no ride, both one", 1, 1, LoopbackNAT, true, false, []int{0}},
 		// The accepting end, which would take three peer connections, is
 		// asked for one direct lane instead.
 		{"one host", 3, 3, LoopbackOneHost, false, false, []int{1}},
-		{"one host, accepter one", 3, 1, LoopbackOneHost, false, false, []int{0}},
+		// One connection only: no direct lane, but a ride lane on its pair.
+		{"one host, accepter one", 3, 1, LoopbackOneHost, false, false, []int{1}},
 		// It says it opens none, and all goes on the first connection.
 		{"one host, no direct lane", 3, 3, LoopbackOneHost, true, false, []int{0}},
 		// A firewall lets only ICE's pair through: a ride lane on it.

@@ -229,6 +229,9 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 			if m.Lanes != 0 {
 				c.theirLanes = m.Lanes
 			}
+			if pc == c.pc {
+				c.theirRides = m.Rides
+			}
 			if err := c.answer(ctx, pc, m.SDP); err != nil {
 				return true, err
 			}
@@ -240,6 +243,9 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 			c.theirInfo = m.Info
 			if m.Lanes != 0 {
 				c.theirLanes = m.Lanes
+			}
+			if pc == c.pc {
+				c.theirRides = m.Rides
 			}
 			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 				return true, fmt.Errorf("%w: answer: %v", ErrProtocol, err)
@@ -379,7 +385,7 @@ func (c *Conn) answer(ctx context.Context, pc *webrtc.PeerConnection, sdp string
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("lane: set answer: %w", err)
 	}
-	return c.send(ctx, &signalMsg{T: sigAnswer, SDP: ans.SDP, Info: c.opts.Info, Lanes: c.lanes()})
+	return c.send(ctx, &signalMsg{T: sigAnswer, SDP: ans.SDP, Info: c.opts.Info, Lanes: c.lanes(), Rides: pc == c.pc && c.rides()})
 }
 
 // offer creates the offer for pc's connection and sends it.
@@ -391,7 +397,7 @@ func (c *Conn) offer(ctx context.Context, pc *webrtc.PeerConnection) error {
 	if err := pc.SetLocalDescription(off); err != nil {
 		return fmt.Errorf("lane: set offer: %w", err)
 	}
-	return c.send(ctx, &signalMsg{T: sigOffer, SDP: off.SDP, Lanes: c.myLanes})
+	return c.send(ctx, &signalMsg{T: sigOffer, SDP: off.SDP, Lanes: c.myLanes, Rides: pc == c.pc && !c.t.cfg.NoRide})
 }
 
 // stopReading ends a blocked Read on a detached channel. Close alone does

@@ -213,7 +213,7 @@ func (c *Conn) openRide(ctx context.Context, path ridePath, fallback int, use fu
 func (c *Conn) acceptRide(ctx context.Context) (rl *rideLane, fallback bool) {
 	path, ok := c.t.ridePathOf(c.pc)
 	err := fmt.Errorf("no ride path")
-	if ok && !c.t.cfg.NoRide {
+	if ok && c.rides() {
 		rl, err = c.t.startRide(path, c.theirRide, true)
 	}
 	if err != nil {

@@ -1,6 +1,6 @@
 package lane
 
-// Sealed signalling, version 4.
+// Sealed signalling, version 5.
 //
 // Each message travels through the caller's Signal, sealed end to end
 // (package peer seals them with the PAKE session's key), so the
@@ -28,14 +28,16 @@ package lane
 //	                                         {port, fp, more}, see wireDirect
 //	ride   base64        lanes               a ride lane's keys (ride.go):
 //	                                         bulk.KeyLen bytes
+//	rides  bool          offer, answer       this end can take a ride lane
+//	                     (optional)          (the answer: both can)
 //	to     string        punched             the address punched towards
 //
 // Flow, with the dialing end (the downloader) on the left:
 //
 //	dialer                                     accepter
-//	  |-- {offer, sdp, lanes} ------------------->|
+//	  |-- {offer, sdp, lanes, rides} ------------>|
 //	  |-- {cand} ... (trickle) ------------------>|
-//	  |<------------------ {answer, sdp, info, lanes}
+//	  |<----------- {answer, sdp, info, lanes, rides}
 //	  |<------------------------------ {cand} ... |
 //	  |-- {punched} ... <------------ {punched} ...|  (after a punch towards
 //	  |                                           |    a public candidate of
@@ -49,9 +51,14 @@ package lane
 //	  |-- or {lanes, lanes:1+k, direct} --------->|   (k direct lanes)
 //	  |<------------------------- {direct, direct} |   (or {lanes, lanes:1}:
 //	  |                                           |    it opens none)
-//	  |-- or {lanes, lanes:2, ride} ------------->|   (a ride lane, through NAT)
-//	  |<------------------------------------ {ride}|   (or {lanes, lanes:1})
+//	  |-- or {lanes, lanes:2, ride} ------------->|   (a ride lane, where
+//	  |<------------------------------------ {ride}|    both said rides; or
+//	  |                                           |    {lanes, lanes:1})
 //	  |   ... if none opens: lanes as above, or {lanes, lanes:1}
+//
+// Where both ends said lanes:1 but also rides, the dialer still sends one
+// of the last two: {lanes, lanes:2, ride} on a pair that can take a ride
+// lane, else {lanes, lanes:1}; the accepter waits for it.
 //
 // Lanes are extra peer connections, each its own SCTP association, that
 // carry messages from the accepter to the dialer only. A loss burst that
@@ -75,7 +82,10 @@ package lane
 // A ride lane is one where the first connection's ICE pair goes through
 // NAT (and not a relay): a bulk stream on that pair's own sockets, keyed
 // by what the dialer's {lanes, ride} carries, which the accepter accepts
-// with {ride}. The accepter sends only on it, as on a direct lane.
+// with {ride}. The accepter sends only on it, as on a direct lane. It
+// rides the one connection rather than adding one, so it needs no lane
+// count, only that both ends can take it: rides:true in the first
+// connection's offer and answer (a browser cannot, and says nothing).
 
 import (
 	"crypto/sha256"
@@ -92,8 +102,9 @@ import (
 // the messages or the flow above: peers of different versions then stop
 // at their first message with ErrVersion instead of misreading each other.
 // Version 4: direct lanes carry package bulk's stream instead of SCTP;
-// ride lanes.
-const Version = 4
+// ride lanes. Version 5: rides in offer and answer, and ride lanes
+// between ends that said lanes:1.
+const Version = 5
 
 // Message types.
 const (
@@ -132,6 +143,9 @@ type signalMsg struct {
 	Direct *wireDirect `json:"direct,omitempty"`
 	// Ride, in {lanes}: a ride lane's keys.
 	Ride []byte `json:"ride,omitempty"`
+	// Rides, in the first connection's offer and answer: this end can
+	// take a ride lane. An answer says it only to an offer that did.
+	Rides bool `json:"rides,omitempty"`
 	// To, in {punched}: the address punched towards ("ip:port").
 	To string `json:"to,omitempty"`
 }
@@ -216,6 +230,9 @@ func decodeSignal(b []byte) (*signalMsg, error) {
 	}
 	if m.Ride != nil && (m.T != sigLanes || m.Lanes != 2 || m.Direct != nil || len(m.Ride) != bulk.KeyLen) {
 		return nil, fmt.Errorf("%w: malformed ride lane", ErrProtocol)
+	}
+	if m.Rides && m.T != sigOffer && m.T != sigAnswer {
+		return nil, fmt.Errorf("%w: malformed rides", ErrProtocol)
 	}
 	if m.To != "" && m.T != sigPunched {
 		return nil, fmt.Errorf("%w: malformed to", ErrProtocol)
