@@ -67,6 +67,7 @@ type scenario struct {
 	loss      float64 // random loss on each side's receive, 0..1
 	mtu       int
 	rtt       time.Duration // > 0: the TUN relay of bench/internal/latency
+	gro       bool          // receive offload on, as a NIC has it (-gro)
 }
 
 var scenarios = []scenario{
@@ -95,6 +96,7 @@ type config struct {
 	src                  string
 	want                 [32]byte
 	tcpCC                string
+	gro                  bool
 	selfPath             string
 	sendFlags, recvFlags []string
 }
@@ -130,6 +132,7 @@ func main() {
 	flag.IntVar(&cfg.lanes, "lanes", 0, "--lanes for send and recv (0: p2pxfer's default)")
 	flag.DurationVar(&cfg.timeout, "timeout", 0, "give up on a transfer after this long (default: 60 s + 10x the time at 25 MB/s)")
 	flag.BoolVar(&cfg.verbose, "v", false, "run send and recv with -v; their output stays in the work directory (implies -keep)")
+	flag.BoolVar(&cfg.gro, "gro", false, "turn the veths' receive offload (GRO) on in the scenarios without loss, as a NIC has it; with loss it stays off, so that the loss rule drops wire packets, not coalesced ones")
 	flag.StringVar(&cfg.tcpCC, "tcp-cc", "", "TCP congestion control in the namespaces, e.g. cubic (default: the host's)")
 	bin := flag.String("bin", "", "measure this p2pxfer binary instead of building one")
 	alt := flag.String("alt", "", "also measure this second p2pxfer binary, alternating with the first (not in scenario f)")
@@ -314,7 +317,7 @@ func setup(ctx context.Context, s scenario) (*path, error) {
 			// UDP's (tx-udp-segmentation: a UDP_SEGMENT send crosses a
 			// veth whole otherwise, and the loss rule would drop 1 % of
 			// batches of up to 64 datagrams instead of 1 % of datagrams).
-			[]string{"ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx-udp-segmentation", "off"},
+			[]string{"ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", onOff(s.gro), "tx-udp-segmentation", "off"},
 		)
 		if s.rate != "" {
 			steps = append(steps, []string{"tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf",
@@ -329,6 +332,13 @@ func setup(ctx context.Context, s scenario) (*path, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // lossRule drops a random fraction of what ns receives on dev, in the raw
@@ -376,7 +386,12 @@ func (p *path) drops() (tail, loss int64) {
 }
 
 func vethScenario(ctx context.Context, cfg *config, s scenario) ([]result, error) {
-	fmt.Printf("\nscenario %s: %s (veth MTU %d, offloads off)\n", s.key, s.desc, s.mtu)
+	s.gro = cfg.gro && s.loss == 0
+	offloads := "offloads off"
+	if s.gro {
+		offloads = "offloads off but GRO"
+	}
+	fmt.Printf("\nscenario %s: %s (veth MTU %d, %s)\n", s.key, s.desc, s.mtu, offloads)
 	p, err := setup(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("path setup: %w", err)

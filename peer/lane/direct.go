@@ -106,7 +106,9 @@ func (t *Transport) newDirectEnds(path directPath, k int, label string) ([]*dire
 		}
 		_ = c.SetReadBuffer(t.cfg.UDPBufferSize)
 		_ = c.SetWriteBuffer(t.cfg.UDPBufferSize)
-		ends = append(ends, &directEnd{t: t, label: label, path: path, conn: newProbeConn(newBatchConn(c, path.local.Is6())), cert: cert, fp: fp})
+		bc := newBatchConn(c, path.local.Is6())
+		bc.useGRO()
+		ends = append(ends, &directEnd{t: t, label: label, path: path, conn: newProbeConn(bc), cert: cert, fp: fp})
 	}
 	return ends, nil
 }

@@ -3,6 +3,7 @@ package lane
 import (
 	"encoding/binary"
 	"errors"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,3 +35,40 @@ func gsoRefused(err error) bool {
 }
 
 const gsoAvailable = true
+
+// groSpace is the control message room the UDP_GRO option takes.
+var groSpace = unix.CmsgSpace(4)
+
+// enableGRO asks the kernel to hand c's datagrams of one flow over
+// coalesced (UDP_GRO): one trip through the receiving stack and one copy
+// for up to 64 KB of them, where the device coalesces (GRO) at all.
+func enableGRO(c syscall.Conn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
+}
+
+// groSize is the size of the datagrams coalesced in one read, from its
+// control messages; 0 when it holds one datagram.
+func groSize(oob []byte) int {
+	for len(oob) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < unix.CmsgLen(0) || n > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && n >= unix.CmsgLen(4) {
+			return int(int32(binary.NativeEndian.Uint32(oob[unix.CmsgLen(0):])))
+		}
+		oob = oob[min(len(oob), unix.CmsgSpace(n-unix.CmsgLen(0))):]
+	}
+	return 0
+}

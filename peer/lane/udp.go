@@ -32,8 +32,12 @@ type batchConn struct {
 
 	rmu   sync.Mutex
 	rmsgs []ipv4.Message
-	rn    int // datagrams in rmsgs from the last recvmmsg
-	rpos  int // next one to hand out
+	rn    int // messages in rmsgs from the last recvmmsg
+	rpos  int // the one being handed out
+	// With GRO, a message holds datagrams of rseg bytes (the last may be
+	// shorter); roff is the next one's offset in it.
+	gro        bool
+	rseg, roff int
 
 	wmu      sync.Mutex
 	wcond    *sync.Cond
@@ -112,21 +116,59 @@ func (b *batchConn) readInPlace(p []byte, f func(d []byte, from netip.AddrPort) 
 	}
 }
 
+// groBatch and groBuffer shape the reads of a socket with GRO: a
+// coalesced message may be a whole UDP datagram's worth, and one cut
+// short would lose datagrams.
+const (
+	groBatch  = batchSize
+	groBuffer = 1 << 16
+)
+
+// useGRO turns on coalesced reads (enableGRO) where the kernel has them;
+// call it before the first read.
+func (b *batchConn) useGRO() {
+	if !enableGRO(b.UDPConn) {
+		return
+	}
+	b.gro = true
+	b.rmsgs = make([]ipv4.Message, groBatch)
+	for i := range b.rmsgs {
+		b.rmsgs[i].Buffers = [][]byte{make([]byte, groBuffer)}
+		b.rmsgs[i].OOB = make([]byte, groSpace)
+	}
+}
+
 func (b *batchConn) nextLocked() ([]byte, netip.AddrPort, error) {
 	for b.rpos >= b.rn {
 		n, err := b.batch.ReadBatch(b.rmsgs, 0)
 		if err != nil {
 			return nil, netip.AddrPort{}, err
 		}
-		b.rn, b.rpos = n, 0
+		b.rn, b.rpos, b.roff = n, 0, 0
+		if b.gro && n > 0 {
+			b.rseg = groSize(b.rmsgs[0].OOB[:b.rmsgs[0].NN])
+		}
 	}
 	m := &b.rmsgs[b.rpos]
-	b.rpos++
 	var ap netip.AddrPort
 	if a, ok := m.Addr.(*net.UDPAddr); ok {
 		ap = a.AddrPort()
 	}
-	return m.Buffers[0][:m.N], ap, nil
+	d := m.Buffers[0][:m.N]
+	if b.rseg > 0 && b.rseg < len(d) {
+		d = d[b.roff:min(b.roff+b.rseg, len(d))]
+		b.roff += len(d)
+		if b.roff < m.N {
+			return d, ap, nil
+		}
+	}
+	b.rpos++
+	b.roff = 0
+	if b.gro && b.rpos < b.rn {
+		next := &b.rmsgs[b.rpos]
+		b.rseg = groSize(next.OOB[:next.NN])
+	}
+	return d, ap, nil
 }
 
 // ReadFrom is ReadFromAddrPort for net.PacketConn users.

@@ -3,6 +3,7 @@ package lane
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -98,4 +99,65 @@ func TestBatchConnSegments(t *testing.T) {
 			t.Fatalf("datagram %d: %d bytes of %d, want %d of %d", i, n, buf[0], len(want), want[0])
 		}
 	}
+}
+
+// TestBatchConnGRO: a socket with GRO gets runs of datagrams coalesced
+// (on loopback, as they were sent with UDP_SEGMENT) and hands each out
+// whole and in order, through both ways of reading.
+func TestBatchConnGRO(t *testing.T) {
+	rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.SetReadBuffer(4 << 20)
+	r := newBatchConn(rc, false)
+	defer r.Close()
+	r.useGRO()
+	sc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newBatchConn(sc, false)
+	defer s.Close()
+	to := rc.LocalAddr().(*net.UDPAddr)
+
+	var sent [][]byte
+	var out []ipv4.Message
+	for i, n := range []int{1200, 1200, 1200, 700, 1472, 1472, 1472, 1472, 1472, 1472, 3, 8000, 8000, 8000, 5} {
+		p := bytes.Repeat([]byte{byte(i + 1)}, n)
+		p[0] = byte(i) // each datagram's own first byte
+		sent = append(sent, p)
+		out = append(out, ipv4.Message{Buffers: [][]byte{p}, Addr: to})
+	}
+	s.send(out)
+	coalesced := false
+	buf := make([]byte, maxDatagram)
+	for i, want := range sent {
+		_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var got []byte
+		if i%2 == 0 {
+			n, _, err := r.ReadFromAddrPort(buf)
+			if err != nil {
+				t.Fatalf("datagram %d: %v", i, err)
+			}
+			got = buf[:n]
+		} else {
+			// f declines it, so it comes back as a copy too.
+			n, _, err := r.readInPlace(buf, func(d []byte, _ netip.AddrPort) bool {
+				got = append([]byte(nil), d...)
+				return false
+			})
+			if err != nil || !bytes.Equal(buf[:n], got) {
+				t.Fatalf("datagram %d: %v, or in place %d bytes and copied %d", i, err, len(got), n)
+			}
+		}
+		coalesced = coalesced || r.rseg > 0
+		if !bytes.Equal(got, want) {
+			t.Fatalf("datagram %d: %d bytes starting %d, want %d starting %d", i, len(got), got[0], len(want), want[0])
+		}
+	}
+	if r.gro && s.gso && !coalesced {
+		t.Error("GRO is on, and the segmented datagrams came one by one")
+	}
+	t.Logf("GRO %v, GSO %v, coalesced %v", r.gro, s.gso, coalesced)
 }
