@@ -22,10 +22,11 @@
 //    "relay" carries its other end in "peer" both ways.
 //
 // 2. Sealed signalling, version 5 (Go's peer/lane/wire.go): the JSON inside
-//    each Sealed frame once the PAKE is done: {v:4, t:offer|answer|cand|
+//    each Sealed frame once the PAKE is done: {v:5, t:offer|answer|cand|
 //    bye|lanes|direct|punched, ...}. A browser has one peer connection and
 //    no direct lanes: it offers lanes:1 and, after the accepter's first
-//    data-channel message, sends {t:"lanes", lanes:1}.
+//    data-channel message, sends {t:"lanes", lanes:1}. It never says
+//    rides:true (it cannot take a ride lane), so no CLI asks it for one.
 //
 // Decoders check everything Go's Validate and decodeSignal check, since a
 // server or a password holder may be hostile.
