@@ -72,3 +72,6 @@ func groSize(oob []byte) int {
 	}
 	return 0
 }
+
+// msgTrunc flags a read cut short by its buffer.
+const msgTrunc = unix.MSG_TRUNC

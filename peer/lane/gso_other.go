@@ -18,3 +18,5 @@ var groSpace = 0
 func enableGRO(syscall.Conn) bool { return false }
 
 func groSize([]byte) int { return 0 }
+
+const msgTrunc = 0

@@ -139,36 +139,52 @@ func (b *batchConn) useGRO() {
 }
 
 func (b *batchConn) nextLocked() ([]byte, netip.AddrPort, error) {
-	for b.rpos >= b.rn {
-		n, err := b.batch.ReadBatch(b.rmsgs, 0)
-		if err != nil {
-			return nil, netip.AddrPort{}, err
+	for {
+		for b.rpos >= b.rn {
+			n, err := b.batch.ReadBatch(b.rmsgs, 0)
+			if err != nil {
+				return nil, netip.AddrPort{}, err
+			}
+			b.rn, b.rpos, b.roff = n, 0, 0
+			b.segLocked()
 		}
-		b.rn, b.rpos, b.roff = n, 0, 0
-		if b.gro && n > 0 {
-			b.rseg = groSize(b.rmsgs[0].OOB[:b.rmsgs[0].NN])
+		m := &b.rmsgs[b.rpos]
+		if b.gro && m.Flags&msgTrunc != 0 {
+			// Cut short: which datagrams are whole is not known. They
+			// count as lost, and the stream sends them again.
+			b.skipLocked()
+			continue
 		}
-	}
-	m := &b.rmsgs[b.rpos]
-	var ap netip.AddrPort
-	if a, ok := m.Addr.(*net.UDPAddr); ok {
-		ap = a.AddrPort()
-	}
-	d := m.Buffers[0][:m.N]
-	if b.rseg > 0 && b.rseg < len(d) {
-		d = d[b.roff:min(b.roff+b.rseg, len(d))]
-		b.roff += len(d)
-		if b.roff < m.N {
-			return d, ap, nil
+		var ap netip.AddrPort
+		if a, ok := m.Addr.(*net.UDPAddr); ok {
+			ap = a.AddrPort()
 		}
+		d := m.Buffers[0][:m.N]
+		if b.rseg > 0 && b.rseg < len(d) {
+			d = d[b.roff:min(b.roff+b.rseg, len(d))]
+			b.roff += len(d)
+			if b.roff < m.N {
+				return d, ap, nil
+			}
+		}
+		b.skipLocked()
+		return d, ap, nil
 	}
+}
+
+// skipLocked moves on to the next message of the batch.
+func (b *batchConn) skipLocked() {
 	b.rpos++
 	b.roff = 0
+	b.segLocked()
+}
+
+// segLocked reads the coalesced datagrams' size of the message at rpos.
+func (b *batchConn) segLocked() {
 	if b.gro && b.rpos < b.rn {
-		next := &b.rmsgs[b.rpos]
-		b.rseg = groSize(next.OOB[:next.NN])
+		m := &b.rmsgs[b.rpos]
+		b.rseg = groSize(m.OOB[:m.NN])
 	}
-	return d, ap, nil
 }
 
 // ReadFrom is ReadFromAddrPort for net.PacketConn users.

@@ -160,4 +160,25 @@ func TestBatchConnGRO(t *testing.T) {
 		t.Error("GRO is on, and the segmented datagrams came one by one")
 	}
 	t.Logf("GRO %v, GSO %v, coalesced %v", r.gro, s.gso, coalesced)
+	if !r.gro || !s.gso {
+		return
+	}
+
+	// A coalesced read cut short by its buffer is dropped whole: none of
+	// its pieces passes for a datagram.
+	for i := range r.rmsgs {
+		r.rmsgs[i].Buffers[0] = r.rmsgs[i].Buffers[0][:4000]
+	}
+	out = out[:0]
+	for range 4 {
+		out = append(out, ipv4.Message{Buffers: [][]byte{bytes.Repeat([]byte{7}, 1200)}, Addr: to})
+	}
+	s.send(out)
+	time.Sleep(50 * time.Millisecond) // the next one in a read of its own
+	s.send([]ipv4.Message{{Buffers: [][]byte{bytes.Repeat([]byte{9}, 100)}, Addr: to}})
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := r.ReadFromAddrPort(buf)
+	if err != nil || n != 100 || buf[0] != 9 {
+		t.Fatalf("after a read cut short: %d bytes starting %d, %v; want the 100-byte datagram", n, buf[0], err)
+	}
 }
