@@ -135,6 +135,7 @@ func (p *iceNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCon
 	bc := newBatchConn(u, local == nil || local.IP.To4() == nil)
 	if p.rides != nil {
 		bc.divert = p.rides.divert
+		bc.useGRO() // a ride lane's runs of packets
 		p.rides.add(bc)
 	}
 	return bc, nil

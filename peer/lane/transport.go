@@ -470,6 +470,7 @@ func openMux(keep func(string) bool, loopback bool, bufSize int, lf *pionlog.Fac
 			bc := newBatchConn(c, ipn.IP.To4() == nil)
 			if rides != nil {
 				bc.divert = rides.divert
+				bc.useGRO() // a ride lane's runs of packets
 				rides.add(bc)
 			}
 			muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{
