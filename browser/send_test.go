@@ -2,12 +2,18 @@ package browser_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/p2pxfer/p2pxfer/browser"
+	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/internal/chromium"
+	"github.com/p2pxfer/p2pxfer/peer"
 	"github.com/p2pxfer/p2pxfer/signalclient"
 	"github.com/p2pxfer/p2pxfer/sigserver"
 )
@@ -54,4 +60,75 @@ func TestBrowserSendsAfterLongHashing(t *testing.T) {
 		t.Errorf("the page says %q, without its room %s", text, roomID)
 	}
 	t.Logf("hashed and opened the room in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBrowserSendsThroughSignallingLoss: once a receiver is past the
+// password, its transfer runs over its own connection; the signalling
+// server going away (here it closes every socket at the receiver's first
+// piece) stops new receivers, not this one, as a CLI sender serves on.
+func TestBrowserSendsThroughSignallingLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, sums := files(t, map[string]int{"a.bin": 4 << 20})
+	b := chromium.Start(t)
+	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetInputFiles(ctx, "#pick", paths...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var offer struct{ Room, Password string }
+	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password})`, &offer); err != nil || offer.Room == "" {
+		t.Fatalf("the page offers %+v (%v)", offer, err)
+	}
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	j, err := conn.JoinInfo(ctx, offer.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var w *chunker.Writer
+	var once sync.Once
+	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
+		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+		OnProgress: func(done, total int64) {
+			if done > 0 && done < total {
+				once.Do(func() { _ = st.sig.Close() })
+			}
+		},
+	})
+	if w != nil {
+		_ = w.Close()
+	}
+	var fired bool
+	once.Do(func() { fired = true })
+	if fired {
+		t.Fatal("the transfer never was under way to lose the signalling in")
+	}
+	if err != nil {
+		t.Fatalf("the CLI receiver, its signalling gone mid-transfer: %v", err)
+	}
+	for name, sum := range sums {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || sha256.Sum256(data) != sum {
+			t.Errorf("%s from the page differs (%v)", name, err)
+		}
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
+		t.Error(err)
+	}
 }

@@ -224,7 +224,7 @@ export class Seeder {
   start() {
     const ws = this.dl.ws;
     this.onMessage = (ev) => this.#onSignal(ev.data);
-    this.onClose = () => this.#shutdown();
+    this.onClose = () => this.#lost();
     ws.addEventListener('message', this.onMessage);
     ws.addEventListener('close', this.onClose);
     if (!this.host) this.#send({ type: 'seed', slots: SEED_SLOTS, complete: true });
@@ -244,12 +244,24 @@ export class Seeder {
   // shutdown ends every session; none of their ends counts as a failure,
   // since it is ours.
   #shutdown() {
-    if (this.stopped) return;
+    this.#unlisten();
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
+  }
+
+  #unlisten() {
     this.stopped = true;
     this.dl.ws.removeEventListener('message', this.onMessage);
     this.dl.ws.removeEventListener('close', this.onClose);
-    for (const s of this.sessions.values()) s.close();
-    this.sessions.clear();
+  }
+
+  // lost: the signalling socket closed. Nobody new can reach us, and a
+  // handshake cannot finish; receivers already past it are served to the
+  // end, over their own connections (peer/serve.go's signallingLost).
+  #lost() {
+    if (this.stopped) return;
+    this.#unlisten();
+    for (const s of [...this.sessions.values()]) if (s.session === null) s.end(false);
   }
 
   #send(m) {
