@@ -341,6 +341,7 @@ class Session {
     this.inbox = new Inbox();
     this.closed = false;
     this.replied = false; // our Reply went out: the receiver could test a password
+    this.responder = null; // between our Reply and the Confirm
     this.session = null; // the password confirmed
     this.dc = null;
     this.pc = null;
@@ -363,6 +364,9 @@ class Session {
   close() {
     if (this.closed) return;
     this.closed = true;
+    // Keys are zeroed once nothing needs them, as cpace.js does its own.
+    this.responder?.wipe();
+    this.session?.wipe();
     this.inbox.close();
     this.ending?.();
     this.#wake();
@@ -393,6 +397,7 @@ class Session {
       if (e.code === 'version') this.seeder.relay(this.id, c.abortFrame(c.ABORT_VERSION));
       return this.end(false);
     }
+    this.responder = r.responder;
     this.seeder.relay(this.id, r.reply);
     this.replied = true;
     // Sealed frames of an earlier session with this peer are passed over,
@@ -406,6 +411,7 @@ class Session {
     try {
       if (!confirm) throw new Error('no confirm');
       this.session = r.responder.finish(confirm);
+      this.responder = null;
     } catch (e) {
       if (e.code === 'wrong_password' && !e.peerAborted) this.seeder.relay(this.id, c.abortFrame(c.ABORT_WRONG_PASSWORD));
       return this.end(false);
