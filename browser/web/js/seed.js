@@ -203,9 +203,13 @@ export class Seeder {
     return f;
   }
 
-  /** Whether piece p can be served: a chunk of a file not withdrawn. */
+  /**
+   * Whether a receiver may ask for piece p: a chunk (a page holds no
+   * parity). A piece of a file withdrawn since may still be asked for by
+   * a receiver that has not heard yet; the pump answers it with 'C'.
+   */
   offers(p) {
-    return p < this.dl.m.numChunks && !this.withdrawn.has(this.dl.m.chunk(p).file);
+    return p < this.dl.m.numChunks;
   }
 
   /** The have-bitmap a new receiver gets: every chunk of the files still offered. */
