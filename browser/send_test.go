@@ -3,6 +3,7 @@ package browser_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,71 @@ func TestBrowserSendsThroughSignallingLoss(t *testing.T) {
 	}
 	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestBrowserSendWithdrawsChangedFile: a picked file that changes on disk
+// after it was hashed cannot be read by the page any more (the browser
+// refuses a modified file); the page says so with 'C' and serves the
+// others, so the CLI receiver reports that file as changed at the sender
+// instead of taking the sender for broken, as with a CLI sender.
+func TestBrowserSendWithdrawsChangedFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, _ := files(t, map[string]int{"a.bin": 1 << 20, "b.bin": 1 << 20})
+	b := chromium.Start(t)
+	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetInputFiles(ctx, "#pick", paths...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var offer struct{ Room, Password string }
+	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password})`, &offer); err != nil || offer.Room == "" {
+		t.Fatalf("the page offers %+v (%v)", offer, err)
+	}
+	changed := ""
+	for _, path := range paths {
+		if filepath.Base(path) == "b.bin" {
+			changed = path
+		}
+	}
+	if err := os.WriteFile(changed, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(changed, later, later); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	j, err := conn.JoinInfo(ctx, offer.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var w *chunker.Writer
+	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
+		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+	})
+	if w != nil {
+		_ = w.Close()
+	}
+	var ce *peer.ChangedError
+	if !errors.As(err, &ce) || ce.File != "b.bin" || !ce.Sender {
+		t.Fatalf("the CLI receiver: %v, want b.bin changed on the sender's disk", err)
 	}
 }
