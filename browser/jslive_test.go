@@ -401,8 +401,8 @@ func TestJSLiveServe(t *testing.T) {
 			_ = conn.Close()
 		}
 		r := result()
-		if why, _ := r["closed"].(string); !strings.Contains(why, "10 wrong passwords") {
-			t.Fatalf("the page's host ended with %v, want it to close the room after 10 wrong passwords", r)
+		if why, _ := r["closed"].(string); !strings.Contains(why, "10 wrong passwords") || r["failed"] != 10.0 {
+			t.Fatalf("the page's host ended with %v, want it to count 10 wrong passwords and close the room", r)
 		}
 		closedFor(ctx, t, id)
 	})

@@ -14,7 +14,9 @@ import (
 	"github.com/p2pxfer/p2pxfer/browser"
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/internal/chromium"
+	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
+	"github.com/p2pxfer/p2pxfer/room"
 	"github.com/p2pxfer/p2pxfer/signalclient"
 	"github.com/p2pxfer/p2pxfer/sigserver"
 )
@@ -23,7 +25,8 @@ import (
 // opens no room within its handshake timeout (10 s by default), and
 // hashing takes as long as the files are large, so the page that sends
 // connects only once its files are hashed. Here the timeout is shorter
-// than hashing 24 MB takes in the page; the room opens all the same.
+// than hashing 24 MB takes in the page; the room opens all the same. And
+// a wrong password at the room is counted on the page, as send prints it.
 func TestBrowserSendsAfterLongHashing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -54,11 +57,38 @@ func TestBrowserSendsAfterLongHashing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.JoinInfo(ctx, roomID); err != nil {
+	j, err := conn.JoinInfo(ctx, roomID)
+	if err != nil {
 		t.Fatalf("joining the page's room: %v", err)
 	}
 	if !strings.Contains(text, roomID) {
 		t.Errorf("the page says %q, without its room %s", text, roomID)
+	}
+	// A wrong guess: the page has it counted and says so, as send prints
+	// each.
+	_, hello, err := pake.NewInitiator("wrong-guess", pake.Params{Room: roomID, Initiator: j.Self, Responder: j.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(ctx, &room.Message{Type: room.TypeRelay, Peer: j.Host, Data: hello}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := conn.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == room.TypeRelay {
+			break
+		}
+	}
+	_ = conn.Close()
+	if err := p.WaitFor(ctx, `document.body.dataset.failures === "1"`, status); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Eval(ctx, status, &text)
+	if !strings.Contains(text, "1 failed password attempt in room "+roomID+": it closes at 10") {
+		t.Errorf("after a wrong password the page says %q", text)
 	}
 	t.Logf("hashed and opened the room in %v", time.Since(start).Round(time.Millisecond))
 }

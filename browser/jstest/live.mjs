@@ -140,7 +140,9 @@ async function serve(password, roomID) {
   const why = new Promise((resolve) => {
     const dl = { ws, room: roomID, self, password, iceServers: [], m, signed };
     const store = { file: async () => new Blob([data]) };
-    new Seeder(dl, store, { closed: (w) => resolve({ closed: w }) }, seed ? {} : { host: true, info: key.publicKey }).start();
+    let failed = 0;
+    const ui = { failed: (n) => { failed = n; }, closed: (w) => resolve({ closed: w, failed }) };
+    new Seeder(dl, store, ui, seed ? {} : { host: true, info: key.publicKey }).start();
     ws.addEventListener('close', () => resolve({ socketClosed: true }));
   });
   // Once serving (a seed's offer sent before): the Go side may go on.

@@ -8,7 +8,7 @@
 
 import * as sg from './js/signal.js';
 import { Download, roomWords } from './js/receive.js';
-import { Seeder } from './js/seed.js';
+import { Seeder, MAX_FAILURES } from './js/seed.js';
 import { hostFiles } from './js/send.js';
 import { fmt, storageProblem } from './js/store.js';
 
@@ -403,6 +403,10 @@ async function sendMain() {
       served(n) {
         document.body.dataset.served = String(n);
         status(`${n} ${n === 1 ? "receiver has" : "receivers have"} every file. Keep this tab open for more, or close it.`, "sending");
+      },
+      failed(n) {
+        document.body.dataset.failures = String(n);
+        status(`${n} failed password ${n === 1 ? "attempt" : "attempts"} in room ${document.body.dataset.room}: it closes at ${MAX_FAILURES}. Keep this tab open for the receivers who have the link.`, "sending");
       },
       closed(why) {
         status(why, "error", true);

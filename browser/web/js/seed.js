@@ -165,8 +165,10 @@ export class RequestQueue {
 /**
  * Serves the finished download dl (receive.js's Download, with its
  * signalling socket still open) until the socket closes. ui.served(n) is
- * told how many receivers finished from us; ui.closed(why) that serving
- * ended for the page's own reason (too many wrong passwords).
+ * told how many receivers finished from us; ui.failed(n) how many
+ * password handshakes failed so far (as send prints each); ui.closed(why)
+ * that serving ended for the page's own reason (too many wrong
+ * passwords).
  */
 export class Seeder {
   /**
@@ -313,6 +315,7 @@ export class Seeder {
     if (!authFail || this.stopped) return;
     this.failures++;
     if (!this.host) this.#send({ type: 'fail' }); // a host counts its own (the room closes with it)
+    this.ui.failed?.(this.failures);
     if (this.failures < MAX_FAILURES) return;
     // Each failure was an online password guess: stop answering them.
     if (this.host) {

@@ -74,8 +74,8 @@ export function planSend(files) {
  * that has not opened a room within seconds (its handshake timeout),
  * and hashing takes as long as the files are large.
  * ui: hashing(done, total), ready({room, password}),
- * served(n), closed(why) (the page closed the room: too many wrong
- * passwords). Resolves with {room, password, ws} once the room is open.
+ * served(n), failed(n) (password handshakes failed so far), closed(why)
+ * (the page closed the room: too many wrong passwords). Resolves with {room, password, ws} once the room is open.
  */
 export async function hostFiles(connect, files, ui = {}) {
   const { total, chunkSize } = planSend(files);
@@ -127,7 +127,7 @@ export async function hostFiles(connect, files, ui = {}) {
     signed,
   };
   const store = { file: async (i) => files[i] };
-  new Seeder(host, store, { served: ui.served, closed: ui.closed }, { host: true, info: key.publicKey }).start();
+  new Seeder(host, store, { served: ui.served, failed: ui.failed, closed: ui.closed }, { host: true, info: key.publicKey }).start();
   const out = { room: created.room, password };
   ui.ready?.(out);
   return { ...out, ws };
