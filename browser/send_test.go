@@ -97,7 +97,13 @@ func TestBrowserSendsAfterLongHashing(t *testing.T) {
 // password, its transfer runs over its own connection; the signalling
 // server going away (here it closes every socket at the receiver's first
 // piece) stops new receivers, not this one, as a CLI sender serves on.
+// Nor does the receiver's own signalling going (the page hears it left).
 func TestBrowserSendsThroughSignallingLoss(t *testing.T) {
+	t.Run("server gone", func(t *testing.T) { sendThroughLoss(t, true) })
+	t.Run("receiver's signalling gone", func(t *testing.T) { sendThroughLoss(t, false) })
+}
+
+func sendThroughLoss(t *testing.T, server bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := newSite(t)
@@ -138,7 +144,13 @@ func TestBrowserSendsThroughSignallingLoss(t *testing.T) {
 		},
 		OnProgress: func(done, total int64) {
 			if done > 0 && done < total {
-				once.Do(func() { _ = st.sig.Close() })
+				once.Do(func() {
+					if server {
+						_ = st.sig.Close()
+					} else {
+						_ = conn.Close()
+					}
+				})
 			}
 		},
 	})

@@ -299,8 +299,10 @@ export class Seeder {
       }
     } else if (m.type === 'left' || (m.type === 'error' && m.peer)) {
       // Counted as it ends: a receiver that leaves after our Reply had
-      // its password guess all the same.
-      this.sessions.get(m.peer)?.end(false);
+      // its password guess all the same. One whose channel is open is
+      // served on over it: only the channel says when it is gone.
+      const s = this.sessions.get(m.peer);
+      if (s && !s.connected) s.end(false);
     }
   }
 
@@ -352,6 +354,7 @@ class Session {
     this.session = null; // the password confirmed
     this.dc = null;
     this.pc = null;
+    this.connected = false; // the data channel opened
     this.queue = null;
     this.told = new Set(); // withdrawn files this receiver heard of
     this.sending = false;
@@ -473,6 +476,12 @@ class Session {
       this.ending = null;
     }
     if (this.closed) return;
+    this.connected = true;
+    // A path that dies (the receiver gone without a word) ends the session
+    // when the browser gives up on it, not only when the channel closes.
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.end(false);
+    };
     await this.#serve();
   }
 
