@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { V, needGo, h } from './vectors.mjs';
-import { chooseChunkSize, planSend, SendError } from '../web/js/send.js';
+import { buildManifest, chooseChunkSize, planSend, SendError } from '../web/js/send.js';
+import { decodeManifest, openManifest } from '../web/js/manifest.js';
+import { verifyChunk } from '../web/js/chain.js';
 import { concat, toHex } from '../web/js/bytes.js';
 import { MAX_CHUNKS, MAX_FILE_SIZE } from '../web/js/manifest.js';
 
@@ -72,6 +74,27 @@ test('send: the hashing worker gives every chunk hash Go gives, reading a file i
       assert.deepEqual(r.chunks.map(toHex), parts.map((c) => c.hash), f.name);
       assert.equal(r.progress.at(-1) ?? 0, data.length);
     }
+    // The picked files as the page sends them: checked, hashed in the
+    // worker, built into a manifest a receiver decodes, whose every chunk
+    // verifies against the files' bytes, with Go's hashes.
+    const goM = await openManifest(h(v.publicKey), v.room, h(v.signed));
+    const picked = v.files.map((f, fi) => ({ name: f.name.split('/').pop(), size: f.size, data: concat(...v.chunks.filter((c) => c.file === fi).map((c) => h(c.data))) }));
+    planSend(picked);
+    const hashed = [];
+    for (const f of picked) hashed.push(await hash(new Blob([f.data]), v.chunkSize));
+    const m = decodeManifest(buildManifest(v.chunkSize, picked, hashed).encoded);
+    assert.equal(m.files.length, picked.length);
+    m.files.forEach((f, fi) => {
+      assert.equal(f.name, picked[fi].name);
+      assert.equal(toHex(f.hashes), toHex(goM.files[fi].hashes), f.name);
+      const { first, count } = m.fileChunks(fi);
+      for (let i = first; i < first + count; i++) {
+        const ref = m.chunk(i);
+        assert.ok(verifyChunk(ref, picked[fi].data.subarray(ref.offset, ref.offset + ref.size)), `${f.name} chunk ${i}`);
+      }
+    });
+    // Hashes that do not fit the sizes are refused in words.
+    assert.throws(() => buildManifest(v.chunkSize, picked, hashed.slice(1).concat([hashed[0]])), (e) => e instanceof SendError && /cannot be sent/.test(e.message));
     // Something that is no file: an error in words, not a dead worker.
     const r = await hash(null, v.chunkSize);
     assert.equal(r.id, 7);

@@ -94,17 +94,12 @@ export async function hostFiles(connect, files, ui = {}) {
       });
       if (r.error) throw new SendError(`Could not read ${f.name}: ${r.error}`);
       before += f.size;
-      entries.push({ name: f.name, size: f.size, sha256: r.sha256, chunks: r.chunks });
+      entries.push(r);
     }
   } finally {
     worker.terminate();
   }
-  let m;
-  try {
-    m = newManifest(chunkSize, entries);
-  } catch (e) {
-    throw new SendError(`These files cannot be sent: ${e.message}`);
-  }
+  const m = buildManifest(chunkSize, files, entries);
   const ws = await connect();
   const key = newManifestKey();
   let created;
@@ -131,6 +126,20 @@ export async function hostFiles(connect, files, ui = {}) {
   const out = { room: created.room, password };
   ui.ready?.(out);
   return { ...out, ws };
+}
+
+/**
+ * The manifest of files ({name, size}) at chunkSize from their hashes
+ * (hashworker.js's {sha256, chunks} for each, in order), checked as a
+ * receiver will check it; a SendError in words for people otherwise.
+ * @returns {Manifest}
+ */
+export function buildManifest(chunkSize, files, hashed) {
+  try {
+    return newManifest(chunkSize, files.map((f, i) => ({ name: f.name, size: f.size, sha256: hashed[i].sha256, chunks: hashed[i].chunks })));
+  } catch (e) {
+    throw new SendError(`These files cannot be sent: ${e.message}`);
+  }
 }
 
 /** How long the server may take to open the room. */
