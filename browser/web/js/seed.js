@@ -53,6 +53,8 @@ const HANDSHAKE_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 15000;
 /** Requests one receiver may queue (peer/serve.go's maxOutstanding). */
 export const MAX_OUTSTANDING = 4096;
+// Files a page keeps looked up for the pieces that follow.
+const MAX_OPEN_FILES = 64;
 // Candidates that may wait for the offer.
 const MAX_PENDING_CANDIDATES = 64;
 // The channel's send buffer is kept between these, so memory stays
@@ -195,13 +197,18 @@ export class Seeder {
     for (let i = 0; i < m.numChunks; i++) this.bitmap.set(i);
   }
 
-  // file is file i of the store, looked up once.
+  // file is file i of the store, kept for the next piece of it: the
+  // last MAX_OPEN_FILES looked up, so what is kept does not grow with
+  // the file count.
   async file(i) {
     let f = this.files.get(i);
-    if (!f) {
+    if (f) {
+      this.files.delete(i); // most recent last
+    } else {
       f = await this.store.file(i);
-      this.files.set(i, f);
+      if (this.files.size >= MAX_OPEN_FILES) this.files.delete(this.files.keys().next().value);
     }
+    this.files.set(i, f);
     return f;
   }
 
