@@ -119,6 +119,14 @@ type vectors struct {
 	ChainFar      chainFar          `json:"chainFar"`
 	OneWay        []oneWay          `json:"oneWay"`
 	Bitmaps       []bitmapVector    `json:"bitmaps"`
+	ChunkSizes    []chunkSize       `json:"chunkSizes"`
+}
+
+// chunkSize is chunker.ChooseChunkSize of Total: the page that sends
+// picks the same.
+type chunkSize struct {
+	Total int64 `json:"total"`
+	Size  int   `json:"size"`
 }
 
 // bitmapVector is chunker.Bitmap's wire form with Set indices, and wire
@@ -162,6 +170,21 @@ func TestJSAgainstGo(t *testing.T) {
 	v.Manifest, v.BadManifests = manifestVectors(t)
 	v.ChainFar = chainFarVector(t)
 	v.Bitmaps = bitmapVectors(t)
+	for _, base := range []int64{0, 1, 64 << 10, 256 << 20, 4 << 30, 64 << 30, 4 << 40, 1 << 50} {
+		for _, d := range []int64{-1, 0, 1, 1 << 10} {
+			if total := base + d; total >= 0 {
+				v.ChunkSizes = append(v.ChunkSizes, chunkSize{total, chunker.ChooseChunkSize(total)})
+			}
+		}
+	}
+	// Just past a doubling's bound, where dividing without rounding down
+	// would double once more.
+	for cs := int64(64 << 10); cs <= 1<<20; cs <<= 1 {
+		v.ChunkSizes = append(v.ChunkSizes, chunkSize{4096*cs + 1, chunker.ChooseChunkSize(4096*cs + 1)})
+	}
+	for cs := int64(1 << 20); cs <= 64<<20; cs <<= 1 {
+		v.ChunkSizes = append(v.ChunkSizes, chunkSize{65536*cs + 1, chunker.ChooseChunkSize(65536*cs + 1)})
+	}
 	for i := range 4 {
 		in := make([]byte, 64)
 		for k := range in {

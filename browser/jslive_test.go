@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -266,5 +267,222 @@ func TestJSLive(t *testing.T) {
 				t.Fatalf("the page opened %v", r)
 			}
 		}
+	})
+}
+
+// TestJSLiveServe runs the page's serving side (send.js's openRoom and
+// seed.js's Seeder, as the page at /send runs them) in node over a real
+// WebSocket to a real signalling server, against Go receivers that only
+// guess: every one that had the page's Reply and left is a password guess
+// counted against the room, as peer/serve.go counts it; the page answers
+// Hellos beyond its sessions busy; at the tenth failure it closes the room
+// saying too_many_failures. And the room it opens carries send's
+// max_failures, so the server closes it when seeds report as many.
+func TestJSLiveServe(t *testing.T) {
+	node, flags := needNode(t, true)
+	srv := sigserver.New(sigserver.Config{JoinRate: 1000, JoinBurst: 1000})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		_ = srv.Close()
+		ts.Close()
+	})
+	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	const pw = "k7m2x-pq9fd"
+
+	// serve starts the page's host (or with args "seed" and a room, a
+	// seed in that room) and returns its room, its peer ID and its last
+	// word.
+	serve := func(ctx context.Context, t *testing.T, args ...string) (string, string, func() map[string]any) {
+		if len(args) == 0 {
+			args = []string{"serve", wsURL, pw}
+		}
+		cmd := exec.CommandContext(ctx, node, append(append(flags, "jstest/live.mjs"), args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		var created struct{ Room, Self string }
+		if !sc.Scan() || json.Unmarshal(sc.Bytes(), &created) != nil || !room.ValidRoomID(created.Room) {
+			_ = cmd.Wait()
+			t.Fatalf("live.mjs %s: %q\n%s", args[0], sc.Text(), &stderr)
+		}
+		return created.Room, created.Self, func() map[string]any {
+			var last string
+			for sc.Scan() {
+				last = sc.Text()
+			}
+			_ = cmd.Wait()
+			if last == "" && ctx.Err() != nil {
+				t.Fatalf("the page's %s was still serving when the test gave up", args[0])
+			}
+			var r map[string]any
+			if err := json.Unmarshal([]byte(last), &r); err != nil || r["fatal"] != nil {
+				t.Fatalf("live.mjs %s: %q (%v)\n%s", args[0], last, err, &stderr)
+			}
+			return r
+		}
+	}
+	joinRoom := func(ctx context.Context, t *testing.T, id string) (*signalclient.Conn, signalclient.JoinResult) {
+		conn, err := signalclient.Dial(ctx, wsURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		j, err := conn.JoinInfo(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn, j
+	}
+	closedFor := func(ctx context.Context, t *testing.T, id string) {
+		conn, err := signalclient.Dial(ctx, wsURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.JoinInfo(ctx, id); !errors.Is(err, room.ErrTooManyFailures) {
+			t.Fatalf("a join after the failures: %v, want the room closed for too many wrong passwords", err)
+		}
+	}
+
+	t.Run("guesses that walk away", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		id, _, result := serve(ctx, t)
+		// One more than the page's sessions at once: each sends a Hello
+		// under a guessed password and waits for the page's answer.
+		const n = 17
+		conns := make([]*signalclient.Conn, n)
+		replies, busy := 0, 0
+		for i := range conns {
+			conn, j := joinRoom(ctx, t, id)
+			conns[i] = conn
+			_, hello, err := pake.NewInitiator("guess-"+strings.Repeat("x", i), pake.Params{Room: id, Initiator: j.Self, Responder: j.Host})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Send(ctx, &room.Message{Type: room.TypeRelay, Peer: j.Host, Data: hello}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, conn := range conns {
+			for {
+				m, err := conn.Recv(ctx)
+				if err != nil {
+					t.Fatalf("a guesser heard nothing from the page: %v", err)
+				}
+				if m.Type != room.TypeRelay {
+					continue
+				}
+				k, err := pake.FrameKind(m.Data)
+				switch {
+				case err == nil && k == pake.KindReply:
+					replies++
+				case err == nil && k == pake.KindAbort && m.Data[1] == pake.AbortBusy:
+					busy++
+				default:
+					t.Fatalf("the page answered a Hello with %x", m.Data)
+				}
+				break
+			}
+		}
+		if replies != 16 || busy != 1 {
+			t.Fatalf("the page replied to %d Hellos and said busy to %d, want 16 and 1", replies, busy)
+		}
+		// Each had its reply, so each tested its guess: leaving now
+		// does not take the guess back.
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+		r := result()
+		if why, _ := r["closed"].(string); !strings.Contains(why, "10 wrong passwords") || r["failed"] != 10.0 {
+			t.Fatalf("the page's host ended with %v, want it to count 10 wrong passwords and close the room", r)
+		}
+		closedFor(ctx, t, id)
+	})
+
+	t.Run("seeds report failures", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		id, _, result := serve(ctx, t)
+		conn, _ := joinRoom(ctx, t, id)
+		if err := conn.Seed(ctx, 1, true); err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			if err := conn.Fail(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r := result(); r["socketClosed"] != true {
+			t.Fatalf("the page's host ended with %v, want the server to close its room", r)
+		}
+		closedFor(ctx, t, id)
+	})
+
+	t.Run("a seed stops after failures", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		host, err := signalclient.Dial(ctx, wsURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer host.Close()
+		// The server ranks a complete seed before the host.
+		cr, err := host.CreateInfo(ctx, signalclient.CreateOptions{MaxFailures: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, seedID, result := serve(ctx, t, "seed", wsURL, cr.Room, pw)
+		for i := range 10 {
+			conn, j := joinRoom(ctx, t, cr.Room)
+			if err := conn.Want(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			var src string
+			for src == "" {
+				m, err := conn.Recv(ctx)
+				if err != nil {
+					t.Fatalf("guesser %d: %v", i, err)
+				}
+				if m.Type == room.TypePeers {
+					src = m.Peers[0]
+				}
+			}
+			if src != seedID {
+				t.Fatalf("guesser %d was given %s, want the page's seed %s", i, src, seedID)
+			}
+			_, hello, err := pake.NewInitiator("guess", pake.Params{Room: cr.Room, Initiator: j.Self, Responder: src})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Send(ctx, &room.Message{Type: room.TypeRelay, Peer: src, Data: hello}); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				m, err := conn.Recv(ctx)
+				if err != nil {
+					t.Fatalf("guesser %d heard nothing from the seed: %v", i, err)
+				}
+				if m.Type == room.TypeRelay {
+					if k, err := pake.FrameKind(m.Data); err != nil || k != pake.KindReply {
+						t.Fatalf("the seed answered a Hello with %x", m.Data)
+					}
+					break
+				}
+			}
+			_ = conn.Close()
+		}
+		if r := result(); !strings.Contains(fmt.Sprint(r["closed"]), "Stopped sharing the files with other receivers after 10 wrong passwords") {
+			t.Fatalf("the page's seed ended with %v, want it to stop after 10 wrong passwords", r)
+		}
+		// It reported each one: the server closed the room at the host's limit.
+		closedFor(ctx, t, cr.Room)
 	})
 }

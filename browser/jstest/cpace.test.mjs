@@ -221,3 +221,12 @@ test('ristretto255 one-way map against Go', needGo, () => {
   assert.ok(V.oneWay.length >= 3);
   for (const { in: input, out } of V.oneWay) assert.equal(hx(ristretto255_hasher.deriveToCurve(h(input)).toBytes()), out);
 });
+
+test('a responder whose initiator never confirms can be wiped, and is spent', () => {
+  const p = { room: 'abcdefgh', initiator: '23456789abcd', responder: 'efghjkmnpqrs' };
+  const { initiator, hello } = c.startInitiator('pw', p);
+  const { responder, reply } = c.respond('pw', p, hello);
+  const { confirm } = initiator.finish(reply);
+  responder.wipe();
+  assert.throws(() => responder.finish(confirm), (e) => e.code === 'finished');
+});

@@ -5,10 +5,19 @@
 //
 //	node live.mjs join WSURL ROOM PASSWORD KEYHEX   (the page receives: initiator)
 //	node live.mjs host WSURL PASSWORD KEYHEX        (the page sends: responder)
+//	node live.mjs serve WSURL PASSWORD              (send.js's openRoom and
+//	                                                 seed.js's Seeder as the host,
+//	                                                 until it closes the room)
+//	node live.mjs seed WSURL ROOM PASSWORD          (seed.js's Seeder as a seed
+//	                                                 in ROOM, until it stops)
 import { webcrypto } from 'node:crypto';
 import * as c from '../web/js/cpace.js';
 import * as sg from '../web/js/signal.js';
 import { fromHex, toHex } from '../web/js/bytes.js';
+import { FileHasher } from '../web/js/chain.js';
+import { newManifest, newManifestKey, signManifest } from '../web/js/manifest.js';
+import { openRoom } from '../web/js/send.js';
+import { Seeder } from '../web/js/seed.js';
 
 globalThis.crypto ??= webcrypto;
 
@@ -102,15 +111,58 @@ async function host(conn, password, keyHex) {
   return { t: offer.t, sdp: offer.sdp, lanes: offer.lanes };
 }
 
-const conn = connect(url);
+// serve opens a room as the page that sends does and serves one small
+// file with the page's Seeder until it closes the room (it says why) or
+// the server closes the socket.
+async function serve(password, roomID) {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error('websocket error'));
+  });
+  const data = new Uint8Array(100).fill(7);
+  const { sha256, chunks } = new FileHasher(16 << 10).update(data).finish();
+  const m = newManifest(16 << 10, [{ name: 'a', size: data.length, sha256, chunks }]);
+  const key = newManifestKey();
+  let self;
+  const seed = !!roomID;
+  if (seed) {
+    // A seed: what it serves is not looked at here, only its handshakes.
+    ws.send(sg.encodeMessage({ type: 'join', v: sg.PROTOCOL_VERSION, room: roomID }));
+    const joined = await new Promise((resolve) => ws.addEventListener('message', (ev) => resolve(sg.decodeMessage(ev.data)), { once: true }));
+    if (joined.type !== 'joined') throw new Error(`expected joined, got ${joined.type}`);
+    self = joined.peer;
+  } else {
+    const created = await openRoom(ws, key.publicKey);
+    [roomID, self] = [created.room, created.peer];
+  }
+  const signed = signManifest(key.secretKey, roomID, m.encoded);
+  const why = new Promise((resolve) => {
+    const dl = { ws, room: roomID, self, password, iceServers: [], m, signed };
+    const store = { file: async () => new Blob([data]) };
+    let failed = 0;
+    const ui = { failed: (n) => { failed = n; }, closed: (w) => resolve({ closed: w, failed }) };
+    new Seeder(dl, store, ui, seed ? {} : { host: true, info: key.publicKey }).start();
+    ws.addEventListener('close', () => resolve({ socketClosed: true }));
+  });
+  // Once serving (a seed's offer sent before): the Go side may go on.
+  console.log(JSON.stringify({ room: roomID, self }));
+  return why;
+}
+
+const conn = mode === 'join' || mode === 'host' ? connect(url) : null;
 try {
-  await conn.opened;
-  const out = mode === 'join' ? await join(conn, ...rest) : await host(conn, ...rest);
+  await conn?.opened;
+  let out;
+  if (mode === 'join') out = await join(conn, ...rest);
+  else if (mode === 'host') out = await host(conn, ...rest);
+  else if (mode === 'serve') out = await serve(rest[0]);
+  else out = await serve(rest[1], rest[0]);
   console.log(JSON.stringify(out));
 } catch (e) {
   console.log(JSON.stringify({ fatal: String(e?.stack ?? e) }));
   process.exitCode = 1;
 } finally {
   // Let the last frame leave before closing.
-  setTimeout(() => conn.close(), 200);
+  setTimeout(() => conn?.close(), 200);
 }

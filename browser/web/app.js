@@ -8,7 +8,7 @@
 
 import * as sg from './js/signal.js';
 import { Download, roomWords } from './js/receive.js';
-import { Seeder } from './js/seed.js';
+import { Seeder, MAX_FAILURES } from './js/seed.js';
 import { hostFiles } from './js/send.js';
 import { fmt, storageProblem } from './js/store.js';
 
@@ -312,6 +312,9 @@ async function receive(roomID, password) {
         document.body.dataset.served = String(n);
         $("seeding").textContent = `While this tab stays open it shares the files with other receivers in the room: ${n} served so far.`;
       },
+      closed(why) {
+        $("seeding").textContent = why;
+      },
     }).start();
     $("seeding").textContent = "While this tab stays open it shares the files with other receivers in the room.";
     $("seeding").hidden = false;
@@ -373,13 +376,15 @@ async function sendMain() {
   const total = files.reduce((n, f) => n + f.size, 0);
   status(`Preparing ${files.length} ${files.length === 1 ? "file" : "files"}, ${fmt(total)}…`, "hashing");
   let ws;
+  // Connected once the files are hashed: the server drops a connection
+  // that opens no room within seconds.
+  const connect = () => new Promise((resolve, reject) => {
+    const w = new WebSocket(signalURL(location.href));
+    w.addEventListener("open", () => resolve(w));
+    w.addEventListener("error", () => reject(new Error("Cannot reach the signalling server. Reload the page to try again.")));
+  });
   try {
-    ws = await new Promise((resolve, reject) => {
-      const w = new WebSocket(signalURL(location.href));
-      w.addEventListener("open", () => resolve(w));
-      w.addEventListener("error", () => reject(new Error("Cannot reach the signalling server. Reload the page to try again.")));
-    });
-    await hostFiles(ws, files, {
+    ({ ws } = await hostFiles(connect, files, {
       hashing(done, t) {
         status(`Preparing: ${Math.floor((done * 100) / Math.max(t, 1))}% of ${fmt(t)} hashed…`, "hashing");
       },
@@ -399,10 +404,14 @@ async function sendMain() {
         document.body.dataset.served = String(n);
         status(`${n} ${n === 1 ? "receiver has" : "receivers have"} every file. Keep this tab open for more, or close it.`, "sending");
       },
+      failed(n) {
+        document.body.dataset.failures = String(n);
+        status(`${n} failed password ${n === 1 ? "attempt" : "attempts"} in room ${document.body.dataset.room}: it closes at ${MAX_FAILURES}. Keep this tab open for the receivers who have the link.`, "sending");
+      },
       closed(why) {
         status(why, "error", true);
       },
-    });
+    }));
   } catch (err) {
     status(err.message, "error", true);
   }

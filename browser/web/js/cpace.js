@@ -308,10 +308,19 @@ export class Responder {
       }
       return new Session(false, this.#sealRI, this.#sealIR);
     } finally {
-      this.#confI.fill(0);
-      this.#sealIR.fill(0);
-      this.#sealRI.fill(0);
+      this.wipe();
     }
+  }
+
+  /**
+   * Overwrites the keys of a handshake that will not finish (the
+   * initiator left, or timed out); finish throws 'finished' afterwards.
+   */
+  wipe() {
+    this.#done = true;
+    this.#confI.fill(0);
+    this.#sealIR.fill(0);
+    this.#sealRI.fill(0);
   }
 }
 

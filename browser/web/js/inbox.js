@@ -9,9 +9,14 @@ export const MAX_WAITING = 64;
 export class Inbox {
   #frames = [];
   #waiter = null;
+  #closed = false;
 
-  /** put hands b to a waiting next, or keeps it: false when full. */
+  /**
+   * put hands b to a waiting next, or keeps it: false when full. Once
+   * closed it drops b (true: a late frame is not a flood).
+   */
   put(b) {
+    if (this.#closed) return true;
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = null;
@@ -25,9 +30,11 @@ export class Inbox {
 
   /**
    * next resolves with the next frame; with undefined once timeout ms (0:
-   * no bound) pass first, with null once the inbox is closed.
+   * no bound) pass first, with null once the inbox is closed (at once if
+   * it already is: a wait begun after close would otherwise never end).
    */
   next(timeout) {
+    if (this.#closed) return Promise.resolve(null);
     if (this.#frames.length > 0) return Promise.resolve(this.#frames.shift());
     return new Promise((resolve) => {
       const t = timeout ? setTimeout(() => {
@@ -41,8 +48,10 @@ export class Inbox {
     });
   }
 
-  /** close wakes a waiting next with null. */
+  /** close wakes a waiting next with null, and every later one; it drops what waits. */
   close() {
+    this.#closed = true;
+    this.#frames = [];
     const w = this.#waiter;
     this.#waiter = null;
     w?.(null);
