@@ -25,6 +25,7 @@ import * as sg from './signal.js';
 import * as fr from './frames.js';
 import { Bitmap } from './bitmap.js';
 import { Inbox } from './inbox.js';
+import { HANDSHAKE_TIMEOUT_MS, CONNECT_TIMEOUT_MS } from './timeouts.js';
 
 /** Receivers served at once by a page that received (a seed). */
 export const SEED_SLOTS = 2;
@@ -33,8 +34,6 @@ export const SEED_SLOTS = 2;
 const HOST_SESSIONS = 16;
 // A host closes its room after this many failed handshakes (send's default).
 const MAX_FAILURES = 10;
-const HANDSHAKE_TIMEOUT_MS = 10000;
-const CONNECT_TIMEOUT_MS = 15000;
 // Requests one receiver may queue (peer/serve.go's maxOutstanding).
 const MAX_OUTSTANDING = 4096;
 // The channel's send buffer is kept between these, so memory stays
