@@ -34,6 +34,8 @@ import { equal } from './bytes.js';
 import { Store, opfsAvailable } from './store.js';
 import { BlobStore } from './blobstore.js';
 import { Inbox } from './inbox.js';
+import { Backlog } from './backlog.js';
+import { HANDSHAKE_TIMEOUT_MS, CONNECT_TIMEOUT_MS } from './timeouts.js';
 
 // As the CLI's: sources at once, tries for one never reached, and how
 // long a source may owe pieces and send nothing.
@@ -43,9 +45,6 @@ const SOURCE_STALL_MS = 30000;
 // The same for a source the server says has left: one whose data still
 // flows goes on, one gone quiet is given up sooner.
 const LEFT_STALL_MS = 5000;
-const HANDSHAKE_TIMEOUT_MS = 10000;
-// ICE's bound, as the CLI's connect timeout: after it, no path.
-const CONNECT_TIMEOUT_MS = 15000;
 // How often the page asks for more sources while it has fewer than it may use.
 const WANT_EVERY_MS = 3000;
 // With nobody in the room holding what is missing: how long to wait for
@@ -467,7 +466,7 @@ class Source {
     this.got = 0;
     this.rate = 0;
     this.lastData = Date.now();
-    this.backlog = null; // frames that came while the manifest opened
+    this.backlog = null; // frames that come while the manifest opens (bounded)
     this.gone = false;
   }
 
@@ -666,12 +665,12 @@ class Source {
 
   #frame(b) {
     if (this.closed) return;
-    if (this.backlog) {
-      this.backlog.push(b);
-      return;
-    }
     let f;
     try {
+      if (this.backlog) {
+        this.backlog.put(b);
+        return;
+      }
       f = fr.parseFrame(b);
       this.#handle(f, b);
     } catch (e) {
@@ -695,7 +694,7 @@ class Source {
         const whole = this.man.add(f);
         if (!whole) return;
         const signed = Uint8Array.from(whole);
-        this.backlog = [];
+        this.backlog = new Backlog();
         openManifest(dl.key, dl.room, signed)
           .then((man) => dl.openManifest(man, signed).then(() => man))
           .then((man) => {
@@ -704,7 +703,7 @@ class Source {
             this.pr = new fr.PieceReceiver(man.numPieces, (i) => man.piece(i).size);
             this.open = true;
             for (const h of dl.haveFrames()) this.send(h);
-            const backlog = this.backlog;
+            const backlog = this.backlog.take();
             this.backlog = null;
             for (const x of backlog) this.#frame(x);
           })
