@@ -376,6 +376,27 @@ export class Download {
     return this.keepSignal ? [fr.flagFrame(fr.T_SERVES, true), ...frames] : frames;
   }
 
+  /**
+   * Source s no longer offers chunks first..first+count-1 (a file that
+   * changed on its disk, 'C'): what was asked of it there goes back to
+   * the plan at once, for the other sources, rather than stay owed until
+   * s is given up as stalled. Such a piece may still come (sent before
+   * the change), so s.late keeps it acceptable.
+   */
+  withdrawn(s, first, count) {
+    for (let p = first; p < first + count; p++) {
+      s.has?.clear(p);
+      const size = s.asked.get(p);
+      if (size === undefined) continue;
+      s.asked.delete(p);
+      s.askedBytes -= size;
+      s.late.add(p);
+      this.#unask(p, s);
+    }
+    this.fill();
+    if (!this.complete) this.#want(); // someone else in the room may have it
+  }
+
   #unask(p, s) {
     if (this.inflight.get(p) !== s) return;
     this.inflight.delete(p);
@@ -410,7 +431,8 @@ export class Download {
 
   /** A whole piece from s: verified and stored, or s is banned. */
   piece(s, index, data) {
-    const size = s.asked.get(index);
+    let size = s.asked.get(index);
+    if (size === undefined && s.late.delete(index)) size = this.m.chunk(index).size;
     if (size === undefined) {
       this.drop(s, 'banned', new ReceiveError('protocol', `A source sent piece ${index}, which was not asked for.`));
       return;
@@ -462,6 +484,7 @@ class Source {
     this.closed = false;
     this.has = null; // Bitmap of pieces it offers
     this.asked = new Map(); // piece -> size, asked and not yet verified
+    this.late = new Set(); // asked, then withdrawn ('C'): may still come
     this.askedBytes = 0;
     this.got = 0;
     this.rate = 0;
@@ -747,9 +770,7 @@ class Source {
       case fr.T_CHANGED: {
         if (f.file >= m.files.length) throw new fr.ProtocolError(`changed file ${f.file} of ${m.files.length}`);
         const { first, count } = m.fileChunks(f.file);
-        for (let p = first; p < first + count; p++) {
-          this.has?.clear(p);
-        }
+        dl.withdrawn(this, first, count);
         dl.ui.status?.(`${m.files[f.file].name} changed on the sender's disk after it was offered (this is not corruption); it cannot be downloaded from there.`);
         return;
       }
