@@ -38,16 +38,20 @@ export class SendError extends Error {
 }
 
 /**
- * Hashes files (File objects), builds and signs their manifest in a new
- * room on the server at ws (an open WebSocket), and serves them until the
- * socket closes. ui: hashing(done, total), ready({room, password}),
- * served(n). Resolves with {room, password} once the room is open.
+ * Hashes files (File objects, sent under their names, or {file, name}
+ * with name a path in a folder: folders.js's Selection), builds and signs
+ * their manifest, with dirs the empty folders, in a new room on the
+ * server at ws (an open WebSocket), and serves them until the socket
+ * closes. ui: hashing(done, total), ready({room, password}), served(n).
+ * Resolves with {room, password} once the room is open.
  */
-export async function hostFiles(ws, files, ui = {}) {
+export async function hostFiles(ws, picked, ui = {}, dirs = []) {
+  const items = picked.map((f) => (f instanceof Blob ? { file: f, name: f.name } : f));
+  const files = items.map((it) => it.file);
   const names = new Set();
-  for (const f of files) {
-    if (names.has(f.name)) throw new SendError(`Two files are named ${f.name}: send them one at a time, or rename one.`);
-    names.add(f.name);
+  for (const { name } of items) {
+    if (names.has(name)) throw new SendError(`Two files are named ${name}: send them one at a time, or rename one.`);
+    names.add(name);
   }
   const total = files.reduce((n, f) => n + f.size, 0);
   const chunkSize = chooseChunkSize(total);
@@ -55,7 +59,7 @@ export async function hostFiles(ws, files, ui = {}) {
   const worker = new Worker(new URL('./hashworker.js', import.meta.url), { type: 'module' });
   try {
     let before = 0;
-    for (const f of files) {
+    for (const [i, f] of files.entries()) {
       const r = await new Promise((resolve) => {
         worker.onmessage = (ev) => {
           if (ev.data.progress !== undefined) ui.hashing?.(before + ev.data.progress, total);
@@ -64,16 +68,16 @@ export async function hostFiles(ws, files, ui = {}) {
         worker.onerror = (ev) => resolve({ error: ev.message || 'the hashing worker failed' });
         worker.postMessage({ id: 0, file: f, chunkSize });
       });
-      if (r.error) throw new SendError(`Could not read ${f.name}: ${r.error}`);
+      if (r.error) throw new SendError(`Could not read ${items[i].name}: ${r.error}`);
       before += f.size;
-      entries.push({ name: f.name, size: f.size, sha256: r.sha256, chunks: r.chunks });
+      entries.push({ name: items[i].name, size: f.size, sha256: r.sha256, chunks: r.chunks });
     }
   } finally {
     worker.terminate();
   }
   let m;
   try {
-    m = newManifest(chunkSize, entries);
+    m = newManifest(chunkSize, entries, dirs);
   } catch (e) {
     throw new SendError(`These files cannot be sent: ${e.message}`);
   }
