@@ -210,16 +210,22 @@ func jsString(s string) string {
 }
 
 // TestBrowserSendsFolder: a folder picked on the page at /send (an input
-// with webkitdirectory, given the folder as a user picks it) goes out
-// with the relative paths `p2pxfer send DIR` gives it, in the same order;
-// the CLI's receiver recreates the tree byte for byte.
+// with webkitdirectory, given the folder as a user picks it) or dropped on
+// it goes out with the relative paths `p2pxfer send DIR` gives it, in the
+// same order, and when dropped with its empty folders; the CLI's receiver
+// recreates the tree byte for byte.
 func TestBrowserSendsFolder(t *testing.T) {
+	t.Run("picked", func(t *testing.T) { sendsFolder(t, false) })
+	t.Run("dropped", func(t *testing.T) { sendsFolder(t, true) })
+}
+
+func sendsFolder(t *testing.T, drop bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := newSite(t)
 	root, sums := tree(t, "photos", map[string]int{
 		"b.jpg": 200 << 10, "a.jpg": 3, "2024/x.raw": 90 << 10, "2024/may/y.raw": 1, "aa/z.txt": 10,
-	})
+	}, "empty", "2024/none")
 	cli, err := chunker.OpenTree(ctx, []string{root}, chunker.TreeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -228,6 +234,11 @@ func TestBrowserSendsFolder(t *testing.T) {
 	for _, f := range cli.Manifest().Files {
 		order = append(order, f.Name)
 	}
+	// A picked folder's empty folders are not in the list a browser gives.
+	var wantDirs []string
+	if drop {
+		wantDirs = cli.Manifest().Dirs
+	}
 	_ = cli.Close()
 
 	b := chromium.Start(t)
@@ -235,7 +246,12 @@ func TestBrowserSendsFolder(t *testing.T) {
 	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.SetInputFiles(ctx, "#pick-folder", root); err != nil {
+	if drop {
+		err = p.DropFiles(ctx, "#drop", root)
+	} else {
+		err = p.SetInputFiles(ctx, "#pick-folder", root)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
@@ -259,13 +275,14 @@ func TestBrowserSendsFolder(t *testing.T) {
 	}
 	out := t.TempDir()
 	var w *chunker.Writer
-	var names []string
+	var names, dirs []string
 	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
 		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
 		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
 			for _, f := range m.Files {
 				names = append(names, f.Name)
 			}
+			dirs = m.Dirs
 			var err error
 			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
 			return w, err
@@ -279,6 +296,14 @@ func TestBrowserSendsFolder(t *testing.T) {
 	}
 	if !reflect.DeepEqual(names, order) {
 		t.Errorf("the page's manifest names %q, send DIR names %q", names, order)
+	}
+	if !reflect.DeepEqual(dirs, wantDirs) {
+		t.Errorf("the page's manifest lists the empty folders %q, want %q", dirs, wantDirs)
+	}
+	for _, d := range wantDirs {
+		if st, err := os.Stat(filepath.Join(out, filepath.FromSlash(d))); err != nil || !st.IsDir() {
+			t.Errorf("the CLI receiver made no folder %s (%v)", d, err)
+		}
 	}
 	got := map[string]string{}
 	err = filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
