@@ -117,3 +117,36 @@ func TestBrowserWithdrawnFileFromSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserWithdrawnFileNoSource: with nobody else holding the file
+// that changed on the sender's disk, the page does not wait for ever: it
+// gets the other file, then, once the server says nobody else offers
+// anything, says which file changed and what helps.
+func TestBrowserWithdrawnFileNoSource(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newSite(t)
+	paths, _ := files(t, map[string]int{"a.bin": 1 << 20, "b.bin": 100 << 10})
+	sort.Strings(paths)
+	var changed atomic.Bool
+	changed.Store(true)
+	snd := startSender(ctx, t, st, &changedSource{Source: openSource(ctx, t, paths), from: &changed})
+	b := chromium.Start(t)
+	// Well short of the page's bound on waiting for a source that might
+	// have it (30 s): the server's word that nobody else offers ends it.
+	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer pcancel()
+	p := openPage(pctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	begin := time.Now()
+	text := settled(pctx, t, p)
+	var code string
+	_ = p.Eval(ctx, `document.body.dataset.error`, &code)
+	if code != "changed" || !strings.Contains(text, "a.bin changed on the sender's disk") {
+		t.Fatalf("the page says %q (error %q), want it to say a.bin changed", text, code)
+	}
+	var verified int
+	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &verified); err != nil || verified != 100<<10 {
+		t.Errorf("verified %d bytes, want b.bin's %d (%v)", verified, 100<<10, err)
+	}
+	t.Logf("the page gave up after %v", time.Since(begin).Round(time.Millisecond))
+}

@@ -66,7 +66,8 @@ const MAX_ASKED = 1024;
 /**
  * Why a download failed. code: 'wrong_password', 'no_path', 'room'
  * (closed or unknown: text says which), 'corrupt' (every source sent bad
- * data), 'forged', 'tampered', 'no_source', 'signalling', 'storage',
+ * data), 'changed' (a file changed on the sender's disk and nobody has it
+ * as offered), 'forged', 'tampered', 'no_source', 'signalling', 'storage',
  * 'protocol'. The message is for people.
  */
 export class ReceiveError extends Error {
@@ -135,6 +136,11 @@ export class Download {
     this.lost = null;
     this.complete = false;
     this.opening = null;
+    // A file withdrawn by a source ('C'): the download's error should
+    // nobody else have it; and whether the server said nobody else offers.
+    this.changed = null;
+    this.noneLeft = false;
+    this.stuckSince = 0;
   }
 
   run() {
@@ -222,7 +228,9 @@ export class Download {
         this.#peers(m.peers);
         break;
       case 'queued':
-        if (m.sources === 0 && this.srcs.size === 0) {
+        // sources is left out when 0 (omitempty on the wire).
+        this.noneLeft = (m.sources ?? 0) === 0;
+        if (this.noneLeft && this.srcs.size === 0) {
           if (this.banErr) {
             this.fail(this.banErr);
             return;
@@ -265,6 +273,7 @@ export class Download {
   }
 
   #peers(ids) {
+    this.noneLeft = false;
     let fresh = false;
     for (const id of ids) {
       if (!this.banned.has(id)) fresh = true;
@@ -293,10 +302,29 @@ export class Download {
       }
     }
     if (this.srcs.size < MAX_SOURCES && now - this.lastWant >= WANT_EVERY_MS) this.#want();
+    if (this.#stuck(now)) return;
     if (this.noneLeftSince && this.srcs.size === 0 && now - this.noneLeftSince > NO_SOURCE_WAIT_MS) {
       const what = this.m ? `${this.m.totalSize - this.verified} bytes still missing` : 'the files';
       this.fail(new ReceiveError('no_source', `The sender left, and nobody still in the room has the ${what}. What arrived is kept: open the sender's new link for the same files to resume.`));
     }
+  }
+
+  // stuck fails the download once a file was withdrawn and nothing is
+  // asked of anyone (no connected source offers what is missing): at once
+  // if the server said nobody else offers and every source is open, else
+  // after NO_SOURCE_WAIT_MS, as receive.go's checkStuck.
+  #stuck(now) {
+    if (!this.changed || this.complete || this.inflight.size > 0) {
+      this.stuckSince = 0;
+      return false;
+    }
+    if (!this.stuckSince) this.stuckSince = now;
+    const settled = [...this.srcs.values()].every((s) => s.open);
+    if ((this.noneLeft && settled) || now - this.stuckSince > NO_SOURCE_WAIT_MS) {
+      this.fail(this.changed);
+      return true;
+    }
+    return false;
   }
 
   // --- sources ---------------------------------------------------------
@@ -377,13 +405,15 @@ export class Download {
   }
 
   /**
-   * Source s no longer offers chunks first..first+count-1 (a file that
-   * changed on its disk, 'C'): what was asked of it there goes back to
+   * Source s no longer offers file fi (it changed on its disk, 'C'): what was asked of it there goes back to
    * the plan at once, for the other sources, rather than stay owed until
    * s is given up as stalled. Such a piece may still come (sent before
    * the change), so s.late keeps it acceptable.
    */
-  withdrawn(s, first, count) {
+  withdrawn(s, fi) {
+    const { first, count } = this.m.fileChunks(fi);
+    const name = this.m.files[fi].name;
+    this.changed = new ReceiveError('changed', `${name} changed on the sender's disk after it was offered, and nobody in the room has it as it was. What arrived is kept: ask the sender to send it again.`);
     for (let p = first; p < first + count; p++) {
       s.has?.clear(p);
       const size = s.asked.get(p);
@@ -769,8 +799,7 @@ class Source {
       }
       case fr.T_CHANGED: {
         if (f.file >= m.files.length) throw new fr.ProtocolError(`changed file ${f.file} of ${m.files.length}`);
-        const { first, count } = m.fileChunks(f.file);
-        dl.withdrawn(this, first, count);
+        dl.withdrawn(this, f.file);
         dl.ui.status?.(`${m.files[f.file].name} changed on the sender's disk after it was offered (this is not corruption); it cannot be downloaded from there.`);
         return;
       }
