@@ -216,7 +216,12 @@ class FileList {
           if (e?.name !== "AbortError") status(`Could not open that folder: ${e.message}`, "", true);
           return;
         }
-        await this.saveAllTo(dir);
+        all.disabled = true; // one save at a time
+        try {
+          await this.saveAllTo(dir);
+        } finally {
+          all.disabled = false;
+        }
       };
     }
     this.store = store;

@@ -319,7 +319,8 @@ export class Download {
       return false;
     }
     if (!this.stuckSince) this.stuckSince = now;
-    const settled = [...this.srcs.values()].every((s) => s.open);
+    // Every source told us what it has: none of them has what is missing.
+    const settled = [...this.srcs.values()].every((s) => s.open && s.has);
     if ((this.noneLeft && settled) || now - this.stuckSince > NO_SOURCE_WAIT_MS) {
       this.fail(this.changed);
       return true;
@@ -405,15 +406,17 @@ export class Download {
   }
 
   /**
-   * Source s no longer offers file fi (it changed on its disk, 'C'): what was asked of it there goes back to
-   * the plan at once, for the other sources, rather than stay owed until
-   * s is given up as stalled. Such a piece may still come (sent before
-   * the change), so s.late keeps it acceptable.
+   * Source s no longer offers file fi (it changed on its disk, 'C'): what
+   * was asked of it there goes back to the plan at once, for the other
+   * sources, rather than stay owed until s is given up as stalled. Such a
+   * piece may still come (sent before the change), so s.late keeps it
+   * acceptable.
    */
   withdrawn(s, fi) {
     const { first, count } = this.m.fileChunks(fi);
     const name = this.m.files[fi].name;
-    this.changed = new ReceiveError('changed', `${name} changed on the sender's disk after it was offered, and nobody in the room has it as it was. What arrived is kept: ask the sender to send it again.`);
+    const whose = s.id === this.host ? "the sender's disk" : "a source's disk";
+    this.changed = new ReceiveError('changed', `${name} changed on ${whose} after it was offered, and nobody in the room has it as it was. What arrived is kept: ask the sender to send it again.`);
     for (let p = first; p < first + count; p++) {
       s.has?.clear(p);
       const size = s.asked.get(p);
