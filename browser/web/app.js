@@ -395,6 +395,8 @@ async function receive(roomID, password) {
           URL.revokeObjectURL(a.href);
           a.remove();
         });
+        $("save-all").hidden = true;
+        $("save-all-note").hidden = true;
         try {
           await store.forget();
           forget.hidden = true;
