@@ -26,10 +26,29 @@ test('backlog: the largest have-bitmap and the haves of the time fit', () => {
 
 test('backlog: a flood of small frames is refused at the count', () => {
   const b = new Backlog();
-  const f = fr.listFrames(fr.T_HAVE, [1])[0];
+  const f = fr.changedFrame(3);
   for (let i = 0; i < MAX_BACKLOG_FRAMES; i++) b.put(f);
   assert.throws(() => b.put(f), fr.ProtocolError);
   assert.equal(b.length, MAX_BACKLOG_FRAMES);
+});
+
+test("backlog: a seed's haves, one piece a frame, are merged as they come, in order", () => {
+  const b = new Backlog();
+  const n = 3 * MAX_BACKLOG_FRAMES * 10;
+  b.put(fr.changedFrame(1));
+  for (let i = 0; i < n; i++) b.put(fr.listFrames(fr.T_HAVE, [i])[0]);
+  b.put(fr.changedFrame(2));
+  b.put(fr.listFrames(fr.T_HAVE, [7, 8])[0]);
+  const got = b.take().map((x) => fr.parseFrame(x));
+  assert.equal(got[0].file, 1);
+  const haves = [];
+  let k = 1;
+  for (; got[k].type === fr.T_HAVE; k++) haves.push(...got[k].list);
+  assert.equal(k - 1, Math.ceil(n / fr.MAX_LIST));
+  assert.deepEqual(haves, Array.from({ length: n }, (_, i) => i));
+  assert.equal(got[k].file, 2);
+  assert.deepEqual(got[k + 1].list, [7, 8]);
+  assert.equal(got.length, k + 2);
 });
 
 test('backlog: a flood of large frames is refused at the bytes', () => {
