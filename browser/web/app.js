@@ -422,11 +422,13 @@ async function sendMain() {
   document.title = "Send — p2pxfer";
   $("send").hidden = false;
   status("Choose the files or a folder to send.", "pick");
-  const picked = await new Promise((resolve) => {
+  // Resolves with a promise of the Selection, which the try below awaits.
+  const picked = new Promise((resolve) => {
     for (const id of ["pick", "pick-folder"]) {
       const pick = $(id);
       pick.addEventListener("change", () => {
-        if (pick.files.length > 0) resolve(Selection.fromPicked([...pick.files]));
+        const list = [...pick.files];
+        if (list.length > 0) resolve(Promise.resolve().then(() => Selection.fromPicked(list)));
       });
     }
     const drop = $("drop");
@@ -445,14 +447,14 @@ async function sendMain() {
       if (items.length > 0) resolve(Selection.fromEntries(entries, plain));
     });
   });
-  $("drop").hidden = true;
   let sel;
   try {
     sel = await picked;
   } catch (err) {
-    status(`Could not read what was dropped: ${err.message}`, "error", true);
+    status(`Could not read what was chosen: ${err.message}`, "error", true);
     return;
   }
+  $("drop").hidden = true;
   const files = sel.files;
   if (files.length === 0 && sel.dirs.length === 0) {
     status("There is nothing to send in what was chosen.", "error", true);
