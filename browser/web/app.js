@@ -11,6 +11,7 @@ import { Download, roomWords } from './js/receive.js';
 import { Seeder, MAX_FAILURES } from './js/seed.js';
 import { hostFiles } from './js/send.js';
 import { fmt, storageProblem } from './js/store.js';
+import { flatName, saveToDirectory, Selection } from './js/folders.js';
 
 const ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz";
 const ROOM_ID_LEN = 8;
@@ -181,7 +182,9 @@ class FileList {
       const a = document.createElement("a");
       a.className = "save";
       a.href = URL.createObjectURL(file);
-      a.download = base;
+      // Saved on its own, a file of a folder keeps its path in its name.
+      a.download = flatName(f.name);
+      a.dataset.path = f.name;
       a.textContent = "Save";
       a.dataset.file = String(i);
       row.actions.append(a);
@@ -201,7 +204,71 @@ class FileList {
         row.actions.append(b);
       }
     }
+    if (typeof window.showDirectoryPicker === "function") {
+      const all = $("save-all");
+      all.hidden = false;
+      $("save-all-note").hidden = false;
+      all.onclick = async () => {
+        let dir;
+        try {
+          dir = await window.showDirectoryPicker({ id: "p2pxfer", mode: "readwrite" });
+        } catch (e) {
+          if (e?.name !== "AbortError") status(`Could not open that folder: ${e.message}`, "", true);
+          return;
+        }
+        all.disabled = true; // one save at a time
+        try {
+          await this.saveAllTo(dir);
+        } finally {
+          all.disabled = false;
+        }
+      };
+    }
+    this.store = store;
   }
+
+  // saveAllTo saves every file under dir (a FileSystemDirectoryHandle),
+  // with its folders; a file already there is replaced only if the user
+  // says so. Tests hand it a folder of the private file system, as no
+  // automation can click the browser's folder picker.
+  async saveAllTo(dir) {
+    const files = this.m.files.map((f, i) => ({ name: f.name, blob: () => this.store.file(i) }));
+    status("Saving into the folder…", "saving");
+    try {
+      const r = await saveToDirectory(dir, files, this.m.dirs, {
+        ask: askReplace,
+        progress: (n, t) => status(`Saving into the folder: ${n} of ${t} files…`, "saving"),
+      });
+      if (r.cancelled) status("Nothing was saved: the folder already has files of these names.", "saved");
+      else status(`Saved ${r.saved} ${r.saved === 1 ? "file" : "files"} into ${dir.name || "the folder"}${r.skipped ? `; kept the ${r.skipped} already there` : ""}.`, "saved");
+      return r;
+    } catch (e) {
+      status(e.name === "FolderError" ? e.message : `Could not save into that folder: ${e.message}`, "saved", true);
+      return null;
+    }
+  }
+}
+
+// askReplace shows which files the chosen folder already has and waits
+// for the user's choice: "replace", "skip" (keep theirs, save the rest)
+// or "cancel".
+function askReplace(existing) {
+  const box = $("replace");
+  const shown = existing.slice(0, 5).join(", ") + (existing.length > 5 ? `, and ${existing.length - 5} more` : "");
+  $("replace-what").textContent = `${existing.length === 1 ? "A file" : `${existing.length} files`} of these names already ${existing.length === 1 ? "exists" : "exist"} in that folder: ${shown}.`;
+  box.hidden = false;
+  document.body.dataset.asking = "replace";
+  return new Promise((resolve) => {
+    const done = (choice) => {
+      box.hidden = true;
+      delete document.body.dataset.asking;
+      for (const id of ["replace-yes", "replace-skip", "replace-no"]) $(id).onclick = null;
+      resolve(choice);
+    };
+    $("replace-yes").onclick = () => done("replace");
+    $("replace-skip").onclick = () => done("skip");
+    $("replace-no").onclick = () => done("cancel");
+  });
 }
 
 // Rate: what was verified over the last few seconds.
@@ -301,6 +368,8 @@ async function receive(roomID, password) {
     clearInterval(rateTimer);
     if (!list) list = new FileList(store.manifest, dl.have);
     await list.offer(store);
+    // The "Save all to a folder…" button's code, for tests (see saveAllTo).
+    window.p2pxfer = { saveAllTo: (dir) => list.saveAllTo(dir) };
     const secs = (performance.now() - started) / 1000;
     $("rate").textContent = `${fmt(total)} in ${secs.toFixed(1)} s (${fmt((total - (dl.resumed || 0)) / Math.max(secs, 0.001))}/s)`;
     document.body.dataset.doneAt = String(Math.round(performance.now()));
@@ -329,6 +398,8 @@ async function receive(roomID, password) {
           URL.revokeObjectURL(a.href);
           a.remove();
         });
+        $("save-all").hidden = true;
+        $("save-all-note").hidden = true;
         try {
           await store.forget();
           forget.hidden = true;
@@ -353,12 +424,16 @@ async function receive(roomID, password) {
 async function sendMain() {
   document.title = "Send — p2pxfer";
   $("send").hidden = false;
-  status("Choose the files to send.", "pick");
-  const files = await new Promise((resolve) => {
-    const pick = $("pick");
-    pick.addEventListener("change", () => {
-      if (pick.files.length > 0) resolve([...pick.files]);
-    });
+  status("Choose the files or a folder to send.", "pick");
+  // Resolves with a promise of the Selection, which the try below awaits.
+  const picked = new Promise((resolve) => {
+    for (const id of ["pick", "pick-folder"]) {
+      const pick = $(id);
+      pick.addEventListener("change", () => {
+        const list = [...pick.files];
+        if (list.length > 0) resolve(Promise.resolve().then(() => Selection.fromPicked(list)));
+      });
+    }
     const drop = $("drop");
     drop.addEventListener("dragover", (ev) => {
       ev.preventDefault();
@@ -368,13 +443,32 @@ async function sendMain() {
     drop.addEventListener("drop", (ev) => {
       ev.preventDefault();
       drop.classList.remove("over");
-      const fs = [...(ev.dataTransfer?.files ?? [])];
-      if (fs.length > 0) resolve(fs);
+      // Entries must be taken while the event runs; folders are walked after.
+      const items = [...(ev.dataTransfer?.items ?? [])].filter((it) => it.kind === "file");
+      const entries = items.map((it) => (typeof it.webkitGetAsEntry === "function" ? it.webkitGetAsEntry() : null));
+      const plain = items.filter((_, i) => !entries[i]).map((it) => it.getAsFile()).filter(Boolean);
+      if (items.length > 0) resolve(Selection.fromEntries(entries, plain));
     });
   });
+  let sel;
+  try {
+    sel = await picked;
+  } catch (err) {
+    status(`Could not read what was chosen: ${err.message}`, "error", true);
+    return;
+  }
   $("drop").hidden = true;
-  const total = files.reduce((n, f) => n + f.size, 0);
+  const files = sel.files;
+  if (files.length === 0 && sel.dirs.length === 0) {
+    status("There is nothing to send in what was chosen.", "error", true);
+    return;
+  }
+  const total = files.reduce((n, f) => n + f.file.size, 0);
   status(`Preparing ${files.length} ${files.length === 1 ? "file" : "files"}, ${fmt(total)}…`, "hashing");
+  if (sel.skipped.length > 0) {
+    $("skipped").textContent = `Left out, as p2pxfer send leaves them out (a receiver could not hold their names): ${sel.skipped.slice(0, 5).join(", ")}${sel.skipped.length > 5 ? `, and ${sel.skipped.length - 5} more` : ""}.`;
+    $("skipped").hidden = false;
+  }
   let ws;
   // Connected once the files are hashed: the server drops a connection
   // that opens no room within seconds.
@@ -411,7 +505,7 @@ async function sendMain() {
       closed(why) {
         status(why, "error", true);
       },
-    }));
+    }, sel.dirs));
   } catch (err) {
     status(err.message, "error", true);
   }

@@ -550,3 +550,27 @@ func (p *Page) SetInputFiles(ctx context.Context, selector string, paths ...stri
 	}()
 	return p.b.cdp.call(ctx, p.session, "DOM.setFileInputFiles", map[string]any{"files": paths, "objectId": res.Result.ObjectID}, nil)
 }
+
+// DropFiles drags the files or folders at paths from outside the browser
+// and drops them on the element that selector finds, at its centre, as a
+// user drops them from a file manager: the page sees dragenter, dragover
+// and drop with those files in its DataTransfer.
+func (p *Page) DropFiles(ctx context.Context, selector string, paths ...string) error {
+	sel, _ := json.Marshal(selector)
+	var at struct{ X, Y float64 }
+	if err := p.Eval(ctx, `(() => {
+		const r = document.querySelector(`+string(sel)+`).getBoundingClientRect();
+		return {x: r.x + r.width / 2, y: r.y + r.height / 2};
+	})()`, &at); err != nil {
+		return err
+	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	data := map[string]any{"items": []any{}, "files": paths, "dragOperationsMask": 1}
+	for _, typ := range []string{"dragEnter", "dragOver", "drop"} {
+		if err := p.b.cdp.call(ctx, p.session, "Input.dispatchDragEvent", map[string]any{"type": typ, "x": at.X, "y": at.Y, "data": data}, nil); err != nil {
+			return fmt.Errorf("chromium: %s: %w", typ, err)
+		}
+	}
+	return nil
+}

@@ -34,6 +34,8 @@ import { equal } from './bytes.js';
 import { Store, opfsAvailable } from './store.js';
 import { BlobStore } from './blobstore.js';
 import { Inbox } from './inbox.js';
+import { Backlog } from './backlog.js';
+import { HANDSHAKE_TIMEOUT_MS, CONNECT_TIMEOUT_MS } from './timeouts.js';
 
 // As the CLI's: sources at once, tries for one never reached, and how
 // long a source may owe pieces and send nothing.
@@ -43,9 +45,6 @@ const SOURCE_STALL_MS = 30000;
 // The same for a source the server says has left: one whose data still
 // flows goes on, one gone quiet is given up sooner.
 const LEFT_STALL_MS = 5000;
-const HANDSHAKE_TIMEOUT_MS = 10000;
-// ICE's bound, as the CLI's connect timeout: after it, no path.
-const CONNECT_TIMEOUT_MS = 15000;
 // How often the page asks for more sources while it has fewer than it may use.
 const WANT_EVERY_MS = 3000;
 // With nobody in the room holding what is missing: how long to wait for
@@ -67,7 +66,8 @@ const MAX_ASKED = 1024;
 /**
  * Why a download failed. code: 'wrong_password', 'no_path', 'room'
  * (closed or unknown: text says which), 'corrupt' (every source sent bad
- * data), 'forged', 'tampered', 'no_source', 'signalling', 'storage',
+ * data), 'changed' (a file changed on the sender's disk and nobody has it
+ * as offered), 'forged', 'tampered', 'no_source', 'signalling', 'storage',
  * 'protocol'. The message is for people.
  */
 export class ReceiveError extends Error {
@@ -136,6 +136,11 @@ export class Download {
     this.lost = null;
     this.complete = false;
     this.opening = null;
+    // A file withdrawn by a source ('C'): the download's error should
+    // nobody else have it; and whether the server said nobody else offers.
+    this.changed = null;
+    this.noneLeft = false;
+    this.stuckSince = 0;
   }
 
   run() {
@@ -223,7 +228,9 @@ export class Download {
         this.#peers(m.peers);
         break;
       case 'queued':
-        if (m.sources === 0 && this.srcs.size === 0) {
+        // sources is left out when 0 (omitempty on the wire).
+        this.noneLeft = (m.sources ?? 0) === 0;
+        if (this.noneLeft && this.srcs.size === 0) {
           if (this.banErr) {
             this.fail(this.banErr);
             return;
@@ -266,6 +273,7 @@ export class Download {
   }
 
   #peers(ids) {
+    this.noneLeft = false;
     let fresh = false;
     for (const id of ids) {
       if (!this.banned.has(id)) fresh = true;
@@ -294,10 +302,30 @@ export class Download {
       }
     }
     if (this.srcs.size < MAX_SOURCES && now - this.lastWant >= WANT_EVERY_MS) this.#want();
+    if (this.#stuck(now)) return;
     if (this.noneLeftSince && this.srcs.size === 0 && now - this.noneLeftSince > NO_SOURCE_WAIT_MS) {
       const what = this.m ? `${this.m.totalSize - this.verified} bytes still missing` : 'the files';
       this.fail(new ReceiveError('no_source', `The sender left, and nobody still in the room has the ${what}. What arrived is kept: open the sender's new link for the same files to resume.`));
     }
+  }
+
+  // stuck fails the download once a file was withdrawn and nothing is
+  // asked of anyone (no connected source offers what is missing): at once
+  // if the server said nobody else offers and every source is open, else
+  // after NO_SOURCE_WAIT_MS, as receive.go's checkStuck.
+  #stuck(now) {
+    if (!this.changed || this.complete || this.inflight.size > 0) {
+      this.stuckSince = 0;
+      return false;
+    }
+    if (!this.stuckSince) this.stuckSince = now;
+    // Every source told us what it has: none of them has what is missing.
+    const settled = [...this.srcs.values()].every((s) => s.open && s.has);
+    if ((this.noneLeft && settled) || now - this.stuckSince > NO_SOURCE_WAIT_MS) {
+      this.fail(this.changed);
+      return true;
+    }
+    return false;
   }
 
   // --- sources ---------------------------------------------------------
@@ -377,6 +405,31 @@ export class Download {
     return this.keepSignal ? [fr.flagFrame(fr.T_SERVES, true), ...frames] : frames;
   }
 
+  /**
+   * Source s no longer offers file fi (it changed on its disk, 'C'): what
+   * was asked of it there goes back to the plan at once, for the other
+   * sources, rather than stay owed until s is given up as stalled. Such a
+   * piece may still come (sent before the change), so s.late keeps it
+   * acceptable.
+   */
+  withdrawn(s, fi) {
+    const { first, count } = this.m.fileChunks(fi);
+    const name = this.m.files[fi].name;
+    const whose = s.id === this.host ? "the sender's disk" : "a source's disk";
+    this.changed = new ReceiveError('changed', `${name} changed on ${whose} after it was offered, and nobody in the room has it as it was. What arrived is kept: ask the sender to send it again.`);
+    for (let p = first; p < first + count; p++) {
+      s.has?.clear(p);
+      const size = s.asked.get(p);
+      if (size === undefined) continue;
+      s.asked.delete(p);
+      s.askedBytes -= size;
+      s.late.add(p);
+      this.#unask(p, s);
+    }
+    this.fill();
+    if (!this.complete) this.#want(); // someone else in the room may have it
+  }
+
   #unask(p, s) {
     if (this.inflight.get(p) !== s) return;
     this.inflight.delete(p);
@@ -411,7 +464,8 @@ export class Download {
 
   /** A whole piece from s: verified and stored, or s is banned. */
   piece(s, index, data) {
-    const size = s.asked.get(index);
+    let size = s.asked.get(index);
+    if (size === undefined && s.late.delete(index)) size = this.m.chunk(index).size;
     if (size === undefined) {
       this.drop(s, 'banned', new ReceiveError('protocol', `A source sent piece ${index}, which was not asked for.`));
       return;
@@ -463,11 +517,12 @@ class Source {
     this.closed = false;
     this.has = null; // Bitmap of pieces it offers
     this.asked = new Map(); // piece -> size, asked and not yet verified
+    this.late = new Set(); // asked, then withdrawn ('C'): may still come
     this.askedBytes = 0;
     this.got = 0;
     this.rate = 0;
     this.lastData = Date.now();
-    this.backlog = null; // frames that came while the manifest opened
+    this.backlog = null; // frames that come while the manifest opens (bounded)
     this.gone = false;
   }
 
@@ -666,12 +721,12 @@ class Source {
 
   #frame(b) {
     if (this.closed) return;
-    if (this.backlog) {
-      this.backlog.push(b);
-      return;
-    }
     let f;
     try {
+      if (this.backlog) {
+        this.backlog.put(b);
+        return;
+      }
       f = fr.parseFrame(b);
       this.#handle(f, b);
     } catch (e) {
@@ -695,7 +750,7 @@ class Source {
         const whole = this.man.add(f);
         if (!whole) return;
         const signed = Uint8Array.from(whole);
-        this.backlog = [];
+        this.backlog = new Backlog();
         openManifest(dl.key, dl.room, signed)
           .then((man) => dl.openManifest(man, signed).then(() => man))
           .then((man) => {
@@ -704,7 +759,7 @@ class Source {
             this.pr = new fr.PieceReceiver(man.numPieces, (i) => man.piece(i).size);
             this.open = true;
             for (const h of dl.haveFrames()) this.send(h);
-            const backlog = this.backlog;
+            const backlog = this.backlog.take();
             this.backlog = null;
             for (const x of backlog) this.#frame(x);
           })
@@ -747,10 +802,7 @@ class Source {
       }
       case fr.T_CHANGED: {
         if (f.file >= m.files.length) throw new fr.ProtocolError(`changed file ${f.file} of ${m.files.length}`);
-        const { first, count } = m.fileChunks(f.file);
-        for (let p = first; p < first + count; p++) {
-          this.has?.clear(p);
-        }
+        dl.withdrawn(this, f.file);
         dl.ui.status?.(`${m.files[f.file].name} changed on the sender's disk after it was offered (this is not corruption); it cannot be downloaded from there.`);
         return;
       }

@@ -28,6 +28,7 @@ import * as sg from './signal.js';
 import * as fr from './frames.js';
 import { Bitmap } from './bitmap.js';
 import { Inbox } from './inbox.js';
+import { HANDSHAKE_TIMEOUT_MS, CONNECT_TIMEOUT_MS } from './timeouts.js';
 
 /** Upload slots a page that received offers the server (seed{slots}). */
 export const SEED_SLOTS = 2;
@@ -49,8 +50,6 @@ export const MAX_SESSIONS = 16;
  * the server closes the room when its seeds report as many.
  */
 export const MAX_FAILURES = 10;
-const HANDSHAKE_TIMEOUT_MS = 10000;
-const CONNECT_TIMEOUT_MS = 15000;
 /** Requests one receiver may queue (peer/serve.go's maxOutstanding). */
 export const MAX_OUTSTANDING = 4096;
 // Files a page keeps looked up for the pieces that follow.

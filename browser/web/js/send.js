@@ -47,8 +47,8 @@ export class SendError extends Error {
  * hashed to learn that a name cannot be sent. Returns {total, chunkSize};
  * throws SendError in words for people.
  */
-export function planSend(files) {
-  if (files.length === 0) throw new SendError('Choose at least one file.');
+export function planSend(files, dirs = []) {
+  if (files.length === 0 && dirs.length === 0) throw new SendError('Choose at least one file.');
   if (files.length > MAX_FILES) throw new SendError(`${files.length} files are more than one room holds (${MAX_FILES}).`);
   const names = new Set();
   let total = 0;
@@ -67,9 +67,11 @@ export function planSend(files) {
 }
 
 /**
- * Hashes files (File objects), builds and signs their manifest in a new
- * room on the server that connect() opens a WebSocket to (it resolves
- * with the socket open), and serves them until the socket closes. It
+ * Hashes files (File objects, sent under their names, or {file, name}
+ * with name a path in a folder: folders.js's Selection), builds and signs
+ * their manifest, with dirs the empty folders, in a new room on the
+ * server that connect() opens a WebSocket to (it resolves with the
+ * socket open), and serves them until the socket closes. It
  * connects only once every file is hashed: a server closes a connection
  * that has not opened a room within seconds (its handshake timeout),
  * and hashing takes as long as the files are large.
@@ -77,13 +79,16 @@ export function planSend(files) {
  * served(n), failed(n) (password handshakes failed so far), closed(why)
  * (the page closed the room: too many wrong passwords). Resolves with {room, password, ws} once the room is open.
  */
-export async function hostFiles(connect, files, ui = {}) {
-  const { total, chunkSize } = planSend(files);
+export async function hostFiles(connect, picked, ui = {}, dirs = []) {
+  const items = picked.map((f) => (f instanceof Blob ? { file: f, name: f.name } : f));
+  const files = items.map((it) => it.file);
+  const named = items.map((it) => ({ name: it.name, size: it.file.size }));
+  const { total, chunkSize } = planSend(named, dirs);
   const entries = [];
   const worker = new Worker(new URL('./hashworker.js', import.meta.url), { type: 'module' });
   try {
     let before = 0;
-    for (const f of files) {
+    for (const [i, f] of files.entries()) {
       const r = await new Promise((resolve) => {
         worker.onmessage = (ev) => {
           if (ev.data.progress !== undefined) ui.hashing?.(before + ev.data.progress, total);
@@ -92,14 +97,14 @@ export async function hostFiles(connect, files, ui = {}) {
         worker.onerror = (ev) => resolve({ error: ev.message || 'the hashing worker failed' });
         worker.postMessage({ id: 0, file: f, chunkSize });
       });
-      if (r.error) throw new SendError(`Could not read ${f.name}: ${r.error}`);
+      if (r.error) throw new SendError(`Could not read ${items[i].name}: ${r.error}`);
       before += f.size;
       entries.push(r);
     }
   } finally {
     worker.terminate();
   }
-  const m = buildManifest(chunkSize, files, entries);
+  const m = buildManifest(chunkSize, named, entries, dirs);
   const ws = await connect();
   const key = newManifestKey();
   let created;
@@ -129,14 +134,15 @@ export async function hostFiles(connect, files, ui = {}) {
 }
 
 /**
- * The manifest of files ({name, size}) at chunkSize from their hashes
+ * The manifest of files ({name, size}: name a path in a folder or not)
+ * and empty folders dirs at chunkSize from the files' hashes
  * (hashworker.js's {sha256, chunks} for each, in order), checked as a
  * receiver will check it; a SendError in words for people otherwise.
  * @returns {Manifest}
  */
-export function buildManifest(chunkSize, files, hashed) {
+export function buildManifest(chunkSize, files, hashed, dirs = []) {
   try {
-    return newManifest(chunkSize, files.map((f, i) => ({ name: f.name, size: f.size, sha256: hashed[i].sha256, chunks: hashed[i].chunks })));
+    return newManifest(chunkSize, files.map((f, i) => ({ name: f.name, size: f.size, sha256: hashed[i].sha256, chunks: hashed[i].chunks })), dirs);
   } catch (e) {
     throw new SendError(`These files cannot be sent: ${e.message}`);
   }
