@@ -1,0 +1,336 @@
+//go:build linux
+
+// Command browser measures the browser page receiving: one `p2pxfer
+// send` of a file, and alternately `p2pxfer recv` and the room's page in
+// headless Chromium (internal/chromium) receiving it, each run a new
+// receiver of the same room. It reports the medians of each receiver's
+// MB/s, their ratio, Chromium's CPU-seconds per GiB (all its processes,
+// from /proc) and the sender's. With -raw it also measures the transport
+// alone: a pion peer connection, set up as p2pxfer's, sending into a data
+// channel of a bare Chromium tab that only counts the bytes; with -hash,
+// the page's SHA-256 (noble) in this Chromium.
+//
+//	go run ./bench/browser -size 256 -runs 3
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/p2pxfer/p2pxfer/bench/internal/benchkit"
+	"github.com/p2pxfer/p2pxfer/internal/chromium"
+)
+
+const password = "bench-browser-password"
+
+func main() {
+	sizeMiB := flag.Int("size", 256, "file size in MiB")
+	runs := flag.Int("runs", 3, "runs of each receiver (the median is reported)")
+	one := flag.Bool("one", true, "also time `recv --lanes 1` (one peer connection, SCTP as the browser's; on one host recv otherwise opens a direct lane)")
+	raw := flag.Bool("raw", true, "also measure a bare data channel from pion into Chromium (the transport's ceiling)")
+	hash := flag.Bool("hash", true, "also measure the page's SHA-256 (noble) in this Chromium")
+	keep := flag.Bool("keep", false, "keep the work directory")
+	bin := flag.String("bin", "", "use this p2pxfer binary instead of building one")
+	timeout := flag.Duration("timeout", 0, "give up on a transfer after this long (0: 60 s + 1 s per MiB)")
+	flag.Parse()
+	if *timeout == 0 {
+		*timeout = time.Minute + time.Duration(*sizeMiB)*time.Second
+	}
+	if chromium.Binary() == "" {
+		fmt.Fprintln(os.Stderr, "browser:", chromium.ErrNoChromium)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, config{size: int64(*sizeMiB) << 20, runs: *runs, one: *one, raw: *raw, hash: *hash, keep: *keep, bin: *bin, timeout: *timeout})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "browser:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	size                 int64
+	runs                 int
+	one, raw, hash, keep bool
+	bin                  string
+	timeout              time.Duration
+}
+
+// result is one receiver's run.
+type result struct {
+	secs     float64 // start to verified files
+	dataSecs float64 // the page's: its manifest to its last verified chunk (0 for recv)
+	recvCPU  float64 // CPU-seconds of the receiver (all of Chromium's processes)
+	sendCPU  float64 // of the sender during the run
+	busy     float64 // CPU-seconds of the whole machine during the run
+}
+
+var (
+	linkRE = regexp.MustCompile(`(https?://\S+/r/\S+)`)
+	recvRE = regexp.MustCompile(`(?m)--signal (wss?://\S+) (\S+)$`)
+)
+
+func run(ctx context.Context, c config) error {
+	work, done, err := benchkit.WorkDir("p2pxfer-browser-", c.keep)
+	if err != nil {
+		return err
+	}
+	defer done()
+	bin := c.bin
+	if bin == "" {
+		bin = filepath.Join(work, "p2pxfer")
+		if err := benchkit.Build(ctx, bin); err != nil {
+			return err
+		}
+	}
+	src := filepath.Join(work, "payload.bin")
+	fmt.Printf("writing a %d MiB random file ...\n", c.size>>20)
+	want, err := benchkit.RandomFile(src, c.size)
+	if err != nil {
+		return err
+	}
+	load := func() string {
+		b, _ := os.ReadFile("/proc/loadavg")
+		return strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Printf("%d CPUs, load average %s\n", benchkit.NumCPU(), load())
+
+	// One sender for every run: receivers come and go in its room.
+	sendCmd := exec.Command(bin, "send", "--stun", "none", "--loopback", "--interface", "lo", "--listen", "127.0.0.1:0", src)
+	sendCmd.Env = benchkit.ProcEnv(password)
+	stdout := &benchkit.Tail{Max: 64 << 10}
+	sender, err := benchkit.StartProc(sendCmd, "send", work, stdout, nil)
+	if err != nil {
+		return err
+	}
+	defer sender.Stop()
+	started := time.Now()
+	var link, wsURL, roomID string
+	for link == "" || roomID == "" {
+		if m := recvRE.FindStringSubmatch(stdout.String()); m != nil {
+			wsURL, roomID = m[1], m[2]
+		}
+		if m := linkRE.FindStringSubmatch(stdout.String()); m != nil {
+			link = m[1]
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-sender.Done():
+			return fmt.Errorf("send exited: %s\n%s", sender.ExitDesc(), sender.Stderr)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if link == "" || roomID == "" {
+			if time.Since(started) > 2*time.Minute {
+				return errors.New("send printed no room and link in 2 minutes")
+			}
+		}
+	}
+	fmt.Printf("send: room %s, page %s\n", roomID, link)
+	if c.hash {
+		if err := hashRate(ctx, work, link); err != nil {
+			return fmt.Errorf("hash: %w", err)
+		}
+	}
+	link += "#" + password
+
+	type variant struct {
+		name string
+		run  func(i int) (result, error)
+	}
+	cliRun := func(flags ...string) func(int) (result, error) {
+		return func(i int) (result, error) {
+			out := filepath.Join(work, fmt.Sprintf("recv-%d", i))
+			defer os.RemoveAll(out)
+			return recvRun(ctx, c, bin, sender.Cmd.Process.Pid, wsURL, roomID, out, want, flags)
+		}
+	}
+	variants := []variant{
+		{"recv", cliRun()},
+		{"page", func(i int) (result, error) { return pageRun(ctx, c, work, sender.Cmd.Process.Pid, link) }},
+	}
+	if c.one {
+		variants = append(variants, variant{"recv --lanes 1", cliRun("--lanes", "1")})
+	}
+	res := map[string][]result{}
+	mb := func(secs float64) float64 { return float64(c.size) / 1e6 / secs }
+	gib := float64(c.size) / (1 << 30)
+	for i := 0; i < c.runs; i++ {
+		for _, v := range variants {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			syscall.Sync()
+			r, err := v.run(i)
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", v.name, i+1, err)
+			}
+			extra := ""
+			if r.dataSecs > 0 {
+				extra = fmt.Sprintf(" (from the manifest %.2f s, %.1f MB/s)", r.dataSecs, mb(r.dataSecs))
+			}
+			fmt.Printf("  %-15s run %d: %6.2f s %7.1f MB/s%s; CPU-s receiver %.2f, sender %.2f; machine busy %.2f CPU-s\n",
+				v.name, i+1, r.secs, mb(r.secs), extra, r.recvCPU, r.sendCPU, r.busy)
+			res[v.name] = append(res[v.name], r)
+		}
+	}
+	if sender.Exited() {
+		return fmt.Errorf("send exited: %s\n%s", sender.ExitDesc(), sender.Stderr)
+	}
+
+	var raw *rawResult
+	if c.raw {
+		r, err := rawRate(ctx, work, c.size, c.runs)
+		if err != nil {
+			return fmt.Errorf("raw data channel: %w", err)
+		}
+		raw = &r
+	}
+
+	median := func(rs []result) result {
+		s := append([]result(nil), rs...)
+		sort.Slice(s, func(i, j int) bool { return s[i].secs < s[j].secs })
+		return s[len(s)/2]
+	}
+	cli := median(res["recv"])
+	fmt.Printf("\n%d MiB on loopback, median of %d, %d CPUs, load average now %s\n", c.size>>20, c.runs, benchkit.NumCPU(), load())
+	fmt.Printf("%-40s %8s %8s  %s\n", "receiver", "MB/s", "vs recv", "CPU-s per GiB: receiver, sender")
+	for _, v := range variants {
+		m := median(res[v.name])
+		name := v.name
+		if v.name == "page" {
+			name = "page in headless Chromium"
+		}
+		fmt.Printf("%-40s %8.1f %8.3f  %.1f, %.1f\n", name, mb(m.secs), cli.secs/m.secs, m.recvCPU/gib, m.sendCPU/gib)
+		if v.name == "page" {
+			fmt.Printf("%-40s %8.1f %8.3f\n", "  page, from its manifest", mb(m.dataSecs), cli.secs/m.dataSecs)
+		}
+	}
+	if raw != nil {
+		fmt.Printf("%-40s %8.1f %8.3f  %.1f, %.1f\n", fmt.Sprintf("bare data channel pion -> Chromium (%d KiB messages)", rawMessage>>10),
+			raw.mbs, raw.mbs/mb(cli.secs), raw.chromeCPU/gib, raw.goCPU/gib)
+	}
+	return nil
+}
+
+// procCPU is the CPU-seconds (user and system) process pid has used.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return float64(u+st) / 100
+}
+
+// recvRun times `recv --no-seed` from its start to its exit with the
+// verified file.
+func recvRun(ctx context.Context, c config, bin string, sendPID int, wsURL, roomID, out string, want [32]byte, flags []string) (result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return result{}, err
+	}
+	args := append([]string{"recv", "--no-seed", "--stun", "none", "--loopback", "--interface", "lo", "--signal", wsURL, "--out", out}, flags...)
+	cmd := exec.CommandContext(ctx, bin, append(args, roomID)...)
+	cmd.Env = benchkit.ProcEnv(password)
+	errs := &benchkit.Tail{Max: 3000}
+	cmd.Stderr = errs
+	s0, b0 := procCPU(sendPID), busyCPU()
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("recv: %w\n%s", err, errs)
+	}
+	r := result{secs: time.Since(start).Seconds(), sendCPU: procCPU(sendPID) - s0, busy: busyCPU() - b0}
+	if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.recvCPU = time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil || len(entries) != 1 {
+		return result{}, fmt.Errorf("recv left %d entries in %s (%v)", len(entries), out, err)
+	}
+	return r, benchkit.CheckHash(filepath.Join(out, entries[0].Name()), want)
+}
+
+func busyCPU() float64 { b, _ := benchkit.MachineCPU(); return b }
+
+// pageRun opens the room's page in a new headless Chromium (a fresh
+// profile: nothing to resume) and times it from the navigation to
+// "Received", then closes the browser, whose tab would otherwise go on
+// as a seed of the room.
+func pageRun(ctx context.Context, c config, work string, sendPID int, link string) (result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	profile, err := os.MkdirTemp(work, "chromium-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(profile)
+	b, err := chromium.Launch(profile)
+	if err != nil {
+		return result{}, err
+	}
+	defer b.Close()
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		return result{}, err
+	}
+	cpu0, err := b.CPU()
+	if err != nil {
+		return result{}, err
+	}
+	s0, b0 := procCPU(sendPID), busyCPU()
+	start := time.Now()
+	if err := p.Navigate(ctx, link); err != nil {
+		return result{}, err
+	}
+	state := `document.body.dataset.state === "done" || document.body.dataset.state === "error"`
+	if err := p.WaitFor(ctx, state, "the page's end"); err != nil {
+		return result{}, err
+	}
+	r := result{secs: time.Since(start).Seconds()}
+	cpu1, err := b.CPU()
+	if err != nil {
+		return result{}, err
+	}
+	r.recvCPU, r.sendCPU, r.busy = (cpu1 - cpu0).Seconds(), procCPU(sendPID)-s0, busyCPU()-b0
+	var out struct {
+		State, Text, Manifest, Done string
+	}
+	if err := p.Eval(ctx, `({state: document.body.dataset.state, text: document.getElementById("status").textContent,
+		manifest: document.body.dataset.manifestAt, done: document.body.dataset.doneAt})`, &out); err != nil {
+		return result{}, err
+	}
+	if out.State != "done" || !strings.HasPrefix(out.Text, "Received") {
+		return result{}, fmt.Errorf("the page ended with %q", out.Text)
+	}
+	m, _ := strconv.Atoi(out.Manifest)
+	d, _ := strconv.Atoi(out.Done)
+	r.dataSecs = float64(d-m) / 1000
+	// The page verified every chunk against the signed manifest; that the
+	// bytes it stored are the file's, the browser tests check.
+	return r, nil
+}
