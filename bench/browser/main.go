@@ -38,9 +38,15 @@ const password = "bench-browser-password"
 func main() {
 	sizeMiB := flag.Int("size", 256, "file size in MiB")
 	runs := flag.Int("runs", 3, "runs of each receiver (the median is reported)")
-	one := flag.Bool("one", true, "also time `recv --lanes 1` (one peer connection, SCTP as the browser's; on one host recv otherwise opens a direct lane)")
+	receivers := flag.String("receivers", "recv,page,one", "which receivers to time, in turn each run: recv, page, one (`recv --lanes 1`: one peer connection, SCTP as the page's; on one host recv otherwise opens a direct lane); empty: none")
 	raw := flag.Bool("raw", true, "also measure a bare data channel from pion into Chromium (the transport's ceiling)")
+	c2c := flag.Bool("c2c", true, "also measure a bare data channel between two peer connections in one Chromium tab")
 	hash := flag.Bool("hash", true, "also measure the page's SHA-256 (noble) in this Chromium")
+	flag.IntVar(&rawHigh, "raw-high", rawHigh, "the bare channel's sender waits above this many bytes buffered and unacknowledged")
+	flag.IntVar(&rawLow, "raw-low", rawLow, "and resumes at this many")
+	flag.Float64Var(&rawPace, "raw-pace", 0, "hold the bare channel's sender to this many bytes a second, in 16 KiB messages (0: no pacing)")
+	flag.DurationVar(&rawRTOMax, "raw-rto-max", 0, "cap the bare channel's SCTP retransmission timeout (0: pion's, at least 1 s)")
+	flag.IntVar(&rawCAStep, "raw-ca-step", rawCAStep, "the bare channel's SCTP congestion window growth per round trip, in packets (peer/lane's: 32)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	bin := flag.String("bin", "", "use this p2pxfer binary instead of building one")
 	timeout := flag.Duration("timeout", 0, "give up on a transfer after this long (0: 60 s + 1 s per MiB)")
@@ -54,7 +60,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, config{size: int64(*sizeMiB) << 20, runs: *runs, one: *one, raw: *raw, hash: *hash, keep: *keep, bin: *bin, timeout: *timeout})
+	err := run(ctx, config{size: int64(*sizeMiB) << 20, runs: *runs, receivers: *receivers, raw: *raw, c2c: *c2c, hash: *hash, keep: *keep, bin: *bin, timeout: *timeout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "browser:", err)
 		os.Exit(1)
@@ -64,7 +70,8 @@ func main() {
 type config struct {
 	size                 int64
 	runs                 int
-	one, raw, hash, keep bool
+	receivers            string
+	raw, c2c, hash, keep bool
 	bin                  string
 	timeout              time.Duration
 }
@@ -76,6 +83,43 @@ type result struct {
 	recvCPU  float64 // CPU-seconds of the receiver (all of Chromium's processes)
 	sendCPU  float64 // of the sender during the run
 	busy     float64 // CPU-seconds of the whole machine during the run
+	drops    int64   // UDP datagrams the kernel dropped for full receive buffers, machine-wide
+}
+
+// udpDrops is the kernel's count of UDP datagrams dropped because a
+// socket's receive buffer was full, over IPv4 and IPv6 (RcvbufErrors in
+// /proc/net/snmp and Udp6RcvbufErrors in /proc/net/snmp6): the page may
+// connect over either loopback.
+func udpDrops() int64 {
+	var n int64
+	if b, err := os.ReadFile("/proc/net/snmp"); err == nil {
+		var names []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "Udp: ") {
+				continue
+			}
+			f := strings.Fields(l)[1:]
+			if names == nil {
+				names = f
+				continue
+			}
+			for i, name := range names {
+				if name == "RcvbufErrors" && i < len(f) {
+					v, _ := strconv.ParseInt(f[i], 10, 64)
+					n += v
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/net/snmp6"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "Udp6RcvbufErrors" {
+				v, _ := strconv.ParseInt(f[1], 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
 }
 
 var (
@@ -158,17 +202,24 @@ func run(ctx context.Context, c config) error {
 			return recvRun(ctx, c, bin, sender.Cmd.Process.Pid, wsURL, roomID, out, want, flags)
 		}
 	}
-	variants := []variant{
-		{"recv", cliRun()},
-		{"page", func(i int) (result, error) { return pageRun(ctx, c, work, sender.Cmd.Process.Pid, link) }},
-	}
-	if c.one {
-		variants = append(variants, variant{"recv --lanes 1", cliRun("--lanes", "1")})
+	var variants []variant
+	for _, name := range strings.Split(c.receivers, ",") {
+		switch strings.TrimSpace(name) {
+		case "recv":
+			variants = append(variants, variant{"recv", cliRun()})
+		case "page":
+			variants = append(variants, variant{"page", func(i int) (result, error) { return pageRun(ctx, c, work, sender.Cmd.Process.Pid, link) }})
+		case "one":
+			variants = append(variants, variant{"recv --lanes 1", cliRun("--lanes", "1")})
+		case "":
+		default:
+			return fmt.Errorf("-receivers: unknown receiver %q (recv, page, one)", name)
+		}
 	}
 	res := map[string][]result{}
 	mb := func(secs float64) float64 { return float64(c.size) / 1e6 / secs }
 	gib := float64(c.size) / (1 << 30)
-	for i := 0; i < c.runs; i++ {
+	for i := 0; i < c.runs && len(variants) > 0; i++ {
 		for _, v := range variants {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -182,8 +233,8 @@ func run(ctx context.Context, c config) error {
 			if r.dataSecs > 0 {
 				extra = fmt.Sprintf(" (from the manifest %.2f s, %.1f MB/s)", r.dataSecs, mb(r.dataSecs))
 			}
-			fmt.Printf("  %-15s run %d: %6.2f s %7.1f MB/s%s; CPU-s receiver %.2f, sender %.2f; machine busy %.2f CPU-s\n",
-				v.name, i+1, r.secs, mb(r.secs), extra, r.recvCPU, r.sendCPU, r.busy)
+			fmt.Printf("  %-15s run %d: %6.2f s %7.1f MB/s%s; CPU-s receiver %.2f, sender %.2f; machine busy %.2f CPU-s; UDP drops %d\n",
+				v.name, i+1, r.secs, mb(r.secs), extra, r.recvCPU, r.sendCPU, r.busy, r.drops)
 			res[v.name] = append(res[v.name], r)
 		}
 	}
@@ -200,15 +251,33 @@ func run(ctx context.Context, c config) error {
 		raw = &r
 	}
 
+	var c2c []float64
+	var c2cCPU float64
+	for i := 0; c.c2c && i < c.runs; i++ {
+		mbs, cpu, err := c2cRate(ctx, work, c.size)
+		if err != nil {
+			return fmt.Errorf("Chromium to Chromium: %w", err)
+		}
+		fmt.Printf("  Chromium->Chromium run %d: %7.1f MB/s; CPU-s Chromium %.2f\n", i+1, mbs, cpu)
+		c2c = append(c2c, mbs)
+		c2cCPU += cpu
+	}
+
 	median := func(rs []result) result {
 		s := append([]result(nil), rs...)
 		sort.Slice(s, func(i, j int) bool { return s[i].secs < s[j].secs })
 		return s[len(s)/2]
 	}
-	cli := median(res["recv"])
+	var cli result
+	if len(res["recv"]) > 0 {
+		cli = median(res["recv"])
+	}
 	fmt.Printf("\n%d MiB on loopback, median of %d, %d CPUs, load average now %s\n", c.size>>20, c.runs, benchkit.NumCPU(), load())
 	fmt.Printf("%-40s %8s %8s  %s\n", "receiver", "MB/s", "vs recv", "CPU-s per GiB: receiver, sender")
 	for _, v := range variants {
+		if len(res[v.name]) == 0 {
+			continue
+		}
 		m := median(res[v.name])
 		name := v.name
 		if v.name == "page" {
@@ -222,6 +291,10 @@ func run(ctx context.Context, c config) error {
 	if raw != nil {
 		fmt.Printf("%-40s %8.1f %8.3f  %.1f, %.1f\n", fmt.Sprintf("bare data channel pion -> Chromium (%d KiB messages)", rawMessage>>10),
 			raw.mbs, raw.mbs/mb(cli.secs), raw.chromeCPU/gib, raw.goCPU/gib)
+	}
+	if len(c2c) > 0 {
+		sort.Float64s(c2c)
+		fmt.Printf("%-40s %8.1f %8.3f  %.1f (both ends, mean)\n", "bare data channel Chromium -> Chromium", c2c[len(c2c)/2], c2c[len(c2c)/2]/mb(cli.secs), c2cCPU/float64(len(c2c))/gib)
 	}
 	return nil
 }
@@ -259,12 +332,12 @@ func recvRun(ctx context.Context, c config, bin string, sendPID int, wsURL, room
 	cmd.Env = benchkit.ProcEnv(password)
 	errs := &benchkit.Tail{Max: 3000}
 	cmd.Stderr = errs
-	s0, b0 := procCPU(sendPID), busyCPU()
+	s0, b0, d0 := procCPU(sendPID), busyCPU(), udpDrops()
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		return result{}, fmt.Errorf("recv: %w\n%s", err, errs)
 	}
-	r := result{secs: time.Since(start).Seconds(), sendCPU: procCPU(sendPID) - s0, busy: busyCPU() - b0}
+	r := result{secs: time.Since(start).Seconds(), sendCPU: procCPU(sendPID) - s0, busy: busyCPU() - b0, drops: udpDrops() - d0}
 	if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.recvCPU = time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
 	}
@@ -302,7 +375,7 @@ func pageRun(ctx context.Context, c config, work string, sendPID int, link strin
 	if err != nil {
 		return result{}, err
 	}
-	s0, b0 := procCPU(sendPID), busyCPU()
+	s0, b0, d0 := procCPU(sendPID), busyCPU(), udpDrops()
 	start := time.Now()
 	if err := p.Navigate(ctx, link); err != nil {
 		return result{}, err
@@ -316,7 +389,7 @@ func pageRun(ctx context.Context, c config, work string, sendPID int, link strin
 	if err != nil {
 		return result{}, err
 	}
-	r.recvCPU, r.sendCPU, r.busy = (cpu1 - cpu0).Seconds(), procCPU(sendPID)-s0, busyCPU()-b0
+	r.recvCPU, r.sendCPU, r.busy, r.drops = (cpu1 - cpu0).Seconds(), procCPU(sendPID)-s0, busyCPU()-b0, udpDrops()-d0
 	var out struct {
 		State, Text, Manifest, Done string
 	}
