@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -49,6 +48,7 @@ func main() {
 	flag.IntVar(&rawCAStep, "raw-ca-step", rawCAStep, "the bare channel's SCTP congestion window growth per round trip, in packets (peer/lane's: 32)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	bin := flag.String("bin", "", "use this p2pxfer binary instead of building one")
+	alt := flag.String("alt", "", "a second p2pxfer binary: its own send, whose page and `recv --lanes 1` runs alternate with the first's (an A/B of a change)")
 	timeout := flag.Duration("timeout", 0, "give up on a transfer after this long (0: 60 s + 1 s per MiB)")
 	flag.Parse()
 	if *timeout == 0 {
@@ -60,7 +60,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, config{size: int64(*sizeMiB) << 20, runs: *runs, receivers: *receivers, raw: *raw, c2c: *c2c, hash: *hash, keep: *keep, bin: *bin, timeout: *timeout})
+	err := run(ctx, config{size: int64(*sizeMiB) << 20, runs: *runs, receivers: *receivers, raw: *raw, c2c: *c2c, hash: *hash, keep: *keep, bin: *bin, alt: *alt, timeout: *timeout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "browser:", err)
 		os.Exit(1)
@@ -72,7 +72,7 @@ type config struct {
 	runs                 int
 	receivers            string
 	raw, c2c, hash, keep bool
-	bin                  string
+	bin, alt             string
 	timeout              time.Duration
 }
 
@@ -153,67 +153,60 @@ func run(ctx context.Context, c config) error {
 	fmt.Printf("%d CPUs, load average %s\n", benchkit.NumCPU(), load())
 
 	// One sender for every run: receivers come and go in its room.
-	sendCmd := exec.Command(bin, "send", "--stun", "none", "--loopback", "--interface", "lo", "--listen", "127.0.0.1:0", src)
-	sendCmd.Env = benchkit.ProcEnv(password)
-	stdout := &benchkit.Tail{Max: 64 << 10}
-	sender, err := benchkit.StartProc(sendCmd, "send", work, stdout, nil)
+	main, err := startSender(ctx, bin, src, work, "send")
 	if err != nil {
 		return err
 	}
-	defer sender.Stop()
-	started := time.Now()
-	var link, wsURL, roomID string
-	for link == "" || roomID == "" {
-		if m := recvRE.FindStringSubmatch(stdout.String()); m != nil {
-			wsURL, roomID = m[1], m[2]
+	defer main.proc.Stop()
+	senders := []*sender{main}
+	if c.alt != "" {
+		alt, err := startSender(ctx, c.alt, src, work, "send-alt")
+		if err != nil {
+			return err
 		}
-		if m := linkRE.FindStringSubmatch(stdout.String()); m != nil {
-			link = m[1]
-		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-sender.Done():
-			return fmt.Errorf("send exited: %s\n%s", sender.ExitDesc(), sender.Stderr)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if link == "" || roomID == "" {
-			if time.Since(started) > 2*time.Minute {
-				return errors.New("send printed no room and link in 2 minutes")
-			}
-		}
+		defer alt.proc.Stop()
+		senders = append(senders, alt)
 	}
-	fmt.Printf("send: room %s, page %s\n", roomID, link)
 	if c.hash {
-		if err := hashRate(ctx, work, link); err != nil {
+		if err := hashRate(ctx, work, main.link); err != nil {
 			return fmt.Errorf("hash: %w", err)
 		}
 	}
-	link += "#" + password
 
 	type variant struct {
 		name string
 		run  func(i int) (result, error)
 	}
-	cliRun := func(flags ...string) func(int) (result, error) {
+	cliRun := func(s *sender, flags ...string) func(int) (result, error) {
 		return func(i int) (result, error) {
 			out := filepath.Join(work, fmt.Sprintf("recv-%d", i))
 			defer os.RemoveAll(out)
-			return recvRun(ctx, c, bin, sender.Cmd.Process.Pid, wsURL, roomID, out, want, flags)
+			return recvRun(ctx, c, s.bin, s.proc.Cmd.Process.Pid, s.wsURL, s.room, out, want, flags)
 		}
 	}
 	var variants []variant
 	for _, name := range strings.Split(c.receivers, ",") {
-		switch strings.TrimSpace(name) {
-		case "recv":
-			variants = append(variants, variant{"recv", cliRun()})
-		case "page":
-			variants = append(variants, variant{"page", func(i int) (result, error) { return pageRun(ctx, c, work, sender.Cmd.Process.Pid, link) }})
-		case "one":
-			variants = append(variants, variant{"recv --lanes 1", cliRun("--lanes", "1")})
-		case "":
-		default:
-			return fmt.Errorf("-receivers: unknown receiver %q (recv, page, one)", name)
+		for k, s := range senders {
+			suffix := ""
+			if k > 0 {
+				suffix = " (alt)"
+				if strings.TrimSpace(name) == "recv" {
+					continue // the baseline is the main sender's
+				}
+			}
+			switch strings.TrimSpace(name) {
+			case "recv":
+				variants = append(variants, variant{"recv", cliRun(s)})
+			case "page":
+				variants = append(variants, variant{"page" + suffix, func(i int) (result, error) {
+					return pageRun(ctx, c, work, s.proc.Cmd.Process.Pid, s.link+"#"+password)
+				}})
+			case "one":
+				variants = append(variants, variant{"recv --lanes 1" + suffix, cliRun(s, "--lanes", "1")})
+			case "":
+			default:
+				return fmt.Errorf("-receivers: unknown receiver %q (recv, page, one)", name)
+			}
 		}
 	}
 	res := map[string][]result{}
@@ -238,8 +231,10 @@ func run(ctx context.Context, c config) error {
 			res[v.name] = append(res[v.name], r)
 		}
 	}
-	if sender.Exited() {
-		return fmt.Errorf("send exited: %s\n%s", sender.ExitDesc(), sender.Stderr)
+	for _, s := range senders {
+		if s.proc.Exited() {
+			return fmt.Errorf("%s exited: %s\n%s", s.proc.Name, s.proc.ExitDesc(), s.proc.Stderr)
+		}
 	}
 
 	var raw *rawResult
@@ -280,11 +275,11 @@ func run(ctx context.Context, c config) error {
 		}
 		m := median(res[v.name])
 		name := v.name
-		if v.name == "page" {
-			name = "page in headless Chromium"
+		if strings.HasPrefix(v.name, "page") {
+			name = "page in headless Chromium" + strings.TrimPrefix(v.name, "page")
 		}
 		fmt.Printf("%-40s %8.1f %8.3f  %.1f, %.1f\n", name, mb(m.secs), cli.secs/m.secs, m.recvCPU/gib, m.sendCPU/gib)
-		if v.name == "page" {
+		if strings.HasPrefix(v.name, "page") {
 			fmt.Printf("%-40s %8.1f %8.3f\n", "  page, from its manifest", mb(m.dataSecs), cli.secs/m.dataSecs)
 		}
 	}
@@ -297,6 +292,53 @@ func run(ctx context.Context, c config) error {
 		fmt.Printf("%-40s %8.1f %8.3f  %.1f (both ends, mean)\n", "bare data channel Chromium -> Chromium", c2c[len(c2c)/2], c2c[len(c2c)/2]/mb(cli.secs), c2cCPU/float64(len(c2c))/gib)
 	}
 	return nil
+}
+
+// sender is a `p2pxfer send` of the file, with what it printed.
+type sender struct {
+	proc        *benchkit.Proc
+	bin         string // recv runs with the same binary
+	link        string // the page's URL, without the password
+	wsURL, room string
+}
+
+// startSender runs bin's send of src with its embedded signalling
+// server, and waits for its room and link.
+func startSender(ctx context.Context, bin, src, work, name string) (*sender, error) {
+	cmd := exec.Command(bin, "send", "--stun", "none", "--loopback", "--interface", "lo", "--listen", "127.0.0.1:0", src)
+	cmd.Env = benchkit.ProcEnv(password)
+	stdout := &benchkit.Tail{Max: 64 << 10}
+	p, err := benchkit.StartProc(cmd, name, work, stdout, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &sender{proc: p, bin: bin}
+	deadline := time.Now().Add(2 * time.Minute)
+	for s.link == "" || s.room == "" {
+		if m := recvRE.FindStringSubmatch(stdout.String()); m != nil {
+			s.wsURL, s.room = m[1], m[2]
+		}
+		if m := linkRE.FindStringSubmatch(stdout.String()); m != nil {
+			s.link = m[1]
+		}
+		if s.link != "" && s.room != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return nil, fmt.Errorf("%s printed no room and link in 2 minutes", name)
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-p.Done():
+			return nil, fmt.Errorf("%s exited: %s\n%s", name, p.ExitDesc(), p.Stderr)
+		case <-ctx.Done():
+			p.Stop()
+			return nil, ctx.Err()
+		}
+	}
+	fmt.Printf("%s (%s): room %s, page %s\n", name, bin, s.room, s.link)
+	return s, nil
 }
 
 // procCPU is the CPU-seconds (user and system) process pid has used.
