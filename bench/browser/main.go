@@ -210,6 +210,7 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 	res := map[string][]result{}
+	failed := map[string]int{}
 	mb := func(secs float64) float64 { return float64(c.size) / 1e6 / secs }
 	gib := float64(c.size) / (1 << 30)
 	for i := 0; i < c.runs && len(variants) > 0; i++ {
@@ -220,7 +221,10 @@ func run(ctx context.Context, c config) error {
 			syscall.Sync()
 			r, err := v.run(i)
 			if err != nil {
-				return fmt.Errorf("%s run %d: %w", v.name, i+1, err)
+				// One failed run says something too: go on with the others.
+				fmt.Printf("  %-15s run %d: FAILED: %v\n", v.name, i+1, err)
+				failed[v.name]++
+				continue
 			}
 			extra := ""
 			if r.dataSecs > 0 {
@@ -270,6 +274,9 @@ func run(ctx context.Context, c config) error {
 	fmt.Printf("\n%d MiB on loopback, median of %d, %d CPUs, load average now %s\n", c.size>>20, c.runs, benchkit.NumCPU(), load())
 	fmt.Printf("%-40s %8s %8s  %s\n", "receiver", "MB/s", "vs recv", "CPU-s per GiB: receiver, sender")
 	for _, v := range variants {
+		if n := failed[v.name]; n > 0 {
+			fmt.Printf("%-40s %d of %d runs FAILED (left out)\n", v.name, n, c.runs)
+		}
 		if len(res[v.name]) == 0 {
 			continue
 		}
@@ -423,7 +430,7 @@ func pageRun(ctx context.Context, c config, work string, sendPID int, link strin
 		return result{}, err
 	}
 	state := `document.body.dataset.state === "done" || document.body.dataset.state === "error"`
-	if err := p.WaitFor(ctx, state, "the page's end"); err != nil {
+	if err := p.WaitFor(ctx, state, `document.getElementById("status").textContent`); err != nil {
 		return result{}, err
 	}
 	r := result{secs: time.Since(start).Seconds()}
