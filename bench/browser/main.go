@@ -45,7 +45,7 @@ func main() {
 	flag.IntVar(&rawLow, "raw-low", rawLow, "and resumes at this many")
 	flag.Float64Var(&rawPace, "raw-pace", 0, "hold the bare channel's sender to this many bytes a second, in 16 KiB messages (0: no pacing)")
 	flag.DurationVar(&rawRTOMax, "raw-rto-max", 0, "cap the bare channel's SCTP retransmission timeout (0: pion's, at least 1 s)")
-	flag.IntVar(&rawCAStep, "raw-ca-step", rawCAStep, "the bare channel's SCTP congestion window growth per round trip, in packets (peer/lane's: 32)")
+	flag.IntVar(&rawCAStep, "raw-ca-step", rawCAStep, "the bare channel's SCTP congestion window growth per round trip, in packets (peer/lane's toward a browser: 1; toward CLI peers: 32)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	bin := flag.String("bin", "", "use this p2pxfer binary instead of building one")
 	alt := flag.String("alt", "", "a second p2pxfer binary: its own send, whose page and `recv --lanes 1` runs alternate with the first's (an A/B of a change)")

@@ -34,8 +34,10 @@ var (
 	// at least otherwise).
 	rawRTOMax time.Duration
 	// rawCAStep is pion's congestion window growth per round trip after
-	// slow start, in packets: peer/lane's 32 unless a flag says otherwise.
-	rawCAStep = 32
+	// slow start, in packets: peer/lane's toward a browser
+	// (sctpCwndCAStepOne) unless a flag says otherwise; 32 is its step
+	// toward CLI peers.
+	rawCAStep = 1
 )
 
 const rawPaceStep = 16 << 10
@@ -111,8 +113,9 @@ func rawOnce(ctx context.Context, work string, size int64) (rawResult, error) {
 		return rawResult{}, err
 	}
 
-	// pion as peer/lane sets it up for a peer connection: loopback
-	// candidates, an 8 MiB SCTP receive window, detached channels.
+	// pion as peer/lane sets it up for a browser's peer connection:
+	// loopback candidates, an 8 MiB SCTP receive window, its window
+	// growth, detached channels.
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
