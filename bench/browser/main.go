@@ -37,7 +37,7 @@ const password = "bench-browser-password"
 func main() {
 	sizeMiB := flag.Int("size", 256, "file size in MiB")
 	runs := flag.Int("runs", 3, "runs of each receiver (the median is reported)")
-	receivers := flag.String("receivers", "recv,page,one", "which receivers to time, in turn each run: recv, page, one (`recv --lanes 1`: one peer connection, SCTP as the page's; on one host recv otherwise opens a direct lane); empty: none")
+	receivers := flag.String("receivers", "recv,page,one", "which receivers to time, in turn each run: recv, page, one (recv --lanes 1: one peer connection, SCTP as the page's; on one host recv otherwise opens a direct lane); empty: none")
 	raw := flag.Bool("raw", true, "also measure a bare data channel from pion into Chromium (the transport's ceiling)")
 	c2c := flag.Bool("c2c", true, "also measure a bare data channel between two peer connections in one Chromium tab")
 	hash := flag.Bool("hash", true, "also measure the page's SHA-256 (noble) in this Chromium")
@@ -48,7 +48,7 @@ func main() {
 	flag.IntVar(&rawCAStep, "raw-ca-step", rawCAStep, "the bare channel's SCTP congestion window growth per round trip, in packets (peer/lane's toward a browser: 1; toward CLI peers: 32)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	bin := flag.String("bin", "", "use this p2pxfer binary instead of building one")
-	alt := flag.String("alt", "", "a second p2pxfer binary: its own send, whose page and `recv --lanes 1` runs alternate with the first's (an A/B of a change)")
+	alt := flag.String("alt", "", "a second p2pxfer `BINARY`: its own send, whose page and recv --lanes 1 runs alternate with the first's (an A/B of a change)")
 	timeout := flag.Duration("timeout", 0, "give up on a transfer after this long (0: 60 s + 1 s per MiB)")
 	flag.Parse()
 	if *timeout == 0 {
