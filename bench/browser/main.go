@@ -1,14 +1,17 @@
 //go:build linux
 
 // Command browser measures the browser page receiving: one `p2pxfer
-// send` of a file, and alternately `p2pxfer recv` and the room's page in
-// headless Chromium (internal/chromium) receiving it, each run a new
-// receiver of the same room. It reports the medians of each receiver's
-// MB/s, their ratio, Chromium's CPU-seconds per GiB (all its processes,
-// from /proc) and the sender's. With -raw it also measures the transport
-// alone: a pion peer connection, set up as p2pxfer's, sending into a data
-// channel of a bare Chromium tab that only counts the bytes; with -hash,
-// the page's SHA-256 (noble) in this Chromium.
+// send` of a file, and in turn `p2pxfer recv`, the room's page in
+// headless Chromium (internal/chromium) and `recv --lanes 1` receiving
+// it, each run a new receiver of the same room (with -alt, a second
+// binary's send in the same rotation). It reports the medians of each
+// receiver's MB/s, their ratio to recv's, Chromium's CPU-seconds per GiB
+// (all its processes, from /proc), the sender's, and the UDP datagrams
+// the kernel dropped at full socket buffers. With -raw it also measures
+// the transport alone: a pion peer connection, set up as p2pxfer's
+// toward a browser, sending into a data channel of a bare Chromium tab
+// that only counts the bytes; with -c2c, Chromium to Chromium in one
+// tab; with -hash, the page's SHA-256 (noble) in this Chromium.
 //
 //	go run ./bench/browser -size 256 -runs 3
 package main
