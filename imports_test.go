@@ -40,6 +40,7 @@ var layers = map[string][]string{
 	"bench/paths":             {"bench/internal/benchkit", "bench/internal/latency", "internal/netlab"},
 	"bench/swarm":             {"bench/internal/benchkit"},
 	"bench/trees":             {"bench/internal/benchkit"},
+	"bench/browser":           {"bench/internal/benchkit", "internal/chromium"},
 }
 
 // goList runs go list -deps over pkgs and returns, for each of the

@@ -27,12 +27,12 @@ var Binaries = []string{"chromium", "chromium-browser", "google-chrome"}
 
 // Browser is a headless Chromium process and its DevTools connection.
 type Browser struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the process has been waited for
-	stderr  *tailBuffer
-	cdp     *conn
-	started time.Duration
+	closeOnce sync.Once
+	cmd       *exec.Cmd
+	exited    chan struct{} // closed when the process has been waited for
+	stderr    *tailBuffer
+	cdp       *conn
+	started   time.Duration
 
 	mu        sync.Mutex
 	pages     map[string]*Page // by session ID, workers' sessions included
@@ -48,18 +48,41 @@ type Browser struct {
 // Chromium is installed (.ci/run installs Debian's chromium).
 func Start(t testing.TB) *Browser {
 	t.Helper()
-	bin := ""
-	for _, name := range Binaries {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
+	if Binary() == "" {
 		t.Skip("no Chromium installed (apt-get install chromium): browser tests skipped")
 	}
+	b, err := Launch(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, pr := range b.Close() {
+			t.Errorf("%s", pr)
+		}
+	})
+	return b
+}
+
+// Binary is the path of the Chromium found in PATH, "" if none is.
+func Binary() string {
+	for _, name := range Binaries {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Launch starts headless Chromium with its profile in dir (which must be
+// empty and stays the caller's to remove) and connects to it over
+// DevTools: Start for programs that are not tests (bench/browser). Close
+// it when done.
+func Launch(dir string) (*Browser, error) {
+	bin := Binary()
+	if bin == "" {
+		return nil, ErrNoChromium
+	}
 	begin := time.Now()
-	dir := t.TempDir()
 	args := []string{
 		"--headless=new",
 		"--user-data-dir=" + dir,
@@ -79,35 +102,38 @@ func Start(t testing.TB) *Browser {
 		args = append([]string{"--no-sandbox"}, args...)
 	}
 	b := &Browser{
-		t: t, exited: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10},
+		exited: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10},
 		pages: map[string]*Page{}, downloads: map[string]*Download{}, changed: make(chan struct{}),
 	}
 	b.cmd = exec.Command(bin, args...)
 	b.cmd.Stderr = b.stderr
 	// What Chromium keeps outside its profile (crash reports, dconf)
-	// stays in the test's directory too.
+	// stays in the profile's directory too.
 	b.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	b.cmd.SysProcAttr = processGroup()
 	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("chromium: start %s: %v", bin, err)
+		return nil, fmt.Errorf("chromium: start %s: %w", bin, err)
 	}
 	go func() {
 		_ = b.cmd.Wait()
 		close(b.exited)
 	}()
-	t.Cleanup(b.close)
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	wsURL, err := b.devToolsURL(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		b.cdp, err = dialCDP(ctx, wsURL, b.event)
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, b.stderr)
+		}
 	}
-	if b.cdp, err = dialCDP(ctx, wsURL, b.event); err != nil {
-		t.Fatalf("%v\n%s", err, b.stderr)
+	if err != nil {
+		b.Close()
+		return nil, err
 	}
 	b.started = time.Since(begin)
-	return b
+	return b, nil
 }
 
 // devToolsURL waits for Chromium to write DevToolsActivePort (the port it
@@ -138,10 +164,18 @@ func (b *Browser) devToolsURL(ctx context.Context, dir string) (string, error) {
 // StartupTime is how long Start took, from launch to DevTools connected.
 func (b *Browser) StartupTime() time.Duration { return b.started }
 
-// close checks every page for problems, asks the browser to close, kills
-// its process group whatever it answered, and waits for the process and
-// for the client's goroutines.
-func (b *Browser) close() {
+// Close asks the browser to close, kills its process group whatever it
+// answered, and waits for the process and for the client's goroutines. It
+// returns the problems its pages had (Page.Problems), each prefixed with
+// the page's URL, and a line if the process outlived SIGKILL. Start's
+// cleanup fails the test with them.
+func (b *Browser) Close() []string {
+	var problems []string
+	b.closeOnce.Do(func() { problems = b.close() })
+	return problems
+}
+
+func (b *Browser) close() []string {
 	b.mu.Lock()
 	var pages []*Page
 	for s, p := range b.pages {
@@ -150,9 +184,10 @@ func (b *Browser) close() {
 		}
 	}
 	b.mu.Unlock()
+	var problems []string
 	for _, p := range pages {
 		for _, pr := range p.Problems() {
-			b.t.Errorf("page %s: %s", p.url(), pr)
+			problems = append(problems, fmt.Sprintf("page %s: %s", p.url(), pr))
 		}
 	}
 	if b.cdp != nil {
@@ -168,12 +203,13 @@ func (b *Browser) close() {
 	select {
 	case <-b.exited:
 	case <-time.After(10 * time.Second):
-		b.t.Errorf("chromium (pid %d) still running 10 s after SIGKILL", b.cmd.Process.Pid)
+		problems = append(problems, fmt.Sprintf("chromium (pid %d) still running 10 s after SIGKILL", b.cmd.Process.Pid))
 	}
 	if b.cdp != nil {
 		b.cdp.close()
 	}
 	b.wg.Wait()
+	return problems
 }
 
 // bounded gives ctx DefaultTimeout when it has no deadline.

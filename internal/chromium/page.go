@@ -307,6 +307,9 @@ func (p *Page) waitLoad(ctx context.Context, before int, what string) error {
 // promise rejected.
 var ErrJS = errors.New("JavaScript exception")
 
+// ErrNoChromium: Launch found none of Binaries in PATH.
+var ErrNoChromium = errors.New("chromium: no Chromium installed (apt-get install chromium)")
+
 // Eval evaluates the JavaScript expression expr in the page, awaits it if
 // it is a promise, and decodes its value (JSON-serialisable) into out
 // when out is not nil. It runs as if the user had acted (a click may

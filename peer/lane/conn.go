@@ -69,6 +69,8 @@ type Conn struct {
 	// a NAT that gives each socket a port of its choosing, so a direct
 	// lane across it cannot connect (wire.go).
 	portsRandom bool
+	// caStep is the first connection's SCTP growth per round trip.
+	caStep uint32
 	// next is what an answerer's negotiation received for the one after
 	// it (see negotiate).
 	next []*signalMsg
@@ -108,7 +110,23 @@ func (t *Transport) open(ctx context.Context, sig Signal, opts Options, dialer b
 // connect opens the first connection, as the offerer (the dialer) or the
 // answerer.
 func (c *Conn) connect(ctx context.Context, offerer bool) error {
-	pc, pn, err := c.t.newPeerConnection()
+	caStep := uint32(sctpCwndCAStep)
+	if !offerer {
+		// The offer says how many connections the dialer opens, which
+		// decides SCTP's growth: wait for it before making the
+		// connection (pion reads the setting as it makes one). Nothing is
+		// lost: an answerer can do nothing before the offer.
+		offer, err := c.awaitOffer(ctx)
+		if err != nil {
+			c.bye(ctx, err)
+			return err
+		}
+		if offer != nil && offer.Lanes == 1 {
+			caStep = sctpCwndCAStepOne
+		}
+	}
+	c.caStep = caStep
+	pc, pn, err := c.t.newPeerConnectionOn(c.t.mux, caStep)
 	if err != nil {
 		return err
 	}
@@ -153,6 +171,35 @@ func (c *Conn) connect(ctx context.Context, offerer bool) error {
 		c.set.settle()
 	}
 	return nil
+}
+
+// awaitOffer waits, as the answerer, for the dialer's first offer, and
+// keeps every message up to it for negotiate (c.next), which handles
+// them in order. It returns nil (and no error) when something else ends
+// the wait first (a bye, a {lanes}: negotiate deals with those), and an
+// error when the signalling ends or no offer comes within ConnectTimeout.
+func (c *Conn) awaitOffer(ctx context.Context) (*signalMsg, error) {
+	wctx, cancel := context.WithTimeout(ctx, c.t.cfg.ConnectTimeout)
+	defer cancel()
+	for {
+		m, err := c.in.next(wctx)
+		switch {
+		case err != nil && ctx.Err() == nil && wctx.Err() != nil:
+			return nil, &ConnectError{Why: fmt.Sprintf("no offer within %v", c.t.cfg.ConnectTimeout)}
+		case err != nil:
+			return nil, err
+		}
+		if len(c.next) >= maxKept {
+			return nil, fmt.Errorf("%w: signalling flood", ErrProtocol)
+		}
+		c.next = append(c.next, m)
+		switch m.T {
+		case sigOffer:
+			return m, nil
+		case sigBye, sigLanes:
+			return nil, nil
+		}
+	}
 }
 
 // bye tells the other end why a negotiation failed, unless it said so

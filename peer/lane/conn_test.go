@@ -374,3 +374,33 @@ func TestDefaultConnectTimeout(t *testing.T) {
 		t.Fatalf("DefaultConnectTimeout %v", DefaultConnectTimeout)
 	}
 }
+
+// TestGrowthStep: toward a dialer that opens one connection in all (as
+// every browser), the accepting end's SCTP grows its window by one packet
+// per round trip; toward one that may open lanes, by sctpCwndCAStep. The
+// dialer's own connection keeps sctpCwndCAStep either way.
+func TestGrowthStep(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		lanes int
+		want  uint32
+	}{
+		{"one connection", 1, sctpCwndCAStepOne},
+		{"lanes", 0, sctpCwndCAStep},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			dsig, asig := signalPair()
+			d, a, derr, aerr := connect(ctx, t, Config{Lanes: c.lanes}, Config{}, nil, dsig, asig)
+			if derr != nil || aerr != nil {
+				t.Fatalf("Dial %v, Accept %v", derr, aerr)
+			}
+			defer a.Close()
+			defer d.Close()
+			if a.caStep != c.want || d.caStep != sctpCwndCAStep {
+				t.Fatalf("growth step: accepter %d, dialer %d; want %d and %d", a.caStep, d.caStep, c.want, sctpCwndCAStep)
+			}
+		})
+	}
+}

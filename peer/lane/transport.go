@@ -134,6 +134,16 @@ const (
 	// bench/latency's path (docs/performance.md). It still halves on every
 	// loss.
 	sctpCwndCAStep = 32 * sctpBaseMTU
+	// sctpCwndCAStepOne is the growth toward a dialer that opens one
+	// connection in all: every browser, whose receive path is the
+	// bottleneck on any fast path, behind a UDP socket buffer of 128 KiB
+	// (Chromium's), which 32 packets more per round trip overflowed
+	// again within a few round trips of every halving: pion -> Chromium
+	// lost ~5 % of its packets to that buffer and stalled in
+	// retransmission timeouts, at 60 % of the rate with one packet
+	// (docs/performance.md, "Browser page"). One packet per round trip
+	// is SCTP's own (RFC 4960), pion's default.
+	sctpCwndCAStepOne = sctpBaseMTU
 	// sctpMinCwnd is pion's floor for the congestion window, which is also
 	// where it starts: ten packets, TCP's initial window (RFC 6928), where
 	// pion starts at under four. On a long path every round trip of slow
@@ -301,8 +311,9 @@ func (t *Transport) shareCPUs(delta int) {
 }
 
 // newAPI prepares pion for peer connections over mux, whose other
-// sockets pn makes.
-func (t *Transport) newAPI(mux ice.UDPMux, pn *iceNet) *webrtc.API {
+// sockets pn makes; caStep is SCTP's congestion window growth per round
+// trip (sctpCwndCAStep, or sctpCwndCAStepOne).
+func (t *Transport) newAPI(mux ice.UDPMux, pn *iceNet, caStep uint32) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.SetNet(pn)
 	se.LoggerFactory = t.lf
@@ -315,7 +326,7 @@ func (t *Transport) newAPI(mux ice.UDPMux, pn *iceNet) *webrtc.API {
 	// multicast traffic.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
-	se.SetSCTPCwndCAStep(sctpCwndCAStep)
+	se.SetSCTPCwndCAStep(caStep)
 	se.SetSCTPMinCwnd(sctpMinCwnd)
 	// DTLS's cookie exchange guards a server against spoofed sources; ICE
 	// has already proved the peer's address with authenticated checks, so
@@ -342,16 +353,16 @@ func (t *Transport) newAPI(mux ice.UDPMux, pn *iceNet) *webrtc.API {
 // newPeerConnection makes a peer connection on the transport's shared
 // sockets, and the iceNet its server-reflexive sockets come from.
 func (t *Transport) newPeerConnection() (*webrtc.PeerConnection, *iceNet, error) {
-	return t.newPeerConnectionOn(t.mux)
+	return t.newPeerConnectionOn(t.mux, sctpCwndCAStep)
 }
 
 // newPeerConnectionOn makes a peer connection whose host candidates are
 // on mux, with the transport's ICE servers. An API each, for the iceNet
 // each: a Net is a setting of the API.
-func (t *Transport) newPeerConnectionOn(mux ice.UDPMux) (*webrtc.PeerConnection, *iceNet, error) {
+func (t *Transport) newPeerConnectionOn(mux ice.UDPMux, caStep uint32) (*webrtc.PeerConnection, *iceNet, error) {
 	<-t.iceReady // at most resolveTimeout after New
 	pn := &iceNet{Net: t.net, bufSize: t.bufSize, rides: t.rides}
-	pc, err := t.newAPI(mux, pn).NewPeerConnection(webrtc.Configuration{ICEServers: t.iceURLs})
+	pc, err := t.newAPI(mux, pn, caStep).NewPeerConnection(webrtc.Configuration{ICEServers: t.iceURLs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("lane: new peer connection: %w", err)
 	}
@@ -368,7 +379,7 @@ func (t *Transport) newLaneConnection() (pc *webrtc.PeerConnection, pn *iceNet, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pc, pn, err = t.newPeerConnectionOn(mux)
+	pc, pn, err = t.newPeerConnectionOn(mux, sctpCwndCAStep)
 	if err != nil {
 		_ = mux.Close()
 		return nil, nil, nil, err
