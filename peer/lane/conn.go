@@ -112,8 +112,8 @@ func (t *Transport) open(ctx context.Context, sig Signal, opts Options, dialer b
 func (c *Conn) connect(ctx context.Context, offerer bool) error {
 	caStep := uint32(sctpCwndCAStep)
 	if !offerer {
-		// The offer says how many connections the dialer opens, which
-		// decides SCTP's growth: wait for it before making the
+		// The offer says how many connections the dialer opens and
+		// whether it rides, which decides SCTP's growth: wait for it before making the
 		// connection (pion reads the setting as it makes one). Nothing is
 		// lost: an answerer can do nothing before the offer.
 		offer, err := c.awaitOffer(ctx)
@@ -121,7 +121,8 @@ func (c *Conn) connect(ctx context.Context, offerer bool) error {
 			c.bye(ctx, err)
 			return err
 		}
-		if offer != nil && offer.Lanes == 1 {
+		if offer != nil && offer.Lanes == 1 && !offer.Rides {
+			// One connection, and everything on its SCTP: a browser.
 			caStep = sctpCwndCAStepOne
 		}
 	}

@@ -375,24 +375,27 @@ func TestDefaultConnectTimeout(t *testing.T) {
 	}
 }
 
-// TestGrowthStep: toward a dialer that opens one connection in all (as
-// every browser), the accepting end's SCTP grows its window by one packet
-// per round trip; toward one that may open lanes, by sctpCwndCAStep. The
-// dialer's own connection keeps sctpCwndCAStep either way.
+// TestGrowthStep: toward a dialer that opens one connection in all and
+// cannot ride it (as every browser), the accepting end's SCTP grows its
+// window by one packet per round trip; toward one that may open lanes or
+// ride (whose SCTP then carries little), by sctpCwndCAStep. The dialer's
+// own connection keeps sctpCwndCAStep either way.
 func TestGrowthStep(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		lanes int
-		want  uint32
+		name   string
+		lanes  int
+		noRide bool
+		want   uint32
 	}{
-		{"one connection", 1, sctpCwndCAStepOne},
-		{"lanes", 0, sctpCwndCAStep},
+		{"one connection, no ride lane (a browser)", 1, true, sctpCwndCAStepOne},
+		{"one connection that rides", 1, false, sctpCwndCAStep},
+		{"lanes", 0, false, sctpCwndCAStep},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			dsig, asig := signalPair()
-			d, a, derr, aerr := connect(ctx, t, Config{Lanes: c.lanes}, Config{}, nil, dsig, asig)
+			d, a, derr, aerr := connect(ctx, t, Config{Lanes: c.lanes, NoRide: c.noRide}, Config{}, nil, dsig, asig)
 			if derr != nil || aerr != nil {
 				t.Fatalf("Dial %v, Accept %v", derr, aerr)
 			}

@@ -135,7 +135,7 @@ const (
 	// loss.
 	sctpCwndCAStep = 32 * sctpBaseMTU
 	// sctpCwndCAStepOne is the growth toward a dialer that opens one
-	// connection in all: every browser, whose receive path is the
+	// connection in all and cannot ride it: every browser, whose receive path is the
 	// bottleneck on any fast path, behind a UDP socket buffer of 128 KiB
 	// (Chromium's), which 32 packets more per round trip overflowed
 	// again within a few round trips of every halving: pion -> Chromium
