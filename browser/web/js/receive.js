@@ -32,7 +32,7 @@ import { openManifest, ManifestError } from './manifest.js';
 import { Bitmap } from './bitmap.js';
 import { equal } from './bytes.js';
 import { Store, opfsAvailable } from './store.js';
-import { BlobStore } from './blobstore.js';
+import { IdbStore } from './idbstore.js';
 import { Inbox } from './inbox.js';
 
 // As the CLI's: sources at once, tries for one never reached, and how
@@ -346,7 +346,7 @@ export class Download {
     });
     this.signed = signed;
     this.opening = (async () => {
-      const store = opfsAvailable() ? new Store(m) : new BlobStore(m);
+      const store = opfsAvailable() ? new Store(m) : new IdbStore(m, { status: (t) => this.ui.status?.(t) });
       let haveBytes;
       try {
         haveBytes = await store.open();
