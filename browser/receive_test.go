@@ -701,7 +701,7 @@ func TestBrowserResumesOverPlainHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := newLANSite(t)
-	const size = 16 << 20
+	const size = 6 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 	b := chromium.Start(t)
@@ -731,6 +731,10 @@ func TestBrowserResumesOverPlainHTTP(t *testing.T) {
 		t.Errorf("resumed with %d bytes, had %d verified before the reload (%v)", resumed, before, err)
 	}
 	t.Logf("verified %d bytes before the reload, resumed with %d, fetched %d after it", before, resumed, size-resumed)
+	var note string
+	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload resumes") {
+		t.Errorf("after the reload the page says %q of its storage (%v), want that a reload resumes", note, err)
+	}
 	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
 		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
 	}
@@ -745,7 +749,7 @@ func TestBrowserDistrustsStoredChunks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := newLANSite(t)
-	const size = 8 << 20
+	const size = 2 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	src := openSource(ctx, t, paths)
 	cs := src.Manifest().ChunkSize

@@ -88,7 +88,7 @@ export class IdbStore {
       r = await this.#call({ op: 'open', digest: this.digest, total: m.totalSize });
     } catch (e) {
       if (e.quota) throw this.#full();
-      return this.#fallBack();
+      return this.#fallBack(e);
     }
     const have = new Bitmap(m.numChunks);
     const held = (r.held ?? []).filter((i) => Number.isInteger(i) && i >= 0 && i < m.numChunks);
@@ -111,7 +111,8 @@ export class IdbStore {
   }
 
   // fallBack keeps the download in memory when IndexedDB is refused.
-  async #fallBack() {
+  async #fallBack(why = null) {
+    this.refused = why?.message ?? 'IndexedDB is missing';
     this.#worker?.terminate();
     this.#worker = null;
     this.persistent = false;

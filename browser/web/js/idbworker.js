@@ -74,38 +74,77 @@ async function check({ refs }) {
   return { bad };
 }
 
-async function piece({ ref, data }) {
+// piece verifies a chunk at once (in message order) and resolves with
+// the answer once it is stored. Stores are group commits: the chunks
+// verified while one transaction commits go together in the next, each
+// with its held mark, so a transaction's cost is shared and hashing never
+// waits for the disk. What waits is bounded by the page's request window.
+function piece({ ref, data }) {
   if (!(data instanceof Uint8Array) || !verifyChunk(ref, data)) return { ok: false };
+  return new Promise((resolve, reject) => {
+    next ??= { items: [], waiters: [] };
+    next.items.push({ index: ref.index, size: ref.size, blob: new Blob([data]) });
+    next.waiters.push({ resolve: () => resolve({ ok: true }), reject });
+    commit();
+  });
+}
+
+let next = null; // the chunks waiting for the transaction in flight
+let writing = false;
+
+function commit() {
+  if (writing || !next) return;
+  const b = next;
+  next = null;
+  writing = true;
   const tx = db.transaction(['chunks', 'held'], 'readwrite', { durability: 'relaxed' });
-  tx.objectStore('chunks').put(new Blob([data]), [digest, ref.index]);
-  tx.objectStore('held').put(ref.size, [digest, ref.index]);
-  await done(tx);
-  if (Date.now() - lastTouch > TOUCH_EVERY_MS) {
-    lastTouch = Date.now();
-    await touch(db, { digest });
+  const chunks = tx.objectStore('chunks');
+  const held = tx.objectStore('held');
+  for (const c of b.items) {
+    chunks.put(c.blob, [digest, c.index]);
+    held.put(c.size, [digest, c.index]);
   }
-  return { ok: true };
+  done(tx)
+    .then(async () => {
+      if (Date.now() - lastTouch > TOUCH_EVERY_MS) {
+        lastTouch = Date.now();
+        await touch(db, { digest });
+      }
+    })
+    .then(() => b.waiters.forEach((w) => w.resolve()), (e) => b.waiters.forEach((w) => w.reject(e)))
+    .finally(() => {
+      writing = false;
+      commit();
+    });
 }
 
 // One message at a time, in order: a check and the pieces after it
 // must not interleave.
 let queue = Promise.resolve();
 
+// A piece holds the queue only while it is verified, not while stored.
 self.onmessage = (ev) => {
-  queue = queue.then(() => handle(ev.data ?? {}));
+  const m = ev.data ?? {};
+  let stored = null;
+  queue = queue.then(async () => {
+    try {
+      switch (m.op) {
+        case 'open': return answer(m, await open(m));
+        case 'check': return answer(m, await check(m));
+        case 'piece': stored = piece(m); break;
+        default: return answer(m, { error: `unknown op ${m.op}` });
+      }
+    } catch (e) {
+      return answer(m, failure(e));
+    }
+    Promise.resolve(stored).then((out) => answer(m, out), (e) => answer(m, failure(e)));
+  });
 };
 
-async function handle(m) {
-  let out;
-  try {
-    switch (m.op) {
-      case 'open': out = await open(m); break;
-      case 'check': out = await check(m); break;
-      case 'piece': out = await piece(m); break;
-      default: out = { error: `unknown op ${m.op}` };
-    }
-  } catch (e) {
-    out = { error: `${e?.name ?? 'Error'}: ${e?.message ?? e}`, quota: e?.name === 'QuotaExceededError' };
-  }
+function answer(m, out) {
   self.postMessage({ id: m.id, ...out });
+}
+
+function failure(e) {
+  return { error: `${e?.name ?? 'Error'}: ${e?.message ?? e}`, quota: e?.name === 'QuotaExceededError' };
 }
