@@ -745,6 +745,8 @@ func TestBrowserResumesOverPlainHTTP(t *testing.T) {
 // other bytes of its size, one gone, one cut short) are found when the
 // reloaded page reads back and verifies what it holds: it resumes
 // without them, fetches them again, and saves the file byte for byte.
+// Opening, it also removes other downloads' records: one untouched for 8
+// days, and beyond the 3 most recent others one idle for 23 minutes.
 func TestBrowserDistrustsStoredChunks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -781,11 +783,39 @@ func TestBrowserDistrustsStoredChunks(t *testing.T) {
 	}))`, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.Eval(ctx, idbOpen+`.then((db) => new Promise((resolve, reject) => {
+		const tx = db.transaction(["chunks", "held", "transfers"], "readwrite");
+		const old = (name, minutes) => {
+			tx.objectStore("transfers").put({ digest: name, touched: Date.now() - minutes * 60000, total: 3 });
+			tx.objectStore("chunks").put(new Blob(["abc"]), [name, 0]);
+			tx.objectStore("held").put(3, [name, 0]);
+		};
+		old("aged", 8 * 24 * 60);
+		for (const m of [20, 21, 22, 23]) old("idle" + m, m);
+		tx.oncomplete = () => { db.close(); resolve(); };
+		tx.onabort = () => reject(tx.error);
+	}))`, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
 		t.Fatalf("after the reload the page says %q", text)
+	}
+	var kept []string
+	if err := p.Eval(ctx, idbOpen+`.then((db) => new Promise((resolve, reject) => {
+		const tx = db.transaction(["chunks", "held", "transfers"]);
+		const out = [];
+		tx.objectStore("transfers").getAllKeys().onsuccess = (ev) => out.push(...ev.target.result.filter((k) => k.length < 64));
+		for (const s of ["chunks", "held"]) tx.objectStore(s).getAllKeys().onsuccess = (ev) => out.push(...ev.target.result.filter((k) => k[0].length < 64).map((k) => s + ":" + k[0]));
+		tx.oncomplete = () => { db.close(); resolve(out.sort()); };
+		tx.onabort = () => reject(tx.error);
+	}))`, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if want := "chunks:idle20 chunks:idle21 chunks:idle22 held:idle20 held:idle21 held:idle22 idle20 idle21 idle22"; strings.Join(kept, " ") != want {
+		t.Errorf("other downloads' records kept: %q, want %q", strings.Join(kept, " "), want)
 	}
 	var resumed int
 	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed != size-3*cs {
