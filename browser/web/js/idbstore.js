@@ -60,7 +60,7 @@ export class IdbStore {
       const w = this.#waiting.get(ev.data.id);
       if (!w) return;
       this.#waiting.delete(ev.data.id);
-      if (ev.data.error) w.reject(Object.assign(new StoreError(`The browser's storage failed: ${ev.data.error}`), { quota: !!ev.data.quota }));
+      if (ev.data.error) w.reject(Object.assign(new StoreError(`The browser's storage failed: ${ev.data.error}`), { quota: !!ev.data.quota, refused: !!ev.data.refused }));
       else w.resolve(ev.data);
     };
     this.#worker.onerror = (ev) => {
@@ -88,7 +88,8 @@ export class IdbStore {
       r = await this.#call({ op: 'open', digest: this.digest, total: m.totalSize });
     } catch (e) {
       if (e.quota) throw this.#full();
-      return this.#fallBack(e);
+      if (e.refused) return this.#fallBack(e);
+      throw e;
     }
     const have = new Bitmap(m.numChunks);
     const held = (r.held ?? []).filter((i) => Number.isInteger(i) && i >= 0 && i < m.numChunks);

@@ -18,7 +18,8 @@
 //	{id, op:'check', refs}                 -> {id, bad: number[]}    (held chunks that are not
 //	                                                                  exactly the chunk: forgotten)
 //	{id, op:'piece', ref, data}            -> {id, ok}               (ref as Manifest.chunk() returns it)
-//	any of them                            -> {id, error, quota?}    (quota: the browser's storage is full)
+//	any of them                            -> {id, error, quota, refused}  (quota: the browser's storage
+//	                                                                  is full; refused: IndexedDB is)
 //
 // A piece that fails verification is not written: ok is false.
 
@@ -35,7 +36,13 @@ const TOUCH_EVERY_MS = 60000;
 
 async function open(m) {
   digest = m.digest;
-  db = await openDB();
+  try {
+    db = await openDB();
+  } catch (e) {
+    // Some private windows refuse IndexedDB: the page keeps the download
+    // in memory instead (idbstore.js).
+    throw Object.assign(new Error(`IndexedDB refused to open: ${e?.name ?? 'Error'}: ${e?.message ?? e}`), { refused: true });
+  }
   await sweep(db, digest);
   await touch(db, { digest, files: m.files, total: m.total });
   lastTouch = Date.now();
@@ -146,5 +153,5 @@ function answer(m, out) {
 }
 
 function failure(e) {
-  return { error: `${e?.name ?? 'Error'}: ${e?.message ?? e}`, quota: e?.name === 'QuotaExceededError' };
+  return { error: `${e?.name ?? 'Error'}: ${e?.message ?? e}`, quota: e?.name === 'QuotaExceededError', refused: !!e?.refused };
 }
