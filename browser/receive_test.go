@@ -623,6 +623,56 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 	}
 }
 
+// TestBrowserSaysStorageIsFull: a page that is no secure context whose
+// site storage (IndexedDB) is full says so in plain words, with how much
+// the files need; once there is room again, a reload resumes with what
+// was stored and the file is saved byte for byte.
+func TestBrowserSaysStorageIsFull(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newLANSite(t)
+	const size = 3 << 20
+	paths, sums := files(t, map[string]int{"big.bin": size})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Allow("Cross-Origin-Opener-Policy header has been ignored")
+	// As if the disk had 1 MB left for the site.
+	if err := p.Call(ctx, "Storage.overrideQuotaForOrigin", map[string]any{"origin": st.ts.URL, "quotaSize": 1 << 20}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	text := settled(ctx, t, p)
+	if !strings.Contains(text, "storage for this page is full") || !strings.Contains(text, "the files need 3.1 MB") || !strings.Contains(text, "reload the page") {
+		t.Fatalf("with the site's storage full the page says %q", text)
+	}
+	if err := p.Call(ctx, "Storage.overrideQuotaForOrigin", map[string]any{"origin": st.ts.URL}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the reload with room again the page says %q", text)
+	}
+	var resumed int
+	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed == 0 || resumed >= size {
+		t.Errorf("resumed with %d bytes of %d (%v): want what fitted before", resumed, size, err)
+	}
+	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
+	}
+}
+
 // newLANSite is newSite on an address of this machine other than
 // loopback, where a page is no secure context (the test is skipped
 // without one).
