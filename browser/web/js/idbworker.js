@@ -90,7 +90,7 @@ function piece({ ref, data }) {
   if (!(data instanceof Uint8Array) || !verifyChunk(ref, data)) return { ok: false };
   return new Promise((resolve, reject) => {
     next ??= { items: [], waiters: [] };
-    next.items.push({ index: ref.index, size: ref.size, blob: new Blob([data]) });
+    next.items.push({ index: ref.index, size: ref.size, data });
     next.waiters.push({ resolve: () => resolve({ ok: true }), reject });
     commit();
   });
@@ -107,10 +107,15 @@ function commit() {
   const tx = db.transaction(['chunks', 'held'], 'readwrite', { durability: 'relaxed' });
   const chunks = tx.objectStore('chunks');
   const held = tx.objectStore('held');
+  // Each Blob is made as it is put and referred to by nothing after:
+  // its wrapper dies young, so the browser soon lets go of its bytes
+  // (held in the browser's memory while a wrapper lives), and the bytes
+  // here go with the batch.
   for (const c of b.items) {
-    chunks.put(c.blob, [digest, c.index]);
+    chunks.put(new Blob([c.data]), [digest, c.index]);
     held.put(c.size, [digest, c.index]);
   }
+  b.items = null;
   done(tx)
     .then(async () => {
       if (Date.now() - lastTouch > TOUCH_EVERY_MS) {
