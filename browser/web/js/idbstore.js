@@ -88,7 +88,7 @@ export class IdbStore {
       r = await this.#call({ op: 'open', digest: this.digest, total: m.totalSize });
     } catch (e) {
       if (e.quota) throw this.#full();
-      if (e.refused) return this.#fallBack(e);
+      if (e.refused) return this.#fallBack();
       throw e;
     }
     const have = new Bitmap(m.numChunks);
@@ -112,8 +112,7 @@ export class IdbStore {
   }
 
   // fallBack keeps the download in memory when IndexedDB is refused.
-  async #fallBack(why = null) {
-    this.refused = why?.message ?? 'IndexedDB is missing';
+  async #fallBack() {
     this.#worker?.terminate();
     this.#worker = null;
     this.persistent = false;
