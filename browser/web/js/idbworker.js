@@ -14,7 +14,7 @@
 //
 // Messages (every answer carries the request's id):
 //
-//	{id, op:'open', digest, files, total}  -> {id, held: number[]}   (indices marked held)
+//	{id, op:'open', digest, total}         -> {id, held: number[]}   (indices marked held)
 //	{id, op:'check', refs}                 -> {id, bad: number[]}    (held chunks that are not
 //	                                                                  exactly the chunk: forgotten)
 //	{id, op:'piece', ref, data}            -> {id, ok}               (ref as Manifest.chunk() returns it)
@@ -44,7 +44,7 @@ async function open(m) {
     throw Object.assign(new Error(`IndexedDB refused to open: ${e?.name ?? 'Error'}: ${e?.message ?? e}`), { refused: true });
   }
   await sweep(db, digest);
-  await touch(db, { digest, files: m.files, total: m.total });
+  await touch(db, { digest, total: m.total });
   lastTouch = Date.now();
   const tx = db.transaction('held', 'readonly');
   const keys = await done(tx, tx.objectStore('held').getAllKeys(transferRange(digest)));
