@@ -673,6 +673,43 @@ func TestBrowserSaysStorageIsFull(t *testing.T) {
 	}
 }
 
+// TestBrowserWithoutIndexedDB: where a page that is no secure context
+// gets no IndexedDB either (some private windows), it receives into
+// memory, says that a reload starts over, and saves byte for byte.
+func TestBrowserWithoutIndexedDB(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newLANSite(t)
+	paths, sums := files(t, map[string]int{"a.bin": 1 << 20})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Allow("Cross-Origin-Opener-Policy header has been ignored")
+	if err := p.Call(ctx, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `Object.defineProperty(globalThis, "indexedDB", { value: undefined })`}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	var note string
+	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload starts over") {
+		t.Errorf("without IndexedDB the page says %q of its storage (%v), want that a reload starts over", note, err)
+	}
+	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
+	}
+}
+
 // newLANSite is newSite on an address of this machine other than
 // loopback, where a page is no secure context (the test is skipped
 // without one).
