@@ -7,6 +7,8 @@
 // vendored noble libraries in web/vendor/) is tested against the Go
 // packages' own values by running node on jstest/ (jscrypto_test.go).
 // The page receives (web/js/receive.js) into the browser's private file
-// system, verifying every chunk in a worker; receive_test.go drives it in
-// real headless Chromium against the engine `p2pxfer send` runs.
+// system, or into IndexedDB where it is no secure context (plain http
+// from another machine), verifying every chunk in a worker; either way a
+// reload resumes. receive_test.go drives it in real headless Chromium
+// against the engine `p2pxfer send` runs.
 package browser

@@ -579,12 +579,143 @@ func TestBrowserReceivesManyFiles(t *testing.T) {
 // TestBrowserReceivesOverPlainHTTP: the link send prints on a LAN is
 // plain http to another machine's address, where the page is no secure
 // context and has no private file system; it still receives, verifying
-// every chunk, into blobs, says that a reload would start over, and saves
-// the files byte for byte.
+// every chunk, into IndexedDB, says that a reload resumes, saves the
+// files byte for byte, and then removes its stored copy.
 func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
-	ip := lanAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
+	st := newLANSite(t)
+	paths, sums := files(t, map[string]int{"a.bin": 1 << 20, "one.bin": 1})
+	src := openSource(ctx, t, paths)
+	chunks := 0
+	for _, f := range src.Manifest().Files {
+		chunks += len(f.Chunks)
+	}
+	snd := startSender(ctx, t, st, src)
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	text := settled(ctx, t, p)
+	var note string
+	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	if err := p.Eval(ctx, `document.getElementById("note").hidden ? "" : document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload resumes") {
+		t.Errorf("the page does not say a reload resumes: %q (%v)", note, err)
+	}
+	if n := idbRecords(ctx, t, p); n["chunks"] != chunks || n["held"] != chunks || n["transfers"] != 1 {
+		t.Errorf("before saving, the page's IndexedDB holds %v, want the %d chunks, their marks and the download", n, chunks)
+	}
+	got := saveAll(ctx, t, b, p, dl, []string{"a.bin", "one.bin"})
+	for name, sum := range sums {
+		if got[name] != sum {
+			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
+		}
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.forgotten === "1"`, status); err != nil {
+		t.Fatal(err)
+	}
+	if n := idbRecords(ctx, t, p); n["chunks"] != 0 || n["held"] != 0 || n["transfers"] != 0 {
+		t.Errorf("once every file was saved, the page's IndexedDB still holds %v", n)
+	}
+}
+
+// TestBrowserSaysStorageIsFull: a page that is no secure context whose
+// site storage (IndexedDB) is full says so in plain words, with how much
+// the files need; once there is room again, a reload resumes with what
+// was stored and the file is saved byte for byte.
+func TestBrowserSaysStorageIsFull(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newLANSite(t)
+	const size = 3 << 20
+	paths, sums := files(t, map[string]int{"big.bin": size})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Allow("Cross-Origin-Opener-Policy header has been ignored")
+	// As if the disk had 1 MB left for the site.
+	if err := p.Call(ctx, "Storage.overrideQuotaForOrigin", map[string]any{"origin": st.ts.URL, "quotaSize": 1 << 20}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	text := settled(ctx, t, p)
+	if !strings.Contains(text, "storage for this page is full") || !strings.Contains(text, "the files need 3.1 MB") || !strings.Contains(text, "reload the page") {
+		t.Fatalf("with the site's storage full the page says %q", text)
+	}
+	if err := p.Call(ctx, "Storage.overrideQuotaForOrigin", map[string]any{"origin": st.ts.URL}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the reload with room again the page says %q", text)
+	}
+	var resumed int
+	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed == 0 || resumed >= size {
+		t.Errorf("resumed with %d bytes of %d (%v): want what fitted before", resumed, size, err)
+	}
+	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
+	}
+}
+
+// TestBrowserWithoutIndexedDB: where a page that is no secure context
+// gets no IndexedDB either (some private windows), it receives into
+// memory, says that a reload starts over, and saves byte for byte.
+func TestBrowserWithoutIndexedDB(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	st := newLANSite(t)
+	paths, sums := files(t, map[string]int{"a.bin": 1 << 20})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Allow("Cross-Origin-Opener-Policy header has been ignored")
+	if err := p.Call(ctx, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `Object.defineProperty(globalThis, "indexedDB", { value: undefined })`}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Navigate(ctx, st.ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+		t.Fatal(err)
+	}
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("the page says %q", text)
+	}
+	var note string
+	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload starts over") {
+		t.Errorf("without IndexedDB the page says %q of its storage (%v), want that a reload starts over", note, err)
+	}
+	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
+	}
+}
+
+// newLANSite is newSite on an address of this machine other than
+// loopback, where a page is no secure context (the test is skipped
+// without one).
+func newLANSite(t *testing.T) *site {
+	t.Helper()
+	ip := lanAddr(t)
 	sig := sigserver.New(sigserver.Config{})
 	h, err := browser.New(sig)
 	if err != nil {
@@ -601,14 +732,13 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 		_ = sig.Close()
 		ts.Close()
 	})
-	st := &site{sig: sig, ts: ts, ws: "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"}
-	paths, sums := files(t, map[string]int{"a.bin": 1 << 20, "one.bin": 1})
-	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	return &site{sig: sig, ts: ts, ws: "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"}
+}
+
+// openInsecurePage is openPage for a newLANSite's url, checking that the
+// page is no secure context.
+func openInsecurePage(ctx context.Context, t *testing.T, b *chromium.Browser, url string) *chromium.Page {
+	t.Helper()
 	p, err := b.NewPage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -616,26 +746,170 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 	// Chromium says so of the server's COOP header on any http origin
 	// but loopback; it changes nothing for the page.
 	p.Allow("Cross-Origin-Opener-Policy header has been ignored")
-	if err := p.Navigate(ctx, ts.URL+"/r/"+snd.room+"#"+snd.password); err != nil {
+	if err := p.Navigate(ctx, url); err != nil {
 		t.Fatal(err)
 	}
 	var secure bool
 	if err := p.Eval(ctx, `isSecureContext`, &secure); err != nil || secure {
-		t.Fatalf("the page at %s is a secure context (%v): this test needs one that is not", ts.URL, err)
+		t.Fatalf("the page at %s is a secure context (%v): this test needs one that is not", url, err)
+	}
+	return p
+}
+
+// idbRecords counts the records in each store of the page's IndexedDB
+// (js/db.js).
+func idbRecords(ctx context.Context, t *testing.T, p *chromium.Page) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	if err := p.Eval(ctx, idbOpen+`.then((db) => new Promise((resolve, reject) => {
+		const tx = db.transaction(["chunks", "held", "transfers"]);
+		const out = {};
+		for (const s of ["chunks", "held", "transfers"]) tx.objectStore(s).count().onsuccess = (ev) => { out[s] = ev.target.result; };
+		tx.oncomplete = () => { db.close(); resolve(out); };
+		tx.onabort = () => reject(tx.error);
+	}))`, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// idbOpen is a promise of the page's IndexedDB database.
+const idbOpen = `new Promise((resolve, reject) => {
+	const r = indexedDB.open("p2pxfer");
+	r.onsuccess = () => resolve(r.result);
+	r.onerror = () => reject(r.error);
+})`
+
+// TestBrowserResumesOverPlainHTTP: a page that is no secure context (the
+// LAN link) keeps verified chunks in IndexedDB; reloaded in the middle
+// of a download it resumes with at least everything it had verified,
+// fetches only the rest, and saves the file byte for byte.
+func TestBrowserResumesOverPlainHTTP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newLANSite(t)
+	const size = 6 << 20
+	paths, sums := files(t, map[string]int{"big.bin": size})
+	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	// A chunk counts as verified once its transaction committed: no
+	// wait is needed for what the reload finds.
+	var before int
+	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
+		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
 	}
 	text := settled(ctx, t, p)
-	var note string
 	if !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the reload the page says %q", text)
+	}
+	var resumed int
+	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed < before || resumed >= size {
+		t.Errorf("resumed with %d bytes, had %d verified before the reload (%v)", resumed, before, err)
+	}
+	t.Logf("verified %d bytes before the reload, resumed with %d, fetched %d after it", before, resumed, size-resumed)
+	var note string
+	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload resumes") {
+		t.Errorf("after the reload the page says %q of its storage (%v), want that a reload resumes", note, err)
+	}
+	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
+	}
+}
+
+// TestBrowserDistrustsStoredChunks: records in the page's IndexedDB that
+// are marked held but are not the chunk any more (one overwritten with
+// other bytes of its size, one gone, one cut short) are found when the
+// reloaded page reads back and verifies what it holds: it resumes
+// without them, fetches them again, and saves the file byte for byte.
+// Opening, it also removes other downloads' records: one untouched for 8
+// days, and beyond the 3 most recent others one idle for 23 minutes.
+func TestBrowserDistrustsStoredChunks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st := newLANSite(t)
+	const size = 2 << 20
+	paths, sums := files(t, map[string]int{"big.bin": size})
+	src := openSource(ctx, t, paths)
+	cs := src.Manifest().ChunkSize
+	chunks := size / cs
+	snd := startSender(ctx, t, st, src)
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
 	}
-	if err := p.Eval(ctx, `document.getElementById("note").hidden ? "" : document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "reload starts over") {
-		t.Errorf("the page does not say a reload starts over: %q (%v)", note, err)
+	if n := idbRecords(ctx, t, p); n["chunks"] != chunks || n["held"] != chunks {
+		t.Fatalf("the page's IndexedDB holds %v, want %d chunks", n, chunks)
 	}
-	got := saveAll(ctx, t, b, p, dl, []string{"a.bin", "one.bin"})
-	for name, sum := range sums {
-		if got[name] != sum {
-			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
-		}
+	if err := p.Eval(ctx, idbOpen+`.then((db) => new Promise((resolve, reject) => {
+		const tx = db.transaction("chunks", "readwrite");
+		const st = tx.objectStore("chunks");
+		st.getAllKeys().onsuccess = (ev) => {
+			const k = ev.target.result;
+			st.put(new Blob([new Uint8Array(`+strconv.Itoa(cs)+`).fill(7)]), k[1]);
+			st.delete(k[3]);
+			st.put(new Blob([new Uint8Array(1000)]), k[5]);
+		};
+		tx.oncomplete = () => { db.close(); resolve(); };
+		tx.onabort = () => reject(tx.error);
+	}))`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Eval(ctx, idbOpen+`.then((db) => new Promise((resolve, reject) => {
+		const tx = db.transaction(["chunks", "held", "transfers"], "readwrite");
+		const old = (name, minutes) => {
+			tx.objectStore("transfers").put({ digest: name, touched: Date.now() - minutes * 60000, total: 3 });
+			tx.objectStore("chunks").put(new Blob(["abc"]), [name, 0]);
+			tx.objectStore("held").put(3, [name, 0]);
+		};
+		old("aged", 8 * 24 * 60);
+		for (const m of [20, 21, 22, 23]) old("idle" + m, m);
+		tx.oncomplete = () => { db.close(); resolve(); };
+		tx.onabort = () => reject(tx.error);
+	}))`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the reload the page says %q", text)
+	}
+	var kept []string
+	if err := p.Eval(ctx, idbOpen+`.then((db) => new Promise((resolve, reject) => {
+		const tx = db.transaction(["chunks", "held", "transfers"]);
+		const out = [];
+		tx.objectStore("transfers").getAllKeys().onsuccess = (ev) => out.push(...ev.target.result.filter((k) => k.length < 64));
+		for (const s of ["chunks", "held"]) tx.objectStore(s).getAllKeys().onsuccess = (ev) => out.push(...ev.target.result.filter((k) => k[0].length < 64).map((k) => s + ":" + k[0]));
+		tx.oncomplete = () => { db.close(); resolve(out.sort()); };
+		tx.onabort = () => reject(tx.error);
+	}))`, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if want := "chunks:idle20 chunks:idle21 chunks:idle22 held:idle20 held:idle21 held:idle22 idle20 idle21 idle22"; strings.Join(kept, " ") != want {
+		t.Errorf("other downloads' records kept: %q, want %q", strings.Join(kept, " "), want)
+	}
+	var resumed int
+	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed != size-3*cs {
+		t.Errorf("resumed with %d bytes, want %d: all but the 3 spoilt chunks (%v)", resumed, size-3*cs, err)
+	}
+	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
+		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
 	}
 }
 

@@ -10,8 +10,9 @@ import * as sg from './js/signal.js';
 import { Download, roomWords } from './js/receive.js';
 import { Seeder, MAX_FAILURES } from './js/seed.js';
 import { hostFiles } from './js/send.js';
-import { fmt, storageProblem } from './js/store.js';
+import { fmt, storageProblem, opfsAvailable } from './js/store.js';
 import { flatName, saveToDirectory, Selection } from './js/folders.js';
+import { MAX_AGE_DAYS, MAX_KEPT } from './js/db.js';
 
 const ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz";
 const ROOM_ID_LEN = 8;
@@ -171,8 +172,15 @@ class FileList {
   }
 
   // offer puts a Save button (and Save as…, where the browser has a
-  // file picker) on every file.
-  async offer(store) {
+  // file picker) on every file; allSaved runs once each was saved.
+  async offer(store, allSaved = () => {}) {
+    const saved = new Set();
+    const save = (i) => {
+      const had = saved.size;
+      saved.add(i);
+      if (saved.size === this.m.files.length && had < saved.size) allSaved();
+    };
+    this.markSaved = save;
     for (let i = 0; i < this.m.files.length; i++) {
       const f = this.m.files[i];
       const row = this.rows[i];
@@ -187,6 +195,7 @@ class FileList {
       a.dataset.path = f.name;
       a.textContent = "Save";
       a.dataset.file = String(i);
+      a.addEventListener("click", () => save(i));
       row.actions.append(a);
       if (typeof window.showSaveFilePicker === "function") {
         const b = document.createElement("button");
@@ -197,6 +206,7 @@ class FileList {
             const h = await window.showSaveFilePicker({ suggestedName: base });
             await file.stream().pipeTo(await h.createWritable());
             status(`Saved ${base}.`, "");
+            save(i);
           } catch (e) {
             if (e?.name !== "AbortError") status(`Could not save ${base}: ${e.message}`, "", true);
           }
@@ -239,6 +249,7 @@ class FileList {
         ask: askReplace,
         progress: (n, t) => status(`Saving into the folder: ${n} of ${t} files…`, "saving"),
       });
+      if (!r.cancelled) this.m.files.forEach((_, i) => this.markSaved?.(i));
       if (r.cancelled) status("Nothing was saved: the folder already has files of these names.", "saved");
       else status(`Saved ${r.saved} ${r.saved === 1 ? "file" : "files"} into ${dir.name || "the folder"}${r.skipped ? `; kept the ${r.skipped} already there` : ""}.`, "saved");
       return r;
@@ -325,7 +336,10 @@ async function receive(roomID, password) {
     ui: {
       manifest(m, resumed, have, persistent) {
         if (!persistent) {
-          $("note").textContent = "This page was opened over plain http from another machine, so the browser gives it no storage that outlives the tab: keep the tab open until you have saved the files (a reload starts over).";
+          $("note").textContent = "This browser refused the page storage that outlives the tab (private windows may), so the files are kept in memory: keep the tab open until you have saved them (a reload starts over).";
+          $("note").hidden = false;
+        } else if (!opfsAvailable()) {
+          $("note").textContent = `This page was opened over plain http from another machine, so it keeps what arrives in the browser's site storage (IndexedDB): a reload resumes. That copy is removed once you have saved every file; an unfinished or unsaved download is removed after ${MAX_AGE_DAYS} days, or once ${MAX_KEPT} newer ones are kept.`;
           $("note").hidden = false;
         }
         list = new FileList(m, have);
@@ -367,7 +381,22 @@ async function receive(roomID, password) {
     const store = await dl.run();
     clearInterval(rateTimer);
     if (!list) list = new FileList(store.manifest, dl.have);
-    await list.offer(store);
+    // A copy in the site's storage (plain http) goes once every file was
+    // saved: the Save links stay good while the tab is open.
+    let removed = false;
+    await list.offer(store, async () => {
+      if (!store.forgetWhenSaved || removed) return;
+      removed = true;
+      try {
+        await store.forget();
+        $("forget").hidden = true;
+        document.body.dataset.forgotten = "1";
+        $("note").textContent = "Every file was saved, so the copy in this browser's storage was removed.";
+        $("note").hidden = false;
+      } catch (e) {
+        status(`Could not remove the files from this browser's storage: ${e.message}`, "", true);
+      }
+    });
     // The "Save all to a folder…" button's code, for tests (see saveAllTo).
     window.p2pxfer = { saveAllTo: (dir) => list.saveAllTo(dir) };
     const secs = (performance.now() - started) / 1000;
@@ -401,7 +430,8 @@ async function receive(roomID, password) {
         $("save-all").hidden = true;
         $("save-all-note").hidden = true;
         try {
-          await store.forget();
+          if (!removed) await store.forget();
+          removed = true;
           forget.hidden = true;
           $("seeding").hidden = true;
           status("Removed from this browser's storage. Save them before you remove them next time.", "forgotten");

@@ -577,3 +577,12 @@ func (p *Page) DropFiles(ctx context.Context, selector string, paths ...string) 
 	}
 	return nil
 }
+
+// Call sends the DevTools command method with params to the page and
+// decodes its answer into result when result is not nil: for what the
+// other methods do not cover (say, Storage.overrideQuotaForOrigin).
+func (p *Page) Call(ctx context.Context, method string, params, result any) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	return p.b.cdp.call(ctx, p.session, method, params, result)
+}

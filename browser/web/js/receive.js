@@ -32,7 +32,7 @@ import { openManifest, ManifestError } from './manifest.js';
 import { Bitmap } from './bitmap.js';
 import { equal } from './bytes.js';
 import { Store, opfsAvailable } from './store.js';
-import { BlobStore } from './blobstore.js';
+import { IdbStore } from './idbstore.js';
 import { Inbox } from './inbox.js';
 import { Backlog } from './backlog.js';
 import { HANDSHAKE_TIMEOUT_MS, CONNECT_TIMEOUT_MS } from './timeouts.js';
@@ -374,7 +374,7 @@ export class Download {
     });
     this.signed = signed;
     this.opening = (async () => {
-      const store = opfsAvailable() ? new Store(m) : new BlobStore(m);
+      const store = opfsAvailable() ? new Store(m) : new IdbStore(m, { status: (t) => this.ui.status?.(t) });
       let haveBytes;
       try {
         haveBytes = await store.open();
