@@ -286,7 +286,7 @@ func (d *directEnd) connect(ctx context.Context, client bool, port uint16, fp []
 	}
 	// Datagrams reach the stream on DTLS's reading goroutine, which reads
 	// the socket for as long as the session lasts (probeConn).
-	d.conn.setBulk(ep.Receive)
+	d.conn.setBulk(ep.ReceiveAt)
 	d.t.log.Debug("direct lane open", "local", d.conn.LocalAddr(), "remote", raddr, "mtu", mtu+dtlsOverhead, "rtt", d.path.rtt)
 	if d.path == loopbackPath {
 		d.t.shareCPUs(1)

@@ -68,7 +68,7 @@ type probeConn struct {
 	acks   chan int // lengths the other end acknowledged, for probe
 	// bulk takes the bulk stream's packets (bulk.IsPacket), once the
 	// lane has one; until then they are dropped.
-	bulk atomic.Pointer[func([]byte)]
+	bulk atomic.Pointer[func([]byte, time.Time)]
 }
 
 func newProbeConn(b *batchConn) *probeConn {
@@ -79,7 +79,7 @@ func newProbeConn(b *batchConn) *probeConn {
 
 // setBulk passes the bulk stream's packets to f from now on; nil drops
 // them.
-func (c *probeConn) setBulk(f func([]byte)) {
+func (c *probeConn) setBulk(f func([]byte, time.Time)) {
 	if f == nil {
 		c.bulk.Store(nil)
 		return
@@ -94,7 +94,7 @@ func (c *probeConn) setRemote(ap netip.AddrPort) { c.remote.Store(&ap) }
 // probe's.
 func (c *probeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	// What is not DTLS's is dealt with in the socket's own buffer.
-	n, ap, err := c.batchConn.readInPlace(p, func(d []byte, ap netip.AddrPort) bool {
+	n, ap, err := c.batchConn.readInPlace(p, func(d []byte, ap netip.AddrPort, at time.Time) bool {
 		from := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		switch {
 		case !c.fromRemote(from):
@@ -102,7 +102,7 @@ func (c *probeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.handle(d, from)
 		case bulk.IsPacket(d):
 			if f := c.bulk.Load(); f != nil {
-				(*f)(d)
+				(*f)(d, at)
 			}
 		default:
 			return false

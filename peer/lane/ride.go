@@ -69,14 +69,14 @@ func (t *Transport) ridePathOf(pc *webrtc.PeerConnection) (ridePath, bool) {
 // port, to send from.
 type rideTable struct {
 	mu    sync.RWMutex
-	lanes map[netip.AddrPort]func([]byte)
+	lanes map[netip.AddrPort]func([]byte, time.Time)
 	socks []*batchConn
 }
 
 // divert takes bulk packets out of a socket's stream: it hands them to
 // the ride lane of their source, or drops them (a lane closed, a stray);
 // false for any other packet, which goes to pion.
-func (r *rideTable) divert(d []byte, from netip.AddrPort) bool {
+func (r *rideTable) divert(d []byte, from netip.AddrPort, at time.Time) bool {
 	if !bulk.IsPacket(d) {
 		return false
 	}
@@ -85,7 +85,7 @@ func (r *rideTable) divert(d []byte, from netip.AddrPort) bool {
 	f := r.lanes[from]
 	r.mu.RUnlock()
 	if f != nil {
-		f(d)
+		f(d, at)
 	}
 	return true
 }
@@ -119,11 +119,11 @@ func (r *rideTable) sock(port uint16, v4 bool) *batchConn {
 
 // register hands the bulk packets from remote to f; false if a lane has
 // that address already.
-func (r *rideTable) register(remote netip.AddrPort, f func([]byte)) bool {
+func (r *rideTable) register(remote netip.AddrPort, f func([]byte, time.Time)) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.lanes == nil {
-		r.lanes = map[netip.AddrPort]func([]byte){}
+		r.lanes = map[netip.AddrPort]func([]byte, time.Time){}
 	}
 	if _, taken := r.lanes[remote]; taken {
 		return false
@@ -170,7 +170,7 @@ func (t *Transport) startRide(path ridePath, keys []byte, source bool) (*rideLan
 	}
 	// Packets that come before this are dropped; the source sends them
 	// again.
-	if !t.rides.register(path.remote, ep.Receive) {
+	if !t.rides.register(path.remote, ep.ReceiveAt) {
 		_ = ep.Close()
 		return nil, fmt.Errorf("lane: a ride lane to %v is open already", path.remote)
 	}

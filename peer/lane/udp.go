@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -34,6 +35,9 @@ type batchConn struct {
 	rmsgs []ipv4.Message
 	rn    int // messages in rmsgs from the last recvmmsg
 	rpos  int // the one being handed out
+	// readAt is when the last recvmmsg returned: when its datagrams had
+	// all arrived, as near as matters, without a clock read for each.
+	readAt time.Time
 	// With GRO, a message holds datagrams of rseg bytes (the last may be
 	// shorter); roff is the next one's offset in it.
 	gro        bool
@@ -50,7 +54,7 @@ type batchConn struct {
 
 	// divert, if set, takes datagrams out of what ReadFrom returns (see
 	// rideTable.divert); set before the first read.
-	divert func(d []byte, from netip.AddrPort) bool
+	divert func(d []byte, from netip.AddrPort, at time.Time) bool
 
 	// The flusher's own: whether GSO is on, and the scratch it builds
 	// coalesced messages in.
@@ -102,15 +106,16 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 }
 
 // readInPlace is ReadFromAddrPort without the copy: f gets the datagram
-// in the batch's own buffer, which it may change but not keep, and says
-// whether it took it; if not, it is copied to p as ReadFromAddrPort
-// would. Bulk streams take theirs this way: they decrypt in place.
-func (b *batchConn) readInPlace(p []byte, f func(d []byte, from netip.AddrPort) bool) (int, netip.AddrPort, error) {
+// in the batch's own buffer, which it may change but not keep, with when
+// it was read, and says whether it took it; if not, it is copied to p as
+// ReadFromAddrPort would. Bulk streams take theirs this way: they
+// decrypt in place.
+func (b *batchConn) readInPlace(p []byte, f func(d []byte, from netip.AddrPort, at time.Time) bool) (int, netip.AddrPort, error) {
 	b.rmu.Lock()
 	defer b.rmu.Unlock()
 	for {
 		d, ap, err := b.nextLocked()
-		if err != nil || !f(d, ap) {
+		if err != nil || !f(d, ap, b.readAt) {
 			return copy(p, d), ap, err
 		}
 	}
@@ -145,6 +150,7 @@ func (b *batchConn) nextLocked() ([]byte, netip.AddrPort, error) {
 			if err != nil {
 				return nil, netip.AddrPort{}, err
 			}
+			b.readAt = time.Now()
 			b.rn, b.rpos, b.roff = n, 0, 0
 			b.segLocked()
 		}

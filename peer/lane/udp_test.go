@@ -143,7 +143,7 @@ func TestBatchConnGRO(t *testing.T) {
 			got = buf[:n]
 		} else {
 			// f declines it, so it comes back as a copy too.
-			n, _, err := r.readInPlace(buf, func(d []byte, _ netip.AddrPort) bool {
+			n, _, err := r.readInPlace(buf, func(d []byte, _ netip.AddrPort, _ time.Time) bool {
 				got = append([]byte(nil), d...)
 				return false
 			})

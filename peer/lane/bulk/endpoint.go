@@ -158,7 +158,11 @@ func nudge(c chan struct{}) {
 
 // Receive handles one datagram from the other end. It decrypts pkt in
 // place. Datagrams that are not the other end's packets are dropped.
-func (e *Endpoint) Receive(pkt []byte) {
+func (e *Endpoint) Receive(pkt []byte) { e.ReceiveAt(pkt, time.Now()) }
+
+// ReceiveAt is Receive of a datagram read at now: a socket's batch of
+// them shares one clock read.
+func (e *Endpoint) ReceiveAt(pkt []byte, now time.Time) {
 	pn, frames, err := e.in.open(pkt)
 	if err != nil {
 		e.mu.Lock()
@@ -166,7 +170,6 @@ func (e *Endpoint) Receive(pkt []byte) {
 		e.mu.Unlock()
 		return
 	}
-	now := time.Now()
 	var lowCross, arm bool
 	var reply []byte
 	e.mu.Lock()
