@@ -2,8 +2,10 @@
 
 // Command paths measures p2pxfer against the kernel's TCP on the kinds of
 // link users have (issue 20): two network namespaces joined by a veth,
-// segmentation and receive offloads off (so a dropped packet is one
-// packet), and per scenario
+// segmentation offloads off (so a dropped packet is one packet), receive
+// offload (GRO) off where there is loss (the loss rule sees what GRO has
+// coalesced) and on where there is none, as a NIC has it (-gro=false:
+// off everywhere), and per scenario
 //
 //	a  tbf 200 Mbit/s, 64 kB burst, 20 ms queue, on each side's veth
 //	b  the same and 1 % random loss on each side
@@ -132,7 +134,7 @@ func main() {
 	flag.IntVar(&cfg.lanes, "lanes", 0, "--lanes for send and recv (0: p2pxfer's default)")
 	flag.DurationVar(&cfg.timeout, "timeout", 0, "give up on a transfer after this long (default: 60 s + 10x the time at 25 MB/s)")
 	flag.BoolVar(&cfg.verbose, "v", false, "run send and recv with -v; their output stays in the work directory (implies -keep)")
-	flag.BoolVar(&cfg.gro, "gro", false, "turn the veths' receive offload (GRO) on in the scenarios without loss, as a NIC has it; with loss it stays off, so that the loss rule drops wire packets, not coalesced ones")
+	flag.BoolVar(&cfg.gro, "gro", true, "turn the veths' receive offload (GRO) on in the scenarios without loss (d, e), as a NIC has it; with loss it stays off, so that the loss rule drops wire packets, not coalesced ones")
 	flag.StringVar(&cfg.tcpCC, "tcp-cc", "", "TCP congestion control in the namespaces, e.g. cubic (default: the host's)")
 	bin := flag.String("bin", "", "measure this p2pxfer binary instead of building one")
 	alt := flag.String("alt", "", "also measure this second p2pxfer binary, alternating with the first (not in scenario f)")
