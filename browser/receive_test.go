@@ -41,6 +41,7 @@ func newSite(t *testing.T) *site {
 
 func newSiteWith(t *testing.T, cfg sigserver.Config) *site {
 	t.Helper()
+	noneOutlive(t)
 	sig := sigserver.New(cfg)
 	h, err := browser.New(sig)
 	if err != nil {
@@ -684,8 +685,10 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	seedCtx, stopSeed := context.WithCancel(ctx)
 	seedDone := make(chan error, 1)
 	var w *chunker.Writer
+	// On the test's goroutine: engine may call t.Fatal.
+	eng := engine(t)
 	go func() {
-		seedDone <- engine(t).Receive(seedCtx, conn, peer.ReceiveOptions{
+		seedDone <- eng.Receive(seedCtx, conn, peer.ReceiveOptions{
 			Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password, Slots: 2,
 			Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
 				var err error
