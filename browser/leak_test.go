@@ -3,6 +3,7 @@ package browser_test
 import (
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -21,22 +22,48 @@ func noneOutlive(t *testing.T) {
 	})
 }
 
+// checked holds the tests whose first engine is made: peersOutlive
+// checks once, after the Close of the test's first engine, which runs
+// last.
+var checked sync.Map // *testing.T -> struct{}
+
+// peersOutlive fails t if, once the test's engines have closed, a
+// goroutine of pion's or of package peer's is still there; engine calls
+// it before it makes the test's first engine. Stricter than noneOutlive,
+// which runs after the browser and the server have closed too, giving a
+// close in the background the time to end unseen.
+func peersOutlive(t *testing.T) {
+	if _, seen := checked.LoadOrStore(t, struct{}{}); seen {
+		return
+	}
+	t.Cleanup(func() {
+		checked.Delete(t)
+		if left := lingering(200*time.Millisecond, "github.com/pion/", "github.com/p2pxfer/p2pxfer/peer"); len(left) > 0 {
+			t.Errorf("%d goroutines outlive the test's engines:\n\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+	})
+}
+
 // lingering waits up to grace for goroutines of pion's or of this
 // module's (the tests' own aside) to end, as those that have signalled
 // their end return at once, and returns the stacks of those left. 200 ms
 // is ample for that, and short of a close going on in the background
 // (SCTP's abort alone waits 2 x 200 ms).
-func lingering(grace time.Duration) []string {
+// With marks, only goroutines whose stacks hold one of them count.
+func lingering(grace time.Duration, marks ...string) []string {
 	deadline := time.Now().Add(grace)
-	left := ours()
+	left := ours(marks)
 	for len(left) > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
-		left = ours()
+		left = ours(marks)
 	}
 	return left
 }
 
-func ours() []string {
+func ours(marks []string) []string {
+	if len(marks) == 0 {
+		marks = []string{"github.com/pion/", "github.com/p2pxfer/p2pxfer/"}
+	}
 	buf := make([]byte, 8<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
@@ -44,8 +71,11 @@ func ours() []string {
 		if strings.Contains(g, "testing.tRunner(") || strings.Contains(g, "testing.(*M).Run(") || strings.Contains(g, "runtime.Stack(") {
 			continue
 		}
-		if strings.Contains(g, "github.com/pion/") || strings.Contains(g, "github.com/p2pxfer/p2pxfer/") {
-			out = append(out, g)
+		for _, m := range marks {
+			if strings.Contains(g, m) {
+				out = append(out, g)
+				break
+			}
 		}
 	}
 	return out

@@ -59,6 +59,7 @@ func newSiteWith(t *testing.T, cfg sigserver.Config) *site {
 // on loopback, where the browser's are too.
 func engine(t *testing.T) *peer.Engine {
 	t.Helper()
+	peersOutlive(t)
 	e, err := peer.NewEngine(peer.Config{
 		Transport:        lane.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 15 * time.Second},
 		HandshakeTimeout: 10 * time.Second,
@@ -785,6 +786,7 @@ func TestBrowserNoPath(t *testing.T) {
 	defer cancel()
 	st := newSite(t)
 	paths, _ := files(t, map[string]int{"a.bin": 1000})
+	peersOutlive(t)
 	eng, err := peer.NewEngine(peer.Config{
 		Transport:        lane.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 3 * time.Second},
 		HandshakeTimeout: 10 * time.Second,
