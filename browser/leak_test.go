@@ -45,11 +45,11 @@ func peersOutlive(t *testing.T) {
 }
 
 // lingering waits up to grace for goroutines of pion's or of this
-// module's (the tests' own aside) to end, as those that have signalled
-// their end return at once, and returns the stacks of those left. 200 ms
-// is ample for that, and short of a close going on in the background
-// (SCTP's abort alone waits 2 x 200 ms).
-// With marks, only goroutines whose stacks hold one of them count.
+// module's (the tests' own aside; with marks, those whose stacks hold
+// one of them) to end, as those that have signalled their end return at
+// once, and returns the stacks of those left. 200 ms is ample for that,
+// and short of a close going on in the background (SCTP's abort alone
+// waits 2 x 200 ms).
 func lingering(grace time.Duration, marks ...string) []string {
 	deadline := time.Now().Add(grace)
 	left := ours(marks)
