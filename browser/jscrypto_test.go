@@ -26,6 +26,7 @@ import (
 	"strings"
 	"testing"
 	"testing/cryptotest"
+	"time"
 
 	"github.com/gtank/ristretto255"
 	"github.com/p2pxfer/p2pxfer/chunker"
@@ -159,6 +160,13 @@ type chainFar struct {
 // It skips where node is missing unless CI is set, where that fails.
 func TestJSAgainstGo(t *testing.T) {
 	node, _ := needNode(t, false)
+	// cpaceVectors swaps crypto/rand's reader: nothing of an earlier
+	// test may still read it (noneOutlive checks each test that runs
+	// peers; this says so here too, whatever the order of the tests).
+	if left := lingering(2 * time.Second); len(left) > 0 {
+		t.Fatalf("%d goroutines of an earlier test are still running, and would read crypto/rand while it is swapped:\n\n%s",
+			len(left), strings.Join(left, "\n\n"))
+	}
 	v := vectors{
 		CPace:         cpaceVectors(t),
 		FrameKinds:    frameKindVectors(),

@@ -41,6 +41,7 @@ func newSite(t *testing.T) *site {
 
 func newSiteWith(t *testing.T, cfg sigserver.Config) *site {
 	t.Helper()
+	noneOutlive(t)
 	sig := sigserver.New(cfg)
 	h, err := browser.New(sig)
 	if err != nil {
@@ -58,6 +59,7 @@ func newSiteWith(t *testing.T, cfg sigserver.Config) *site {
 // on loopback, where the browser's are too.
 func engine(t *testing.T) *peer.Engine {
 	t.Helper()
+	peersOutlive(t)
 	e, err := peer.NewEngine(peer.Config{
 		Transport:        lane.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 15 * time.Second},
 		HandshakeTimeout: 10 * time.Second,
@@ -958,8 +960,10 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	seedCtx, stopSeed := context.WithCancel(ctx)
 	seedDone := make(chan error, 1)
 	var w *chunker.Writer
+	// On the test's goroutine: engine may call t.Fatal.
+	eng := engine(t)
 	go func() {
-		seedDone <- engine(t).Receive(seedCtx, conn, peer.ReceiveOptions{
+		seedDone <- eng.Receive(seedCtx, conn, peer.ReceiveOptions{
 			Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password, Slots: 2,
 			Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
 				var err error
@@ -1056,6 +1060,7 @@ func TestBrowserNoPath(t *testing.T) {
 	defer cancel()
 	st := newSite(t)
 	paths, _ := files(t, map[string]int{"a.bin": 1000})
+	peersOutlive(t)
 	eng, err := peer.NewEngine(peer.Config{
 		Transport:        lane.Config{Loopback: true, Interfaces: []string{"lo"}, ConnectTimeout: 3 * time.Second},
 		HandshakeTimeout: 10 * time.Second,

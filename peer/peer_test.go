@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +27,45 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// noneOutlive fails t if, once its cleanups have run (engines closed,
+// transfers returned), a goroutine of pion's or of ours is still there:
+// TestMain's check would only see it at the end, if at all, and a
+// goroutine left from one test runs under the next (a pion peer
+// connection closed by pion itself once lingered so, pinging).
+func noneOutlive(t *testing.T) {
+	t.Cleanup(func() {
+		// Goroutines that have signalled their end return at once; 200 ms
+		// is ample for that and short of what a close in the background
+		// takes (SCTP's abort alone waits 2 x 200 ms).
+		deadline := time.Now().Add(200 * time.Millisecond)
+		left := ours()
+		for len(left) > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			left = ours()
+		}
+		if len(left) > 0 {
+			t.Errorf("%d goroutines outlive the test:\n\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+	})
+}
+
+// ours returns the stacks of goroutines running pion's code or this
+// module's, the tests' own aside.
+func ours() []string {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "testing.tRunner(") || strings.Contains(g, "testing.(*M).Run(") || strings.Contains(g, "runtime.Stack(") {
+			continue
+		}
+		if strings.Contains(g, "github.com/pion/") || strings.Contains(g, "github.com/p2pxfer/p2pxfer/") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
 
 // loopback keeps every packet of these tests on 127.0.0.1: no STUN, no
 // mDNS, loopback candidates only.
@@ -43,6 +84,7 @@ type rig struct {
 }
 
 func newRig(t *testing.T) *rig {
+	noneOutlive(t)
 	// Rooms outlive their host: the swarm goes on after the sender left.
 	srv := sigserver.New(sigserver.Config{KeepRoomWithoutHost: true})
 	hs := httptest.NewServer(srv)

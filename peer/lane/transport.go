@@ -267,13 +267,20 @@ const closeWait = time.Second
 
 // closePC closes pc, waiting at most closeWait; a close that takes longer
 // goes on in the background.
+//
+// GracefulClose, not Close: when the other end closed first, pion
+// closes pc itself on a goroutine of its own (on the DTLS close_notify),
+// and Close then returns at once while that close is still under way:
+// the ICE agent went on pinging, reading crypto/rand, after its owner
+// had closed. GracefulClose waits for any close under way, and for the
+// ICE agent's goroutines.
 func (t *Transport) closePC(pc *webrtc.PeerConnection) {
 	t.closing.Add(1)
 	done := make(chan struct{})
 	go func() {
 		defer t.closing.Done()
 		defer close(done)
-		_ = pc.Close()
+		_ = pc.GracefulClose()
 	}()
 	select {
 	case <-done:

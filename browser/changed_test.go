@@ -48,8 +48,12 @@ func cliSeed(ctx context.Context, t *testing.T, st *site, snd *sender) {
 	seedCtx, stopSeed := context.WithCancel(ctx)
 	seedDone := make(chan error, 1)
 	var w *chunker.Writer
+	// On the test's goroutine: engine may call t.Fatal, and the Close it
+	// registers must come after the seed's Receive has returned (the
+	// seed's cleanup, registered later, runs first).
+	eng := engine(t)
 	go func() {
-		seedDone <- engine(t).Receive(seedCtx, conn, peer.ReceiveOptions{
+		seedDone <- eng.Receive(seedCtx, conn, peer.ReceiveOptions{
 			Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password, Slots: 2,
 			Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
 				var err error
