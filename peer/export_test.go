@@ -1,6 +1,10 @@
 package peer
 
-import "github.com/p2pxfer/p2pxfer/peer/lane"
+import (
+	"time"
+
+	"github.com/p2pxfer/p2pxfer/peer/lane"
+)
 
 // Test hooks for package peer_test: they let a test play a sender that
 // offers each receiver only some pieces, a receiver that may only use some
@@ -14,6 +18,13 @@ func SetSentOn(o *ServeOptions, f func(peer string, lane int))            { o.se
 
 // ProbeSupported: direct lanes between hosts (path MTU probing) work here.
 const ProbeSupported = lane.ProbeSupported
+
+// SetSlowWants keeps a receiver from asking the server for sources again
+// within the minute: one that holds a source idle on purpose would ask
+// every wantEvery, and be queued again.
+func SetSlowWants(o *ReceiveOptions) {
+	o.pace = &pacing{tick: defaultPacing.tick, wantEvery: time.Minute, wantAfterDrop: defaultPacing.wantAfterDrop}
+}
 
 // SetQuickPacing makes a receiver look after its sources ten times as
 // often as the CLI's does, so that tests wait less for its timers.

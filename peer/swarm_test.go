@@ -113,10 +113,11 @@ func TestQueueFIFO(t *testing.T) {
 		rcs[i] = startReceiver(ctx, t, r, s.room, "pw", func(_ string, o *peer.ReceiveOptions) {
 			if i == 0 {
 				peer.SetAllowSource(o, func(string) bool { return gate.Load() })
-				// With more, it asks again for sources a few seconds
-				// on and is queued too, between the others, when the
-				// machine is slow to start them.
+				// Holding its source idle, it would ask again for
+				// sources every few seconds and be queued too, between
+				// the others, when the machine is slow to start them.
 				o.MaxSources = 1
+				peer.SetSlowWants(o)
 			}
 			o.OnComplete = func() {
 				mu.Lock()
