@@ -130,25 +130,14 @@ func (c *Conn) acceptDirect(ctx context.Context) (lanes []*directLane, fallback 
 
 // awaitDialer waits for the word of a dialer that said lanes:1 and rides
 // (wire.go): whether it asks for a ride lane. False when it does not, or
-// says nothing within ConnectTimeout; the first connection then carries
+// says nothing within DirectTimeout; the first connection then carries
 // everything.
 func (c *Conn) awaitDialer(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, c.t.cfg.ConnectTimeout)
-	defer cancel()
-	for {
-		m, err := c.in.next(ctx)
-		if err != nil {
-			c.t.log.Debug("no word on a ride lane", "err", err)
-			return false
-		}
-		switch m.T {
-		case sigCand: // the first connection's, trickled after it opened
-		case sigLanes:
-			c.theirRide = m.Ride
-			return m.Ride != nil
-		default:
-			c.t.log.Debug("no ride lane", "unexpected", m.T)
-			return false
-		}
+	m, err := c.awaitWord(ctx, sigLanes)
+	if m == nil {
+		c.t.log.Debug("no ride lane asked for", "err", err)
+		return false
 	}
+	c.theirRide = m.Ride
+	return m.Ride != nil
 }

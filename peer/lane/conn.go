@@ -551,17 +551,18 @@ func (c *Conn) directFallback(ctx context.Context, n int, use func(context.Conte
 // awaitDirect waits for the accepting end's direct lanes; nil (and no
 // error) when it opens none or does not answer within DirectTimeout.
 func (c *Conn) awaitDirect(ctx context.Context) (*wireDirect, error) {
-	m, err := c.awaitAccepter(ctx, sigDirect)
+	m, err := c.awaitWord(ctx, sigDirect)
 	if m == nil {
 		return nil, err
 	}
 	return m.Direct, nil
 }
 
-// awaitAccepter waits for the accepting end's answer to a lane asked
-// for: its message of type want, or nil (and no error) when it opens
-// none or does not answer within DirectTimeout.
-func (c *Conn) awaitAccepter(ctx context.Context, want string) (*signalMsg, error) {
+// awaitWord waits for the other end's word on a lane: the accepting
+// end's answer to one asked for, or a dialer's {lanes} (awaitDialer). It
+// returns its message of type want, or nil (and no error) when it opens
+// none, gives up, or says nothing within DirectTimeout.
+func (c *Conn) awaitWord(ctx context.Context, want string) (*signalMsg, error) {
 	wctx, cancel := context.WithTimeout(ctx, c.t.cfg.DirectTimeout)
 	defer cancel()
 	for {

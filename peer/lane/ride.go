@@ -196,7 +196,7 @@ func (c *Conn) openRide(ctx context.Context, path ridePath, fallback int, use fu
 	if err := c.send(ctx, &signalMsg{T: sigLanes, Lanes: 2, Ride: keys}); err != nil {
 		return err
 	}
-	m, err := c.awaitAccepter(ctx, sigRide)
+	m, err := c.awaitWord(ctx, sigRide)
 	if err != nil {
 		return err
 	}
