@@ -71,6 +71,54 @@ func engine(t *testing.T) *peer.Engine {
 	return e
 }
 
+// cliJoin joins roomID as the CLI's receiver (the engine `p2pxfer recv`
+// runs) does, and returns its signalling connection and the options for
+// Receive with password, whose Open writes into out. The caller closes
+// the connection, and the writer with closeWriter once Receive returned.
+func cliJoin(ctx context.Context, t *testing.T, st *site, roomID, password, out string) (conn *signalclient.Conn, o peer.ReceiveOptions, closeWriter func()) {
+	t.Helper()
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := conn.JoinInfo(ctx, roomID)
+	if err != nil {
+		_ = conn.Close()
+		t.Fatalf("joining room %s: %v", roomID, err)
+	}
+	var w *chunker.Writer
+	o = peer.ReceiveOptions{
+		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+	}
+	return conn, o, func() {
+		if w != nil {
+			_ = w.Close()
+		}
+	}
+}
+
+// cliReceive runs the CLI's receiver in roomID with password into out
+// until Receive returns, then closes its writer and its signalling
+// connection. more, if not nil, adds to the options before Receive:
+// callbacks (conn is the receiver's own signalling), or an Open that
+// wraps the one given.
+func cliReceive(ctx context.Context, t *testing.T, st *site, roomID, password, out string, more func(conn *signalclient.Conn, o *peer.ReceiveOptions)) error {
+	t.Helper()
+	conn, o, closeWriter := cliJoin(ctx, t, st, roomID, password, out)
+	defer conn.Close()
+	if more != nil {
+		more(conn, &o)
+	}
+	err := engine(t).Receive(ctx, conn, o)
+	closeWriter()
+	return err
+}
+
 // files writes random files of the given sizes and returns their paths
 // and SHA-256s by name.
 func files(t *testing.T, sizes map[string]int) ([]string, map[string][32]byte) {
@@ -448,31 +496,16 @@ func TestBrowserReceiveThroughput(t *testing.T) {
 	t.Logf("browser: %.2f s of CPU in 3 s idle after the download", (idle1 - idle0).Seconds())
 
 	// The CLI's receiver, from the same sender.
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, snd.room)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	var w *chunker.Writer
 	var first time.Time
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+	err := cliReceive(ctx, t, st, snd.room, snd.password, out, func(_ *signalclient.Conn, o *peer.ReceiveOptions) {
+		open := o.Open
+		o.Open = func(m *chunker.Manifest) (*chunker.Writer, error) {
 			first = time.Now()
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
+			return open(m)
+		}
 	})
 	cliSecs := time.Since(first).Seconds()
-	if w != nil {
-		_ = w.Close()
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -946,45 +979,7 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	snd := startSender(ctx, t, st, &corruptSource{Source: src, bad: -1, from: &hostile})
 
 	// The seed: the CLI's receiver, which stays in the room once complete.
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, snd.room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	complete := make(chan struct{})
-	seedCtx, stopSeed := context.WithCancel(ctx)
-	seedDone := make(chan error, 1)
-	var w *chunker.Writer
-	// On the test's goroutine: engine may call t.Fatal.
-	eng := engine(t)
-	go func() {
-		seedDone <- eng.Receive(seedCtx, conn, peer.ReceiveOptions{
-			Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password, Slots: 2,
-			Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-				var err error
-				w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-				return w, err
-			},
-			OnComplete: func() { close(complete) },
-		})
-	}()
-	defer func() {
-		stopSeed()
-		<-seedDone
-		if w != nil {
-			_ = w.Close()
-		}
-	}()
-	select {
-	case <-complete:
-	case <-ctx.Done():
-		t.Fatal("the CLI receiver did not complete")
-	}
+	cliSeed(ctx, t, st, snd)
 	hostile.Store(true)
 
 	b := chromium.Start(t)
@@ -1113,30 +1108,11 @@ func TestBrowserSeeds(t *testing.T) {
 	snd.done <- nil // for the cleanup
 	_ = snd.conn.Close()
 
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, snd.room)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	var w *chunker.Writer
 	var sources []peer.SourceEvent
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
-		OnSource: func(e peer.SourceEvent) { sources = append(sources, e) },
+	err := cliReceive(ctx, t, st, snd.room, snd.password, out, func(_ *signalclient.Conn, o *peer.ReceiveOptions) {
+		o.OnSource = func(e peer.SourceEvent) { sources = append(sources, e) }
 	})
-	if w != nil {
-		_ = w.Close()
-	}
 	if err != nil {
 		t.Fatalf("the CLI receiver, with the page as the only source: %v", err)
 	}
@@ -1173,49 +1149,13 @@ func TestBrowserSends(t *testing.T) {
 	st := newSite(t)
 	paths, sums := files(t, map[string]int{"a.bin": 3 << 20, "one.bin": 1})
 	b := chromium.Start(t)
-	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetInputFiles(ctx, "#pick", paths...); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var offer struct{ Room, Password, Link string }
-	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password, link: document.getElementById("offer-link").href})`, &offer); err != nil || offer.Room == "" {
-		var text string
-		_ = p.Eval(ctx, status, &text)
-		t.Fatalf("the page offers %+v (%v); it says %q", offer, err, text)
-	}
+	p, offer := sendFromPage(ctx, t, b, st, func(p *chromium.Page) error { return p.SetInputFiles(ctx, "#pick", paths...) })
 	if want := st.ts.URL + "/r/" + offer.Room + "#" + offer.Password; offer.Link != want {
 		t.Errorf("the page's link %s, want %s", offer.Link, want)
 	}
 
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, offer.Room)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	var w *chunker.Writer
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
-	})
-	if w != nil {
-		_ = w.Close()
-	}
-	if err != nil {
+	if err := cliReceive(ctx, t, st, offer.Room, offer.Password, out, nil); err != nil {
 		t.Fatalf("the CLI receiver: %v", err)
 	}
 	for name, sum := range sums {
