@@ -516,6 +516,31 @@ func TestBrowserReceiveThroughput(t *testing.T) {
 	t.Logf("CLI recv (in-process engine): %d MiB in %.2f s from the manifest: %.1f MiB/s", mb, cliSecs, size/(1<<20)/cliSecs)
 }
 
+// reloadMidway waits until the page p has verified more than a quarter
+// of size bytes and, settle later, reloads it; once the reloaded page has
+// received everything it returns how much was verified before the reload
+// and how much the page resumed with (0 where it says nothing).
+func reloadMidway(ctx context.Context, t *testing.T, p *chromium.Page, size int, settle time.Duration) (before, resumed int) {
+	t.Helper()
+	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(settle)
+	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
+		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the reload the page says %q", text)
+	}
+	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil {
+		t.Errorf("the reloaded page says nothing of what it resumed with: %v", err)
+	}
+	return before, resumed
+}
+
 // TestBrowserResumesAfterReload: a tab reloaded in the middle of a
 // download resumes from what its private storage holds (the page says
 // how much), fetches only the rest, and saves the file byte for byte.
@@ -532,25 +557,10 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
-	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
 	// The state is saved a moment after the chunks it lists.
-	time.Sleep(400 * time.Millisecond)
-	var before int
-	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
-		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
-	}
-	if err := p.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	text := settled(ctx, t, p)
-	var resumed int
-	if !strings.HasPrefix(text, "Received") {
-		t.Fatalf("after the reload the page says %q", text)
-	}
-	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed < before/2 || resumed >= size {
-		t.Errorf("resumed with %d bytes, had %d verified before the reload (%v)", resumed, before, err)
+	before, resumed := reloadMidway(ctx, t, p, size, 400*time.Millisecond)
+	if resumed < before/2 || resumed >= size {
+		t.Errorf("resumed with %d bytes, had %d verified before the reload", resumed, before)
 	}
 	t.Logf("verified %d bytes before the reload, resumed with %d", before, resumed)
 	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
@@ -832,25 +842,11 @@ func TestBrowserResumesOverPlainHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
-	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
 	// A chunk counts as verified once its transaction committed: no
 	// wait is needed for what the reload finds.
-	var before int
-	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
-		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
-	}
-	if err := p.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	text := settled(ctx, t, p)
-	if !strings.HasPrefix(text, "Received") {
-		t.Fatalf("after the reload the page says %q", text)
-	}
-	var resumed int
-	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed < before || resumed >= size {
-		t.Errorf("resumed with %d bytes, had %d verified before the reload (%v)", resumed, before, err)
+	before, resumed := reloadMidway(ctx, t, p, size, 0)
+	if resumed < before || resumed >= size {
+		t.Errorf("resumed with %d bytes, had %d verified before the reload", resumed, before)
 	}
 	t.Logf("verified %d bytes before the reload, resumed with %d, fetched %d after it", before, resumed, size-resumed)
 	var note string
