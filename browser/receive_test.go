@@ -305,6 +305,34 @@ func saveAll(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium
 	return got
 }
 
+// savesAsSent clicks every Save link of the page and checks that it
+// saves each file of sums, by name, with the SHA-256 it was sent with.
+func savesAsSent(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium.Page, dl string, sums map[string][32]byte) {
+	t.Helper()
+	names := make([]string, 0, len(sums))
+	for name := range sums {
+		names = append(names, name)
+	}
+	got := saveAll(ctx, t, b, p, dl, names)
+	for name, sum := range sums {
+		if got[name] != sum {
+			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
+		}
+	}
+}
+
+// sameFiles checks that the CLI receiver wrote each file of sums into
+// out, by name, with the SHA-256 the page had.
+func sameFiles(t *testing.T, out string, sums map[string][32]byte) {
+	t.Helper()
+	for name, sum := range sums {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || sha256.Sum256(data) != sum {
+			t.Errorf("%s from the page differs (%v)", name, err)
+		}
+	}
+}
+
 // TestBrowserReceives: an in-process sender (what `p2pxfer send` runs)
 // offers two files, 20 MB and 1 byte, in a room on a real signalling
 // server; the page in real headless Chromium joins with the password in
@@ -347,12 +375,7 @@ func TestBrowserReceives(t *testing.T) {
 	if err := p.Eval(ctx, `document.body.dataset.path`, &path); err != nil || path != "direct" {
 		t.Errorf("path %q (%v), want direct", path, err)
 	}
-	got := saveAll(ctx, t, b, p, dl, []string{"big.bin", "one.bin"})
-	for name, sum := range sums {
-		if got[name] != sum {
-			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
-		}
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 	// Once saved, the files can be taken out of the browser's storage.
 	if err := p.Eval(ctx, `document.getElementById("forget").click()`, nil); err != nil {
 		t.Fatal(err)
@@ -563,9 +586,7 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 		t.Errorf("resumed with %d bytes, had %d verified before the reload", resumed, before)
 	}
 	t.Logf("verified %d bytes before the reload, resumed with %d", before, resumed)
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // TestBrowserReceivesManyFiles: more files than the page's store keeps
@@ -654,12 +675,7 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 	if n := idbRecords(ctx, t, p); n["chunks"] != chunks || n["held"] != chunks || n["transfers"] != 1 {
 		t.Errorf("before saving, the page's IndexedDB holds %v, want the %d chunks, their marks and the download", n, chunks)
 	}
-	got := saveAll(ctx, t, b, p, dl, []string{"a.bin", "one.bin"})
-	for name, sum := range sums {
-		if got[name] != sum {
-			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
-		}
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 	if err := p.WaitFor(ctx, `document.body.dataset.forgotten === "1"`, status); err != nil {
 		t.Fatal(err)
 	}
@@ -713,9 +729,7 @@ func TestBrowserSaysStorageIsFull(t *testing.T) {
 	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed == 0 || resumed >= size {
 		t.Errorf("resumed with %d bytes of %d (%v): want what fitted before", resumed, size, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // TestBrowserWithoutIndexedDB: where a page that is no secure context
@@ -750,9 +764,7 @@ func TestBrowserWithoutIndexedDB(t *testing.T) {
 	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload starts over") {
 		t.Errorf("without IndexedDB the page says %q of its storage (%v), want that a reload starts over", note, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // newLANSite is newSite on an address of this machine other than
@@ -853,9 +865,7 @@ func TestBrowserResumesOverPlainHTTP(t *testing.T) {
 	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload resumes") {
 		t.Errorf("after the reload the page says %q of its storage (%v), want that a reload resumes", note, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // TestBrowserDistrustsStoredChunks: records in the page's IndexedDB that
@@ -939,9 +949,7 @@ func TestBrowserDistrustsStoredChunks(t *testing.T) {
 	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed != size-3*cs {
 		t.Errorf("resumed with %d bytes, want %d: all but the 3 spoilt chunks (%v)", resumed, size-3*cs, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // lanAddr is an IPv4 address of this machine other than loopback, where
@@ -992,9 +1000,7 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	if err := p.Eval(ctx, `document.body.dataset.banned === "1"`, &banned); err != nil || !banned {
 		t.Errorf("the page did not drop the hostile sender (%v)", err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // candidateDropper stands between a sender and its signalling server as
@@ -1112,12 +1118,7 @@ func TestBrowserSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the CLI receiver, with the page as the only source: %v", err)
 	}
-	for name, sum := range sums {
-		data, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil || sha256.Sum256(data) != sum {
-			t.Errorf("%s from the page differs (%v)", name, err)
-		}
-	}
+	sameFiles(t, out, sums)
 	fromPage, fromHost := false, false
 	for _, e := range sources {
 		if e.Kind == peer.SourceConnected {
@@ -1154,12 +1155,7 @@ func TestBrowserSends(t *testing.T) {
 	if err := cliReceive(ctx, t, st, offer.Room, offer.Password, out, nil); err != nil {
 		t.Fatalf("the CLI receiver: %v", err)
 	}
-	for name, sum := range sums {
-		data, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil || sha256.Sum256(data) != sum {
-			t.Errorf("%s from the page differs (%v)", name, err)
-		}
-	}
+	sameFiles(t, out, sums)
 	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
 		t.Error(err)
 	}

@@ -2,7 +2,6 @@ package browser_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -160,12 +159,7 @@ func sendThroughLoss(t *testing.T, server bool) {
 	if err != nil {
 		t.Fatalf("the CLI receiver, its signalling gone mid-transfer: %v", err)
 	}
-	for name, sum := range sums {
-		data, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil || sha256.Sum256(data) != sum {
-			t.Errorf("%s from the page differs (%v)", name, err)
-		}
-	}
+	sameFiles(t, out, sums)
 	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
 		t.Error(err)
 	}
