@@ -79,11 +79,7 @@ func TestBrowserWithdrawnFileFromSeed(t *testing.T) {
 	t.Logf("seed complete after %v", time.Since(begin))
 	changed.Store(true)
 
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	// Well short of the page's stall bound, which would mend it too, late.
 	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer pcancel()

@@ -305,6 +305,18 @@ func saveAll(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium
 	return got
 }
 
+// savingBrowser starts Chromium saving downloads into a new folder, and
+// returns both.
+func savingBrowser(ctx context.Context, t *testing.T) (*chromium.Browser, string) {
+	t.Helper()
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	return b, dl
+}
+
 // savesAsSent clicks every Save link of the page and checks that it
 // saves each file of sums, by name, with the SHA-256 it was sent with.
 func savesAsSent(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium.Page, dl string, sums map[string][32]byte) {
@@ -347,11 +359,7 @@ func TestBrowserReceives(t *testing.T) {
 	paths, sums := files(t, map[string]int{"big.bin": 20 << 20, "one.bin": 1})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p, err := b.NewPage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -574,11 +582,7 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	const size = 6 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	// The state is saved a moment after the chunks it lists.
 	before, resumed := reloadMidway(ctx, t, p, size, 400*time.Millisecond)
@@ -658,11 +662,7 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 		chunks += len(f.Chunks)
 	}
 	snd := startSender(ctx, t, st, src)
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	text := settled(ctx, t, p)
 	var note string
@@ -695,11 +695,7 @@ func TestBrowserSaysStorageIsFull(t *testing.T) {
 	const size = 3 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p, err := b.NewPage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -741,11 +737,7 @@ func TestBrowserWithoutIndexedDB(t *testing.T) {
 	st := newLANSite(t)
 	paths, sums := files(t, map[string]int{"a.bin": 1 << 20})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p, err := b.NewPage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -848,11 +840,7 @@ func TestBrowserResumesOverPlainHTTP(t *testing.T) {
 	const size = 6 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	// A chunk counts as verified once its transaction committed: no
 	// wait is needed for what the reload finds.
@@ -885,11 +873,7 @@ func TestBrowserDistrustsStoredChunks(t *testing.T) {
 	cs := src.Manifest().ChunkSize
 	chunks := size / cs
 	snd := startSender(ctx, t, st, src)
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
@@ -986,11 +970,7 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	cliSeed(ctx, t, st, snd)
 	hostile.Store(true)
 
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	text := settled(ctx, t, p)
 	if !strings.HasPrefix(text, "Received") {
