@@ -12,7 +12,6 @@ import (
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/internal/chromium"
 	"github.com/p2pxfer/p2pxfer/peer"
-	"github.com/p2pxfer/p2pxfer/signalclient"
 )
 
 // changedSource plays a sender whose file 0 changed on its disk once from
@@ -35,40 +34,23 @@ func (c *changedSource) ReadPiece(i int, buf []byte) ([]byte, error) {
 // every file; it then stays in the room as a seed until the test ends.
 func cliSeed(ctx context.Context, t *testing.T, st *site, snd *sender) {
 	t.Helper()
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := conn.JoinInfo(ctx, snd.room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
+	conn, o, closeWriter := cliJoin(ctx, t, st, snd.room, snd.password, t.TempDir())
 	complete := make(chan struct{})
+	o.Slots = 2
+	o.OnComplete = func() { close(complete) }
 	seedCtx, stopSeed := context.WithCancel(ctx)
 	seedDone := make(chan error, 1)
-	var w *chunker.Writer
 	// On the test's goroutine: engine may call t.Fatal, and the Close it
 	// registers must come after the seed's Receive has returned (the
 	// seed's cleanup, registered later, runs first).
 	eng := engine(t)
 	go func() {
-		seedDone <- eng.Receive(seedCtx, conn, peer.ReceiveOptions{
-			Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password, Slots: 2,
-			Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-				var err error
-				w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-				return w, err
-			},
-			OnComplete: func() { close(complete) },
-		})
+		seedDone <- eng.Receive(seedCtx, conn, o)
 	}()
 	t.Cleanup(func() {
 		stopSeed()
 		<-seedDone
-		if w != nil {
-			_ = w.Close()
-		}
+		closeWriter()
 		_ = conn.Close()
 	})
 	select {
@@ -97,11 +79,7 @@ func TestBrowserWithdrawnFileFromSeed(t *testing.T) {
 	t.Logf("seed complete after %v", time.Since(begin))
 	changed.Store(true)
 
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	// Well short of the page's stall bound, which would mend it too, late.
 	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer pcancel()
@@ -114,12 +92,7 @@ func TestBrowserWithdrawnFileFromSeed(t *testing.T) {
 	if n, _ := snd.count(peer.EventWithdrawn); n == 0 {
 		t.Fatal("the sender was never asked for the changed file: the test proves nothing")
 	}
-	got := saveAll(ctx, t, b, p, dl, []string{"a.bin", "b.bin"})
-	for name, sum := range sums {
-		if got[name] != sum {
-			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
-		}
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // TestBrowserWithdrawnFileNoSource: with nobody else holding the file

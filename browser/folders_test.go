@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2pxfer/p2pxfer/browser"
 	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/internal/chromium"
 	"github.com/p2pxfer/p2pxfer/peer"
@@ -242,55 +241,25 @@ func sendsFolder(t *testing.T, drop bool) {
 	_ = cli.Close()
 
 	b := chromium.Start(t)
-	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
-		t.Fatal(err)
-	}
-	if drop {
-		err = p.DropFiles(ctx, "#drop", root)
-	} else {
-		err = p.SetInputFiles(ctx, "#pick-folder", root)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var offer struct{ Room, Password string }
-	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password})`, &offer); err != nil || offer.Room == "" {
-		var text string
-		_ = p.Eval(ctx, status, &text)
-		t.Fatalf("the page offers %+v (%v); it says %q", offer, err, text)
-	}
+	_, offer := sendFromPage(ctx, t, b, st, func(p *chromium.Page) error {
+		if drop {
+			return p.DropFiles(ctx, "#drop", root)
+		}
+		return p.SetInputFiles(ctx, "#pick-folder", root)
+	})
 
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, offer.Room)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	var w *chunker.Writer
 	var names, dirs []string
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+	err = cliReceive(ctx, t, st, offer.Room, offer.Password, out, func(_ *signalclient.Conn, o *peer.ReceiveOptions) {
+		open := o.Open
+		o.Open = func(m *chunker.Manifest) (*chunker.Writer, error) {
 			for _, f := range m.Files {
 				names = append(names, f.Name)
 			}
 			dirs = m.Dirs
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
+			return open(m)
+		}
 	})
-	if w != nil {
-		_ = w.Close()
-	}
 	if err != nil {
 		t.Fatalf("the CLI receiver: %v", err)
 	}

@@ -51,6 +51,36 @@ func needNode(t *testing.T, webSocket bool) (string, []string) {
 	return "", nil
 }
 
+// liveServer is a real signalling server with cfg for the page's modules
+// in node; it returns the server's WebSocket URL.
+func liveServer(t *testing.T, cfg sigserver.Config) string {
+	t.Helper()
+	srv := sigserver.New(cfg)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		_ = srv.Close()
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+}
+
+// startLive starts jstest/live.mjs with args in node and returns it, a
+// scanner of its standard output and what it writes to standard error.
+func startLive(ctx context.Context, t *testing.T, node string, flags []string, args ...string) (*exec.Cmd, *bufio.Scanner, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, append(append(append([]string{}, flags...), "jstest/live.mjs"), args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(out), &stderr
+}
+
 // TestJSLive runs the page's modules (jstest/live.mjs) over a real
 // WebSocket to a real signalling server against a Go peer on pake and
 // signalclient: the page as receiver and as sender, with the right and a
@@ -58,13 +88,7 @@ func needNode(t *testing.T, webSocket bool) (string, []string) {
 // through the server as it routes them.
 func TestJSLive(t *testing.T) {
 	node, flags := needNode(t, true)
-	srv := sigserver.New(sigserver.Config{})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Close()
-		ts.Close()
-	})
-	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	wsURL := liveServer(t, sigserver.Config{})
 	pub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -72,17 +96,7 @@ func TestJSLive(t *testing.T) {
 	keyHex := hex.EncodeToString(pub)
 
 	run := func(ctx context.Context, args ...string) (*exec.Cmd, *bufio.Scanner, *bytes.Buffer) {
-		cmd := exec.CommandContext(ctx, node, append(append(flags, "jstest/live.mjs"), args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, bufio.NewScanner(out), &stderr
+		return startLive(ctx, t, node, flags, args...)
 	}
 	result := func(cmd *exec.Cmd, sc *bufio.Scanner, stderr *bytes.Buffer) map[string]any {
 		var last string
@@ -280,13 +294,7 @@ func TestJSLive(t *testing.T) {
 // max_failures, so the server closes it when seeds report as many.
 func TestJSLiveServe(t *testing.T) {
 	node, flags := needNode(t, true)
-	srv := sigserver.New(sigserver.Config{JoinRate: 1000, JoinBurst: 1000})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Close()
-		ts.Close()
-	})
-	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	wsURL := liveServer(t, sigserver.Config{JoinRate: 1000, JoinBurst: 1000})
 	const pw = "k7m2x-pq9fd"
 
 	// serve starts the page's host (or with args "seed" and a room, a
@@ -296,21 +304,11 @@ func TestJSLiveServe(t *testing.T) {
 		if len(args) == 0 {
 			args = []string{"serve", wsURL, pw}
 		}
-		cmd := exec.CommandContext(ctx, node, append(append(flags, "jstest/live.mjs"), args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
+		cmd, sc, stderr := startLive(ctx, t, node, flags, args...)
 		var created struct{ Room, Self string }
 		if !sc.Scan() || json.Unmarshal(sc.Bytes(), &created) != nil || !room.ValidRoomID(created.Room) {
 			_ = cmd.Wait()
-			t.Fatalf("live.mjs %s: %q\n%s", args[0], sc.Text(), &stderr)
+			t.Fatalf("live.mjs %s: %q\n%s", args[0], sc.Text(), stderr)
 		}
 		return created.Room, created.Self, func() map[string]any {
 			var last string
@@ -323,7 +321,7 @@ func TestJSLiveServe(t *testing.T) {
 			}
 			var r map[string]any
 			if err := json.Unmarshal([]byte(last), &r); err != nil || r["fatal"] != nil {
-				t.Fatalf("live.mjs %s: %q (%v)\n%s", args[0], last, err, &stderr)
+				t.Fatalf("live.mjs %s: %q (%v)\n%s", args[0], last, err, stderr)
 			}
 			return r
 		}

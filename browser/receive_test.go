@@ -71,6 +71,54 @@ func engine(t *testing.T) *peer.Engine {
 	return e
 }
 
+// cliJoin joins roomID as the CLI's receiver (the engine `p2pxfer recv`
+// runs) does, and returns its signalling connection and the options for
+// Receive with password, whose Open writes into out. The caller closes
+// the connection, and the writer with closeWriter once Receive returned.
+func cliJoin(ctx context.Context, t *testing.T, st *site, roomID, password, out string) (conn *signalclient.Conn, o peer.ReceiveOptions, closeWriter func()) {
+	t.Helper()
+	conn, err := signalclient.Dial(ctx, st.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := conn.JoinInfo(ctx, roomID)
+	if err != nil {
+		_ = conn.Close()
+		t.Fatalf("joining room %s: %v", roomID, err)
+	}
+	var w *chunker.Writer
+	o = peer.ReceiveOptions{
+		Room: roomID, Self: j.Self, Host: j.Host, Key: j.Key, Password: password,
+		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+			var err error
+			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
+			return w, err
+		},
+	}
+	return conn, o, func() {
+		if w != nil {
+			_ = w.Close()
+		}
+	}
+}
+
+// cliReceive runs the CLI's receiver in roomID with password into out
+// until Receive returns, then closes its writer and its signalling
+// connection. more, if not nil, adds to the options before Receive:
+// callbacks (conn is the receiver's own signalling), or an Open that
+// wraps the one given.
+func cliReceive(ctx context.Context, t *testing.T, st *site, roomID, password, out string, more func(conn *signalclient.Conn, o *peer.ReceiveOptions)) error {
+	t.Helper()
+	conn, o, closeWriter := cliJoin(ctx, t, st, roomID, password, out)
+	defer conn.Close()
+	if more != nil {
+		more(conn, &o)
+	}
+	err := engine(t).Receive(ctx, conn, o)
+	closeWriter()
+	return err
+}
+
 // files writes random files of the given sizes and returns their paths
 // and SHA-256s by name.
 func files(t *testing.T, sizes map[string]int) ([]string, map[string][32]byte) {
@@ -257,6 +305,46 @@ func saveAll(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium
 	return got
 }
 
+// savingBrowser starts Chromium saving downloads into a new folder, and
+// returns both.
+func savingBrowser(ctx context.Context, t *testing.T) (*chromium.Browser, string) {
+	t.Helper()
+	b := chromium.Start(t)
+	dl := t.TempDir()
+	if err := b.SetDownloadDir(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	return b, dl
+}
+
+// savesAsSent clicks every Save link of the page and checks that it
+// saves each file of sums, by name, with the SHA-256 it was sent with.
+func savesAsSent(ctx context.Context, t *testing.T, b *chromium.Browser, p *chromium.Page, dl string, sums map[string][32]byte) {
+	t.Helper()
+	names := make([]string, 0, len(sums))
+	for name := range sums {
+		names = append(names, name)
+	}
+	got := saveAll(ctx, t, b, p, dl, names)
+	for name, sum := range sums {
+		if got[name] != sum {
+			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
+		}
+	}
+}
+
+// sameFiles checks that the CLI receiver wrote each file of sums into
+// out, by name, with the SHA-256 the page had.
+func sameFiles(t *testing.T, out string, sums map[string][32]byte) {
+	t.Helper()
+	for name, sum := range sums {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || sha256.Sum256(data) != sum {
+			t.Errorf("%s from the page differs (%v)", name, err)
+		}
+	}
+}
+
 // TestBrowserReceives: an in-process sender (what `p2pxfer send` runs)
 // offers two files, 20 MB and 1 byte, in a room on a real signalling
 // server; the page in real headless Chromium joins with the password in
@@ -271,11 +359,7 @@ func TestBrowserReceives(t *testing.T) {
 	paths, sums := files(t, map[string]int{"big.bin": 20 << 20, "one.bin": 1})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
 
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p, err := b.NewPage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -299,12 +383,7 @@ func TestBrowserReceives(t *testing.T) {
 	if err := p.Eval(ctx, `document.body.dataset.path`, &path); err != nil || path != "direct" {
 		t.Errorf("path %q (%v), want direct", path, err)
 	}
-	got := saveAll(ctx, t, b, p, dl, []string{"big.bin", "one.bin"})
-	for name, sum := range sums {
-		if got[name] != sum {
-			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
-		}
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 	// Once saved, the files can be taken out of the browser's storage.
 	if err := p.Eval(ctx, `document.getElementById("forget").click()`, nil); err != nil {
 		t.Fatal(err)
@@ -448,31 +527,16 @@ func TestBrowserReceiveThroughput(t *testing.T) {
 	t.Logf("browser: %.2f s of CPU in 3 s idle after the download", (idle1 - idle0).Seconds())
 
 	// The CLI's receiver, from the same sender.
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, snd.room)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	var w *chunker.Writer
 	var first time.Time
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
+	err := cliReceive(ctx, t, st, snd.room, snd.password, out, func(_ *signalclient.Conn, o *peer.ReceiveOptions) {
+		open := o.Open
+		o.Open = func(m *chunker.Manifest) (*chunker.Writer, error) {
 			first = time.Now()
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
+			return open(m)
+		}
 	})
 	cliSecs := time.Since(first).Seconds()
-	if w != nil {
-		_ = w.Close()
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,6 +545,31 @@ func TestBrowserReceiveThroughput(t *testing.T) {
 		t.Fatalf("the CLI receiver's file differs (%v)", err)
 	}
 	t.Logf("CLI recv (in-process engine): %d MiB in %.2f s from the manifest: %.1f MiB/s", mb, cliSecs, size/(1<<20)/cliSecs)
+}
+
+// reloadMidway waits until the page p has verified more than a quarter
+// of size bytes and, settle later, reloads it; once the reloaded page has
+// received everything it returns how much was verified before the reload
+// and how much the page resumed with (0 where it says nothing).
+func reloadMidway(ctx context.Context, t *testing.T, p *chromium.Page, size int, settle time.Duration) (before, resumed int) {
+	t.Helper()
+	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(settle)
+	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
+		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
+		t.Fatalf("after the reload the page says %q", text)
+	}
+	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil {
+		t.Errorf("the reloaded page says nothing of what it resumed with: %v", err)
+	}
+	return before, resumed
 }
 
 // TestBrowserResumesAfterReload: a tab reloaded in the middle of a
@@ -493,36 +582,15 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	const size = 6 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
-	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
 	// The state is saved a moment after the chunks it lists.
-	time.Sleep(400 * time.Millisecond)
-	var before int
-	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
-		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
-	}
-	if err := p.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	text := settled(ctx, t, p)
-	var resumed int
-	if !strings.HasPrefix(text, "Received") {
-		t.Fatalf("after the reload the page says %q", text)
-	}
-	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed < before/2 || resumed >= size {
-		t.Errorf("resumed with %d bytes, had %d verified before the reload (%v)", resumed, before, err)
+	before, resumed := reloadMidway(ctx, t, p, size, 400*time.Millisecond)
+	if resumed < before/2 || resumed >= size {
+		t.Errorf("resumed with %d bytes, had %d verified before the reload", resumed, before)
 	}
 	t.Logf("verified %d bytes before the reload, resumed with %d", before, resumed)
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // TestBrowserReceivesManyFiles: more files than the page's store keeps
@@ -594,11 +662,7 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 		chunks += len(f.Chunks)
 	}
 	snd := startSender(ctx, t, st, src)
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	text := settled(ctx, t, p)
 	var note string
@@ -611,12 +675,7 @@ func TestBrowserReceivesOverPlainHTTP(t *testing.T) {
 	if n := idbRecords(ctx, t, p); n["chunks"] != chunks || n["held"] != chunks || n["transfers"] != 1 {
 		t.Errorf("before saving, the page's IndexedDB holds %v, want the %d chunks, their marks and the download", n, chunks)
 	}
-	got := saveAll(ctx, t, b, p, dl, []string{"a.bin", "one.bin"})
-	for name, sum := range sums {
-		if got[name] != sum {
-			t.Errorf("%s: saved SHA-256 %x, sent %x", name, got[name], sum)
-		}
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 	if err := p.WaitFor(ctx, `document.body.dataset.forgotten === "1"`, status); err != nil {
 		t.Fatal(err)
 	}
@@ -636,11 +695,7 @@ func TestBrowserSaysStorageIsFull(t *testing.T) {
 	const size = 3 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p, err := b.NewPage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -670,9 +725,7 @@ func TestBrowserSaysStorageIsFull(t *testing.T) {
 	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed == 0 || resumed >= size {
 		t.Errorf("resumed with %d bytes of %d (%v): want what fitted before", resumed, size, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // TestBrowserWithoutIndexedDB: where a page that is no secure context
@@ -684,11 +737,7 @@ func TestBrowserWithoutIndexedDB(t *testing.T) {
 	st := newLANSite(t)
 	paths, sums := files(t, map[string]int{"a.bin": 1 << 20})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p, err := b.NewPage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -707,9 +756,7 @@ func TestBrowserWithoutIndexedDB(t *testing.T) {
 	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload starts over") {
 		t.Errorf("without IndexedDB the page says %q of its storage (%v), want that a reload starts over", note, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // newLANSite is newSite on an address of this machine other than
@@ -793,40 +840,20 @@ func TestBrowserResumesOverPlainHTTP(t *testing.T) {
 	const size = 6 << 20
 	paths, sums := files(t, map[string]int{"big.bin": size})
 	snd := startSender(ctx, t, st, openSource(ctx, t, paths))
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
-	if err := p.WaitFor(ctx, `Number(document.body.dataset.verified) > `+strconv.Itoa(size/4)+` || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
 	// A chunk counts as verified once its transaction committed: no
 	// wait is needed for what the reload finds.
-	var before int
-	if err := p.Eval(ctx, `Number(document.body.dataset.verified)`, &before); err != nil || before >= size {
-		t.Fatalf("verified %d of %d before the reload (%v): too late to test a resume", before, size, err)
-	}
-	if err := p.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	text := settled(ctx, t, p)
-	if !strings.HasPrefix(text, "Received") {
-		t.Fatalf("after the reload the page says %q", text)
-	}
-	var resumed int
-	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed < before || resumed >= size {
-		t.Errorf("resumed with %d bytes, had %d verified before the reload (%v)", resumed, before, err)
+	before, resumed := reloadMidway(ctx, t, p, size, 0)
+	if resumed < before || resumed >= size {
+		t.Errorf("resumed with %d bytes, had %d verified before the reload", resumed, before)
 	}
 	t.Logf("verified %d bytes before the reload, resumed with %d, fetched %d after it", before, resumed, size-resumed)
 	var note string
 	if err := p.Eval(ctx, `document.getElementById("note").textContent`, &note); err != nil || !strings.Contains(note, "a reload resumes") {
 		t.Errorf("after the reload the page says %q of its storage (%v), want that a reload resumes", note, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // TestBrowserDistrustsStoredChunks: records in the page's IndexedDB that
@@ -846,11 +873,7 @@ func TestBrowserDistrustsStoredChunks(t *testing.T) {
 	cs := src.Manifest().ChunkSize
 	chunks := size / cs
 	snd := startSender(ctx, t, st, src)
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openInsecurePage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	if text := settled(ctx, t, p); !strings.HasPrefix(text, "Received") {
 		t.Fatalf("the page says %q", text)
@@ -910,9 +933,7 @@ func TestBrowserDistrustsStoredChunks(t *testing.T) {
 	if err := p.Eval(ctx, `Number(document.body.dataset.resumed)`, &resumed); err != nil || resumed != size-3*cs {
 		t.Errorf("resumed with %d bytes, want %d: all but the 3 spoilt chunks (%v)", resumed, size-3*cs, err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"big.bin"}); got["big.bin"] != sums["big.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["big.bin"], sums["big.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // lanAddr is an IPv4 address of this machine other than loopback, where
@@ -946,52 +967,10 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	snd := startSender(ctx, t, st, &corruptSource{Source: src, bad: -1, from: &hostile})
 
 	// The seed: the CLI's receiver, which stays in the room once complete.
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, snd.room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	complete := make(chan struct{})
-	seedCtx, stopSeed := context.WithCancel(ctx)
-	seedDone := make(chan error, 1)
-	var w *chunker.Writer
-	// On the test's goroutine: engine may call t.Fatal.
-	eng := engine(t)
-	go func() {
-		seedDone <- eng.Receive(seedCtx, conn, peer.ReceiveOptions{
-			Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password, Slots: 2,
-			Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-				var err error
-				w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-				return w, err
-			},
-			OnComplete: func() { close(complete) },
-		})
-	}()
-	defer func() {
-		stopSeed()
-		<-seedDone
-		if w != nil {
-			_ = w.Close()
-		}
-	}()
-	select {
-	case <-complete:
-	case <-ctx.Done():
-		t.Fatal("the CLI receiver did not complete")
-	}
+	cliSeed(ctx, t, st, snd)
 	hostile.Store(true)
 
-	b := chromium.Start(t)
-	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
+	b, dl := savingBrowser(ctx, t)
 	p := openPage(ctx, t, b, st.ts.URL+"/r/"+snd.room+"#"+snd.password)
 	text := settled(ctx, t, p)
 	if !strings.HasPrefix(text, "Received") {
@@ -1001,9 +980,7 @@ func TestBrowserCorruptPieceMendedBySeed(t *testing.T) {
 	if err := p.Eval(ctx, `document.body.dataset.banned === "1"`, &banned); err != nil || !banned {
 		t.Errorf("the page did not drop the hostile sender (%v)", err)
 	}
-	if got := saveAll(ctx, t, b, p, dl, []string{"a.bin"}); got["a.bin"] != sums["a.bin"] {
-		t.Errorf("saved SHA-256 %x, sent %x", got["a.bin"], sums["a.bin"])
-	}
+	savesAsSent(ctx, t, b, p, dl, sums)
 }
 
 // candidateDropper stands between a sender and its signalling server as
@@ -1113,39 +1090,15 @@ func TestBrowserSeeds(t *testing.T) {
 	snd.done <- nil // for the cleanup
 	_ = snd.conn.Close()
 
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, snd.room)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	var w *chunker.Writer
 	var sources []peer.SourceEvent
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: snd.room, Self: j.Self, Host: j.Host, Key: j.Key, Password: snd.password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
-		OnSource: func(e peer.SourceEvent) { sources = append(sources, e) },
+	err := cliReceive(ctx, t, st, snd.room, snd.password, out, func(_ *signalclient.Conn, o *peer.ReceiveOptions) {
+		o.OnSource = func(e peer.SourceEvent) { sources = append(sources, e) }
 	})
-	if w != nil {
-		_ = w.Close()
-	}
 	if err != nil {
 		t.Fatalf("the CLI receiver, with the page as the only source: %v", err)
 	}
-	for name, sum := range sums {
-		data, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil || sha256.Sum256(data) != sum {
-			t.Errorf("%s from the page differs (%v)", name, err)
-		}
-	}
+	sameFiles(t, out, sums)
 	fromPage, fromHost := false, false
 	for _, e := range sources {
 		if e.Kind == peer.SourceConnected {
@@ -1173,57 +1126,16 @@ func TestBrowserSends(t *testing.T) {
 	st := newSite(t)
 	paths, sums := files(t, map[string]int{"a.bin": 3 << 20, "one.bin": 1})
 	b := chromium.Start(t)
-	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetInputFiles(ctx, "#pick", paths...); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var offer struct{ Room, Password, Link string }
-	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password, link: document.getElementById("offer-link").href})`, &offer); err != nil || offer.Room == "" {
-		var text string
-		_ = p.Eval(ctx, status, &text)
-		t.Fatalf("the page offers %+v (%v); it says %q", offer, err, text)
-	}
+	p, offer := sendFromPage(ctx, t, b, st, func(p *chromium.Page) error { return p.SetInputFiles(ctx, "#pick", paths...) })
 	if want := st.ts.URL + "/r/" + offer.Room + "#" + offer.Password; offer.Link != want {
 		t.Errorf("the page's link %s, want %s", offer.Link, want)
 	}
 
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, offer.Room)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	var w *chunker.Writer
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
-	})
-	if w != nil {
-		_ = w.Close()
-	}
-	if err != nil {
+	if err := cliReceive(ctx, t, st, offer.Room, offer.Password, out, nil); err != nil {
 		t.Fatalf("the CLI receiver: %v", err)
 	}
-	for name, sum := range sums {
-		data, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil || sha256.Sum256(data) != sum {
-			t.Errorf("%s from the page differs (%v)", name, err)
-		}
-	}
+	sameFiles(t, out, sums)
 	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
 		t.Error(err)
 	}

@@ -2,7 +2,6 @@ package browser_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/p2pxfer/p2pxfer/browser"
-	"github.com/p2pxfer/p2pxfer/chunker"
 	"github.com/p2pxfer/p2pxfer/internal/chromium"
 	"github.com/p2pxfer/p2pxfer/pake"
 	"github.com/p2pxfer/p2pxfer/peer"
@@ -20,6 +18,34 @@ import (
 	"github.com/p2pxfer/p2pxfer/signalclient"
 	"github.com/p2pxfer/p2pxfer/sigserver"
 )
+
+// pageOffer is what the page that sends offers: its room, its password
+// and the link to both.
+type pageOffer struct{ Room, Password, Link string }
+
+// sendFromPage opens the page that sends in b, has pick give it files
+// once it is ready for them, and returns the page and its offer once it
+// sends them.
+func sendFromPage(ctx context.Context, t *testing.T, b *chromium.Browser, st *site, pick func(p *chromium.Page) error) (*chromium.Page, pageOffer) {
+	t.Helper()
+	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
+		t.Fatal(err)
+	}
+	if err := pick(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
+		t.Fatal(err)
+	}
+	var offer pageOffer
+	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password, link: document.getElementById("offer-link").href})`, &offer); err != nil || offer.Room == "" {
+		var text string
+		_ = p.Eval(ctx, status, &text)
+		t.Fatalf("the page offers %+v (%v); it says %q", offer, err, text)
+	}
+	return p, offer
+}
 
 // TestBrowserSendsAfterLongHashing: the server drops a connection that
 // opens no room within its handshake timeout (10 s by default), and
@@ -109,40 +135,11 @@ func sendThroughLoss(t *testing.T, server bool) {
 	st := newSite(t)
 	paths, sums := files(t, map[string]int{"a.bin": 4 << 20})
 	b := chromium.Start(t)
-	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetInputFiles(ctx, "#pick", paths...); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var offer struct{ Room, Password string }
-	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password})`, &offer); err != nil || offer.Room == "" {
-		t.Fatalf("the page offers %+v (%v)", offer, err)
-	}
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, offer.Room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, offer := sendFromPage(ctx, t, b, st, func(p *chromium.Page) error { return p.SetInputFiles(ctx, "#pick", paths...) })
 	out := t.TempDir()
-	var w *chunker.Writer
 	var once sync.Once
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
-		OnProgress: func(done, total int64) {
+	err := cliReceive(ctx, t, st, offer.Room, offer.Password, out, func(conn *signalclient.Conn, o *peer.ReceiveOptions) {
+		o.OnProgress = func(done, total int64) {
 			if done > 0 && done < total {
 				once.Do(func() {
 					if server {
@@ -152,11 +149,8 @@ func sendThroughLoss(t *testing.T, server bool) {
 					}
 				})
 			}
-		},
+		}
 	})
-	if w != nil {
-		_ = w.Close()
-	}
 	var fired bool
 	once.Do(func() { fired = true })
 	if fired {
@@ -165,12 +159,7 @@ func sendThroughLoss(t *testing.T, server bool) {
 	if err != nil {
 		t.Fatalf("the CLI receiver, its signalling gone mid-transfer: %v", err)
 	}
-	for name, sum := range sums {
-		data, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil || sha256.Sum256(data) != sum {
-			t.Errorf("%s from the page differs (%v)", name, err)
-		}
-	}
+	sameFiles(t, out, sums)
 	if err := p.WaitFor(ctx, `document.body.dataset.served === "1"`, status); err != nil {
 		t.Error(err)
 	}
@@ -187,20 +176,7 @@ func TestBrowserSendWithdrawsChangedFile(t *testing.T) {
 	st := newSite(t)
 	paths, _ := files(t, map[string]int{"a.bin": 1 << 20, "b.bin": 1 << 20})
 	b := chromium.Start(t)
-	p := openPage(ctx, t, b, st.ts.URL+browser.SendPath)
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetInputFiles(ctx, "#pick", paths...); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var offer struct{ Room, Password string }
-	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password})`, &offer); err != nil || offer.Room == "" {
-		t.Fatalf("the page offers %+v (%v)", offer, err)
-	}
+	_, offer := sendFromPage(ctx, t, b, st, func(p *chromium.Page) error { return p.SetInputFiles(ctx, "#pick", paths...) })
 	changed := ""
 	for _, path := range paths {
 		if filepath.Base(path) == "b.bin" {
@@ -214,28 +190,7 @@ func TestBrowserSendWithdrawsChangedFile(t *testing.T) {
 	if err := os.Chtimes(changed, later, later); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := signalclient.Dial(ctx, st.ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	j, err := conn.JoinInfo(ctx, offer.Room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	var w *chunker.Writer
-	err = engine(t).Receive(ctx, conn, peer.ReceiveOptions{
-		Room: offer.Room, Self: j.Self, Host: j.Host, Key: j.Key, Password: offer.Password,
-		Open: func(m *chunker.Manifest) (*chunker.Writer, error) {
-			var err error
-			w, err = chunker.CreateWriter(out, m, chunker.WriterOptions{})
-			return w, err
-		},
-	})
-	if w != nil {
-		_ = w.Close()
-	}
+	err := cliReceive(ctx, t, st, offer.Room, offer.Password, t.TempDir(), nil)
 	var ce *peer.ChangedError
 	if !errors.As(err, &ce) || ce.File != "b.bin" || !ce.Sender {
 		t.Fatalf("the CLI receiver: %v, want b.bin changed on the sender's disk", err)

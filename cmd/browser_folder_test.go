@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ import (
 func TestBrowserSendsFolderToRecv(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	url, sr := signalServerRun(ctx, t)
-	m := regexp.MustCompile(`send from a browser at (http://\S+/send)\n`).FindStringSubmatch(sr.stdout.String())
-	if m == nil {
-		t.Fatalf("signal does not say where the page that sends is:\n%s", sr.stdout.String())
-	}
+	url, page := sendPageURL(ctx, t)
 	root := filepath.Join(t.TempDir(), "docs")
 	for _, d := range []string{"docs", "docs/sub", "docs/sub/deeper"} {
 		if err := os.MkdirAll(filepath.Join(filepath.Dir(root), d), 0o755); err != nil {
@@ -36,34 +31,10 @@ func TestBrowserSendsFolderToRecv(t *testing.T) {
 		"docs/sub/deeper/c.bin": randomFile(t, filepath.Join(root, "sub", "deeper"), "c.bin", 1),
 	}
 	b := chromium.Start(t)
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Navigate(ctx, m[1]); err != nil {
-		t.Fatal(err)
-	}
-	const status = `document.getElementById("status").textContent`
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "pick"`, status); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetInputFiles(ctx, "#pick-folder", root); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "sending" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
-	var offer struct{ Room, Password string }
-	if err := p.Eval(ctx, `({room: document.body.dataset.room, password: document.body.dataset.password})`, &offer); err != nil || offer.Room == "" {
-		t.Fatalf("the page offers %+v (%v)", offer, err)
-	}
-	out := t.TempDir()
-	rcv := start(ctx, map[string]string{"P2PXFER_PASSWORD": offer.Password}, "recv", "--signal", url, "--out", out, "--no-seed", offer.Room)
-	if c := rcv.wait(t); c != ExitOK {
-		t.Fatalf("recv exit %d:\n%s\n%s", c, rcv.stdout.String(), rcv.stderr.String())
-	}
+	_, room, password := offerFromPage(ctx, t, b, page, "#pick-folder", root)
+	out, rcv := recvFromPage(ctx, t, url, room, password)
 	got := 0
-	err = filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -100,29 +71,10 @@ func TestSendDirToBrowser(t *testing.T) {
 	}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	snd := start(sctx, nil, "send", root)
-	snd.sentOffer(t)
-	m := linkRE.FindStringSubmatch(snd.stdout.String())
-	if m == nil {
-		t.Fatalf("send printed no browser link:\n%s", snd.stdout.String())
-	}
+	snd, link := sendWithLink(sctx, t, root)
 	b := chromium.Start(t)
 	dl := t.TempDir()
-	if err := b.SetDownloadDir(ctx, dl); err != nil {
-		t.Fatal(err)
-	}
-	p, err := b.NewPage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Allow("Cross-Origin-Opener-Policy header has been ignored")
-	if err := p.Navigate(ctx, m[1]); err != nil {
-		t.Fatal(err)
-	}
-	const status = `document.getElementById("status").textContent`
-	if err := p.WaitFor(ctx, `document.body.dataset.state === "done" || document.body.dataset.state === "error"`, status); err != nil {
-		t.Fatal(err)
-	}
+	p := receiveInPage(ctx, t, b, dl, link)
 	var names []string
 	if err := p.Eval(ctx, `[...document.querySelectorAll("#file-list .name")].map((e) => e.textContent)`, &names); err != nil {
 		t.Fatal(err)
@@ -130,18 +82,7 @@ func TestSendDirToBrowser(t *testing.T) {
 	if strings.Join(names, "|") != "docs/a.txt|docs/sub/b.bin" {
 		t.Errorf("the page lists %q", names)
 	}
-	if err := p.Eval(ctx, `document.querySelectorAll("a.save").forEach((a) => a.click())`, nil); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range want {
-		if _, err := b.WaitDownload(ctx, name); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(filepath.Join(dl, name))
-		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("%s: saved %d bytes (%v), sent %d, or they differ", name, len(got), err, len(data))
-		}
-	}
+	saveFromPage(ctx, t, b, p, dl, want)
 	stop()
 	if c := snd.wait(t); c != ExitOK {
 		t.Fatalf("send exit %d:\n%s", c, snd.stderr.String())
