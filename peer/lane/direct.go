@@ -106,8 +106,7 @@ func (t *Transport) newDirectEnds(path directPath, k int, label string) ([]*dire
 		}
 		_ = c.SetReadBuffer(t.cfg.UDPBufferSize)
 		_ = c.SetWriteBuffer(t.cfg.UDPBufferSize)
-		bc := newBatchConn(c, path.local.Is6())
-		bc.useGRO()
+		bc := newBatchConn(c, path.local.Is6(), true)
 		ends = append(ends, &directEnd{t: t, label: label, path: path, conn: newProbeConn(bc), cert: cert, fp: fp})
 	}
 	return ends, nil

@@ -169,7 +169,7 @@ func TestProbeHandle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peerSock.Close()
-	pc := newProbeConn(newBatchConn(c, false))
+	pc := newProbeConn(newBatchConn(c, false, false))
 	defer pc.Close()
 	them := peerSock.LocalAddr().(*net.UDPAddr).AddrPort()
 	other := netip.AddrPortFrom(them.Addr(), them.Port()+1)
@@ -255,7 +255,7 @@ func FuzzProbeHandle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	pc := newProbeConn(newBatchConn(c, false))
+	pc := newProbeConn(newBatchConn(c, false, false))
 	defer pc.Close()
 	// The remote is a port nobody listens on: answers go nowhere.
 	them := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 9)

@@ -132,10 +132,10 @@ func (p *iceNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCon
 	p.conns = append(p.conns, u)
 	p.mu.Unlock()
 	local, _ := u.LocalAddr().(*net.UDPAddr)
-	bc := newBatchConn(u, local == nil || local.IP.To4() == nil)
+	// GRO where ride lanes may come: their runs of packets.
+	bc := newBatchConn(u, local == nil || local.IP.To4() == nil, p.rides != nil)
 	if p.rides != nil {
 		bc.divert = p.rides.divert
-		bc.useGRO() // a ride lane's runs of packets
 		p.rides.add(bc)
 	}
 	return bc, nil

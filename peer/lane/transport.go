@@ -485,10 +485,10 @@ func openMux(keep func(string) bool, loopback bool, bufSize int, lf *pionlog.Fac
 			if n := readBufferSize(c); got == 0 || n < got {
 				got = n
 			}
-			bc := newBatchConn(c, ipn.IP.To4() == nil)
+			// GRO where ride lanes may come: their runs of packets.
+			bc := newBatchConn(c, ipn.IP.To4() == nil, rides != nil)
 			if rides != nil {
 				bc.divert = rides.divert
-				bc.useGRO() // a ride lane's runs of packets
 				rides.add(bc)
 			}
 			muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{

@@ -77,15 +77,25 @@ const (
 
 var errConnClosed = net.ErrClosed
 
-func newBatchConn(c *net.UDPConn, v6 bool) *batchConn {
-	b := &batchConn{UDPConn: c, rmsgs: make([]ipv4.Message, batchSize), gso: gsoAvailable}
+// newBatchConn wraps c; with gro it reads coalesced runs of datagrams
+// (enableGRO) where the kernel has them.
+func newBatchConn(c *net.UDPConn, v6, gro bool) *batchConn {
+	b := &batchConn{UDPConn: c, gso: gsoAvailable, gro: gro && enableGRO(c)}
 	if v6 {
 		b.batch = ipv6.NewPacketConn(c)
 	} else {
 		b.batch = ipv4.NewPacketConn(c)
 	}
+	n, size := batchSize, maxDatagram
+	if b.gro {
+		n, size = groBatch, groBuffer
+	}
+	b.rmsgs = make([]ipv4.Message, n)
 	for i := range b.rmsgs {
-		b.rmsgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		b.rmsgs[i].Buffers = [][]byte{make([]byte, size)}
+		if b.gro {
+			b.rmsgs[i].OOB = make([]byte, groSpace)
+		}
 	}
 	b.wcond = sync.NewCond(&b.wmu)
 	b.flushing.Add(1)
@@ -128,20 +138,6 @@ const (
 	groBatch  = batchSize
 	groBuffer = 1 << 16
 )
-
-// useGRO turns on coalesced reads (enableGRO) where the kernel has them;
-// call it before the first read.
-func (b *batchConn) useGRO() {
-	if !enableGRO(b.UDPConn) {
-		return
-	}
-	b.gro = true
-	b.rmsgs = make([]ipv4.Message, groBatch)
-	for i := range b.rmsgs {
-		b.rmsgs[i].Buffers = [][]byte{make([]byte, groBuffer)}
-		b.rmsgs[i].OOB = make([]byte, groSpace)
-	}
-}
 
 func (b *batchConn) nextLocked() ([]byte, netip.AddrPort, error) {
 	for {

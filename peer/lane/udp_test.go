@@ -73,7 +73,7 @@ func TestBatchConnSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBatchConn(sc, false)
+	b := newBatchConn(sc, false, false)
 	defer b.Close()
 	to := rc.LocalAddr().(*net.UDPAddr)
 
@@ -110,14 +110,13 @@ func TestBatchConnGRO(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = rc.SetReadBuffer(4 << 20)
-	r := newBatchConn(rc, false)
+	r := newBatchConn(rc, false, true)
 	defer r.Close()
-	r.useGRO()
 	sc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newBatchConn(sc, false)
+	s := newBatchConn(sc, false, false)
 	defer s.Close()
 	to := rc.LocalAddr().(*net.UDPAddr)
 
