@@ -260,7 +260,7 @@ func TestJSLive(t *testing.T) {
 				t.Fatalf("initiator finish: %v\n%s", err, stderr)
 			}
 			send(confirm)
-			offer, err := sess.Seal([]byte(`{"v":5,"t":"offer","sdp":"v=0 from Go","lanes":1}`))
+			offer, err := sess.Seal([]byte(`{"v":6,"t":"offer","sdp":"v=0 from Go","lanes":1}`))
 			if err != nil {
 				t.Fatal(err)
 			}

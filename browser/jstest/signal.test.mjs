@@ -76,5 +76,5 @@ test('sealed signalling: the page\'s messages round trip', () => {
     assert.equal(d.v, sg.SIGNAL_VERSION);
     for (const k of Object.keys(m)) assert.deepEqual(d[k], m[k], `${m.t}.${k}`);
   }
-  assert.equal(new TextDecoder().decode(sg.encodeSignal({ t: 'offer', sdp: 'a<b', lanes: 1 })), '{"v":5,"t":"offer","sdp":"a\\u003cb","lanes":1}');
+  assert.equal(new TextDecoder().decode(sg.encodeSignal({ t: 'offer', sdp: 'a<b', lanes: 1 })), '{"v":6,"t":"offer","sdp":"a\\u003cb","lanes":1}');
 });

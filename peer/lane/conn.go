@@ -49,7 +49,7 @@ type Conn struct {
 
 	pc    *webrtc.PeerConnection
 	path  Path
-	first *firstChannel
+	first datachannel.ReadWriteCloserDeadliner
 	set   *Set // the accepting end's
 
 	// Negotiation state, touched by one goroutine at a time: Dial or
@@ -152,7 +152,7 @@ func (c *Conn) connect(ctx context.Context, offerer bool) error {
 	if err != nil {
 		return fmt.Errorf("lane: detach: %w", err)
 	}
-	c.first = newFirstChannel(raw)
+	c.first = raw
 	c.path = pathOf(pc)
 	c.t.log.Debug("connected", "path", c.path.String(), "pair", pairString(pc))
 	if offerer {
@@ -259,7 +259,7 @@ func (c *Conn) Close() error {
 		c.mu.Unlock()
 		c.cancel()
 		if c.first != nil {
-			stopReading(c.first.raw)
+			stopReading(c.first)
 		}
 		c.wg.Wait()
 		if c.set != nil {
@@ -298,35 +298,13 @@ func (c *Conn) goStopOnFail(failed <-chan struct{}, raw datachannel.ReadWriteClo
 	}()
 }
 
-// firstChannel is the first connection's channel. It notes the first
-// message read: the accepting end writes it only once its signalling for
-// the first connection is over, so lanes may be negotiated from then on.
-type firstChannel struct {
-	raw   datachannel.ReadWriteCloserDeadliner
-	once  sync.Once
-	heard chan struct{}
-}
-
-func newFirstChannel(raw datachannel.ReadWriteCloserDeadliner) *firstChannel {
-	return &firstChannel{raw: raw, heard: make(chan struct{})}
-}
-
-func (f *firstChannel) Read(p []byte) (int, error) {
-	n, err := f.raw.Read(p)
-	if err == nil {
-		f.once.Do(func() { close(f.heard) })
-	}
-	return n, err
-}
-
-func (f *firstChannel) Write(p []byte) (int, error) { return f.raw.Write(p) }
-
 // More opens the dialing end's lanes, those both ends agreed on beyond
 // the first connection, and hands each to use on a goroutine of its own
 // as it opens: a direct lane where the first connection's path allows
-// one, else peer lanes
-// where the path is long, else none. It starts once the first message
-// has been read from Channel. A lane that cannot connect only means fewer
+// one, else a ride lane or peer lanes where the path is long, else none.
+// It starts at once, without waiting to hear from the accepting end,
+// which keeps what it is told while it still negotiates the first
+// connection (wire.go). A lane that cannot connect only means fewer
 // lanes, but one that fails once it carries messages (use returns an
 // error while ctx lasts), or tampered signalling, ends them all and is
 // More's error. It returns once every lane has ended: when ctx ends or
@@ -339,11 +317,6 @@ func (c *Conn) More(ctx context.Context, use func(context.Context, Channel) erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(c.ctx, cancel)()
-	select {
-	case <-c.first.heard:
-	case <-ctx.Done():
-		return nil
-	}
 	t := c.t
 	path, direct := t.directPathOf(c.pc)
 	switch n := c.lanes(); {
@@ -561,22 +534,29 @@ func (c *Conn) awaitDirect(ctx context.Context) (*wireDirect, error) {
 // awaitWord waits for the other end's word on a lane: the accepting
 // end's answer to one asked for, or a dialer's {lanes} (awaitDialer). It
 // returns its message of type want, or nil (and no error) when it opens
-// none, gives up, or says nothing within DirectTimeout.
+// none, gives up, or says nothing within DirectTimeout. What a
+// negotiation kept for the next one (c.next) comes first.
 func (c *Conn) awaitWord(ctx context.Context, want string) (*signalMsg, error) {
 	wctx, cancel := context.WithTimeout(ctx, c.t.cfg.DirectTimeout)
 	defer cancel()
 	for {
-		m, err := c.in.next(wctx)
-		switch {
-		case err != nil && ctx.Err() == nil && wctx.Err() != nil:
-			return nil, nil
-		case err != nil:
-			return nil, fmt.Errorf("lane: %w", err)
+		var m *signalMsg
+		if len(c.next) > 0 { // kept by a negotiation (see negotiate)
+			m, c.next = c.next[0], c.next[1:]
+		} else {
+			var err error
+			m, err = c.in.next(wctx)
+			switch {
+			case err != nil && ctx.Err() == nil && wctx.Err() != nil:
+				return nil, nil
+			case err != nil:
+				return nil, fmt.Errorf("lane: %w", err)
+			}
 		}
 		switch m.T {
 		case want:
 			return m, nil
-		case sigCand: // the first connection's, trickled after it opened
+		case sigCand, sigPunched: // the first connection's, after it opened
 		case sigLanes, sigBye: // it opens none
 			return nil, nil
 		default:

@@ -179,85 +179,129 @@ func TestVersionMismatch(t *testing.T) {
 // Between two hosts on a long path it opens one direct lane too, and
 // messages go only on it; where it does not connect, a ride lane, and
 // where the accepting end can open neither, peer lanes.
+// laneCase is one of TestLanes's: both ends' lane counts, the path, and
+// the lanes that must carry messages.
+type laneCase struct {
+	name           string
+	dlanes, alanes int
+	path           LoopbackPath
+	noDirect       bool  // the accepting end cannot open a direct or ride lane
+	unreachable    bool  // its direct lanes do not connect
+	want           []int // the lanes that carry messages
+}
+
+var laneCases = []laneCase{
+	// Through NAT: a ride lane on the first connection's pair.
+	{"both two", 2, 2, LoopbackNAT, false, false, []int{1}},
+	{"accepter one", 2, 1, LoopbackNAT, false, false, []int{1}},
+	{"dialer one", 1, 2, LoopbackNAT, false, false, []int{1}},
+	{"both one", 1, 1, LoopbackNAT, false, false, []int{1}},
+	{"three of four", 3, 4, LoopbackNAT, false, false, []int{1}},
+	// The accepting end cannot ride: peer lanes, as many as both
+	// allow.
+	{"no ride, both two", 2, 2, LoopbackNAT, true, false, []int{0, 1}},
+	{"no ride, three of four", 3, 4, LoopbackNAT, true, false, []int{0, 1, 2}},
+	{"no ride, both one", 1, 1, LoopbackNAT, true, false, []int{0}},
+	// The accepting end, which would take three peer connections, is
+	// asked for one direct lane instead.
+	{"one host", 3, 3, LoopbackOneHost, false, false, []int{1}},
+	// One connection only: no direct lane, but a ride lane on its pair.
+	{"one host, accepter one", 3, 1, LoopbackOneHost, false, false, []int{1}},
+	// It says it opens none, and all goes on the first connection.
+	{"one host, no direct lane", 3, 3, LoopbackOneHost, true, false, []int{0}},
+	// A firewall lets only ICE's pair through: a ride lane on it.
+	{"one host, unreachable", 3, 3, LoopbackOneHost, false, true, []int{1}},
+	// Asked for three direct lanes, the accepting end opens the two it
+	// allows.
+	{"hosts", 3, 2, LoopbackHosts, false, false, []int{1}},
+	{"hosts, three", 3, 3, LoopbackHosts, false, false, []int{1}},
+	// It can open neither: peer lanes instead. None connects (a
+	// firewall): a ride lane.
+	{"hosts, no direct lane", 3, 3, LoopbackHosts, true, false, []int{0, 1, 2}},
+	{"hosts, unreachable", 3, 3, LoopbackHosts, false, true, []int{1}},
+}
+
 func TestLanes(t *testing.T) {
-	for _, c := range []struct {
-		name           string
-		dlanes, alanes int
-		path           LoopbackPath
-		noDirect       bool  // the accepting end cannot open a direct or ride lane
-		unreachable    bool  // its direct lanes do not connect
-		want           []int // the lanes that carry messages
-	}{
-		// Through NAT: a ride lane on the first connection's pair.
-		{"both two", 2, 2, LoopbackNAT, false, false, []int{1}},
-		{"accepter one", 2, 1, LoopbackNAT, false, false, []int{1}},
-		{"dialer one", 1, 2, LoopbackNAT, false, false, []int{1}},
-		{"both one", 1, 1, LoopbackNAT, false, false, []int{1}},
-		{"three of four", 3, 4, LoopbackNAT, false, false, []int{1}},
-		// The accepting end cannot ride: peer lanes, as many as both
-		// allow.
-		{"no ride, both two", 2, 2, LoopbackNAT, true, false, []int{0, 1}},
-		{"no ride, three of four", 3, 4, LoopbackNAT, true, false, []int{0, 1, 2}},
-		{"no ride, both one", 1, 1, LoopbackNAT, true, false, []int{0}},
-		// The accepting end, which would take three peer connections, is
-		// asked for one direct lane instead.
-		{"one host", 3, 3, LoopbackOneHost, false, false, []int{1}},
-		// One connection only: no direct lane, but a ride lane on its pair.
-		{"one host, accepter one", 3, 1, LoopbackOneHost, false, false, []int{1}},
-		// It says it opens none, and all goes on the first connection.
-		{"one host, no direct lane", 3, 3, LoopbackOneHost, true, false, []int{0}},
-		// A firewall lets only ICE's pair through: a ride lane on it.
-		{"one host, unreachable", 3, 3, LoopbackOneHost, false, true, []int{1}},
-		// Asked for three direct lanes, the accepting end opens the two it
-		// allows.
-		{"hosts", 3, 2, LoopbackHosts, false, false, []int{1}},
-		{"hosts, three", 3, 3, LoopbackHosts, false, false, []int{1}},
-		// It can open neither: peer lanes instead. None connects (a
-		// firewall): a ride lane.
-		{"hosts, no direct lane", 3, 3, LoopbackHosts, true, false, []int{0, 1, 2}},
-		{"hosts, unreachable", 3, 3, LoopbackHosts, false, true, []int{1}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if c.path == LoopbackHosts && !probeSupported {
-				t.Skip("no direct lanes between hosts on this system")
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			dcfg := Config{Lanes: c.dlanes, LoopbackAs: c.path}
-			acfg := Config{Lanes: c.alanes, LoopbackAs: c.path, NoDirect: c.noDirect, NoRide: c.noDirect, DirectUnreachable: c.unreachable, SettleFirst: true}
-			if c.unreachable {
-				// Nothing connects, however long either end waits.
-				dcfg.DirectTimeout, acfg.DirectTimeout = 500*time.Millisecond, 500*time.Millisecond
-			}
-			dsig, asig := signalPair()
-			d, a, derr, aerr := connect(ctx, t, dcfg, acfg, nil, dsig, asig)
-			if derr != nil || aerr != nil {
-				t.Fatalf("Dial %v, Accept %v", derr, aerr)
-			}
-			defer d.Close()
-			defer a.Close()
-			got := carryPieces(ctx, t, d, a, 16)
-			for lane := range got {
-				if !slices.Contains(c.want, lane) {
-					t.Fatalf("pieces per lane %v: want lanes %v only", got, c.want)
-				}
-			}
-			// Every lane carries pieces: none is sent before all are open,
-			// each goes to the lane with the least waiting, and lanes that
-			// tie (all drained, on a busy machine) take turns.
-			if last := c.want[len(c.want)-1]; got[last] == 0 {
-				t.Fatalf("pieces per lane %v: lane %d unused", got, last)
-			}
-			t.Logf("pieces per lane: %v", got)
-		})
+	for _, c := range laneCases {
+		t.Run(c.name, func(t *testing.T) { runLaneCase(t, c, 0) })
 	}
 }
 
-// carryPieces has a's end send n pieces of four full messages each, each
-// piece whole on the lane Set.Pick gives, and d's end read them from its
-// channels and lanes; it checks that every piece arrives once and intact,
-// and returns how many went on each lane.
-func carryPieces(ctx context.Context, t *testing.T, d, a *Conn, n int) map[int]int {
+// TestLanesOvertaken: the dialer asks for its lanes as soon as its first
+// channel opens, and on a path where signalling is quicker than the
+// connection the word reaches the accepting end before its own channel
+// opens. Every kind of lane still opens.
+func TestLanesOvertaken(t *testing.T) {
+	for _, c := range laneCases {
+		switch c.name {
+		case "both one", "both two", "no ride, both two", "one host", "hosts", "hosts, no direct lane":
+			t.Run(c.name, func(t *testing.T) { runLaneCase(t, c, 300*time.Millisecond) })
+		}
+	}
+}
+
+// runLaneCase connects two ends as c has them, the accepting end taking
+// its first channel for open lateOpen after it does, and checks which
+// lanes carry pieces.
+func runLaneCase(t *testing.T, c laneCase, lateOpen time.Duration) {
+	if c.path == LoopbackHosts && !probeSupported {
+		t.Skip("no direct lanes between hosts on this system")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dcfg := Config{Lanes: c.dlanes, LoopbackAs: c.path}
+	acfg := Config{Lanes: c.alanes, LoopbackAs: c.path, NoDirect: c.noDirect, NoRide: c.noDirect, DirectUnreachable: c.unreachable, SettleFirst: true,
+		lateOpen: lateOpen}
+	if c.unreachable {
+		// Nothing connects, however long either end waits.
+		dcfg.DirectTimeout, acfg.DirectTimeout = 500*time.Millisecond, 500*time.Millisecond
+	}
+	// The dialer's lanes open as soon as Dial returns, as package peer
+	// has it: Accept may not have returned yet.
+	dsig, asig := signalPair()
+	dt, at := newTransport(t, dcfg), newTransport(t, acfg)
+	var a *Conn
+	var aerr error
+	acceptedc := make(chan struct{})
+	go func() {
+		defer close(acceptedc)
+		a, aerr = at.Accept(ctx, asig, Options{Label: testLabel})
+	}()
+	accepted := func() (*Conn, error) {
+		<-acceptedc
+		return a, aerr
+	}
+	defer func() {
+		if a, _ := accepted(); a != nil {
+			a.Close()
+		}
+	}()
+	d, err := dt.Dial(ctx, dsig, Options{Label: testLabel})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer d.Close()
+	got := carryPieces(ctx, t, d, accepted, 16)
+	for lane := range got {
+		if !slices.Contains(c.want, lane) {
+			t.Fatalf("pieces per lane %v: want lanes %v only", got, c.want)
+		}
+	}
+	// Every lane carries pieces: none is sent before all are open, each
+	// goes to the lane with the least waiting, and lanes that tie (all
+	// drained, on a busy machine) take turns.
+	if last := c.want[len(c.want)-1]; got[last] == 0 {
+		t.Fatalf("pieces per lane %v: lane %d unused", got, last)
+	}
+	t.Logf("pieces per lane: %v", got)
+}
+
+// carryPieces has the accepting end (once accepted returns it) send n
+// pieces of four full messages each, each piece whole on the lane
+// Set.Pick gives, and d's end read them from its channels and lanes; it
+// checks that every piece arrives once and intact, and returns how many
+// went on each lane.
+func carryPieces(ctx context.Context, t *testing.T, d *Conn, accepted func() (*Conn, error), n int) map[int]int {
 	t.Helper()
 	const perPiece = 4
 	msg := func(piece, k int) []byte {
@@ -313,7 +357,11 @@ func carryPieces(ctx context.Context, t *testing.T, d, a *Conn, n int) map[int]i
 	perLane := map[int]int{}
 	sent := make(chan error, 1)
 	go func() {
-		// The first message on the first channel lets lanes open.
+		a, err := accepted()
+		if err != nil {
+			sent <- fmt.Errorf("Accept: %w", err)
+			return
+		}
 		if err := a.Set().First().Write(ctx, msg(0, 0)); err != nil {
 			sent <- err
 			return
@@ -342,6 +390,11 @@ func carryPieces(ctx context.Context, t *testing.T, d, a *Conn, n int) map[int]i
 				t.Fatalf("piece %d, message %d: corrupt or twice", m.piece, m.k)
 			}
 			seen[[2]int{m.piece, m.k}] = true
+		case err := <-sent:
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent <- nil // all written; the rest is on its way
 		case <-ctx.Done():
 			t.Fatalf("%d of %d messages arrived", len(seen), 1+(n-1)*perPiece)
 		}

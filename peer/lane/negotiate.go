@@ -152,6 +152,9 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 	replay := c.next // what the last negotiation kept for this one
 	c.next = nil
 	keeping := false // the next lane's offer came: keep the rest for it
+	// lateOpen fires when an accepting end with Config.lateOpen takes
+	// its first channel for open.
+	var lateOpen <-chan time.Time
 	// handle takes one message from the other end; done reports that the
 	// caller should return (nil, err).
 	handle := func(m *signalMsg) (done bool, err error) {
@@ -169,6 +172,14 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 			}
 			return true, fmt.Errorf("%w: %s", ErrRemote, m.Why)
 		case sigLanes:
+			if !offerer && pc == c.pc {
+				// The dialer's word on its lanes, sent as soon as its
+				// first channel opened, which may be before ours: the
+				// lanes' negotiation takes it, and what follows.
+				keeping = true
+				c.next = append(c.next, m)
+				return false, nil
+			}
 			// Sent after the first connection's offer, so an answerer
 			// still waiting for one was waiting for a lane.
 			c.theirLanes = min(c.theirLanes, m.Lanes)
@@ -314,6 +325,12 @@ func (c *Conn) negotiate(ctx context.Context, pc *webrtc.PeerConnection, pn *ice
 			}
 			dc = d
 		case <-ev.open:
+			if d := c.t.cfg.lateOpen; d > 0 && !offerer && pc == c.pc {
+				lateOpen = time.After(d)
+				break
+			}
+			opened = true
+		case <-lateOpen:
 			opened = true
 		case m := <-c.in.msgs:
 			if done, err := handle(m); done {

@@ -21,6 +21,18 @@ const (
 	lowWater  = 3 << 20
 )
 
+// While a direct or ride lane may still open, for at most pendingFor
+// after the first connection did, it keeps no more than pendingWater
+// buffered. What the receiver asks for meanwhile then waits here and
+// leaves on the new lane as soon as it opens. Without the bound it sat
+// behind SCTP's slow start: on a 50 ms path the receiver's first half
+// MiB was all buffered there, and the new lane idled for 200 ms until it
+// drained (docs/performance.md).
+const (
+	pendingWater = 256 << 10
+	pendingFor   = time.Second
+)
+
 // Set is the accepting end's lanes to one peer, the first connection's
 // first: it picks the lane each message goes on and holds writers back
 // while a lane's buffer is full. Lanes join as the dialer opens them. Its
@@ -45,6 +57,11 @@ type Set struct {
 	// tick wakes waiting writers in case a drain event is lost.
 	tick     *time.Ticker
 	watchers sync.WaitGroup
+	// pendingUntil ends the first lane's pendingWater bound, if settle
+	// does not first; capped says the bound (and its drain threshold)
+	// is still set.
+	pendingUntil time.Time
+	capped       bool
 }
 
 // Lane is one connection of a Set.
@@ -79,14 +96,22 @@ func newSet(done <-chan struct{}, settleFirst bool) *Set {
 		done: done, settleFirst: settleFirst,
 		low: make(chan struct{}, MaxLanes), added: make(chan struct{}, 1),
 		failed: make(chan struct{}), settled: make(chan struct{}),
-		tick: time.NewTicker(250 * time.Millisecond),
+		tick:         time.NewTicker(250 * time.Millisecond),
+		pendingUntil: time.Now().Add(pendingFor),
+		capped:       true,
 	}
 }
 
 // add starts using ln.
 func (s *Set) add(ln *Lane) {
 	ln.set = s
-	ln.ch.SetBufferedAmountLowThreshold(lowWater)
+	s.mu.Lock()
+	if len(s.lanes) == 0 && s.capped {
+		ln.ch.SetBufferedAmountLowThreshold(pendingWater / 2)
+	} else {
+		ln.ch.SetBufferedAmountLowThreshold(lowWater)
+	}
+	s.mu.Unlock()
 	ln.ch.OnBufferedAmountLow(func() {
 		select {
 		case s.low <- struct{}{}:
@@ -121,7 +146,36 @@ func (s *Set) add(ln *Lane) {
 }
 
 // settle records that no more lanes will join.
-func (s *Set) settle() { s.settleOnce.Do(func() { close(s.settled) }) }
+func (s *Set) settle() {
+	s.settleOnce.Do(func() {
+		close(s.settled)
+		s.mu.Lock()
+		s.uncapLocked()
+		s.mu.Unlock()
+	})
+}
+
+// uncapLocked lifts the first lane's pendingWater bound.
+func (s *Set) uncapLocked() {
+	if !s.capped {
+		return
+	}
+	s.capped = false
+	if len(s.lanes) > 0 {
+		s.lanes[0].ch.SetBufferedAmountLowThreshold(lowWater)
+	}
+}
+
+// limitLocked is how much ln may have buffered for Pick to choose it.
+func (s *Set) limitLocked(ln *Lane) uint64 {
+	if s.capped && !time.Now().Before(s.pendingUntil) {
+		s.uncapLocked()
+	}
+	if s.capped && ln.index == 0 {
+		return pendingWater
+	}
+	return highWater
+}
 
 // close releases the Set once its Conn has closed.
 func (s *Set) close() {
@@ -169,11 +223,12 @@ func (s *Set) pick() *Lane {
 	var least uint64
 	for k := range s.data {
 		ln := s.data[(s.turn+k)%len(s.data)]
-		if b := ln.ch.BufferedAmount(); best == nil || b < least {
+		b := ln.ch.BufferedAmount()
+		if b <= s.limitLocked(ln) && (best == nil || b < least) {
 			best, least = ln, b
 		}
 	}
-	if best == nil || least > highWater {
+	if best == nil {
 		return nil
 	}
 	s.turn++

@@ -81,6 +81,11 @@ type Config struct {
 	// SettleFirst makes Set.Pick wait until every lane has opened or been
 	// given up on, so that even a short transfer uses them all.
 	SettleFirst bool
+
+	// lateOpen, for tests, makes an accepting end take its first channel
+	// for open this much later, as on a path where the dialer's word
+	// overtakes it (wire.go).
+	lateOpen time.Duration
 }
 
 // ICEServer is a STUN or TURN server, as WebRTC's RTCIceServer has it.

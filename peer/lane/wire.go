@@ -1,6 +1,6 @@
 package lane
 
-// Sealed signalling, version 5.
+// Sealed signalling, version 6.
 //
 // Each message travels through the caller's Signal, sealed end to end
 // (package peer seals them with the PAKE session's key), so the
@@ -43,8 +43,8 @@ package lane
 //	  |                                           |    a public candidate of
 //	  |                                           |    the other, punch.go)
 //	  |-- {bye} or <---------------------- {bye} -|   (either side gives up)
-//	  |   ... once the accepter's first message has come on the first
-//	  |   channel (its signalling for the first connection is over):
+//	  |   ... once the dialer's first channel is open (the accepter may
+//	  |   still be negotiating the first connection: it keeps these):
 //	  |-- {offer} / {cand} ... <-- {answer} ... --|   (lane 2, 3, ... up to
 //	  |                                           |    lanes, one at a time)
 //	  |-- or {lanes, lanes:1} ------------------->|   (a short path: none)
@@ -103,8 +103,10 @@ import (
 // at their first message with ErrVersion instead of misreading each other.
 // Version 4: direct lanes carry package bulk's stream instead of SCTP;
 // ride lanes. Version 5: rides in offer and answer, and ride lanes
-// between ends that said lanes:1.
-const Version = 5
+// between ends that said lanes:1. Version 6: the dialer asks for its
+// lanes as soon as its first channel opens, not after the accepter's
+// first message on it, a round trip sooner.
+const Version = 6
 
 // Message types.
 const (

@@ -7,7 +7,7 @@
 //	  |-- relay{Hello} ----------->|-- relay ------------------->|  CPace (cpace.js)
 //	  |<------------ relay{Reply} -|<-----------------------------|
 //	  |-- relay{Confirm} --------->|----------------------------->|
-//	  |-- relay{sealed offer, lanes:1} / {cand} ...  ---------->|  sealed signalling v5
+//	  |-- relay{sealed offer, lanes:1} / {cand} ...  ---------->|  sealed signalling v6
 //	  |<------- relay{sealed answer (info: key)} / {cand} ... ---|  (signal.js)
 //	  |========== data channel DATA_CHANNEL_LABEL (frames.js) =====|
 //	  |<-- 'M' signed manifest, 'H' its have-bitmap --------------|

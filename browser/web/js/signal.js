@@ -21,8 +21,8 @@
 //    release{peer}, queued{position,sources}, fail, and error{code,text}.
 //    "relay" carries its other end in "peer" both ways.
 //
-// 2. Sealed signalling, version 5 (Go's peer/lane/wire.go): the JSON inside
-//    each Sealed frame once the PAKE is done: {v:5, t:offer|answer|cand|
+// 2. Sealed signalling, version 6 (Go's peer/lane/wire.go): the JSON inside
+//    each Sealed frame once the PAKE is done: {v:6, t:offer|answer|cand|
 //    bye|lanes|direct|punched, ...}. A browser has one peer connection and
 //    no direct lanes: it offers lanes:1 and, after the accepter's first
 //    data-channel message, sends {t:"lanes", lanes:1}. It never says
@@ -298,7 +298,7 @@ export function decodeMessage(frame) {
 // --- sealed signalling (inside Sealed frames) --------------------------
 
 /** Sealed signalling version; any other ends the connection. */
-export const SIGNAL_VERSION = 5;
+export const SIGNAL_VERSION = 6;
 /** Bound on the connections one dialer opens to one accepter. */
 export const MAX_LANES = 4;
 const MAX_WHY = 256;
