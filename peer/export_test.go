@@ -15,6 +15,7 @@ func SetServeFilter(o *ServeOptions, f func(peer string, piece int) bool) { o.fi
 func SetAllowSource(o *ReceiveOptions, f func(peer string) bool)          { o.allowSource = f }
 func SetCorrupt(o *ReceiveOptions, f func(piece int, data []byte))        { o.corrupt = f }
 func SetSentOn(o *ServeOptions, f func(peer string, lane int))            { o.sentOn = f }
+func SetMute(o *ServeOptions, f func(peer string) bool)                   { o.mute = f }
 
 // ProbeSupported: direct lanes between hosts (path MTU probing) work here.
 const ProbeSupported = lane.ProbeSupported
@@ -23,13 +24,16 @@ const ProbeSupported = lane.ProbeSupported
 // within the minute: one that holds a source idle on purpose would ask
 // every wantEvery, and be queued again.
 func SetSlowWants(o *ReceiveOptions) {
-	o.pace = &pacing{tick: defaultPacing.tick, wantEvery: time.Minute, wantAfterDrop: defaultPacing.wantAfterDrop}
+	p := defaultPacing
+	p.wantEvery = time.Minute
+	o.pace = &p
 }
 
 // SetQuickPacing makes a receiver look after its sources ten times as
 // often as the CLI's does, so that tests wait less for its timers.
 func SetQuickPacing(o *ReceiveOptions) {
-	o.pace = &pacing{tick: defaultPacing.tick / 10, wantEvery: defaultPacing.wantEvery / 10, wantAfterDrop: defaultPacing.wantAfterDrop / 10}
+	o.pace = &pacing{tick: defaultPacing.tick / 10, wantEvery: defaultPacing.wantEvery / 10, wantAfterDrop: defaultPacing.wantAfterDrop / 10,
+		greetWait: defaultPacing.greetWait / 10}
 }
 
 // HaveEvery and HaveBatch pace a receiver's have frames (tellHaves).

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -533,4 +534,36 @@ func readDir(dir string) ([]string, error) {
 		names = append(names, e.Name())
 	}
 	return names, err
+}
+
+// TestSilentSourceDropped: a source that connects and then sends nothing
+// (a browser page's channel once stayed silent for good) is dropped
+// after greetWait with ErrTimeout, and a new connection to it delivers
+// the files.
+func TestSilentSourceDropped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t)
+	srcDir, paths := writeFiles(t, map[string]int{"f.bin": 1<<20 + 7})
+	var sessions atomic.Int32
+	opts := peer.ServeOptions{Password: "correct-horse", MaxReceivers: 1}
+	peer.SetMute(&opts, func(string) bool { return sessions.Add(1) == 1 })
+	s := startSender(ctx, t, r, paths, 256<<10, opts, nil)
+	rc := startReceiver(ctx, t, r, s.room, "correct-horse", nil)
+	if err := <-rc.err; err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	sameFiles(t, srcDir, rc.out, "f.bin")
+	if n := sessions.Load(); n != 2 {
+		t.Fatalf("%d sessions at the sender, want the silent one and one more", n)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var timedOut bool
+	for _, e := range rc.sources {
+		timedOut = timedOut || (e.Kind == peer.SourceLeft && errors.Is(e.Err, peer.ErrTimeout))
+	}
+	if !timedOut {
+		t.Fatalf("source events %+v: want the silent source dropped with ErrTimeout", rc.sources)
+	}
 }

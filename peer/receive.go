@@ -116,9 +116,14 @@ type pacing struct {
 	// fewer than MaxSources; wantAfterDrop is how long after the last
 	// ask a dropped source is replaced at once.
 	wantEvery, wantAfterDrop time.Duration
+	// greetWait drops a source that connected and has sent nothing for
+	// this long: one writes its manifest as soon as its channel opens. A
+	// browser page's channel once stayed silent for good (the data it
+	// wrote never arrived); a new connection to it carries on.
+	greetWait time.Duration
 }
 
-var defaultPacing = pacing{tick: time.Second, wantEvery: 3 * time.Second, wantAfterDrop: time.Second}
+var defaultPacing = pacing{tick: time.Second, wantEvery: 3 * time.Second, wantAfterDrop: time.Second, greetWait: 15 * time.Second}
 
 // Receive downloads the room's files from up to MaxSources peers at once,
 // asking the signalling server for sources (the sender, seeds, receivers
@@ -1066,6 +1071,15 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 	if !send(dlEvent{kind: dlConnected, raw: ch, key: conn.Info(), path: conn.Path()}) {
 		return ctx.Err()
 	}
+	heard := &firstRead{r: ch, done: make(chan struct{})}
+	greet := time.AfterFunc(d.opts.pace.greetWait, func() {
+		select {
+		case <-heard.done:
+		default:
+			fail(fmt.Errorf("%w: connected, but it sent nothing for %v", ErrTimeout, d.opts.pace.greetWait))
+		}
+	})
+	defer greet.Stop()
 	// Lanes open while the manifest arrives (a few round trips in SCTP's
 	// slow start for a large transfer); they carry nothing before it.
 	manifestReady := make(chan struct{})
@@ -1104,11 +1118,26 @@ func (d *download) fetch(ctx context.Context, l *link, send func(dlEvent) bool) 
 			fail(err)
 		}
 	}()
-	err = d.readSource(ctx, ch, nil, onManifest, send)
+	err = d.readSource(ctx, heard, nil, onManifest, send)
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause // a lane failed, and that stopped the first one
+		return cause // a lane failed, or the source said nothing
 	}
 	return err
+}
+
+// firstRead notes the first successful Read from r: done is closed then.
+type firstRead struct {
+	r    io.Reader
+	once sync.Once
+	done chan struct{}
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 {
+		f.once.Do(func() { close(f.done) })
+	}
+	return n, err
 }
 
 // readSource reads one source's frames, checking each against the

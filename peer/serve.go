@@ -81,6 +81,7 @@ type ServeOptions struct {
 
 	filter func(peer string, piece int) bool // tests: pieces offered to each peer
 	sentOn func(peer string, lane int)       // tests: called for each piece sent
+	mute   func(peer string) bool            // tests: connect, then send nothing
 }
 
 const (
@@ -114,7 +115,7 @@ func (e *Engine) Serve(ctx context.Context, sig Signaller, src Source, opts Serv
 	sp := newServePool(e, sig, serveConfig{
 		room: opts.Room, self: opts.Self, password: opts.Password,
 		maxFailures: opts.MaxFailures, maxConcurrent: opts.MaxConcurrent,
-		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn,
+		emit: opts.OnEvent, filter: opts.filter, sentOn: opts.sentOn, mute: opts.mute,
 	}, &wg)
 	sp.setHolding(newFull(src, signed))
 	if len(opts.Signer) == ed25519.PrivateKeySize {
@@ -215,6 +216,7 @@ type serveConfig struct {
 	emit                 func(Event)
 	filter               func(peer string, piece int) bool
 	sentOn               func(peer string, lane int)
+	mute                 func(peer string) bool
 	corrupt              func(piece int, b []byte)
 }
 
@@ -645,6 +647,10 @@ func (sp *servePool) sendPieces(ctx context.Context, peerID string, conn *lane.C
 			}
 		}
 		bm = b.Bytes()
+	}
+	if sp.cfg.mute != nil && sp.cfg.mute(peerID) {
+		<-ctx.Done() // a source that hangs once connected
+		return false, context.Cause(ctx)
 	}
 	write := func(f []byte) error { return first.Write(ctx, f) }
 	err = writeParts(frameManifest, h.signed(), write)

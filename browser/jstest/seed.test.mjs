@@ -14,7 +14,9 @@ test('seed: only a Hello starts a session, and one too many is told busy', () =>
   assert.equal(relayAction(false, hello, 0, MAX_SESSIONS, false), 'start');
   assert.equal(relayAction(false, hello, MAX_SESSIONS - 1, MAX_SESSIONS, false), 'start');
   assert.equal(relayAction(false, hello, MAX_SESSIONS, MAX_SESSIONS, false), 'busy');
-  assert.equal(relayAction(true, hello, MAX_SESSIONS, MAX_SESSIONS, false), 'deliver');
+  // A Hello from a peer whose session runs: it started over.
+  assert.equal(relayAction(true, hello, MAX_SESSIONS, MAX_SESSIONS, false), 'restart');
+  assert.equal(relayAction(true, hello, 1, MAX_SESSIONS, true), 'deliver');
   assert.equal(relayAction(false, hello, 0, MAX_SESSIONS, true), 'ignore');
   // A Hello of another version starts a session, which answers ABORT_VERSION.
   const v2 = Uint8Array.from(hello);

@@ -68,20 +68,22 @@ const LOW_WATER = 1 << 20;
  * for a Hello (a Hello of another version too, which the session refuses
  * with ABORT_VERSION); 'busy' when active sessions reach limit (answer
  * ABORT_BUSY, so the receiver learns at once, as Go's pool does);
+ * 'restart' for a Hello from a peer whose session runs: it started over,
+ * having given up on that session (a connection that stayed silent, say),
+ * so that session ends and a new one starts with the Hello;
  * 'ignore' anything else: a stray frame of a session that ended, which
  * must not hold a slot for a handshake timeout, or any frame once the
  * page stopped serving.
  */
 export function relayAction(running, data, active, limit, stopped) {
-  if (running) return 'deliver';
-  if (stopped) return 'ignore';
   let kind;
   try {
     kind = c.frameKind(data);
   } catch {
-    return 'ignore';
+    return running ? 'deliver' : 'ignore';
   }
-  if (kind !== c.KIND_HELLO) return 'ignore';
+  if (running) return kind === c.KIND_HELLO && !stopped ? 'restart' : 'deliver';
+  if (stopped || kind !== c.KIND_HELLO) return 'ignore';
   return active >= limit ? 'busy' : 'start';
 }
 
@@ -293,6 +295,10 @@ export class Seeder {
         case 'deliver':
           s.deliver(m.data);
           break;
+        case 'restart':
+          s.end(false);
+          if (this.stopped) break;
+        // falls through: a new session for the Hello
         case 'start': {
           const n = new Session(this, m.peer);
           this.sessions.set(m.peer, n);
