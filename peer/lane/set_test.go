@@ -2,47 +2,25 @@ package lane
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // fakeChannel is a lane's channel with a buffered amount the test sets.
 type fakeChannel struct {
-	mu        sync.Mutex
-	buffered  uint64
-	threshold uint64
+	buffered, threshold atomic.Uint64
 }
 
-func (f *fakeChannel) BufferedAmount() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.buffered
-}
-
-func (f *fakeChannel) SetBufferedAmountLowThreshold(n uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.threshold = n
-}
-
-func (f *fakeChannel) lowThreshold() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.threshold
-}
-
-func (f *fakeChannel) setBuffered(n uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.buffered = n
-}
-
-func (*fakeChannel) OnBufferedAmountLow(func())      {}
-func (*fakeChannel) Read([]byte) (int, error)        { return 0, nil }
-func (*fakeChannel) Write(p []byte) (int, error)     { return len(p), nil }
-func (*fakeChannel) Close() error                    { return nil }
-func (*fakeChannel) SetReadDeadline(time.Time) error { return nil }
+func (f *fakeChannel) BufferedAmount() uint64                 { return f.buffered.Load() }
+func (f *fakeChannel) SetBufferedAmountLowThreshold(n uint64) { f.threshold.Store(n) }
+func (f *fakeChannel) lowThreshold() uint64                   { return f.threshold.Load() }
+func (f *fakeChannel) setBuffered(n uint64)                   { f.buffered.Store(n) }
+func (*fakeChannel) OnBufferedAmountLow(func())               {}
+func (*fakeChannel) Read([]byte) (int, error)                 { return 0, nil }
+func (*fakeChannel) Write(p []byte) (int, error)              { return len(p), nil }
+func (*fakeChannel) Close() error                             { return nil }
+func (*fakeChannel) SetReadDeadline(time.Time) error          { return nil }
 
 func fakeLane(direct bool) (*Lane, *fakeChannel) {
 	f := &fakeChannel{}
