@@ -105,13 +105,6 @@ func newSet(done <-chan struct{}, settleFirst bool) *Set {
 // add starts using ln.
 func (s *Set) add(ln *Lane) {
 	ln.set = s
-	s.mu.Lock()
-	if len(s.lanes) == 0 && s.capped {
-		ln.ch.SetBufferedAmountLowThreshold(pendingWater / 2)
-	} else {
-		ln.ch.SetBufferedAmountLowThreshold(lowWater)
-	}
-	s.mu.Unlock()
 	ln.ch.OnBufferedAmountLow(func() {
 		select {
 		case s.low <- struct{}{}:
@@ -120,6 +113,11 @@ func (s *Set) add(ln *Lane) {
 	})
 	s.mu.Lock()
 	ln.index = len(s.lanes)
+	if ln.index == 0 && s.capped {
+		ln.ch.SetBufferedAmountLowThreshold(pendingWater / 2)
+	} else {
+		ln.ch.SetBufferedAmountLowThreshold(lowWater)
+	}
 	s.lanes = append(s.lanes, ln)
 	switch {
 	case ln.direct && (len(s.data) == 0 || !s.data[0].direct):
